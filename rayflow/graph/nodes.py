@@ -1,0 +1,266 @@
+"""The immutable flow graph: `StepNode` for each step, `FlowGraph` for the whole flow.
+
+This module owns how steps connect: the order the graph is walked in, which steps lead into each
+step, and the split/join structure (which splits enclose a step, which join closes a split). It
+builds all of that from the facts `parse.py` read from the source, then freezes it.
+
+It never raises for a broken flow: a cycle, an unknown target or an unbalanced split still gives
+a graph, so that `lint` can name the step and the line. It never imports ray.
+
+How splits and joins are matched (the same rule Metaflow's runtime relies on): walk the steps in
+graph order carrying a stack of open splits. A split step (several targets, or `foreach=`) pushes
+itself for its targets. A join step (a step that takes `inputs`) closes the innermost open split
+it arrives with. A step's `split_parents` is the stack it arrives with, outermost first; for a
+join this still includes the split it closes, exactly as for the steps that lead into it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from rayflow.graph.parse import ClassSource, ParseIssue, StepSource, read_class
+
+STEP_TYPES = ("start", "linear", "split-static", "split-foreach", "join", "end")
+
+
+@dataclass(frozen=True)
+class StepNode:
+    """One step of a flow. Frozen: the graph is built once and shared read-only."""
+
+    name: str
+    type: str
+    out_funcs: tuple[str, ...]
+    in_funcs: tuple[str, ...]
+    foreach_param: str | None
+    has_inputs: bool
+    num_args: int
+    func_lineno: int
+    next_lineno: int | None
+    source_file: str
+    split_parents: tuple[str, ...] = ()
+    matching_join: str | None = None
+    join_of: str | None = None
+    is_foreach_join: bool = False
+    decorators: tuple[str, ...] = ()
+    doc: str = ""
+    # Problems found while reading the source; the lint turns them into messages.
+    parse_issues: tuple[ParseIssue, ...] = ()
+
+    @property
+    def is_start(self) -> bool:
+        return self.name == "start"
+
+    @property
+    def is_end(self) -> bool:
+        return self.name == "end"
+
+    @property
+    def is_split(self) -> bool:
+        """True when the step fans out: several targets, or a foreach."""
+        return self.foreach_param is not None or len(self.out_funcs) > 1
+
+    @property
+    def is_join(self) -> bool:
+        # Metaflow decides "join" by the `inputs` argument alone, so rayflow does too.
+        return self.has_inputs
+
+    @property
+    def where(self) -> str:
+        """`file:line` of the step's `def`."""
+        return f"{self.source_file}:{self.func_lineno}"
+
+
+@dataclass(frozen=True, eq=False)
+class FlowGraph:
+    """The steps of a flow class, connected. Build it with `FlowGraph.from_class(cls)`.
+
+    Iterating gives the nodes in graph order: a topological order starting at `start`, with any
+    step not reachable from `start` last, in source order.
+    """
+
+    name: str
+    file: str
+    lineno: int
+    doc: str
+    nodes: Mapping[str, StepNode]
+    # Callables on the class that are not steps: "add @step" beats "unknown step" as advice.
+    non_step_methods: frozenset[str] = frozenset()
+    # Attributes of base classes (FlowSpec.next, ...) that a step of that name would shadow.
+    inherited_names: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_class(cls, flow_cls: type) -> FlowGraph:
+        return build_graph(read_class(flow_cls))
+
+    def __getitem__(self, name: str) -> StepNode:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(self._unknown_step_message(name)) from None
+
+    def _unknown_step_message(self, name: str) -> str:
+        close = difflib.get_close_matches(name, list(self.nodes), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        return f"Flow {self.name} has no step {name!r}.{hint}"
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.nodes
+
+    def __iter__(self) -> Iterator[StepNode]:
+        return iter(self.nodes.values())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return tuple(self.nodes)
+
+    def where(self) -> str:
+        """`file:line` of the class statement."""
+        return f"{self.file}:{self.lineno}"
+
+    def to_dict(self) -> dict:
+        from rayflow.graph.show import graph_to_dict
+        return graph_to_dict(self)
+
+    def describe(self) -> str:
+        from rayflow.graph.show import describe_graph
+        return describe_graph(self)
+
+
+def stack_leaving(node: StepNode) -> tuple[str, ...]:
+    """The open splits a step hands to its targets: a join pops its split, a split pushes."""
+    stack = node.split_parents[:-1] if node.join_of else node.split_parents
+    return stack + (node.name,) if node.is_split else stack
+
+
+# ---- building -------------------------------------------------------------------------------
+
+def build_graph(source: ClassSource) -> FlowGraph:
+    by_name = {s.name: s for s in source.steps}
+    order = graph_order(by_name)
+    nodes = {name: _initial_node(by_name[name], _in_funcs(name, by_name, order))
+             for name in order}
+    nodes = _with_split_structure(nodes, order)
+    return FlowGraph(
+        name=source.name,
+        file=source.file,
+        lineno=source.lineno,
+        doc=source.doc,
+        nodes=MappingProxyType(nodes),
+        non_step_methods=source.non_step_methods,
+        inherited_names=source.inherited_names,
+    )
+
+
+def _step_type(s: StepSource) -> str:
+    # `inputs` wins over fan-out, as in Metaflow; a join that also splits is a lint error.
+    if s.name == "end":
+        return "end"
+    if s.num_args > 1:
+        return "join"
+    if s.foreach_param is not None:
+        return "split-foreach"
+    if len(s.out_funcs) > 1:
+        return "split-static"
+    return "start" if s.name == "start" else "linear"
+
+
+def _initial_node(s: StepSource, in_funcs: tuple[str, ...]) -> StepNode:
+    return StepNode(
+        name=s.name,
+        type=_step_type(s),
+        out_funcs=s.out_funcs,
+        in_funcs=in_funcs,
+        foreach_param=s.foreach_param,
+        has_inputs=s.num_args > 1,
+        num_args=s.num_args,
+        func_lineno=s.func_lineno,
+        next_lineno=s.next_lineno,
+        source_file=s.source_file,
+        decorators=s.decorators,
+        doc=s.doc,
+        parse_issues=s.issues,
+    )
+
+
+def _known_targets(s: StepSource, by_name: Mapping[str, StepSource]) -> list[str]:
+    # Unknown targets are the lint's business; deduplicated so `self.next(self.a, self.a)`
+    # does not count as two edges.
+    return list(dict.fromkeys(t for t in s.out_funcs if t in by_name))
+
+
+def reachable(names: Iterable[str], targets_of: Callable[[str], Iterable[str]]) -> list[str]:
+    """Steps reachable from `start`, breadth first, following self.next argument order."""
+    if "start" not in names:
+        return []
+    seen, queue = ["start"], deque(["start"])
+    while queue:
+        for target in targets_of(queue.popleft()):
+            if target in names and target not in seen:
+                seen.append(target)
+                queue.append(target)
+    return seen
+
+
+def reachable_steps(graph: FlowGraph) -> list[str]:
+    return reachable(graph.nodes, lambda name: graph.nodes[name].out_funcs)
+
+
+def graph_order(by_name: Mapping[str, StepSource]) -> tuple[str, ...]:
+    """Topological order from `start` (Kahn's algorithm, first come first served, so sibling
+    branches appear side by side, breadth first). Steps caught in a cycle follow in discovery
+    order, then steps not reachable from start in source order."""
+    found = reachable(by_name, lambda name: by_name[name].out_funcs)
+    remaining = {name: 0 for name in found}
+    for name in found:
+        for target in _known_targets(by_name[name], by_name):
+            # An edge into start is an error the lint reports; ignoring it here lets the walk
+            # still begin at start.
+            if target != "start":
+                remaining[target] += 1
+    order, ready = [], deque(found[:1])
+    while ready:
+        name = ready.popleft()
+        order.append(name)
+        for target in _known_targets(by_name[name], by_name):
+            if target == "start":
+                continue
+            remaining[target] -= 1
+            if remaining[target] == 0:
+                ready.append(target)
+    order += [n for n in found if n not in order]
+    order += [n for n in by_name if n not in order]  # by_name is in source order
+    return tuple(order)
+
+
+def _in_funcs(name: str, by_name: Mapping[str, StepSource], order: tuple[str, ...]):
+    return tuple(p for p in order if name in by_name[p].out_funcs)
+
+
+def _with_split_structure(nodes: dict[str, StepNode], order: tuple[str, ...]):
+    """Walk in graph order and fill split_parents, join_of, matching_join, is_foreach_join."""
+    leaving: dict[str, tuple[str, ...]] = {}  # walked step -> stack it hands to its targets
+    for name in order:
+        node = nodes[name]
+        if name != "start" and not any(p in leaving for p in node.in_funcs):
+            continue  # not reachable from start: it has no enclosing splits to speak of
+        # The first walked predecessor decides. Predecessors that disagree make a join of
+        # unrelated branches, which the lint reports.
+        arriving = next((leaving[p] for p in node.in_funcs if p in leaving), ())
+        join_of = arriving[-1] if node.is_join and arriving else None
+        nodes[name] = replace(
+            node,
+            split_parents=arriving,
+            join_of=join_of,
+            is_foreach_join=join_of is not None and nodes[join_of].foreach_param is not None,
+        )
+        leaving[name] = stack_leaving(nodes[name])
+        if join_of is not None and nodes[join_of].matching_join is None:
+            nodes[join_of] = replace(nodes[join_of], matching_join=name)
+    return nodes

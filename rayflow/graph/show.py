@@ -1,0 +1,75 @@
+"""Render a FlowGraph for people (`describe`, like Metaflow's `show`) and for machines (`to_dict`,
+behind `rayflow show --json`).
+
+Only presentation lives here: nothing in this module decides anything about the graph. It never
+imports ray.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rayflow.graph.nodes import FlowGraph, StepNode
+
+# Parse issues are lint input, not a description of the flow.
+_INTERNAL_FIELDS = {"parse_issues"}
+
+
+def node_to_dict(node: StepNode) -> dict:
+    out = {}
+    for f in fields(node):
+        if f.name in _INTERNAL_FIELDS:
+            continue
+        value = getattr(node, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    out["is_start"] = node.is_start
+    return out
+
+
+def graph_to_dict(graph: FlowGraph) -> dict:
+    """A JSON-able description. `steps` is a list in graph order (JSON objects have no order
+    that every reader keeps)."""
+    return {
+        "name": graph.name,
+        "file": graph.file,
+        "lineno": graph.lineno,
+        "doc": graph.doc,
+        "steps": [node_to_dict(node) for node in graph],
+    }
+
+
+def _transition_text(node: StepNode) -> str:
+    if node.is_end or not node.out_funcs:
+        return ""
+    targets = ", ".join(node.out_funcs)
+    if node.foreach_param is not None:
+        return f"=> {targets} (foreach over self.{node.foreach_param})"
+    return f"=> {targets}"
+
+
+def _describe_node(node: StepNode) -> list[str]:
+    header = f"Step {node.name}"
+    if node.is_join and node.join_of:
+        header += f" (join of {node.join_of})"
+    if node.decorators:
+        header += "  @" + " @".join(node.decorators)
+    lines = [header]
+    if node.doc:
+        lines += [textwrap.indent(node.doc, "    ")]
+    transition = _transition_text(node)
+    if transition:
+        lines.append(f"    {transition}")
+    return lines
+
+
+def describe_graph(graph: FlowGraph) -> str:
+    """Human text: the flow's docstring, then each step with its docstring and `=> targets`."""
+    lines = []
+    if graph.doc:
+        lines += [graph.doc, ""]
+    for node in graph:
+        lines += _describe_node(node) + [""]
+    return "\n".join(lines).rstrip() + "\n"
