@@ -1,0 +1,357 @@
+"""Flow, Run and Step: Metaflow's client objects, read from a rayflow datastore (Task and
+DataArtifact live in task.py).
+
+Every object is named by a pathspec (`HelloFlow/1712/start/3/x`) and reads only the datastore,
+through `FlowDataStore`, so a notebook can inspect runs with no Ray running. Objects are cheap
+views: a parent hands its children what it already read, and artifact bytes load only when
+`.data` is touched.
+
+What the datastore guarantees, and so what "finished" means here: a task's record is written when
+an attempt ends, and `DONE` is written after it only when the attempt succeeded. A reader trusts a
+task as successful only with `DONE`. This module must never import ray.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+from rayflow.client.artifacts import MetaflowData
+from rayflow.client.base import (
+    MetaflowObject,
+    ObjectNotFound,
+    natural_key,
+    resolve_url,
+    split_pathspec,
+    to_datetime,
+)
+from rayflow.client.namespaces import get_namespace, in_namespace
+from rayflow.client.task import Task
+from rayflow.datastore import RunRecord, TaskRecord
+from rayflow.exceptions import MetaflowNamespaceMismatch
+
+END_STEP = "end"
+
+
+class Flow(MetaflowObject):
+    """All runs of one flow in a datastore; iterates the current namespace's runs, newest first."""
+
+    _NAME = "flow"
+    _PATH_PARTS = ("FlowName",)
+    _EXAMPLE = "HelloFlow"
+    _CHILD_KIND = "run"
+
+    def __init__(self, pathspec: str, *, datastore: str | None = None,
+                 _namespace_check: bool = True):
+        self._components = split_pathspec(Flow, pathspec)
+        self._url = resolve_url(datastore)
+        if not self._store.list_run_ids():
+            raise ObjectNotFound(
+                f"Flow '{self.id}' not found in datastore {self.datastore}: it has no runs there. "
+                f"If it ran with another datastore, point the client at that one with "
+                f"metadata('/path/to/.rayflow') or metadata('s3://bucket/prefix') (the value "
+                f"given to the CLI's --datastore), or set RAYFLOW_DATASTORE."
+            )
+
+    @property
+    def parent(self) -> None:
+        return None
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return frozenset()  # a flow carries no tags; its runs do
+
+    user_tags = system_tags = tags
+
+    def is_in_namespace(self) -> bool:
+        return True  # a flow is visible everywhere; namespaces filter its runs
+
+    # -- runs -------------------------------------------------------------------------------
+    def _child_ids(self) -> list[str]:
+        return self._store.list_run_ids()  # newest first, by contract
+
+    def _run(self, run_id: str, namespace_check: bool) -> Run | None:
+        record = self._store.read_run(run_id)
+        return None if record is None else Run._from_flow(self, run_id, record, namespace_check)
+
+    def _child(self, run_id: str) -> Run | None:
+        # `flow[run_id]` checks the namespace, as Metaflow does: a run id is no password.
+        return self._run(run_id, namespace_check=True)
+
+    def __contains__(self, run_id: object) -> bool:
+        return isinstance(run_id, str) and self._store.read_run(run_id) is not None
+
+    def _children(self) -> Iterator[Run]:
+        namespace = get_namespace()
+        for run_id in self._child_ids():
+            run = self._run(run_id, namespace_check=False)
+            if run is not None and in_namespace(run.tags, namespace):
+                yield run
+
+    def runs(self, *tags: str) -> Iterator[Run]:
+        """Runs in the current namespace that carry every one of `tags`, newest first."""
+        wanted = frozenset(tags)
+        return (run for run in self._children() if wanted <= run.tags)
+
+    @property
+    def latest_run(self) -> Run | None:
+        return next(iter(self), None)
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        return next((run for run in self if run.successful), None)
+
+
+class Run(MetaflowObject):
+    """One execution of a flow: its steps, its tags, and the `end` task's data as `.data`."""
+
+    _NAME = "run"
+    _PATH_PARTS = ("FlowName", "RunID")
+    _EXAMPLE = "HelloFlow/<run_id>"
+    _CHILD_KIND = "step"
+
+    def __init__(self, pathspec: str, *, datastore: str | None = None,
+                 _namespace_check: bool = True):
+        flow_name, run_id = split_pathspec(Run, pathspec)
+        flow = Flow(flow_name, datastore=datastore)
+        record = flow._store.read_run(run_id)
+        if record is None:
+            raise flow._missing_child(run_id)
+        self._setup(flow, run_id, record, _namespace_check)
+
+    @classmethod
+    def _from_flow(cls, flow: Flow, run_id: str, record: RunRecord, namespace_check: bool) -> Run:
+        run = cls.__new__(cls)
+        run._setup(flow, run_id, record, namespace_check)
+        return run
+
+    def _setup(self, flow: Flow, run_id: str, record: RunRecord, namespace_check: bool) -> None:
+        self._flow = flow
+        self._url = flow._url
+        self._components = [flow.id, run_id]
+        self._record = record
+        self._finished_end_task: Task | None = None
+        self._user_tags = list(self._store.read_tags(run_id))
+        if namespace_check:
+            self._check_namespace()
+
+    def _check_namespace(self) -> None:
+        namespace = get_namespace()
+        if not in_namespace(self.tags, namespace):
+            raise MetaflowNamespaceMismatch(
+                f"{self!r} is not in the current namespace '{namespace}' (its tags: "
+                f"{', '.join(sorted(self.tags))}). Call namespace(None) to read runs by every "
+                f"user, or namespace('user:{self._record.user}') to read this user's runs."
+            )
+
+    @property
+    def parent(self) -> Flow:
+        return self._flow
+
+    # -- tags -------------------------------------------------------------------------------
+    @property
+    def user_tags(self) -> frozenset[str]:
+        return frozenset(self._user_tags)
+
+    @property
+    def system_tags(self) -> frozenset[str]:
+        # `user:<name>` is what namespaces hinge on, so it is always there even if a writer
+        # forgot it.
+        user = self._record.user
+        return frozenset(self._record.sys_tags) | ({f"user:{user}"} if user else set())
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.user_tags | self.system_tags
+
+    def add_tag(self, tag: str) -> None:
+        self.replace_tags([], [tag])
+
+    def add_tags(self, tags: Iterable[str]) -> None:
+        self.replace_tags([], tags)
+
+    def remove_tag(self, tag: str) -> None:
+        self.replace_tags([tag], [])
+
+    def remove_tags(self, tags: Iterable[str]) -> None:
+        self.replace_tags(tags, [])
+
+    def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
+        self.replace_tags([tag_to_remove], [tag_to_add])
+
+    def replace_tags(self, tags_to_remove: Iterable[str], tags_to_add: Iterable[str]) -> None:
+        """Remove, then add, user tags in one write; system tags cannot be removed."""
+        remove = self._checked_tags(tags_to_remove, "remove")
+        add = self._checked_tags(tags_to_add, "add")
+        system = sorted(set(remove) & self.system_tags)
+        if system:
+            raise ValueError(
+                f"Cannot remove system tag(s) {', '.join(system)} from {self!r}: rayflow sets "
+                f"them when the run starts and namespaces rely on them. Only user tags "
+                f"({', '.join(sorted(self.user_tags)) or 'none yet'}) can be removed."
+            )
+        # Read again rather than trust our copy: another process may have tagged the run since.
+        current = [t for t in self._store.read_tags(self.id) if t not in remove]
+        updated = current + [t for t in dict.fromkeys(add) if t not in current]
+        self._store.write_tags(self.id, updated)
+        self._user_tags = updated
+
+    def _checked_tags(self, tags: Iterable[str], verb: str) -> list[str]:
+        if isinstance(tags, str):
+            raise TypeError(
+                f"{verb}_tags() on {self!r} takes a list of tags, not the string {tags!r} "
+                f"(which would be read letter by letter); use {verb}_tag({tags!r})."
+            )
+        tags = list(tags)
+        for tag in tags:
+            if not isinstance(tag, str) or not tag.strip():
+                raise ValueError(
+                    f"Cannot {verb} tag {tag!r} on {self!r}: a tag is a non-empty string "
+                    f"such as 'baseline' or 'team:search'."
+                )
+        return tags
+
+    # -- steps ------------------------------------------------------------------------------
+    def _child_ids(self) -> list[str]:
+        return sorted(self._store.list_steps(self.id), key=self._step_start_key)
+
+    def _step_start_key(self, step_name: str) -> tuple:
+        """Order steps by when their first task started; steps not started yet go last."""
+        task_ids = sorted(self._store.list_tasks(self.id, step_name), key=natural_key)
+        record = self._store.read_task(self.id, step_name, task_ids[0]) if task_ids else None
+        if record is None:
+            return (1, 0.0, step_name)
+        return (0, record.started_at, step_name)
+
+    def _child(self, step_name: str) -> Step | None:
+        if step_name not in self._store.list_steps(self.id):
+            return None
+        return Step._from_run(self, step_name)
+
+    def steps(self, *tags: str) -> Iterator[Step]:
+        """Steps in start order; tags live on the run, so this yields all of them or none."""
+        return iter(self) if frozenset(tags) <= self.tags else iter(())
+
+    @property
+    def end_task(self) -> Task | None:
+        # A DONE end task never changes, so keep it: `run.data.x` then loads `x` only once.
+        if self._finished_end_task is not None:
+            return self._finished_end_task
+        end = self._child(END_STEP)
+        task = None if end is None else end.task
+        if task is not None and task._is_done():
+            self._finished_end_task = task
+        return task
+
+    @property
+    def data(self) -> MetaflowData | None:
+        """The `end` task's artifacts; None until the run has reached `end`."""
+        end_task = self.end_task
+        return None if end_task is None else end_task.data
+
+    @property
+    def successful(self) -> bool:
+        end_task = self.end_task
+        return end_task is not None and end_task.successful
+
+    @property
+    def finished(self) -> bool:
+        """True once the `end` task has its DONE marker (a run that failed earlier never does)."""
+        end_task = self.end_task
+        return end_task is not None and end_task._is_done()
+
+    @property
+    def finished_at(self) -> datetime | None:
+        end_task = self.end_task
+        return end_task.finished_at if end_task is not None and end_task._is_done() else None
+
+    @property
+    def created_at(self) -> datetime | None:
+        return to_datetime(self._record.started_at)
+
+    @property
+    def status(self) -> str:
+        """"running", "success" or "failed"; a finished `end` wins over a stale run record."""
+        return "success" if self.successful else self._record.status
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self._record.params)
+
+    @property
+    def user(self) -> str:
+        return self._record.user
+
+    @property
+    def code_hash(self) -> str:
+        return self._record.code_hash
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The run this one resumed, as a pathspec; None for a fresh run."""
+        origin = self._record.origin_run_id
+        return f"{self._flow.id}/{origin}" if origin else None
+
+
+class Step(MetaflowObject):
+    """One step of a run: a single task, or one per foreach split."""
+
+    _NAME = "step"
+    _PATH_PARTS = ("FlowName", "RunID", "StepName")
+    _EXAMPLE = "HelloFlow/<run_id>/start"
+    _CHILD_KIND = "task"
+
+    def __init__(self, pathspec: str, *, datastore: str | None = None,
+                 _namespace_check: bool = True):
+        flow_name, run_id, step_name = split_pathspec(Step, pathspec)
+        run = Run(f"{flow_name}/{run_id}", datastore=datastore, _namespace_check=_namespace_check)
+        if step_name not in run._store.list_steps(run_id):
+            raise run._missing_child(step_name)
+        self._setup(run, step_name)
+
+    @classmethod
+    def _from_run(cls, run: Run, step_name: str) -> Step:
+        step = cls.__new__(cls)
+        step._setup(run, step_name)
+        return step
+
+    def _setup(self, run: Run, step_name: str) -> None:
+        self._run = run
+        self._url = run._url
+        self._components = [*run._components, step_name]
+
+    @property
+    def parent(self) -> Run:
+        return self._run
+
+    def _read_task(self, task_id: str, attempt: int | None = None) -> TaskRecord | None:
+        return self._store.read_task(self._run.id, self.id, task_id, attempt=attempt)
+
+    def _child_ids(self) -> list[str]:
+        return sorted(self._store.list_tasks(self._run.id, self.id), key=natural_key)
+
+    def _child(self, task_id: str) -> Task | None:
+        record = self._read_task(task_id)
+        return None if record is None else Task._from_step(self, task_id, record, attempt=None)
+
+    @property
+    def task(self) -> Task | None:
+        """The first task by task id: *the* task of a step that is not a foreach split."""
+        return next(iter(self), None)
+
+    def tasks(self, *tags: str) -> Iterator[Task]:
+        return iter(self) if frozenset(tags) <= self.tags else iter(())
+
+    @property
+    def created_at(self) -> datetime | None:
+        starts = [task._record.started_at for task in self]
+        return to_datetime(min(starts)) if starts else None
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the last task finished; None while any task is unfinished (as in Metaflow)."""
+        tasks = list(self)
+        if not tasks or not all(task.finished for task in tasks):
+            return None
+        return max(task.finished_at for task in tasks)

@@ -1,0 +1,94 @@
+"""Which datastore the client reads: Metaflow's `metadata()` / `get_metadata()`, for rayflow.
+
+In Metaflow the metadata provider and the datastore are two services; in rayflow the datastore
+*is* the metadata (run and task records live next to the artifacts), so `metadata()` simply picks
+the datastore. It accepts what a user already types elsewhere:
+
+    metadata("/abs/or/relative/path")    a `.rayflow` folder, or a project folder that holds one
+    metadata("local@/path")              Metaflow's spelling of the same
+    metadata("s3://bucket/prefix")       an S3 datastore (what `--datastore` takes on a cluster)
+    metadata("s3@s3://bucket/prefix")    the form `get_metadata()` returns
+
+Until `metadata()` is called the client follows `default_datastore_url()`, read fresh each time
+so `RAYFLOW_DATASTORE` and the working folder keep working the way the CLI treats them.
+It is named datastores.py, not metadata.py, so that `rayflow.client.metadata` stays the function
+Metaflow users call. This module must never import ray.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from rayflow.datastore import FlowDataStore, default_datastore_url
+
+_LOCAL_DIR_NAME = ".rayflow"
+
+# None means "follow default_datastore_url()"; a string is the URL `metadata()` chose.
+_selected_url: str | None = None
+
+
+def resolve_datastore_url(spec: str) -> str:
+    """Turn anything `metadata()` accepts into the URL `FlowDataStore.from_url` takes."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            f"metadata({spec!r}) is not a datastore: pass a local path (e.g. './.rayflow'), "
+            f"'local@/path', or 's3://bucket/prefix'."
+        )
+    spec = spec.strip()
+    for prefix in ("local@", "s3@"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix):]
+            break
+    if spec.startswith("s3://"):
+        return spec.rstrip("/")
+    return _local_root(spec.removeprefix("file://"))
+
+
+def _local_root(path: str) -> str:
+    """Absolute local root; a project folder holding `.rayflow` means that `.rayflow`, because
+    Metaflow users pass the project folder to `metadata('local@...')`."""
+    path = os.path.abspath(os.path.expanduser(path))
+    nested = os.path.join(path, _LOCAL_DIR_NAME)
+    if os.path.basename(path) != _LOCAL_DIR_NAME and os.path.isdir(nested):
+        return nested
+    return path
+
+
+def describe_datastore(url: str) -> str:
+    """Metaflow-style description: `local@/abs/path/.rayflow` or `s3@s3://bucket/prefix`."""
+    if url.startswith("s3://"):
+        return f"s3@{url}"
+    return f"local@{url}"
+
+
+def metadata(spec: str) -> str:
+    """Point the client at a datastore; returns its description, as `get_metadata()` would."""
+    global _selected_url
+    _selected_url = resolve_datastore_url(spec)
+    return get_metadata()
+
+
+def get_metadata() -> str:
+    """Description of the datastore the client reads now."""
+    return describe_datastore(current_datastore_url())
+
+
+def default_metadata() -> str:
+    """Go back to the default datastore (`default_datastore_url()`) and return its description."""
+    global _selected_url
+    _selected_url = None
+    return get_metadata()
+
+
+def current_datastore_url() -> str:
+    """The URL objects read from when they are not given `datastore=`."""
+    if _selected_url is not None:
+        return _selected_url
+    return resolve_datastore_url(default_datastore_url())
+
+
+@functools.cache
+def flow_datastore(url: str, flow_name: str) -> FlowDataStore:
+    """One FlowDataStore per (datastore, flow): opening one may connect to S3, which is slow."""
+    return FlowDataStore.from_url(url, flow_name)

@@ -1,0 +1,280 @@
+"""Task and DataArtifact: one attempt of one task, and one artifact of it.
+
+A Task reads its record once (`FlowDataStore.read_task`) and answers everything else from it;
+only `.data`, `.stdout` and `.stderr` go back to the datastore, and artifact bytes load on first
+touch because a task may hold gigabytes. Success means the record says so *and* DONE exists:
+DONE is written last, so a record without it may be from an attempt that died mid-commit.
+This module must never import ray.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rayflow.client.artifacts import MetaflowArtifacts, MetaflowData, TaskException
+from rayflow.client.base import MetaflowObject, ObjectNotFound, split_pathspec, to_datetime
+from rayflow.datastore import ArtifactInfo, TaskRecord
+
+if TYPE_CHECKING:
+    from rayflow.client.core import Step
+
+_NOT_LOADED = object()  # a loaded artifact may legitimately be None
+
+
+class Task(MetaflowObject):
+    """One task (one attempt of it): its artifacts, logs, lineage and outcome."""
+
+    _NAME = "task"
+    _PATH_PARTS = ("FlowName", "RunID", "StepName", "TaskID")
+    _EXAMPLE = "HelloFlow/<run_id>/start/1"
+    _CHILD_KIND = "artifact"
+
+    def __init__(self, pathspec: str, *, attempt: int | None = None,
+                 datastore: str | None = None, _namespace_check: bool = True):
+        # Imported here because core.py imports this module to hand out Tasks from Steps.
+        from rayflow.client.core import Step
+
+        flow_name, run_id, step_name, task_id = split_pathspec(Task, pathspec)
+        step = Step(f"{flow_name}/{run_id}/{step_name}", datastore=datastore,
+                    _namespace_check=_namespace_check)
+        record = step._read_task(task_id, attempt)
+        if record is None:
+            if attempt is None or task_id not in step._child_ids():
+                raise step._missing_child(task_id)
+            raise ObjectNotFound(
+                f"{step!r} task '{task_id}' has no attempt {attempt} in datastore "
+                f"{step.datastore}. Leave out attempt= to read the latest attempt."
+            )
+        self._setup(step, task_id, record, attempt)
+
+    @classmethod
+    def _from_step(cls, step: Step, task_id: str, record: TaskRecord,
+                   attempt: int | None) -> Task:
+        task = cls.__new__(cls)
+        task._setup(step, task_id, record, attempt)
+        return task
+
+    def _setup(self, step: Step, task_id: str, record: TaskRecord, attempt: int | None) -> None:
+        self._step = step
+        self._url = step._url
+        self._components = [*step._components, task_id]
+        self._record = record
+        self._requested_attempt = attempt
+        self._done: bool | None = None
+        self._artifact_objects: dict[str, DataArtifact] = {}
+
+    def __repr__(self) -> str:
+        if self._requested_attempt is None:
+            return super().__repr__()
+        return f"Task('{self.pathspec}', attempt={self._requested_attempt})"
+
+    __str__ = __repr__
+
+    @property
+    def parent(self) -> Step:
+        return self._step
+
+    @property
+    def _run_id(self) -> str:
+        return self._components[1]
+
+    # -- artifacts --------------------------------------------------------------------------
+    def _artifact_names(self) -> list[str]:
+        return sorted(self._record.artifacts)
+
+    _child_ids = _artifact_names
+
+    def _child(self, name: str) -> DataArtifact | None:
+        if name not in self._artifact_objects:
+            info = self._record.artifacts.get(name)
+            if info is None:
+                return None
+            self._artifact_objects[name] = DataArtifact._from_task(self, name, info)
+        return self._artifact_objects[name]
+
+    @property
+    def data(self) -> MetaflowData:
+        """Artifact values by attribute, `task.data.x`; each loads on first access."""
+        return MetaflowData(self)
+
+    @property
+    def artifacts(self) -> MetaflowArtifacts:
+        return MetaflowArtifacts(self)
+
+    # -- outcome ----------------------------------------------------------------------------
+    def _is_done(self) -> bool:
+        if self._done is None:
+            self._done = self._store.is_done(self._run_id, self._step.id, self.id)
+        return self._done
+
+    @property
+    def successful(self) -> bool:
+        return self._is_done() and self._record.status == "success"
+
+    @property
+    def finished(self) -> bool:
+        """True once the attempt ended, successfully or not (Metaflow's meaning)."""
+        return self._is_done() or self._record.status == "failed"
+
+    @property
+    def exception(self) -> TaskException | None:
+        return TaskException.from_record(self._record.exception)
+
+    @property
+    def stdout(self) -> str:
+        return self._log("stdout")
+
+    @property
+    def stderr(self) -> str:
+        return self._log("stderr")
+
+    def _log(self, stream: str) -> str:
+        try:
+            return self._store.load_log(self._run_id, self._step.id, self.id,
+                                        self._record.attempt, stream)
+        except FileNotFoundError:  # a task that printed nothing may have no log file
+            return ""
+
+    # -- place in the run -------------------------------------------------------------------
+    @property
+    def foreach_stack(self) -> list[tuple[str, int, int]]:
+        return [tuple(frame) for frame in self._record.foreach_stack]  # type: ignore[misc]
+
+    @property
+    def index(self) -> int | None:
+        """Index of this task in its innermost foreach; None outside a foreach."""
+        stack = self._record.foreach_stack
+        return int(stack[-1][1]) if stack else None
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The task this one was cloned from by resume; None if it really ran."""
+        return self._record.origin_pathspec
+
+    @property
+    def parent_task_pathspecs(self) -> list[str]:
+        return list(self._record.parents)
+
+    @property
+    def parent_tasks(self) -> list[Task]:
+        return [self._sibling_task(pathspec) for pathspec in self._record.parents]
+
+    def _sibling_task(self, pathspec: str) -> Task:
+        """A task of the same run, reached through our Run so nothing above it is re-read."""
+        flow_name, run_id, step_name, task_id = split_pathspec(Task, pathspec)
+        run = self._step._run
+        if [flow_name, run_id] != run._components:
+            return Task(pathspec, datastore=self._url, _namespace_check=False)
+        step = run._child(step_name)
+        task = step._child(task_id) if step is not None else None
+        if task is None:
+            raise ObjectNotFound(
+                f"{self!r} names parent task '{pathspec}', which is not in datastore "
+                f"{self.datastore}. The run's records are incomplete; resume the run to redo it."
+            )
+        return task
+
+    # -- record fields ----------------------------------------------------------------------
+    @property
+    def current_attempt(self) -> int:
+        return self._record.attempt
+
+    @property
+    def created_at(self) -> datetime | None:
+        return to_datetime(self._record.started_at)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return to_datetime(self._record.finished_at)
+
+    @property
+    def metadata_dict(self) -> dict[str, Any]:
+        rec = self._record
+        return {
+            "node": rec.node, "user": rec.user, "attempt": rec.attempt,
+            "code_hash": rec.code_hash, "status": rec.status,
+            "started_at": rec.started_at, "finished_at": rec.finished_at,
+            "origin_pathspec": rec.origin_pathspec,
+            "foreach_num_splits": rec.foreach_num_splits,
+        }
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        """What produced this task: code, parameters, parents and the exact inputs it read."""
+        rec = self._record
+        return {
+            "code_hash": rec.code_hash, "params": dict(rec.params),
+            "parents": list(rec.parents), "inputs": dict(rec.inputs),
+            "user": rec.user, "node": rec.node, "attempt": rec.attempt,
+            "started_at": rec.started_at, "finished_at": rec.finished_at,
+        }
+
+
+class DataArtifact(MetaflowObject):
+    """One artifact of a task; `.data` loads (once) its value, the rest reads the record only."""
+
+    _NAME = "artifact"
+    _PATH_PARTS = ("FlowName", "RunID", "StepName", "TaskID", "ArtifactName")
+    _EXAMPLE = "HelloFlow/<run_id>/start/1/x"
+
+    def __init__(self, pathspec: str, *, attempt: int | None = None,
+                 datastore: str | None = None, _namespace_check: bool = True):
+        *task_parts, name = split_pathspec(DataArtifact, pathspec)
+        task = Task("/".join(task_parts), attempt=attempt, datastore=datastore,
+                    _namespace_check=_namespace_check)
+        info = task._record.artifacts.get(name)
+        if info is None:
+            raise task._missing_child(name)
+        self._setup(task, name, info)
+
+    @classmethod
+    def _from_task(cls, task: Task, name: str, info: ArtifactInfo) -> DataArtifact:
+        artifact = cls.__new__(cls)
+        artifact._setup(task, name, info)
+        return artifact
+
+    def _setup(self, task: Task, name: str, info: ArtifactInfo) -> None:
+        self._task = task
+        self._url = task._url
+        self._components = [*task._components, name]
+        self._info = info
+        self._value: Any = _NOT_LOADED
+
+    @property
+    def parent(self) -> Task:
+        return self._task
+
+    def _child_ids(self) -> list[str]:
+        return []  # an artifact is a leaf
+
+    def _child(self, child_id: str) -> None:
+        return None
+
+    @property
+    def data(self) -> Any:
+        if self._value is _NOT_LOADED:
+            self._value = self._store.load_artifact(self._info)
+        return self._value
+
+    @property
+    def sha(self) -> str:
+        return self._info.sha
+
+    @property
+    def size(self) -> int:
+        return self._info.size
+
+    @property
+    def type(self) -> str:
+        return self._info.type
+
+    @property
+    def encoding(self) -> str:
+        return self._info.encoding
+
+    @property
+    def created_at(self) -> datetime | None:
+        return self._task.finished_at  # artifacts are persisted as the task finishes
+
+    finished_at = created_at
