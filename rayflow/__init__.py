@@ -1,0 +1,25 @@
+"""rayflow: Metaflow-style flows, executed on Ray.
+
+Change `from metaflow import ...` to `from rayflow import ...` and the flow runs on Ray: every
+step a Ray task sized by @resources, a foreach a burst of parallel tasks, artifacts passed
+through Ray's object store and checkpointed to a local or S3 datastore.
+"""
+
+from .client import (DataArtifact, Flow, Run, Step, Task, default_metadata, default_namespace,
+                     get_metadata, get_namespace, metadata, namespace)
+from .current import current
+from .decorators import (batch, card, catch, conda, environment, kubernetes, pypi, resources,
+                         retry, secrets, timeout)
+from .exceptions import MetaflowNotFound, RayflowException
+from .flowspec import FlowSpec, StepException, step
+from .parameters import IncludeFile, JSONType, Parameter
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current", "resources", "retry",
+    "catch", "timeout", "environment", "kubernetes", "batch", "card", "conda", "pypi",
+    "secrets", "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
+    "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
+    "RayflowException", "StepException",
+]

@@ -1,0 +1,63 @@
+"""`current`: what a running step knows about itself (Metaflow's `current` object).
+
+The worker sets the context before calling the user's step and clears it afterwards. Outside a
+running task, `current.is_running_flow` is False and the other fields are None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TaskContext:
+    flow_name: str
+    run_id: str
+    step_name: str
+    task_id: str
+    retry_count: int = 0
+    origin_run_id: str | None = None
+    username: str | None = None
+    namespace: str | None = None
+    parameter_names: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+
+class Current:
+    """A read-only view of the current task's context."""
+
+    def __init__(self):
+        self._ctx: TaskContext | None = None
+
+    def _set(self, ctx: TaskContext | None) -> None:
+        self._ctx = ctx
+
+    @property
+    def is_running_flow(self) -> bool:
+        return self._ctx is not None
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        ctx = self.__dict__.get("_ctx")
+        if ctx is None:
+            if name in TaskContext.__dataclass_fields__ or name == "pathspec":
+                return None
+            raise AttributeError(f"current has no attribute {name!r}")
+        try:
+            return getattr(ctx, name)
+        except AttributeError:
+            raise AttributeError(f"current has no attribute {name!r}") from None
+
+    def get(self, name, default=None):
+        return getattr(self, name, default)
+
+    def __repr__(self) -> str:
+        return f"current({self._ctx.pathspec if self._ctx else 'not running'})"
+
+
+current = Current()

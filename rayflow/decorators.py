@@ -1,0 +1,303 @@
+"""Step decorators: @resources, @retry, @catch, @timeout, @environment (Metaflow's names).
+
+A decorator here only *describes* what a step needs; it never runs anything itself. The runtime
+reads the descriptions: `resources` becomes Ray task options, `retry` drives the scheduler's
+resubmission, `timeout`, `catch` and `environment` wrap the user's step inside the worker
+(phase hooks `task_pre_step` / `task_post_step` / `task_exception`). Decorators sit above
+`@step` and may be used bare (`@retry`) or called (`@retry(times=2)`), as in Metaflow.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .exceptions import InvalidFlowError
+
+
+class StepDecorator:
+    """Base class. `defaults` lists the attributes a user may set, with their default values."""
+
+    name = "decorator"
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, **attributes):
+        unknown = sorted(set(attributes) - set(self.defaults))
+        if unknown:
+            raise InvalidFlowError(
+                f"@{self.name} does not take {', '.join(repr(u) for u in unknown)}. "
+                f"Its attributes are: {', '.join(self.defaults) or 'none'}."
+            )
+        self.attributes = {**self.defaults, **attributes}
+        self.validate()
+
+    def validate(self) -> None:
+        """Check attribute values when the decorator is applied (at import time)."""
+
+    # Phase hooks, called inside the worker around the user's step. The defaults do nothing.
+    def task_pre_step(self, flow, ctx) -> None:
+        pass
+
+    def task_post_step(self, flow, ctx) -> None:
+        pass
+
+    def task_exception(self, flow, ctx, exc: BaseException) -> bool:
+        """Return True when the exception was handled (the task then counts as successful)."""
+        return False
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items())
+        return f"@{self.name}({args})"
+
+
+def _number(deco: str, key: str, value, minimum: float = 0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise InvalidFlowError(f"@{deco}({key}={value!r}): {key} must be a number.") from None
+    if value < minimum:
+        raise InvalidFlowError(f"@{deco}({key}={value!r}): {key} must be at least {minimum}.")
+    return value
+
+
+class ResourcesDecorator(StepDecorator):
+    """What a task needs from the cluster. `memory` is in MB, as in Metaflow. Unlike Metaflow's
+    local runtime, rayflow enforces it: Ray schedules the task only where it fits.
+
+    Any attribute may also be a callable of the split's input (`self.input`), evaluated per split
+    inside a foreach, so that one foreach can hold small and large items."""
+
+    name = "resources"
+    defaults = {"cpu": 1, "gpu": 0, "memory": None, "accelerator": None, "disk": None,
+                "shared_memory": None}
+
+    def validate(self) -> None:
+        for key in ("cpu", "gpu", "memory"):
+            value = self.attributes[key]
+            if value is not None and not callable(value):
+                self.attributes[key] = _number("resources", key, value)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return any(callable(v) for v in self.attributes.values())
+
+    def ray_options(self, item: Any = None) -> dict:
+        """The Ray task options for one task. `item` is the split's input for dynamic sizes."""
+        attrs = {k: (v(item) if callable(v) else v) for k, v in self.attributes.items()}
+        options: dict[str, Any] = {"num_cpus": float(attrs["cpu"] or 0)}
+        if attrs["gpu"]:
+            options["num_gpus"] = float(attrs["gpu"])
+        if attrs["memory"]:
+            options["memory"] = int(float(attrs["memory"]) * 1024 * 1024)
+        if attrs["accelerator"]:
+            options["accelerator_type"] = str(attrs["accelerator"])
+        return options
+
+
+class RetryDecorator(StepDecorator):
+    """Retry a failed task: user exceptions, timeouts and crashed workers alike."""
+
+    name = "retry"
+    defaults = {"times": 3, "minutes_between_retries": 2}
+
+    def validate(self) -> None:
+        self.attributes["times"] = int(_number("retry", "times", self.attributes["times"]))
+        self.attributes["minutes_between_retries"] = _number(
+            "retry", "minutes_between_retries", self.attributes["minutes_between_retries"])
+
+    @property
+    def times(self) -> int:
+        return self.attributes["times"]
+
+    @property
+    def delay_seconds(self) -> float:
+        return 60.0 * self.attributes["minutes_between_retries"]
+
+
+class CatchDecorator(StepDecorator):
+    """Keep going after a step fails for good: the exception is stored in the artifact `var`."""
+
+    name = "catch"
+    defaults = {"var": None, "print_exception": True}
+
+    def task_exception(self, flow, ctx, exc: BaseException) -> bool:
+        from .flowspec import StepException
+
+        if self.attributes["print_exception"]:
+            import sys
+            import traceback
+
+            print(f"@catch caught an exception in step {ctx.step_name}:", file=sys.stderr)
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        if self.attributes["var"]:
+            setattr(flow, self.attributes["var"], StepException(exc))
+        return True
+
+
+class TimeoutDecorator(StepDecorator):
+    """Stop a task that runs longer than the sum of seconds, minutes and hours."""
+
+    name = "timeout"
+    defaults = {"seconds": 0, "minutes": 0, "hours": 0}
+
+    def validate(self) -> None:
+        total = 0.0
+        for key, scale in (("seconds", 1), ("minutes", 60), ("hours", 3600)):
+            total += scale * _number("timeout", key, self.attributes[key])
+        if total <= 0:
+            raise InvalidFlowError("@timeout needs seconds=, minutes= or hours= above zero.")
+        self.total_seconds = total
+
+
+class EnvironmentDecorator(StepDecorator):
+    """Environment variables set for the duration of the step, then restored."""
+
+    name = "environment"
+    defaults = {"vars": {}}
+
+    def validate(self) -> None:
+        if not isinstance(self.attributes["vars"], dict):
+            raise InvalidFlowError("@environment(vars=...) takes a dict of names to values.")
+
+    def task_pre_step(self, flow, ctx) -> None:
+        self._saved = {k: os.environ.get(k) for k in self.attributes["vars"]}
+        os.environ.update({k: str(v) for k, v in self.attributes["vars"].items()})
+
+    def task_post_step(self, flow, ctx) -> None:
+        for key, old in getattr(self, "_saved", {}).items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+class AcceptedDecorator(StepDecorator):
+    """Metaflow decorators that have no meaning on Ray (@card, @conda, @pypi, ...). They are
+    accepted, so that a Metaflow flow runs after changing its import line, and do nothing."""
+
+    def __init__(self, **attributes):
+        self.attributes = dict(attributes)
+
+
+class ComputeDecorator(StepDecorator):
+    """@kubernetes and @batch: their cpu/gpu/memory become Ray resources; the rest is ignored."""
+
+    def __init__(self, **attributes):
+        self.attributes = dict(attributes)
+
+    def as_resources(self) -> ResourcesDecorator:
+        keys = {"cpu": "cpu", "gpu": "gpu", "memory": "memory"}
+        picked = {k: self.attributes[src] for src, k in keys.items() if src in self.attributes}
+        return ResourcesDecorator(**picked)
+
+
+def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
+    """Build the user-facing decorator function for `cls`: usable as @x and @x(...)."""
+
+    def decorator(func=None, **attributes):
+        def attach(f):
+            if not getattr(f, "is_step", False):
+                raise InvalidFlowError(
+                    f"@{deco_name} is applied to {getattr(f, '__name__', f)!r}, which is not a "
+                    f"step. Put @{deco_name} above @step.")
+            deco = cls(**attributes)
+            if name:
+                deco.name = name
+            if any(d.name == deco.name for d in f.decorators):
+                raise InvalidFlowError(
+                    f"Step {f.__name__!r} has @{deco.name} twice. Keep one.")
+            f.decorators.append(deco)
+            return f
+
+        return attach(func) if func is not None else attach
+
+    deco_name = name or cls.name
+    decorator.__name__ = deco_name
+    decorator.__doc__ = cls.__doc__
+    return decorator
+
+
+resources = _make(ResourcesDecorator)
+retry = _make(RetryDecorator)
+catch = _make(CatchDecorator)
+timeout = _make(TimeoutDecorator)
+environment = _make(EnvironmentDecorator)
+kubernetes = _make(ComputeDecorator, "kubernetes")
+batch = _make(ComputeDecorator, "batch")
+card = _make(AcceptedDecorator, "card")
+conda = _make(AcceptedDecorator, "conda")
+pypi = _make(AcceptedDecorator, "pypi")
+secrets = _make(AcceptedDecorator, "secrets")
+
+# Decorators a user may attach to every step from the command line: `--with retry`.
+BY_NAME: dict[str, type[StepDecorator]] = {
+    "resources": ResourcesDecorator, "retry": RetryDecorator, "catch": CatchDecorator,
+    "timeout": TimeoutDecorator, "environment": EnvironmentDecorator,
+}
+
+
+def parse_with_spec(spec: str) -> StepDecorator:
+    """Parse Metaflow's `--with` syntax: `retry`, `retry:times=2,minutes_between_retries=0`."""
+    name, _, args = spec.partition(":")
+    cls = BY_NAME.get(name.strip())
+    if cls is None:
+        raise InvalidFlowError(
+            f"--with {spec!r}: unknown decorator {name!r}. Choose one of: {', '.join(BY_NAME)}.")
+    attributes: dict[str, Any] = {}
+    for pair in filter(None, (p.strip() for p in args.split(","))):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidFlowError(f"--with {spec!r}: write attributes as key=value.")
+        attributes[key.strip()] = _literal(value.strip())
+    return cls(**attributes)
+
+
+def _literal(text: str):
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+@dataclass
+class StepDecorators:
+    """The decorators of one step, looked up by kind. Built once per step by the runtime."""
+
+    all: list[StepDecorator] = field(default_factory=list)
+
+    def get(self, name: str) -> StepDecorator | None:
+        return next((d for d in self.all if d.name == name), None)
+
+    @property
+    def resources(self) -> ResourcesDecorator:
+        res = self.get("resources")
+        if res is None:
+            compute = self.get("kubernetes") or self.get("batch")
+            res = compute.as_resources() if compute else ResourcesDecorator()
+        return res
+
+    @property
+    def retry_times(self) -> int:
+        r = self.get("retry")
+        return r.times if r else 0
+
+    @property
+    def retry_delay(self) -> float:
+        r = self.get("retry")
+        return r.delay_seconds if r else 0.0
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        t = self.get("timeout")
+        return t.total_seconds if t else None
+
+    @classmethod
+    def for_step(cls, func, extra: list[StepDecorator] = ()) -> "StepDecorators":
+        decos = list(func.decorators)
+        names = {d.name for d in decos}
+        decos += [d for d in extra if d.name not in names]
+        return cls(decos)

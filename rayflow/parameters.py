@@ -1,0 +1,212 @@
+"""Parameters and IncludeFile: run inputs declared as class attributes, as in Metaflow.
+
+A `Parameter` is a descriptor: inside a step, `self.alpha` returns the run's value. Values are
+parsed once, on the driver, from `--name value`; a bad value is a user error that names the
+parameter and the type it expected. IncludeFile reads a local file at start; its content
+becomes an artifact like any parameter value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from .exceptions import ParameterError
+
+
+class JSONTypeClass:
+    """The `JSONType` of Metaflow: the value is parsed from JSON text."""
+
+    name = "JSON"
+
+    def __call__(self, text):
+        if not isinstance(text, str):
+            return text
+        return json.loads(text)
+
+    def __repr__(self) -> str:
+        return "JSONType"
+
+
+JSONType = JSONTypeClass()
+
+_TRUE = {"true", "1", "yes", "y", "on", "t"}
+_FALSE = {"false", "0", "no", "n", "off", "f"}
+
+
+def parse_bool(text) -> bool:
+    if isinstance(text, bool):
+        return text
+    low = str(text).strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a boolean (use true or false)")
+
+
+class Parameter:
+    """A run parameter. `type` defaults to the type of `default` (str when there is none)."""
+
+    IS_FLAG_PARAMETER = False
+
+    def __init__(self, name: str, default: Any = None, type: Any = None, help: str | None = None,
+                 required: bool = False, show_default: bool = True, separator: str | None = None,
+                 **kwargs):
+        self.name = name
+        self.default = default
+        self.help = help or ""
+        self.required = required
+        self.show_default = show_default
+        self.separator = separator
+        self.kwargs = kwargs
+        self.type = type if type is not None else self._infer_type(default)
+        self.attr_name: str | None = None  # set by __set_name__
+
+    @staticmethod
+    def _infer_type(default):
+        if callable(default) and not isinstance(default, type):
+            return str
+        if isinstance(default, bool):
+            return bool
+        for t in (int, float, str):
+            if isinstance(default, t):
+                return t
+        if isinstance(default, (dict, list)):
+            return JSONType
+        return str
+
+    def __set_name__(self, owner, attr_name):
+        self.attr_name = attr_name
+
+    # Descriptor protocol: a parameter reads as its value inside a running flow.
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        values = obj.__dict__.get("_rf_params")
+        if values is None or self.name not in values:
+            return self
+        return values[self.name]
+
+    def __set__(self, obj, value):
+        raise AttributeError(
+            f"Parameter {self.name!r} is read-only inside a flow. Store a changed value under "
+            f"another name, e.g. self.{self.name}_used = ...")
+
+    @property
+    def type_name(self) -> str:
+        return getattr(self.type, "__name__", None) or getattr(self.type, "name", str(self.type))
+
+    def default_value(self, context=None):
+        """The default, calling it first when it is a function (Metaflow's deploy-time form)."""
+        default = self.default
+        if callable(default) and not isinstance(default, type):
+            default = default(context)
+        return default
+
+    def convert(self, raw, where: str = "") -> Any:
+        """Turn a command-line string (or a default) into the parameter's typed value."""
+        if raw is None:
+            return None
+        try:
+            if self.separator and isinstance(raw, str):
+                return [self._convert_one(x) for x in raw.split(self.separator)]
+            return self._convert_one(raw)
+        except (ValueError, TypeError, json.JSONDecodeError) as exc:
+            raise ParameterError(
+                f"Parameter {self.name!r}{where} expects {self._describe_type()}, "
+                f"but got {raw!r} ({exc}). Pass e.g. --{self.name} {self._example()}."
+            ) from None
+
+    def _convert_one(self, raw):
+        if self.type is bool:
+            return parse_bool(raw)
+        if self.type in (int, float) and isinstance(raw, str):
+            return self.type(raw.strip())
+        if self.type is int and isinstance(raw, float) and raw != int(raw):
+            raise ValueError("not an integer")
+        if self.type is JSONType or isinstance(self.type, JSONTypeClass):
+            return JSONType(raw)
+        return self.type(raw)
+
+    def _describe_type(self) -> str:
+        return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}.get(
+            self.type, "JSON" if isinstance(self.type, JSONTypeClass) else self.type_name)
+
+    def _example(self) -> str:
+        return {bool: "true", int: "10", float: "0.5", str: "text"}.get(
+            self.type, "'{\"key\": 1}'" if isinstance(self.type, JSONTypeClass) else "VALUE")
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r}, default={self.default!r}, type={self.type_name})"
+
+
+class IncludeFile(Parameter):
+    """A local file read on the driver at the start of the run; its content is the value
+    (str when `is_text`, else bytes)."""
+
+    def __init__(self, name: str, default: str | None = None, is_text: bool = True,
+                 encoding: str = "utf-8", help: str | None = None, required: bool = False,
+                 **kwargs):
+        super().__init__(name, default=default, type=str, help=help, required=required, **kwargs)
+        self.is_text = is_text
+        self.encoding = encoding
+
+    def convert(self, raw, where: str = "") -> Any:
+        if raw is None:
+            return None
+        path = os.path.expanduser(str(raw))
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise ParameterError(
+                f"IncludeFile {self.name!r}{where} cannot read {path!r}: {exc.strerror}. "
+                f"Pass an existing local file with --{self.name} PATH.") from None
+        if not self.is_text:
+            return data
+        try:
+            return data.decode(self.encoding)
+        except UnicodeDecodeError:
+            raise ParameterError(
+                f"IncludeFile {self.name!r}: {path!r} is not {self.encoding} text. Declare it "
+                f"with is_text=False to get bytes.") from None
+
+
+def flow_parameters(flow_cls) -> list[Parameter]:
+    """The Parameter objects declared on a flow class (and its bases), in declaration order."""
+    seen: dict[str, Parameter] = {}
+    for klass in reversed(flow_cls.__mro__):
+        for value in vars(klass).values():
+            if isinstance(value, Parameter):
+                seen[value.name] = value
+    return list(seen.values())
+
+
+def resolve_parameters(flow_cls, given: dict[str, str]) -> dict[str, Any]:
+    """Parse `given` (name -> raw string from the command line) against the flow's Parameters.
+
+    Raises ParameterError for unknown names, missing required values and bad types."""
+    params = flow_parameters(flow_cls)
+    by_name = {p.name: p for p in params}
+    by_name.update({p.name.replace("_", "-"): p for p in params})
+    values: dict[str, Any] = {}
+    for raw_name, raw in given.items():
+        param = by_name.get(raw_name)
+        if param is None:
+            known = ", ".join(f"--{p.name}" for p in params) or "none"
+            raise ParameterError(
+                f"Flow {flow_cls.__name__} has no parameter --{raw_name}. Its parameters: {known}.")
+        values[param.name] = param.convert(raw)
+    for param in params:
+        if param.name in values:
+            continue
+        default = param.default_value()
+        if default is None and param.required:
+            raise ParameterError(
+                f"Parameter {param.name!r} of flow {flow_cls.__name__} is required. "
+                f"Pass it with --{param.name} {param._example()}.")
+        values[param.name] = param.convert(default, " (its default)") if default is not None \
+            else None
+    return values
