@@ -1,0 +1,136 @@
+"""Loading a flow file by path, the same way on the driver and in every worker.
+
+A flow file is imported as a module named after its file (`hello.py` -> `hello`), with its
+folder on sys.path so that its own imports work. If that name is taken by another file, a
+suffix keeps the two apart. Workers receive the path and module name and import it once per
+process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+
+from ..exceptions import InvalidFlowError
+
+_LOADED: dict[tuple[str, str], object] = {}
+
+
+def module_name_for(path: str) -> str:
+    path = os.path.abspath(path)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = stem if stem.isidentifier() else "flow_" + hashlib.md5(stem.encode()).hexdigest()[:8]
+    existing = sys.modules.get(name)
+    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") != path:
+        name = f"{name}_{hashlib.md5(path.encode()).hexdigest()[:8]}"
+    return name
+
+
+def import_flow_file(path: str, module_name: str | None = None):
+    """Import the file at `path` (cached per process). A relative path is taken from the cwd,
+    which on a cluster worker is the unpacked runtime_env working_dir."""
+    path = os.path.abspath(path)
+    module_name = module_name or module_name_for(path)
+    key = (path, module_name)
+    module = _LOADED.get(key)
+    if module is not None:
+        return module
+    if not os.path.isfile(path):
+        raise InvalidFlowError(f"Flow file {path!r} does not exist. Check the path.")
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(module_name, None)
+        raise
+    _LOADED[key] = module
+    return module
+
+
+def find_flow_class(module, class_name: str | None = None):
+    """The FlowSpec subclass defined in `module` (by name when there are several)."""
+    from ..flowspec import FlowSpec
+
+    flows = [obj for obj in vars(module).values()
+             if inspect.isclass(obj) and issubclass(obj, FlowSpec) and obj is not FlowSpec
+             and obj.__module__ == module.__name__]
+    if class_name:
+        for cls in flows:
+            if cls.__name__ == class_name:
+                return cls
+        raise InvalidFlowError(
+            f"{module.__file__} has no flow class named {class_name!r}; it defines "
+            f"{[c.__name__ for c in flows] or 'none'}.")
+    if not flows:
+        raise InvalidFlowError(
+            f"{module.__file__} defines no flow. A flow is a class that subclasses FlowSpec "
+            f"(from rayflow import FlowSpec, step) and has @step methods.")
+    if len(flows) > 1:
+        names = ", ".join(c.__name__ for c in flows)
+        raise InvalidFlowError(
+            f"{module.__file__} defines several flows ({names}). Pick one with --flow NAME.")
+    return flows[0]
+
+
+@dataclass
+class LoadedFlow:
+    file: str
+    module_name: str
+    cls: type
+    graph: object
+
+    @property
+    def name(self) -> str:
+        return self.cls.__name__
+
+
+def load_flow(path: str, class_name: str | None = None, module_name: str | None = None,
+              lint_it: bool = True) -> LoadedFlow:
+    """Import, build the graph and (by default) lint. Never starts Ray."""
+    from ..graph import FlowGraph, lint
+
+    path = os.path.abspath(path)
+    module = import_flow_file(path, module_name)
+    cls = find_flow_class(module, class_name)
+    graph = FlowGraph.from_class(cls)
+    if lint_it:
+        lint(graph)
+    return LoadedFlow(path, module.__name__, cls, graph)
+
+
+_GRAPHS: dict[type, object] = {}
+
+
+def graph_of(cls):
+    from ..graph import FlowGraph
+
+    graph = _GRAPHS.get(cls)
+    if graph is None:
+        graph = _GRAPHS[cls] = FlowGraph.from_class(cls)
+    return graph
+
+
+def step_code_hashes(cls, graph) -> dict[str, str]:
+    """A hash of each step's source, for lineage and for the cache of unchanged steps."""
+    out = {}
+    for name in graph.steps:
+        try:
+            src = inspect.getsource(getattr(cls, name))
+        except (OSError, TypeError):
+            src = name
+        out[name] = hashlib.sha256(src.encode()).hexdigest()[:16]
+    return out
+
+
+def flow_code_hash(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()[:16]

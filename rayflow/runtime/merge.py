@@ -1,0 +1,49 @@
+"""merge_artifacts for joins, with Metaflow's semantics, comparing values by content hash.
+
+Artifacts that agree across the join's inputs pass down *by reference*: the join adopts the
+input's location, nothing is loaded or copied. A name whose inputs disagree is a conflict,
+unless the join already set it itself or excluded it.
+"""
+
+from __future__ import annotations
+
+from ..exceptions import MergeArtifactsError
+
+
+def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
+    step = flow.__dict__.get("_rf_step", "?")
+    if inputs is None or not hasattr(inputs, "_steps"):
+        raise MergeArtifactsError(
+            f"Step {step!r}: merge_artifacts(inputs) can only be called in a join step, with "
+            f"the join's `inputs` argument.", step=step)
+    if include and exclude:
+        raise MergeArtifactsError(
+            f"Step {step!r}: merge_artifacts takes include= or exclude=, not both.", step=step)
+    params = set(flow.__dict__.get("_rf_params", {}))
+    views = [inp.__dict__["_rf_view"] for inp in inputs]
+    available = set().union(*views) - params if views else set()
+    if include:
+        missing = sorted(set(include) - available)
+        if missing:
+            raise MergeArtifactsError(
+                f"Step {step!r}: merge_artifacts(include={missing}) names artifacts that no "
+                f"input has. The inputs have: {sorted(available)}.", missing, step=step)
+        wanted = set(include)
+    else:
+        wanted = available - set(exclude or ())
+    already = {k for k in flow.__dict__ if not k.startswith("_")}
+    merged, conflicts = {}, []
+    for name in sorted(wanted - already):
+        locs = [v[name] for v in views if name in v]
+        if len({loc.sha for loc in locs}) > 1:
+            conflicts.append(name)
+        else:
+            merged[name] = locs[0]
+    if conflicts:
+        raise MergeArtifactsError(
+            f"Step {step!r} cannot merge these artifacts, because their values differ between "
+            f"the inputs: {', '.join(conflicts)}. Set them yourself in the join before calling "
+            f"merge_artifacts (e.g. self.{conflicts[0]} = inputs[0].{conflicts[0]}), or pass "
+            f"exclude={conflicts!r}.", conflicts, step=step)
+    flow.__dict__["_rf_view"].update(merged)
+    flow.__dict__.setdefault("_rf_adopted", {}).update(merged)

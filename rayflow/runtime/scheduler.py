@@ -1,0 +1,206 @@
+"""The scheduler: a plain state machine that knows which tasks are ready. No Ray here.
+
+How tasks are chosen
+--------------------
+Every task is identified by its step and its *foreach stack*: one `Frame` per enclosing
+foreach, outermost first, holding the split step, the split's index and the number of splits.
+The task id is derived from the stack alone ("0" outside any foreach, "3" for split 3,
+"3_5" for split 5 of the inner foreach of split 3), so a task has the same id in every run of
+the same flow, which is what lets resume match a task to its earlier attempt.
+
+When a task finishes, `task_done` looks at the step's transition in the graph:
+- a linear edge into a non-join step makes one task with the same stack;
+- a static split makes one task per branch, each with the same stack;
+- a foreach split returns a `Fanout`: N splits of the target step, expanded lazily by the
+  caller so that a 100,000-way foreach costs the scheduler O(1) memory until it is submitted;
+- an edge into a join parks the finished task in a `JoinBucket`. A static join waits for one
+  task from each in-step with the same stack; a foreach join waits for all N splits that share
+  the stack without its last frame. The bucket releases one `ReadyTask` when it is full.
+
+Each finished task carries an opaque `scope` (the runtime keeps its artifact locations there);
+the scheduler passes it on to the children and join buckets and never looks inside. Nothing
+else is kept per task, so memory falls as tasks finish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from ..exceptions import InvalidNextError
+
+Frame = tuple  # (split_step: str, index: int, num_splits: int)
+
+
+def task_id_for(stack: tuple[Frame, ...]) -> str:
+    return "_".join(str(f[1]) for f in stack) if stack else "0"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskKey:
+    step: str
+    task_id: str
+
+    def __str__(self) -> str:
+        return f"{self.step}/{self.task_id}"
+
+
+@dataclass(slots=True)
+class ParentLink:
+    """A finished parent task, with the opaque scope the runtime attached to it."""
+
+    key: TaskKey
+    scope: Any
+
+
+@dataclass(slots=True)
+class ReadyTask:
+    step: str
+    stack: tuple[Frame, ...]
+    parents: list[ParentLink]
+    is_join: bool = False
+    # For a foreach split: which parent fanned out, and over which artifact.
+    split_parent: TaskKey | None = None
+    foreach_var: str | None = None
+    fanout: Any = None  # the Fanout a split came from (the runtime keeps its chunk refs there)
+
+    @property
+    def task_id(self) -> str:
+        return task_id_for(self.stack)
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.step, self.task_id)
+
+    @property
+    def split_index(self) -> int | None:
+        return self.stack[-1][1] if self.split_parent is not None else None
+
+
+@dataclass(slots=True)
+class Fanout:
+    """N splits of `step`, made lazily. `splits()` yields ReadyTasks in index order."""
+
+    step: str
+    parent: ParentLink
+    stack: tuple[Frame, ...]
+    split_step: str
+    foreach_var: str
+    num_splits: int
+    next_index: int = 0
+    chunk: int = 1          # items per chunk of the foreach variable (set by the runtime)
+    chunk_refs: Any = None  # object refs of those chunks (set by the runtime)
+
+    def take(self, n: int) -> list[ReadyTask]:
+        out = []
+        end = min(self.num_splits, self.next_index + n)
+        for i in range(self.next_index, end):
+            frame = (self.split_step, i, self.num_splits)
+            out.append(ReadyTask(self.step, self.stack + (frame,), [self.parent],
+                                 split_parent=self.parent.key, foreach_var=self.foreach_var,
+                                 fanout=self))
+        self.next_index = end
+        return out
+
+    @property
+    def remaining(self) -> int:
+        return self.num_splits - self.next_index
+
+
+@dataclass(slots=True)
+class TaskDone:
+    """What the scheduler needs to know about a finished task."""
+
+    step: str
+    stack: tuple[Frame, ...]
+    next_steps: tuple[str, ...]
+    foreach: str | None = None
+    num_splits: int | None = None
+    scope: Any = None
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.step, task_id_for(self.stack))
+
+
+@dataclass(slots=True)
+class JoinBucket:
+    expected: int
+    arrived: dict = field(default_factory=dict)  # in-step name or split index -> ParentLink
+
+
+class Scheduler:
+    def __init__(self, graph):
+        self.graph = graph
+        self._buckets: dict[tuple, JoinBucket] = {}
+        self.finished = False
+
+    def start(self) -> list[ReadyTask]:
+        return [ReadyTask("start", (), [])]
+
+    def task_done(self, done: TaskDone) -> Iterator[ReadyTask | Fanout]:
+        """Record a finished task; yield what became ready because of it."""
+        node = self.graph[done.step]
+        self._check_transition(node, done)
+        if node.type == "end":
+            self.finished = True
+            return
+        link = ParentLink(done.key, done.scope)
+        if done.foreach is not None:
+            target = node.out_funcs[0]
+            if done.num_splits == 0:
+                yield from self._arrive_empty_foreach(node, done, link)
+                return
+            yield Fanout(target, link, done.stack, done.step, done.foreach, done.num_splits)
+            return
+        for target in node.out_funcs:
+            yield from self._arrive(target, done, link)
+
+    def _arrive(self, target: str, done: TaskDone, link: ParentLink) -> Iterator[ReadyTask]:
+        tnode = self.graph[target]
+        if tnode.type != "join":
+            yield ReadyTask(target, done.stack, [link])
+            return
+        if tnode.is_foreach_join:
+            outer, frame = done.stack[:-1], done.stack[-1]
+            slot, expected = frame[1], frame[2]
+        else:
+            outer, slot, expected = done.stack, done.step, len(tnode.in_funcs)
+        bucket = self._buckets.setdefault((target, outer), JoinBucket(expected))
+        if slot in bucket.arrived:
+            raise RuntimeError(f"task {done.key} arrived twice at join {target}")
+        bucket.arrived[slot] = link
+        if len(bucket.arrived) == bucket.expected:
+            del self._buckets[(target, outer)]
+            yield ReadyTask(target, outer, self._ordered(tnode, bucket), is_join=True)
+
+    def _ordered(self, tnode, bucket: JoinBucket) -> list[ParentLink]:
+        if tnode.is_foreach_join:
+            return [bucket.arrived[i] for i in range(bucket.expected)]
+        return [bucket.arrived[s] for s in tnode.in_funcs]
+
+    def _arrive_empty_foreach(self, node, done: TaskDone, link: ParentLink):
+        """A foreach over nothing: its join runs at once, with no inputs."""
+        join = node.matching_join
+        yield ReadyTask(join, done.stack, [], is_join=True)
+
+    def _check_transition(self, node, done: TaskDone) -> None:
+        if node.type == "end":
+            return
+        expected = tuple(node.out_funcs)
+        if tuple(done.next_steps) != expected or (done.foreach or None) != node.foreach_param:
+            got = ", ".join(f"self.{s}" for s in done.next_steps) or "nothing"
+            want = ", ".join(f"self.{s}" for s in expected)
+            if node.foreach_param:
+                want += f", foreach={node.foreach_param!r}"
+            if done.foreach:
+                got += f", foreach={done.foreach!r}"
+            raise InvalidNextError(
+                f"Step {node.name!r} ({node.source_file}:{node.next_lineno}) called "
+                f"self.next({got}) at run time, but its code says self.next({want}). A step must "
+                f"always take the transition written in its last line.",
+                step=node.name, line=node.next_lineno, file=node.source_file)
+
+    @property
+    def open_joins(self) -> int:
+        return len(self._buckets)

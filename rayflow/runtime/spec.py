@@ -1,0 +1,87 @@
+"""The small messages that cross between the driver and the workers.
+
+The driver sends a `RunContext` once per run (through the object store) and a list of
+`TaskSpec`s per Ray task; a worker sends back one `TaskOutcome` per task. None of them carries
+artifact bytes: artifacts travel as `ArtifactLoc`s, whose payloads Ray moves on demand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .artifacts import ArtifactLoc
+
+
+@dataclass
+class RunContext:
+    flow_file: str
+    module_name: str
+    class_name: str
+    flow_name: str
+    run_id: str
+    datastore_url: str
+    params: dict[str, Any]
+    param_locs: dict[str, ArtifactLoc]
+    code_hashes: dict[str, str]
+    user: str
+    tags: list[str] = field(default_factory=list)
+    origin_run_id: str | None = None
+    with_decorators: list = field(default_factory=list)
+    namespace: str | None = None
+
+
+@dataclass(slots=True)
+class ItemLoc:
+    """Where a foreach split's own item is: element `offset` of the chunk behind `ref`."""
+
+    ref: Any
+    offset: int
+
+
+@dataclass(slots=True)
+class JoinInput:
+    step: str
+    task_id: str
+    own: dict[str, ArtifactLoc]
+    base: int  # index into TaskSpec.join_bases
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    step: str
+    task_id: str
+    attempt: int
+    foreach_stack: tuple
+    view: dict[str, ArtifactLoc] = field(default_factory=dict)
+    item: ItemLoc | None = None
+    join_inputs: list[JoinInput] | None = None
+    join_bases: list[dict[str, ArtifactLoc]] | None = None
+    parents: tuple[str, ...] = ()
+
+    @property
+    def is_join(self) -> bool:
+        return self.join_inputs is not None
+
+
+@dataclass(slots=True)
+class TaskOutcome:
+    step: str
+    task_id: str
+    attempt: int
+    ok: bool
+    new: dict[str, ArtifactLoc] = field(default_factory=dict)  # ref/key filled by the driver
+    removed: tuple[str, ...] = ()
+    next_steps: tuple[str, ...] = ()
+    foreach: str | None = None
+    num_splits: int | None = None
+    error: dict | None = None  # {"type", "message", "traceback", "user": bool}
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    node: str = ""
+    # A merge in a join can point at artifacts of its inputs; those keep their own location.
+    adopted: dict[str, ArtifactLoc] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
