@@ -1,0 +1,1 @@
+"""The `rayflow` command line (installed as the `rayflow_cli` package)."""

@@ -1,0 +1,212 @@
+"""The `rayflow` command: a thin Typer layer over plain functions in rayflow.
+
+User errors (RayflowException) print one message, without a traceback, and exit 1. Anything
+else is a rayflow bug and keeps its traceback. `python flow.py run` lands here too, through
+`main_for_flow`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Annotated, Optional
+
+import typer
+
+from rayflow.exceptions import RayflowException
+
+from .params import describe_parameters, split_flow_args
+
+app = typer.Typer(
+    name="rayflow", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="Run Metaflow-style flows on Ray. `rayflow run flow.py` starts an embedded Ray; "
+         "`--address` joins a cluster.")
+
+FlowFile = Annotated[str, typer.Argument(help="Path to the flow's Python file.")]
+DatastoreOpt = Annotated[Optional[str], typer.Option(
+    "--datastore", envvar="RAYFLOW_DATASTORE",
+    help="Where checkpoints go: a local folder (default ./.rayflow) or s3://bucket/prefix.")]
+AddressOpt = Annotated[Optional[str], typer.Option(
+    "--address", envvar="RAY_ADDRESS",
+    help="Ray cluster to join (e.g. auto, or ray://host:10001). Default: start an embedded Ray.")]
+FlowNameOpt = Annotated[Optional[str], typer.Option(
+    "--flow", help="The flow class to use when the file defines several.")]
+TagOpt = Annotated[Optional[list[str]], typer.Option(
+    "--tag", help="Tag the run (repeatable).")]
+WithOpt = Annotated[Optional[list[str]], typer.Option(
+    "--with", help="Add a decorator to every step, e.g. --with retry or "
+                   "--with retry:times=2,minutes_between_retries=0 (repeatable).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress lines.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+MaxWorkersOpt = Annotated[Optional[int], typer.Option(
+    "--max-workers", help="Most Ray tasks in flight at once (default: twice the CPUs).")]
+ExecutorOpt = Annotated[str, typer.Option(
+    "--executor", help="ray (default) or inline (run every task in this process, for debugging).")]
+NamespaceOpt = Annotated[Optional[str], typer.Option(
+    "--namespace", help="Namespace for looking up runs (default user:<you>).")]
+
+RUN_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _datastore(url: Optional[str]) -> str:
+    from rayflow.datastore import default_datastore_url
+
+    if url in (None, "", "local"):
+        return default_datastore_url()
+    if "://" not in url:
+        return os.path.abspath(os.path.expanduser(url))
+    return url
+
+
+def _load(file: str, flow_name: Optional[str]):
+    from rayflow.runtime.flowfile import load_flow
+
+    return load_flow(file, flow_name)
+
+
+@app.command(context_settings=RUN_SETTINGS)
+def run(ctx: typer.Context, file: FlowFile, datastore: DatastoreOpt = None,
+        address: AddressOpt = None, tag: TagOpt = None, with_: WithOpt = None,
+        flow: FlowNameOpt = None, max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
+        executor: ExecutorOpt = "ray", max_num_splits: Annotated[Optional[int], typer.Option(
+            "--max-num-splits", help="Accepted for Metaflow compatibility; rayflow has no cap.",
+            hidden=True)] = None,
+        run_id_file: Annotated[Optional[str], typer.Option(
+            "--run-id-file", help="Write the run id to this file.")] = None):
+    """Run a flow. Flow parameters follow as --name value (see `rayflow show FILE`)."""
+    from rayflow.parameters import resolve_parameters
+    from rayflow.runtime.runner import RunOptions
+
+    loaded = _load(file, flow)
+    params = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, list(ctx.args)))
+    opts = RunOptions(datastore_url=_datastore(datastore), address=address,
+                      tags=list(tag or []), with_decorators=list(with_ or []),
+                      executor=executor, max_in_flight=max_workers, progress=not quiet)
+    _execute(loaded, params, opts, run_id_file)
+
+
+def _execute(loaded, params, opts, run_id_file=None, runner_cls=None) -> None:
+    from rayflow.runtime.runner import Runner, raise_for_failures
+
+    runner = (runner_cls or Runner)(loaded, params, opts)
+    t0 = time.time()
+    _say(f"Running {loaded.name} from {os.path.relpath(loaded.file)} "
+         f"(datastore {opts.datastore_url})")
+    summary = runner.run()
+    if run_id_file:
+        with open(run_id_file, "w") as fh:
+            fh.write(summary.run_id)
+    raise_for_failures(summary)
+    cloned = f", {summary.tasks_cloned} cloned" if summary.tasks_cloned else ""
+    _say(f"Done: {summary.pathspec} finished in {time.time() - t0:.1f} s "
+         f"({summary.tasks_done} tasks{cloned}).")
+
+
+@app.command()
+def show(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False):
+    """Describe the flow's steps and transitions (no Ray is started)."""
+    from rayflow.runtime.flowfile import load_flow
+
+    loaded = load_flow(file, flow, lint_it=False)
+    if json_:
+        typer.echo(json.dumps(loaded.graph.to_dict(), indent=2))
+        return
+    typer.echo(loaded.graph.describe())
+    typer.echo("\nParameters:\n" + describe_parameters(loaded.cls))
+
+
+@app.command()
+def check(file: FlowFile, flow: FlowNameOpt = None):
+    """Lint the flow: structure, transitions, joins. Exits 1 on the first problem."""
+    loaded = _load(file, flow)
+    typer.echo(f"Flow {loaded.name} looks good: {len(loaded.graph.steps)} steps, "
+               f"{os.path.relpath(loaded.file)}.")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _register_more_commands() -> None:
+    try:
+        from . import inspect_cmds  # noqa: F401 - registers resume, logs, dump, runs, tag
+    except ImportError as exc:
+        if "inspect_cmds" not in str(exc):
+            raise
+
+
+_register_more_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line and exit 1."""
+    import click
+
+    try:
+        app(args=argv, standalone_mode=False, prog_name="rayflow")
+    except RayflowException as exc:
+        _fail(exc)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _say("Aborted.")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        _say("Interrupted. The run can be continued with `rayflow resume`.")
+        sys.exit(130)
+
+
+def _fail(exc: RayflowException) -> None:
+    _say(f"{exc.headline}: {exc}")
+    sys.exit(1)
+
+
+# Metaflow's top-level options that may come before the command in `python flow.py ...`.
+_IGNORED_TOP = {"--no-pylint", "--pylint", "--quiet"}
+_IGNORED_TOP_WITH_VALUE = {"--metadata", "--environment", "--event-logger", "--monitor",
+                           "--datastore-root", "--package-suffixes"}
+_FLOW_COMMANDS = {"run", "resume", "show", "check"}
+
+
+def main_for_flow(flow_cls) -> None:
+    """`python flow.py run ...`: the same commands, with the file and class filled in."""
+    file = os.path.abspath(sys.modules[flow_cls.__module__].__file__)
+    words, leading = list(sys.argv[1:]), []
+    while words and words[0].startswith("--") and words[0] not in ("--help",):
+        opt, eq, _ = words.pop(0).partition("=")
+        if opt in _IGNORED_TOP:
+            continue
+        if opt in _IGNORED_TOP_WITH_VALUE:
+            if not eq and words:
+                words.pop(0)
+            continue
+        if opt == "--with":
+            leading += ["--with", _ if eq else words.pop(0)]
+            continue
+        if opt == "--datastore":
+            value = _ if eq else words.pop(0)
+            if value not in ("local",):
+                leading += ["--datastore", value]
+            continue
+        _say(f"Unknown option {opt} before the command. Try: python "
+             f"{os.path.basename(file)} run --help")
+        sys.exit(2)
+    if not words or words[0] in ("--help", "-h", "help"):
+        _say(f"Usage: python {os.path.basename(file)} [run|resume|show|check] [OPTIONS]\n"
+             f"Same as `rayflow COMMAND {os.path.basename(file)}`.")
+        sys.exit(0 if words else 2)
+    command, rest = words[0], words[1:]
+    if command not in _FLOW_COMMANDS:
+        _say(f"Unknown command {command!r}. Use one of: {', '.join(sorted(_FLOW_COMMANDS))}.")
+        sys.exit(2)
+    main([command, file, "--flow", flow_cls.__name__, *leading, *rest])
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

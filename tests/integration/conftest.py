@@ -1,0 +1,68 @@
+"""One real Ray for the whole test session (ray.init takes ~4 s here), with two fake GPUs so
+that GPU scheduling is exercised on machines without one."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FLOWS = os.path.join(ROOT, "tests", "flows")
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+@pytest.fixture(scope="session")
+def ray_session(tmp_path_factory):
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+                 _temp_dir=None)
+    yield ray
+    # Ends only the Ray this session started (ray.shutdown stops our own processes by pid).
+    ray.shutdown()
+
+
+@pytest.fixture
+def datastore(tmp_path):
+    return str(tmp_path / "ds")
+
+
+@pytest.fixture
+def run_flow(ray_session, datastore):
+    """Run a flow file in-process on the session's Ray; returns the RunSummary."""
+    from rayflow.parameters import resolve_parameters
+    from rayflow.runtime.flowfile import load_flow
+    from rayflow.runtime.runner import Runner, RunOptions
+
+    def _run(path, params=None, **opts):
+        path = path if os.path.isabs(path) else os.path.join(FLOWS, path)
+        loaded = load_flow(path)
+        values = resolve_parameters(loaded.cls, {k: str(v) for k, v in (params or {}).items()})
+        options = RunOptions(datastore_url=opts.pop("datastore_url", datastore),
+                             progress=False, **opts)
+        return Runner(loaded, values, options).run()
+
+    return _run
+
+
+@pytest.fixture
+def cli(ray_session, datastore):
+    """Run the `rayflow` CLI in a subprocess, joined to the session's Ray."""
+    import subprocess
+
+    address = ray_session.get_runtime_context().gcs_address
+
+    def _cli(*args, env=None, check=None, cwd=None, timeout=180):
+        full_env = {**os.environ, "RAY_ADDRESS": address, "RAYFLOW_DATASTORE": datastore,
+                    **(env or {})}
+        cmd = [sys.executable, "-m", "rayflow_cli.main", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env,
+                              cwd=cwd or ROOT, timeout=timeout)
+        if check is not None:
+            assert proc.returncode == check, proc.stdout + proc.stderr
+        return proc
+
+    return _cli
