@@ -1,0 +1,206 @@
+"""S3Storage: the datastore in an S3 bucket (or any S3-compatible server), over s3fs.
+
+It owns talking to S3: the client settings (short timeouts and few retries, so a dead endpoint
+fails in seconds rather than minutes), parallel batches for many small objects, and turning
+botocore's and s3fs's errors into the ones the layers above expect (FileNotFoundError for an
+absent key, `DataStoreUnreachable` for a server or credentials problem).
+
+Credentials and the endpoint come from the standard AWS variables and config files
+(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL, AWS_DEFAULT_REGION).
+A pickled S3Storage carries only its URL and any `storage_options` given explicitly, so a
+worker reads credentials from its own environment. It must never let a raw botocore error
+escape to a user, and never import ray.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+
+import botocore.exceptions as boto_errors
+import s3fs
+from fsspec.exceptions import FSTimeoutError
+
+from rayflow.datastore.storage import BytesLike, DataStoreStorage, check_relative_path, join_path
+from rayflow.exceptions import DataStoreError, DataStoreUnreachable
+
+# A dead endpoint should fail in ~5 s: a short connect timeout, and botocore's retries capped
+# (its default backoff keeps trying for ~16 s). Reads of big objects still get a long read
+# timeout.
+CLIENT_CONFIG = {
+    "connect_timeout": 2,
+    "read_timeout": 60,
+    "retries": {"max_attempts": 2, "mode": "standard"},
+    # Batches run up to `max_workers` requests at once; the pool must not be the bottleneck.
+    "max_pool_connections": 64,
+    # botocore's parameter check accepts only bytes, bytearray or files as a Body, yet the
+    # rest of its stack (signing, aiohttp) sends a memoryview as is. Skipping the check lets
+    # Arrow and numpy buffers go out without a copy of the whole value.
+    "parameter_validation": False,
+}
+# s3fs retries timeouts and throttling on top of botocore; one more try is enough.
+S3FS_RETRIES = 2
+
+_UNREACHABLE_ERRORS = (
+    boto_errors.ConnectionError,        # EndpointConnectionError, ConnectTimeoutError; not OSError
+    boto_errors.HTTPClientError,        # ConnectionClosedError, ReadTimeoutError
+    boto_errors.NoCredentialsError,
+    boto_errors.PartialCredentialsError,
+    boto_errors.CredentialRetrievalError,
+    FSTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def _prepare_environment() -> None:
+    """Recent botocore adds CRC checksums to every PUT, which some S3-compatible servers
+    reject; ask for them only where an API requires them, unless the user chose otherwise."""
+    os.environ.setdefault("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+    os.environ.setdefault("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required")
+
+
+def _error_code(exc: BaseException) -> str:
+    """The S3 error code ("NoSuchBucket", ...) behind an s3fs-translated error, if any."""
+    cause = exc if getattr(exc, "response", None) else exc.__cause__
+    response = getattr(cause, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+class S3Storage(DataStoreStorage):
+    """A datastore under `s3://bucket/prefix`. The bucket must exist; keys are created."""
+
+    # S3 latency is per request, so small objects are written many at a time.
+    max_workers = 32
+
+    def __init__(self, url: str, storage_options: dict | None = None):
+        super().__init__(url.rstrip("/"))
+        rest = self.url[len("s3://"):] if self.url.lower().startswith("s3://") else ""
+        self.bucket, _, self.prefix = rest.partition("/")
+        if not self.bucket:
+            raise DataStoreError(f"Datastore URL {url!r} names no bucket. Use "
+                                 "s3://bucket/prefix with --datastore or RAYFLOW_DATASTORE.")
+        self.prefix = self.prefix.strip("/")
+        self.storage_options = dict(storage_options or {})
+        self._fs: s3fs.S3FileSystem | None = None
+        self._fs_lock = threading.Lock()
+
+    def __reduce__(self):
+        return (type(self), (self.url, self.storage_options))
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.storage_options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL")
+
+    @property
+    def fs(self) -> s3fs.S3FileSystem:
+        """The s3fs filesystem, made on first use so that building a storage never blocks."""
+        with self._fs_lock:
+            if self._fs is None:
+                self._fs = self._make_fs()
+            return self._fs
+
+    def _make_fs(self) -> s3fs.S3FileSystem:
+        _prepare_environment()
+        options = dict(self.storage_options)
+        options.pop("endpoint_url", None)
+        client_kwargs = dict(options.pop("client_kwargs", {}))
+        # botocore reads AWS_ENDPOINT_URL itself only in recent versions; pass it to be sure.
+        client_kwargs.setdefault("endpoint_url", self.endpoint_url)
+        config_kwargs = {**CLIENT_CONFIG, **options.pop("config_kwargs", {})}
+        # No instance cache: two storages with different credentials must not share a client.
+        fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False,
+                               client_kwargs=client_kwargs, config_kwargs=config_kwargs,
+                               **options)
+        fs.retries = S3FS_RETRIES
+        return fs
+
+    # -- paths and errors --------------------------------------------------------------------
+    def _key(self, path: str) -> str:
+        rel = check_relative_path(path, self.url)
+        return join_path(self.prefix, rel) if self.prefix else rel
+
+    def _unreachable(self, action: str, path: str, exc: BaseException) -> DataStoreUnreachable:
+        endpoint = self.endpoint_url or "the AWS default endpoint"
+        return DataStoreUnreachable(
+            f"Cannot {action} {self.describe(path)}: the S3 datastore {self.url} at {endpoint} "
+            f"did not answer as expected ({type(exc).__name__}: {exc}). Check that the endpoint "
+            "is up and AWS_ENDPOINT_URL points at it, that the credentials are valid "
+            "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE), and that --datastore "
+            "(or RAYFLOW_DATASTORE) names the right bucket.")
+
+    def _missing_bucket(self, exc: BaseException) -> DataStoreError:
+        return DataStoreError(
+            f"The bucket {self.bucket!r} of datastore {self.url} does not exist at "
+            f"{self.endpoint_url or 'the AWS default endpoint'} ({exc}). Create the bucket, or "
+            "pass an existing one with --datastore.")
+
+    @contextlib.contextmanager
+    def _translated(self, action: str, path: str) -> Iterator[None]:
+        """Re-raise S3 failures as the errors the layers above expect, naming the object."""
+        try:
+            yield
+        except FileNotFoundError as e:
+            if _error_code(e) == "NoSuchBucket":
+                raise self._missing_bucket(e) from e
+            raise FileNotFoundError(
+                f"No object {path!r} in datastore {self.url} (key s3://{self.bucket}/"
+                f"{self._key(path)}).") from e
+        except PermissionError as e:
+            raise self._unreachable(action, path, e) from e
+        except _UNREACHABLE_ERRORS as e:
+            raise self._unreachable(action, path, e) from e
+
+    # -- single objects ----------------------------------------------------------------------
+    def put(self, path: str, data: BytesLike) -> None:
+        body = data
+        if isinstance(data, memoryview):
+            # botocore wants bytes or a file; Arrow and numpy buffers arrive as memoryviews.
+            body = data.cast("B") if data.format != "B" or data.ndim != 1 else data
+        with self._translated("write", path):
+            self.fs.pipe_file(f"{self.bucket}/{self._key(path)}", body)
+
+    def put_file(self, path: str, local_path: str) -> None:
+        with self._translated("write", path):
+            self.fs.put_file(local_path, f"{self.bucket}/{self._key(path)}")
+
+    def get(self, path: str) -> bytes:
+        with self._translated("read", path):
+            # One GET: concurrent ranged reads would cost a HEAD first on every small object.
+            return self.fs.cat_file(f"{self.bucket}/{self._key(path)}", max_concurrency=1)
+
+    def exists(self, path: str) -> bool:
+        try:
+            with self._translated("check", path):
+                self.fs.call_s3("head_object", Bucket=self.bucket, Key=self._key(path))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list(self, prefix: str = "") -> list[str]:
+        key = self._key(prefix) if prefix else self.prefix
+        key_prefix = f"{key}/" if key else ""
+        names: set[str] = set()
+        token: dict = {}
+        with self._translated("list", prefix):
+            while True:
+                page = self.fs.call_s3("list_objects_v2", Bucket=self.bucket,
+                                       Prefix=key_prefix, Delimiter="/", **token)
+                names.update(o["Key"][len(key_prefix):] for o in page.get("Contents", []))
+                names.update(p["Prefix"][len(key_prefix):].rstrip("/")
+                             for p in page.get("CommonPrefixes", []))
+                if not page.get("IsTruncated"):
+                    break
+                token = {"ContinuationToken": page["NextContinuationToken"]}
+        names.discard("")
+        return sorted(names)
+
+    def delete(self, path: str) -> None:
+        with self._translated("delete", path):
+            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self._key(path))

@@ -1,0 +1,222 @@
+"""The bottom layer of the datastore: bytes in and out, and the choice of backend by URL.
+
+This module owns the `DataStoreStorage` interface that every backend implements (local disk in
+`local.py`, S3 in `s3.py`), the lazy registry that maps a URL's protocol to a backend class, and
+`default_datastore_url()`. Paths given to a storage are relative to its root and '/'-separated.
+
+It must never know what the bytes mean (no hashing, no JSON, no run/task layout: those belong to
+the layers above), never import an optional backend library (s3fs, boto) before a URL asks for
+it, and never import ray.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from rayflow.exceptions import DataStoreError
+
+BytesLike = bytes | bytearray | memoryview
+T = TypeVar("T")
+R = TypeVar("R")
+
+DATASTORE_ENV_VAR = "RAYFLOW_DATASTORE"
+DEFAULT_DATASTORE_DIRNAME = ".rayflow"
+
+
+class MissingBackendError(DataStoreError, ImportError):
+    """A datastore URL needs a library that is not installed. It is an ImportError too, so code
+    that guards optional imports keeps working."""
+
+    headline = "Missing datastore backend"
+
+
+class DataStoreStorage(abc.ABC):
+    """Bytes in and out under one root. Every backend passes `tests/datastore_contract.py`.
+
+    Semantics every backend keeps:
+    - `get` of an absent path raises FileNotFoundError naming the path and the datastore.
+    - `put` replaces an existing object; a reader never sees a half-written object.
+    - `list(prefix)` gives the sorted names of the immediate children (objects and "folders"),
+      and an empty list when nothing is there.
+    - `exists(path)` is true only for an object, not for a folder-like prefix.
+    - `delete` of an absent path is a no-op, so cleanup can be retried.
+    - The `*_many` calls run in parallel and return results in the order of their input.
+    """
+
+    #: How many calls a batch runs at once; backends with network latency raise it.
+    max_workers: int = 8
+
+    def __init__(self, url: str):
+        self._url = url
+
+    @property
+    def url(self) -> str:
+        """The datastore's root, as a user would pass it to `--datastore`."""
+        return self._url
+
+    @property
+    @abc.abstractmethod
+    def is_local(self) -> bool:
+        """True when the bytes live on this machine's disk (not shared with other nodes)."""
+
+    # -- single objects ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def put(self, path: str, data: BytesLike) -> None: ...
+
+    @abc.abstractmethod
+    def get(self, path: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def exists(self, path: str) -> bool: ...
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> list[str]: ...
+
+    @abc.abstractmethod
+    def delete(self, path: str) -> None: ...
+
+    def put_file(self, path: str, local_path: str) -> None:
+        """Store the contents of a file on local disk. Backends may stream instead of reading."""
+        with open(local_path, "rb") as f:
+            self.put(path, f.read())
+
+    # -- batches -----------------------------------------------------------------------------
+    def put_many(self, items: Iterable[tuple[str, BytesLike]]) -> None:
+        parallel_map(lambda item: self.put(item[0], item[1]), list(items), self.max_workers)
+
+    def get_many(self, paths: Sequence[str]) -> list[bytes]:
+        return parallel_map(self.get, list(paths), self.max_workers)
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        return parallel_map(self.exists, list(paths), self.max_workers)
+
+    def describe(self, path: str) -> str:
+        """A path as a user would find it, for error messages."""
+        return join_path(self.url, path) if path else self.url
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+def parallel_map(fn: Callable[[T], R], items: list[T], max_workers: int) -> list[R]:
+    """`[fn(x) for x in items]`, run on a thread pool; the first error is re-raised as is."""
+    if len(items) <= 1 or max_workers <= 1:
+        return [fn(x) for x in items]
+    # A pool per batch: threads start lazily and die with the batch, so a storage object holds
+    # no threads (it stays picklable, and a forked worker inherits no dead pool).
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items)),
+                            thread_name_prefix="rayflow-datastore") as pool:
+        return list(pool.map(fn, items))
+
+
+def join_path(base: str, *parts: str) -> str:
+    """Join '/'-separated parts onto `base`, skipping empty parts and doubled slashes."""
+    out = base.rstrip("/") if base.strip("/") else base
+    for part in parts:
+        part = part.strip("/")
+        if part:
+            out = f"{out}/{part}" if out and not out.endswith("/") else f"{out}{part}"
+    return out
+
+
+def check_relative_path(path: str, storage_url: str) -> str:
+    """Reject paths that would escape the datastore root; a bug above must not write elsewhere."""
+    if path.startswith("/") or "\\" in path:
+        raise DataStoreError(
+            f"Datastore path {path!r} in {storage_url} must be relative and '/'-separated. "
+            "This is a bug in the caller: pass paths relative to the datastore root.")
+    parts = path.split("/")
+    if any(p in ("..", ".") for p in parts):
+        raise DataStoreError(
+            f"Datastore path {path!r} in {storage_url} contains '.' or '..'. "
+            "This is a bug in the caller: pass normalized paths.")
+    return path.strip("/")
+
+
+# -- the protocol registry -------------------------------------------------------------------
+@dataclass(frozen=True)
+class BackendEntry:
+    """Where a backend class lives, and what to install when its import fails."""
+
+    import_path: str          # "package.module:ClassName"
+    requires: tuple[str, ...]  # top-level modules whose absence means "not installed"
+    install_hint: str
+
+
+_BACKENDS: dict[str, BackendEntry] = {
+    "file": BackendEntry("rayflow.datastore.local:LocalStorage", (), ""),
+    "s3": BackendEntry("rayflow.datastore.s3:S3Storage", ("s3fs", "botocore", "aiobotocore"),
+                       "Install s3fs to use s3:// datastores: pip install 'rayflow[s3]'"),
+}
+
+
+def register_backend(protocol: str, import_path: str, requires: tuple[str, ...] = (),
+                     install_hint: str = "") -> None:
+    """Add or replace a backend; the class is imported only when a URL uses `protocol`."""
+    _BACKENDS[protocol] = BackendEntry(import_path, tuple(requires), install_hint)
+
+
+def split_protocol(url: str) -> tuple[str, str]:
+    """"s3://b/p" -> ("s3", "b/p"); a plain path -> ("file", path)."""
+    if "://" in url:
+        protocol, rest = url.split("://", 1)
+        return protocol.lower(), rest
+    return "file", url
+
+
+def storage_class(protocol: str) -> type[DataStoreStorage]:
+    entry = _BACKENDS.get(protocol)
+    if entry is None:
+        known = ", ".join(f"{p}://" for p in sorted(_BACKENDS))
+        raise DataStoreError(
+            f"No datastore backend for {protocol}:// URLs. rayflow knows {known} and plain "
+            "local paths; pass one of those with --datastore or RAYFLOW_DATASTORE.")
+    module_name, class_name = entry.import_path.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        missing = (e.name or "").split(".")[0]
+        if missing in entry.requires:
+            raise MissingBackendError(f"{entry.install_hint} (could not import {e.name}).") from e
+        raise
+    return getattr(module, class_name)
+
+
+def get_storage(url: str) -> DataStoreStorage:
+    """The storage for a datastore URL: "/abs/path", "relative/path", "file://..." or
+    "s3://bucket/prefix"."""
+    if not url:
+        raise DataStoreError("The datastore URL is empty. Pass a folder or s3://bucket/prefix "
+                             "with --datastore, or set RAYFLOW_DATASTORE.")
+    protocol, rest = split_protocol(url)
+    cls = storage_class(protocol)
+    if protocol == "file":
+        return cls(os.path.abspath(os.path.expanduser(rest)))
+    return cls(url)
+
+
+def default_datastore_url() -> str:
+    """RAYFLOW_DATASTORE if set; else the nearest `.rayflow` folder walking up from the cwd;
+    else `./.rayflow` (not created here). Local paths come back absolute."""
+    configured = os.environ.get(DATASTORE_ENV_VAR)
+    if configured:
+        protocol, rest = split_protocol(configured)
+        if protocol == "file":
+            return os.path.abspath(os.path.expanduser(rest))
+        return configured
+    here = os.path.abspath(os.getcwd())
+    while True:
+        candidate = os.path.join(here, DEFAULT_DATASTORE_DIRNAME)
+        if os.path.isdir(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    return os.path.abspath(DEFAULT_DATASTORE_DIRNAME)
