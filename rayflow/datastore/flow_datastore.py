@@ -1,0 +1,262 @@
+"""FlowDataStore: one flow's runs, tasks, artifacts, tags and logs in a datastore.
+
+It owns the layout under the datastore root and the commit protocol:
+
+    <Flow>/data/<h[:2]>/<h>                          artifact blobs (ContentAddressedStore)
+    <Flow>/<run_id>/_run.json                        RunRecord
+    <Flow>/<run_id>/_tags.json                       user tags, mutable after the run
+    <Flow>/<run_id>/<step>/<task_id>/<attempt>.json  TaskRecord
+    <Flow>/<run_id>/<step>/<task_id>/<attempt>.stdout, .stderr   task logs
+    <Flow>/<run_id>/<step>/<task_id>/DONE            written last; holds the attempt number
+
+Blobs are written first, then the task record, then DONE; a reader trusts only tasks with DONE.
+A crash at any point leaves either a finished task or garbage that nothing references.
+
+It must never decide *when* a task is finished (the runtime does), never cache what it reads
+(another process may be writing the same run), and never import ray.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rayflow.datastore.cas import DATA_DIR, ContentAddressedStore
+from rayflow.datastore.records import (
+    ArtifactInfo,
+    RunRecord,
+    TaskRecord,
+    dumps_record,
+    loads_record,
+)
+from rayflow.datastore.serializers import deserialize, serialize
+from rayflow.datastore.storage import DataStoreStorage, get_storage
+from rayflow.exceptions import DataStoreError
+
+RUN_RECORD = "_run.json"
+TAGS_FILE = "_tags.json"
+DONE_MARKER = "DONE"
+LOG_STREAMS = ("stdout", "stderr")
+_ATTEMPT_FILE = re.compile(r"^(\d+)\.json$")
+
+
+def _numeric_first_key(name: str) -> tuple:
+    """Sort numeric ids by value (so "10" follows "9"), the rest by name after them."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def _is_listable(name: str) -> bool:
+    """Run, step and task folders; not blobs, records ("_run.json") or temporary files."""
+    return name != DATA_DIR and not name.startswith(("_", "."))
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not value or "/" in value or value in (".", ".."):
+        raise DataStoreError(
+            f"{kind} {value!r} cannot name a folder in the datastore: it must be non-empty and "
+            "contain no '/'. Rename it.")
+    return value
+
+
+class FlowDataStore:
+    """Runs, tasks and artifacts of the flow `flow_name`, stored in `storage`."""
+
+    def __init__(self, storage: DataStoreStorage, flow_name: str):
+        self.storage = storage
+        self.flow_name = _check_name("Flow name", flow_name)
+        self.cas = ContentAddressedStore(storage, flow_name)
+
+    @classmethod
+    def from_url(cls, url: str, flow_name: str) -> FlowDataStore:
+        return cls(get_storage(url), flow_name)
+
+    def __reduce__(self):
+        # Rebuilt from its parts in a worker: no counters, locks or clients cross processes.
+        return (type(self), (self.storage, self.flow_name))
+
+    def __repr__(self) -> str:
+        return f"FlowDataStore({self.url!r}, {self.flow_name!r})"
+
+    @property
+    def url(self) -> str:
+        return self.storage.url
+
+    # -- paths -------------------------------------------------------------------------------
+    def run_path(self, run_id: str) -> str:
+        return f"{self.flow_name}/{_check_name('Run id', str(run_id))}"
+
+    def step_path(self, run_id: str, step: str) -> str:
+        return f"{self.run_path(run_id)}/{_check_name('Step name', step)}"
+
+    def task_path(self, run_id: str, step: str, task_id: str) -> str:
+        return f"{self.step_path(run_id, step)}/{_check_name('Task id', str(task_id))}"
+
+    def _pathspec(self, *parts: str) -> str:
+        return "/".join([self.flow_name, *map(str, parts)])
+
+    # -- runs --------------------------------------------------------------------------------
+    @staticmethod
+    def new_run_id() -> str:
+        """Microseconds since the epoch with 3 random low digits: ids sort by start time, and
+        two machines starting a run in the same microsecond still differ (999 times in 1000)."""
+        return str(time.time_ns() // 1000 * 1000 + random.randrange(1000))
+
+    def write_run(self, rec: RunRecord) -> None:
+        what = f"run record of {rec.pathspec}"
+        self.storage.put(f"{self.run_path(rec.run_id)}/{RUN_RECORD}",
+                         dumps_record(rec.to_json(), what))
+
+    def read_run(self, run_id: str) -> RunRecord | None:
+        try:
+            raw = self.storage.get(f"{self.run_path(run_id)}/{RUN_RECORD}")
+        except FileNotFoundError:
+            return None
+        return RunRecord.from_json(loads_record(raw, f"run record of "
+                                                     f"{self._pathspec(run_id)}"))
+
+    def list_run_ids(self) -> list[str]:
+        """Newest first (run ids from `new_run_id` are numeric and grow with time)."""
+        names = [n for n in self.storage.list(self.flow_name) if _is_listable(n)]
+        return sorted(names, key=_numeric_first_key, reverse=True)
+
+    def read_tags(self, run_id: str) -> list[str]:
+        """User tags: `_tags.json` once written, else the tags the run started with."""
+        try:
+            raw = self.storage.get(f"{self.run_path(run_id)}/{TAGS_FILE}")
+        except FileNotFoundError:
+            run = self.read_run(run_id)
+            return list(run.tags) if run else []
+        tags = loads_record(raw, f"tags of {self._pathspec(run_id)}").get("tags", [])
+        return [str(t) for t in tags]
+
+    def write_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        what = f"tags of {self._pathspec(run_id)}"
+        unique = list(dict.fromkeys(str(t) for t in tags))  # keeps the caller's order
+        self.storage.put(f"{self.run_path(run_id)}/{TAGS_FILE}",
+                         dumps_record({"tags": unique}, what))
+
+    # -- artifacts ---------------------------------------------------------------------------
+    def save_artifacts(self, items: dict[str, Any]) -> dict[str, ArtifactInfo]:
+        """Serialize and store values; blobs that already exist cost one existence check."""
+        names = list(items)
+        encoded = []
+        for name in names:
+            try:
+                encoded.append(serialize(items[name]))
+            except Exception as e:
+                raise DataStoreError(
+                    f"Cannot save artifact {name!r} of flow {self.flow_name}: its value of type "
+                    f"{type(items[name]).__name__} cannot be serialized ({type(e).__name__}: "
+                    f"{e}). Store a picklable value, or convert it (e.g. to a pyarrow.Table or "
+                    "numpy array) before assigning it to self.") from e
+        saved = self.cas.save_blobs([s.data for s in encoded])
+        return {name: ArtifactInfo(sha=blob.sha, size=blob.size, type=s.type, encoding=s.encoding)
+                for name, s, blob in zip(names, encoded, saved)}
+
+    def load_artifact(self, info: ArtifactInfo) -> Any:
+        return deserialize(info.encoding, self.cas.load_blob(info.sha))
+
+    def load_artifacts(self, infos: dict[str, ArtifactInfo]) -> dict[str, Any]:
+        """Several artifacts, their blobs fetched in one parallel batch."""
+        names = list(infos)
+        blobs = self.cas.load_blobs([infos[n].sha for n in names])
+        return {n: deserialize(infos[n].encoding, b) for n, b in zip(names, blobs)}
+
+    # -- tasks -------------------------------------------------------------------------------
+    def _record_item(self, rec: TaskRecord) -> tuple[str, bytes]:
+        path = f"{self.task_path(rec.run_id, rec.step, rec.task_id)}/{int(rec.attempt)}.json"
+        return path, dumps_record(rec.to_json(), f"task record of {rec.pathspec}")
+
+    def _done_item(self, rec: TaskRecord) -> tuple[str, bytes]:
+        path = f"{self.task_path(rec.run_id, rec.step, rec.task_id)}/{DONE_MARKER}"
+        return path, str(int(rec.attempt)).encode()
+
+    def write_task(self, rec: TaskRecord) -> None:
+        """The record, then DONE if the attempt succeeded (its artifacts must be saved first)."""
+        self.storage.put(*self._record_item(rec))
+        if rec.status == "success":
+            self.storage.put(*self._done_item(rec))
+
+    def write_tasks(self, recs: Sequence[TaskRecord]) -> None:
+        """Many tasks: every record in one parallel batch, then every DONE in another, so no
+        DONE can land before its record."""
+        self.storage.put_many([self._record_item(r) for r in recs])
+        self.storage.put_many([self._done_item(r) for r in recs if r.status == "success"])
+
+    def _done_attempt(self, run_id: str, step: str, task_id: str) -> int | None:
+        try:
+            raw = self.storage.get(f"{self.task_path(run_id, step, task_id)}/{DONE_MARKER}")
+        except FileNotFoundError:
+            return None
+        try:
+            return int(raw.decode().strip())
+        except ValueError:
+            raise DataStoreError(
+                f"The DONE marker of task {self._pathspec(run_id, step, task_id)} holds "
+                f"{raw[:40]!r}, not an attempt number; the datastore is corrupt. Delete the "
+                "task's folder and resume the run.") from None
+
+    def _latest_attempt(self, run_id: str, step: str, task_id: str) -> int | None:
+        attempts = [int(m.group(1)) for name in self.storage.list(
+            self.task_path(run_id, step, task_id)) if (m := _ATTEMPT_FILE.match(name))]
+        return max(attempts) if attempts else None
+
+    def read_task(self, run_id: str, step: str, task_id: str,
+                  attempt: int | None = None) -> TaskRecord | None:
+        """One attempt's record. `attempt=None`: the attempt named in DONE, else the highest
+        attempt found (a failed or unfinished task). None when there is no such record."""
+        if attempt is None:
+            attempt = self._done_attempt(run_id, step, task_id)
+        if attempt is None:
+            attempt = self._latest_attempt(run_id, step, task_id)
+        if attempt is None:
+            return None
+        path = f"{self.task_path(run_id, step, task_id)}/{int(attempt)}.json"
+        try:
+            raw = self.storage.get(path)
+        except FileNotFoundError:
+            return None
+        what = f"task record of {self._pathspec(run_id, step, task_id)} attempt {attempt}"
+        return TaskRecord.from_json(loads_record(raw, what))
+
+    def is_done(self, run_id: str, step: str, task_id: str) -> bool:
+        return self.storage.exists(f"{self.task_path(run_id, step, task_id)}/{DONE_MARKER}")
+
+    def list_steps(self, run_id: str) -> list[str]:
+        return [n for n in self.storage.list(self.run_path(run_id)) if _is_listable(n)]
+
+    def list_tasks(self, run_id: str, step: str) -> list[str]:
+        names = [n for n in self.storage.list(self.step_path(run_id, step)) if _is_listable(n)]
+        return sorted(names, key=_numeric_first_key)
+
+    def done_task_ids(self, run_id: str, step: str) -> set[str]:
+        """Tasks of a step that finished; one parallel batch of existence checks."""
+        task_ids = self.list_tasks(run_id, step)
+        done = self.storage.exists_many(
+            [f"{self.task_path(run_id, step, t)}/{DONE_MARKER}" for t in task_ids])
+        return {t for t, is_done in zip(task_ids, done) if is_done}
+
+    # -- logs --------------------------------------------------------------------------------
+    def _log_path(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
+        if stream not in LOG_STREAMS:
+            raise DataStoreError(f"Log stream {stream!r} of task "
+                                 f"{self._pathspec(run_id, step, task_id)} is not one of "
+                                 f"{', '.join(LOG_STREAMS)}.")
+        return f"{self.task_path(run_id, step, task_id)}/{int(attempt)}.{stream}"
+
+    def save_log(self, run_id: str, step: str, task_id: str, attempt: int, stream: str,
+                 text: str) -> None:
+        path = self._log_path(run_id, step, task_id, attempt, stream)
+        # A log may hold bytes a program printed in another encoding; never fail a task on it.
+        self.storage.put(path, text.encode("utf-8", errors="replace"))
+
+    def load_log(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:
+        """The saved text, or "" when the attempt saved no log (as Metaflow's client does)."""
+        try:
+            raw = self.storage.get(self._log_path(run_id, step, task_id, attempt, stream))
+        except FileNotFoundError:
+            return ""
+        return raw.decode("utf-8", errors="replace")

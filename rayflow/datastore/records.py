@@ -1,0 +1,146 @@
+"""The metadata rayflow keeps per artifact, task and run, and their JSON form.
+
+It owns the dataclasses `ArtifactInfo`, `TaskRecord` and `RunRecord` and how each becomes a JSON
+dict and back. JSON written by an older or newer rayflow must still load: missing fields take
+their defaults and unknown fields are ignored.
+
+It must never read or write storage (`flow_datastore.py` does), and never import ray.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from rayflow.exceptions import DataStoreError
+
+RECORD_VERSION = 1
+
+
+def _known_fields(cls: type, data: dict) -> dict:
+    """The keys of `data` that are fields of `cls`: newer writers may add fields."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def dumps_record(data: dict, what: str) -> bytes:
+    """JSON bytes for a record dict, with an error naming the record if a value won't encode."""
+    try:
+        return json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
+    except (TypeError, ValueError) as e:
+        raise DataStoreError(
+            f"Cannot save {what} as JSON: {e}. Parameters, tags and transition data must be "
+            "JSON values (str, int, float, bool, None, lists and dicts of them).") from e
+
+
+def loads_record(raw: bytes, what: str) -> dict:
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise DataStoreError(f"The stored {what} is not valid JSON ({e}); the file is corrupt. "
+                             "Delete it, or resume the run to write it again.") from e
+    if not isinstance(data, dict):
+        raise DataStoreError(f"The stored {what} is not a JSON object; the file is corrupt.")
+    return data
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    """Where one artifact's bytes are and how to decode them."""
+
+    sha: str          # xxh3-128 hex of the stored bytes
+    size: int         # stored bytes
+    type: str         # the value's class, e.g. "pyarrow.lib.Table", "builtins.int"
+    encoding: str     # "arrow-ipc", "arrow-ipc-batch", "pandas-arrow", "numpy", "pickle"
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict) -> ArtifactInfo:
+        return cls(**_known_fields(cls, d))
+
+
+@dataclass
+class TaskRecord:
+    """Everything known about one finished attempt of a task (written before its DONE)."""
+
+    flow: str
+    run_id: str
+    step: str
+    task_id: str
+    attempt: int = 0
+    status: str = "success"                     # "success" | "failed"
+    artifacts: dict[str, ArtifactInfo] = field(default_factory=dict)
+    foreach_stack: list[tuple[str, int, int]] = field(default_factory=list)
+    foreach_num_splits: int | None = None
+    transition: dict = field(default_factory=lambda: {"steps": [], "foreach": None})
+    parents: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
+    code_hash: str = ""
+    params: dict = field(default_factory=dict)
+    user: str = ""
+    node: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    exception: dict | None = None               # {"type", "message", "traceback"}
+    origin_pathspec: str | None = None          # set on tasks cloned by resume
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow}/{self.run_id}/{self.step}/{self.task_id}"
+
+    def to_json(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["artifacts"] = {name: info.to_json() for name, info in self.artifacts.items()}
+        data["foreach_stack"] = [list(frame) for frame in self.foreach_stack]
+        data["version"] = RECORD_VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, d: dict) -> TaskRecord:
+        data = _known_fields(cls, d)
+        data["artifacts"] = {name: ArtifactInfo.from_json(info)
+                             for name, info in d.get("artifacts", {}).items()}
+        data["foreach_stack"] = [tuple(frame) for frame in d.get("foreach_stack", [])]
+        data["attempt"] = int(d.get("attempt", 0))
+        return cls(**data)
+
+
+@dataclass
+class RunRecord:
+    """One run of a flow: who started it, with what, and how it ended."""
+
+    flow: str
+    run_id: str
+    user: str = ""
+    params: dict = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    sys_tags: list[str] = field(default_factory=list)
+    code_hash: str = ""
+    status: str = "running"                     # "running" | "success" | "failed"
+    started_at: float = 0.0
+    finished_at: float | None = None
+    flow_file: str = ""
+    origin_run_id: str | None = None
+    datastore: str = ""
+    ray_address: str | None = None
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow}/{self.run_id}"
+
+    def to_json(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["version"] = RECORD_VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, d: dict) -> RunRecord:
+        return cls(**_known_fields(cls, d))
+
+
+def to_bytes(record: Any, what: str) -> bytes:
+    return dumps_record(record.to_json(), what)
