@@ -18,6 +18,7 @@ It must never decide *when* a task is finished (the runtime does), never cache w
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 import time
@@ -37,15 +38,26 @@ from rayflow.datastore.storage import DataStoreStorage, get_storage
 from rayflow.exceptions import DataStoreError
 
 RUN_RECORD = "_run.json"
+BUNDLE_DIR = "_bundles"
 TAGS_FILE = "_tags.json"
 DONE_MARKER = "DONE"
 LOG_STREAMS = ("stdout", "stderr")
 _ATTEMPT_FILE = re.compile(r"^(\d+)\.json$")
 
 
+def _better(rec: TaskRecord, than: TaskRecord | None) -> bool:
+    if than is None:
+        return True
+    return (rec.status == "success", rec.attempt) > (than.status == "success", than.attempt)
+
+
 def _numeric_first_key(name: str) -> tuple:
-    """Sort numeric ids by value (so "10" follows "9"), the rest by name after them."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+    """Sort numeric ids by value (so "10" follows "9", and foreach task ids "3_10" follow
+    "3_9"), the rest by name after them."""
+    parts = name.split("_")
+    if all(p.isdigit() for p in parts):
+        return (0, tuple(int(p) for p in parts), "")
+    return (1, (), name)
 
 
 def _is_listable(name: str) -> bool:
@@ -157,13 +169,17 @@ class FlowDataStore:
                 for name, s, blob in zip(names, encoded, saved)}
 
     def load_artifact(self, info: ArtifactInfo) -> Any:
+        if info.inline is not None:
+            return deserialize(info.encoding, base64.b64decode(info.inline))
         return deserialize(info.encoding, self.cas.load_blob(info.sha))
 
     def load_artifacts(self, infos: dict[str, ArtifactInfo]) -> dict[str, Any]:
         """Several artifacts, their blobs fetched in one parallel batch."""
-        names = list(infos)
+        names = [n for n in infos if infos[n].inline is None]
         blobs = self.cas.load_blobs([infos[n].sha for n in names])
-        return {n: deserialize(infos[n].encoding, b) for n, b in zip(names, blobs)}
+        out = {n: deserialize(infos[n].encoding, b) for n, b in zip(names, blobs)}
+        out.update({n: self.load_artifact(i) for n, i in infos.items() if i.inline is not None})
+        return {n: out[n] for n in infos}
 
     # -- tasks -------------------------------------------------------------------------------
     def _record_item(self, rec: TaskRecord) -> tuple[str, bytes]:
@@ -180,11 +196,58 @@ class FlowDataStore:
         if rec.status == "success":
             self.storage.put(*self._done_item(rec))
 
-    def write_tasks(self, recs: Sequence[TaskRecord]) -> None:
-        """Many tasks: every record in one parallel batch, then every DONE in another, so no
-        DONE can land before its record."""
+    def write_tasks(self, recs: Sequence[TaskRecord], bundle: bool = False) -> None:
+        """Many tasks. By default every record in one parallel batch, then every DONE in
+        another, so no DONE can land before its record. With `bundle=True` (tasks of one step
+        of one run, e.g. a batch of foreach splits) all records go into one bundle file, whose
+        single atomic write commits the successful ones: that is their DONE."""
+        if bundle and len(recs) > 1 and len({(r.run_id, r.step) for r in recs}) == 1:
+            self._write_bundle(recs)
+            return
         self.storage.put_many([self._record_item(r) for r in recs])
         self.storage.put_many([self._done_item(r) for r in recs if r.status == "success"])
+
+    def _write_bundle(self, recs: Sequence[TaskRecord]) -> None:
+        first, last = recs[0], recs[-1]
+        name = f"{first.task_id}~{last.task_id}~{len(recs)}~{int(first.attempt)}.json"
+        path = f"{self.step_path(first.run_id, first.step)}/{BUNDLE_DIR}/{name}"
+        what = f"task records of {self._pathspec(first.run_id, first.step)}"
+        self.storage.put(path, dumps_record({"records": [r.to_json() for r in recs]}, what))
+
+    def _bundle_names(self, run_id: str, step: str) -> list[str]:
+        return [n for n in self.storage.list(f"{self.step_path(run_id, step)}/{BUNDLE_DIR}")
+                if n.endswith(".json")]
+
+    def _read_bundle(self, run_id: str, step: str, name: str) -> list[TaskRecord]:
+        path = f"{self.step_path(run_id, step)}/{BUNDLE_DIR}/{name}"
+        try:
+            raw = self.storage.get(path)
+        except FileNotFoundError:
+            return []
+        data = loads_record(raw, f"task bundle {name} of {self._pathspec(run_id, step)}")
+        return [TaskRecord.from_json(r) for r in data.get("records", [])]
+
+    def _bundled(self, run_id: str, step: str, task_id: str) -> TaskRecord | None:
+        """The best bundled record of a task: a success over a failure, then the latest."""
+        key = _numeric_first_key(task_id)
+        best = None
+        for name in self._bundle_names(run_id, step):
+            first, _, rest = name.partition("~")
+            last = rest.partition("~")[0]
+            if not (_numeric_first_key(first) <= key <= _numeric_first_key(last)):
+                continue
+            for rec in self._read_bundle(run_id, step, name):
+                if rec.task_id == task_id and _better(rec, best):
+                    best = rec
+        return best
+
+    def _all_bundled(self, run_id: str, step: str) -> dict[str, TaskRecord]:
+        out: dict[str, TaskRecord] = {}
+        for name in self._bundle_names(run_id, step):
+            for rec in self._read_bundle(run_id, step, name):
+                if _better(rec, out.get(rec.task_id)):
+                    out[rec.task_id] = rec
+        return out
 
     def _done_attempt(self, run_id: str, step: str, task_id: str) -> int | None:
         try:
@@ -208,36 +271,63 @@ class FlowDataStore:
                   attempt: int | None = None) -> TaskRecord | None:
         """One attempt's record. `attempt=None`: the attempt named in DONE, else the highest
         attempt found (a failed or unfinished task). None when there is no such record."""
+        bundled = None
         if attempt is None:
             attempt = self._done_attempt(run_id, step, task_id)
         if attempt is None:
+            bundled = self._bundled(run_id, step, task_id)
+            if bundled is not None and bundled.status == "success":
+                return bundled
             attempt = self._latest_attempt(run_id, step, task_id)
-        if attempt is None:
-            return None
+            if attempt is None or (bundled is not None and bundled.attempt > attempt):
+                return bundled
         path = f"{self.task_path(run_id, step, task_id)}/{int(attempt)}.json"
         try:
             raw = self.storage.get(path)
         except FileNotFoundError:
-            return None
+            bundled = bundled or self._bundled(run_id, step, task_id)
+            return bundled if bundled is not None and bundled.attempt == attempt else None
         what = f"task record of {self._pathspec(run_id, step, task_id)} attempt {attempt}"
         return TaskRecord.from_json(loads_record(raw, what))
 
     def is_done(self, run_id: str, step: str, task_id: str) -> bool:
-        return self.storage.exists(f"{self.task_path(run_id, step, task_id)}/{DONE_MARKER}")
+        if self.storage.exists(f"{self.task_path(run_id, step, task_id)}/{DONE_MARKER}"):
+            return True
+        bundled = self._bundled(run_id, step, task_id)
+        return bundled is not None and bundled.status == "success"
 
     def list_steps(self, run_id: str) -> list[str]:
         return [n for n in self.storage.list(self.run_path(run_id)) if _is_listable(n)]
 
+    def _task_dirs(self, run_id: str, step: str) -> list[str]:
+        return [n for n in self.storage.list(self.step_path(run_id, step)) if _is_listable(n)]
+
     def list_tasks(self, run_id: str, step: str) -> list[str]:
-        names = [n for n in self.storage.list(self.step_path(run_id, step)) if _is_listable(n)]
+        names = set(self._task_dirs(run_id, step)) | set(self._all_bundled(run_id, step))
         return sorted(names, key=_numeric_first_key)
 
     def done_task_ids(self, run_id: str, step: str) -> set[str]:
-        """Tasks of a step that finished; one parallel batch of existence checks."""
-        task_ids = self.list_tasks(run_id, step)
+        """Tasks of a step that finished; one parallel batch of existence checks, plus the
+        successful tasks of every bundle."""
+        task_ids = self._task_dirs(run_id, step)
         done = self.storage.exists_many(
             [f"{self.task_path(run_id, step, t)}/{DONE_MARKER}" for t in task_ids])
-        return {t for t, is_done in zip(task_ids, done) if is_done}
+        out = {t for t, is_done in zip(task_ids, done) if is_done}
+        out.update(t for t, rec in self._all_bundled(run_id, step).items()
+                   if rec.status == "success")
+        return out
+
+    def done_records(self, run_id: str, step: str) -> dict[str, TaskRecord]:
+        """Every finished task of a step with its record (what resume clones from)."""
+        out = {t: rec for t, rec in self._all_bundled(run_id, step).items()
+               if rec.status == "success"}
+        for task_id in self._task_dirs(run_id, step):
+            attempt = self._done_attempt(run_id, step, task_id)
+            if attempt is not None:
+                rec = self.read_task(run_id, step, task_id, attempt)
+                if rec is not None:
+                    out[task_id] = rec
+        return out
 
     # -- logs --------------------------------------------------------------------------------
     def _log_path(self, run_id: str, step: str, task_id: str, attempt: int, stream: str) -> str:

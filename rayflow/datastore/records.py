@@ -28,7 +28,9 @@ def _known_fields(cls: type, data: dict) -> dict:
 def dumps_record(data: dict, what: str) -> bytes:
     """JSON bytes for a record dict, with an error naming the record if a value won't encode."""
     try:
-        return json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
+        # Compact JSON: the C encoder is ~10x faster than the indenting one, which matters at
+        # 100,000 task records a run.
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode("utf-8")
     except (TypeError, ValueError) as e:
         raise DataStoreError(
             f"Cannot save {what} as JSON: {e}. Parameters, tags and transition data must be "
@@ -54,9 +56,16 @@ class ArtifactInfo:
     size: int         # stored bytes
     type: str         # the value's class, e.g. "pyarrow.lib.Table", "builtins.int"
     encoding: str     # "arrow-ipc", "arrow-ipc-batch", "pandas-arrow", "numpy", "pickle"
+    # Tiny values (a few hundred bytes) live in the record itself, base64-encoded, instead of
+    # in a blob of their own: a 100,000-split foreach would otherwise write 100,000 tiny files.
+    inline: str | None = None
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        # By hand, not dataclasses.asdict: this runs for every artifact of every task record.
+        d = {"sha": self.sha, "size": self.size, "type": self.type, "encoding": self.encoding}
+        if self.inline is not None:
+            d["inline"] = self.inline
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> ArtifactInfo:
