@@ -71,7 +71,7 @@ class ResourcesDecorator(StepDecorator):
 
     name = "resources"
     defaults = {"cpu": 1, "gpu": 0, "memory": None, "accelerator": None, "disk": None,
-                "shared_memory": None}
+                "shared_memory": None, "custom": None}
 
     def validate(self) -> None:
         for key in ("cpu", "gpu", "memory"):
@@ -93,6 +93,8 @@ class ResourcesDecorator(StepDecorator):
             options["memory"] = int(float(attrs["memory"]) * 1024 * 1024)
         if attrs["accelerator"]:
             options["accelerator_type"] = str(attrs["accelerator"])
+        if attrs["custom"]:  # Ray custom resources, e.g. custom={"node_a": 1}
+            options["resources"] = {str(k): float(v) for k, v in attrs["custom"].items()}
         return options
 
 

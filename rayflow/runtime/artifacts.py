@@ -27,18 +27,17 @@ class ArtifactLoc:
     size: int
     ref: Any = None  # ObjectRef (or InlineRef) of a payload dict, or None: read the datastore
     key: str | None = None  # task id inside the payload
+    inline: str | None = None  # a tiny value's bytes (base64), kept in records, not in a blob
 
     def info(self):
         from ..datastore import ArtifactInfo
 
-        return ArtifactInfo(sha=self.sha, size=self.size, type=self.type, encoding=self.encoding)
-
-    def without_ref(self) -> "ArtifactLoc":
-        return ArtifactLoc(self.name, self.sha, self.encoding, self.type, self.size)
+        return ArtifactInfo(sha=self.sha, size=self.size, type=self.type, encoding=self.encoding,
+                            inline=self.inline)
 
     @classmethod
     def from_info(cls, name: str, info, ref=None, key=None) -> "ArtifactLoc":
-        return cls(name, info.sha, info.encoding, info.type, info.size, ref, key)
+        return cls(name, info.sha, info.encoding, info.type, info.size, ref, key, info.inline)
 
 
 class InlineRef:

@@ -107,6 +107,10 @@ class RayExecutor:
         self._slicer = ray.remote(_slice)
         self._pending: dict[Any, Batch] = {}
         self.system_retries = system_retries
+        from .cluster import FeasibilityWatch
+
+        self._watch = FeasibilityWatch(ray)
+        self._unschedulable: dict[Any, str] = {}
 
     @property
     def in_flight(self) -> int:
@@ -132,6 +136,7 @@ class RayExecutor:
         if not self._pending:
             return []
         self._cancel_overdue()
+        self._cancel_unschedulable()
         refs = list(self._pending)
         ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:
@@ -143,8 +148,19 @@ class RayExecutor:
         try:
             outcomes = self._ray.get(ref)
         except self._ray.exceptions.TaskCancelledError:
+            why = self._unschedulable.pop(ref, None)
+            if why:
+                err = _batch_error("SchedulingError", why)
+                err["retryable"] = False
+                return BatchResult(batch, None, error=err)
             return BatchResult(batch, None, error=_batch_error(
                 "TimeoutException", f"timed out after {batch.timeout:g} s (@timeout)"))
+        except self._ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if cause is not None:
+                return BatchResult(batch, None, error=_batch_error(
+                    type(cause).__name__, str(cause), user=False))
+            return BatchResult(batch, None, error=_batch_error(type(exc).__name__, str(exc)))
         except self._ray.exceptions.RayError as exc:
             return BatchResult(batch, None, error=_batch_error(type(exc).__name__, str(exc)))
         return BatchResult(batch, outcomes, batch.payload_ref)
@@ -160,6 +176,16 @@ class RayExecutor:
                     pass
                 batch.timeout_cancelled = True
 
+    def _cancel_unschedulable(self) -> None:
+        by_batch = {id(b): ref for ref, b in self._pending.items()}
+        for batch in self._watch.overdue(list(self._pending.values())):
+            ref = by_batch[id(batch)]
+            self._unschedulable[ref] = self._watch.describe(batch, self._ray)
+            try:
+                self._ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - it may have started meanwhile
+                pass
+
     def slice(self, ctx_ref, loc, chunk: int, num_chunks: int) -> list:
         out = self._slicer.options(num_returns=num_chunks, num_cpus=0).remote(
             ctx_ref, loc, chunk, num_chunks)
@@ -174,6 +200,6 @@ class RayExecutor:
         self._pending.clear()
 
 
-def _batch_error(kind: str, message: str) -> dict:
-    return {"type": kind, "message": message, "traceback": "", "user": False,
+def _batch_error(kind: str, message: str, user: bool = False) -> dict:
+    return {"type": kind, "message": message, "traceback": "", "user": user,
             "retryable": True}

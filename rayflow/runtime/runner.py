@@ -147,7 +147,12 @@ class Runner:
     def _make_executor(self):
         if self.opts.executor == "inline":
             return InlineExecutor()
+        import ray
+
+        from .cluster import check_datastore_fits_cluster
+
         connect_ray(self.opts.address, self.flow.file)
+        check_datastore_fits_cluster(ray, self.ds.url)
         return RayExecutor()
 
     def _make_context(self) -> RunContext:

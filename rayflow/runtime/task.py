@@ -14,6 +14,7 @@ the user's own traceback, and its batch-mates are unaffected.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import signal
@@ -33,6 +34,9 @@ from ..flowspec import Inputs
 from .artifacts import ArtifactLoader, ArtifactLoc
 from .flowfile import find_flow_class, graph_of, import_flow_file
 from .spec import RunContext, TaskOutcome, TaskSpec
+
+# Artifacts this small are kept inside the task record instead of a blob file of their own.
+INLINE_MAX_BYTES = 256
 
 # Values whose identity means "unchanged": they cannot be mutated in place.
 _IMMUTABLE = (str, bytes, int, float, bool, complex, type(None), frozenset, tuple)
@@ -301,12 +305,14 @@ def _capture_artifacts(flow, cap: _Captured, spec: TaskSpec) -> None:
         sha = blob_hash(data)
         if prior is not None and prior[0].sha == sha:
             continue
-        loc = ArtifactLoc(name, sha, ser.encoding, ser.type, len(memoryview(data).cast("B")),
-                          None, spec.task_id)
+        size = len(memoryview(data).cast("B"))
+        inline = base64.b64encode(bytes(data)).decode() if size <= INLINE_MAX_BYTES else None
+        loc = ArtifactLoc(name, sha, ser.encoding, ser.type, size, None, spec.task_id, inline)
         artifacts[name] = loc
         cap.outcome.new[name] = loc
         cap.values[name] = value
-        cap.blobs[name] = data
+        if inline is None:
+            cap.blobs[name] = data
     cap.outcome.adopted = {k: v for k, v in adopted.items() if k not in cap.outcome.new}
     cap.outcome.removed = tuple(n for n in flow.__dict__.get("_rf_removed", ()))
     cap.record_artifacts = artifacts
@@ -340,7 +346,7 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[_Captured
             code_hash=ctx.code_hashes.get(spec.step, ""), params=_jsonable(ctx.params),
             user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
             exception=_exception_json(o.error), origin_pathspec=None))
-    ds.write_tasks(records)
+    ds.write_tasks(records, bundle=len(records) > 1)
     for spec, cap in zip(specs, captured):
         for stream in ("stdout", "stderr"):
             text = getattr(cap, stream)

@@ -1,5 +1,6 @@
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from rayflow import FlowSpec, step
 
@@ -26,7 +27,7 @@ class ArrowFlow(FlowSpec):
     @step
     def end(self):
         self.type_name = type(self.table).__name__
-        self.sum_b = float(pa.compute.sum(self.table["b"]).as_py())
+        self.sum_b = float(pc.sum(self.table["b"]).as_py())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,103 @@
+"""Facts about the Ray cluster that the runner must respect before and while a run goes on.
+
+- A local datastore cannot serve a cluster of several nodes: workers on other machines would
+  write checkpoints nobody else can read. That is refused before any task runs.
+- A task whose resources no alive node offers would wait forever in Ray (seen here: a task
+  pinned to a dead node's custom resource waits with no error). `FeasibilityWatch` notices and
+  fails it, with a message naming the step and what it asked for, after a bounded wait.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..exceptions import DataStoreError
+
+UNSCHEDULABLE_ENV = "RAYFLOW_UNSCHEDULABLE_TIMEOUT"
+DEFAULT_UNSCHEDULABLE_SECONDS = 120.0
+
+
+def alive_nodes(ray) -> list[dict]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def check_datastore_fits_cluster(ray, datastore_url: str) -> None:
+    if "://" in datastore_url and not datastore_url.startswith("file://"):
+        return
+    nodes = alive_nodes(ray)
+    if len(nodes) > 1:
+        raise DataStoreError(
+            f"The datastore {datastore_url!r} is a local folder, but the Ray cluster has "
+            f"{len(nodes)} nodes: tasks on other nodes could not read each other's "
+            f"checkpoints. Use a shared datastore: --datastore s3://bucket/prefix (or set "
+            f"RAYFLOW_DATASTORE).")
+
+
+def demands_of(options: dict) -> dict[str, float]:
+    """Ray resource demands implied by task options."""
+    out: dict[str, float] = {}
+    if options.get("num_cpus"):
+        out["CPU"] = float(options["num_cpus"])
+    if options.get("num_gpus"):
+        out["GPU"] = float(options["num_gpus"])
+    if options.get("memory"):
+        out["memory"] = float(options["memory"])
+    if options.get("accelerator_type"):
+        out[f"accelerator_type:{options['accelerator_type']}"] = 0.001
+    out.update({k: float(v) for k, v in (options.get("resources") or {}).items()})
+    return out
+
+
+def feasible(demands: dict[str, float], nodes: list[dict]) -> bool:
+    for node in nodes:
+        have = node.get("Resources", {})
+        if all(have.get(k, 0.0) >= v for k, v in demands.items()):
+            return True
+    return False
+
+
+class FeasibilityWatch:
+    """Tracks, per pending batch, since when no alive node could run it."""
+
+    def __init__(self, ray, timeout: float | None = None, every: float = 2.0):
+        self.ray = ray
+        env = os.environ.get(UNSCHEDULABLE_ENV)
+        self.timeout = timeout if timeout is not None else (
+            float(env) if env else DEFAULT_UNSCHEDULABLE_SECONDS)
+        self.every = every
+        self._last = 0.0
+        self._since: dict[int, float] = {}
+
+    def overdue(self, batches: list) -> list:
+        """Batches that have been unschedulable for longer than the timeout."""
+        now = time.time()
+        if now - self._last < self.every:
+            return []
+        self._last = now
+        nodes = alive_nodes(self.ray)
+        out = []
+        live_ids = set()
+        for batch in batches:
+            live_ids.add(id(batch))
+            if feasible(demands_of(batch.options), nodes):
+                self._since.pop(id(batch), None)
+                continue
+            since = self._since.setdefault(id(batch), now)
+            if now - since >= self.timeout:
+                out.append(batch)
+        self._since = {k: v for k, v in self._since.items() if k in live_ids}
+        return out
+
+    @staticmethod
+    def describe(batch, ray) -> str:
+        demands = demands_of(batch.options)
+        nodes = alive_nodes(ray)
+        offered = "; ".join(
+            ", ".join(f"{k}={v:g}" for k, v in sorted(n.get("Resources", {}).items())
+                      if not k.startswith("node:") and k != "object_store_memory")
+            for n in nodes) or "no alive nodes"
+        wanted = ", ".join(f"{k}={v:g}" for k, v in demands.items())
+        return (f"Step {batch.step!r} asks for {wanted}, which no alive node of the Ray cluster "
+                f"offers (nodes offer: {offered}). Lower its @resources, or add a node that has "
+                f"them.")
