@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from rayflow.exceptions import RayflowException
 
+from .common import _datastore, _execute, _load, _say
 from .params import describe_parameters, split_flow_args
 
 app = typer.Typer(
@@ -24,56 +24,29 @@ app = typer.Typer(
     help="Run Metaflow-style flows on Ray. `rayflow run flow.py` starts an embedded Ray; "
          "`--address` joins a cluster.")
 
-FlowFile = Annotated[str, typer.Argument(help="Path to the flow's Python file.")]
-DatastoreOpt = Annotated[Optional[str], typer.Option(
-    "--datastore", envvar="RAYFLOW_DATASTORE",
-    help="Where checkpoints go: a local folder (default ./.rayflow) or s3://bucket/prefix.")]
-AddressOpt = Annotated[Optional[str], typer.Option(
-    "--address", envvar="RAY_ADDRESS",
-    help="Ray cluster to join (e.g. auto, or ray://host:10001). Default: start an embedded Ray.")]
-FlowNameOpt = Annotated[Optional[str], typer.Option(
-    "--flow", help="The flow class to use when the file defines several.")]
-TagOpt = Annotated[Optional[list[str]], typer.Option(
-    "--tag", help="Tag the run (repeatable).")]
-WithOpt = Annotated[Optional[list[str]], typer.Option(
-    "--with", help="Add a decorator to every step, e.g. --with retry or "
-                   "--with retry:times=2,minutes_between_retries=0 (repeatable).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress lines.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-MaxWorkersOpt = Annotated[Optional[int], typer.Option(
-    "--max-workers", help="Most Ray tasks in flight at once (default: twice the CPUs).")]
-ExecutorOpt = Annotated[str, typer.Option(
-    "--executor", help="ray (default) or inline (run every task in this process, for debugging).")]
-NamespaceOpt = Annotated[Optional[str], typer.Option(
-    "--namespace", help="Namespace for looking up runs (default user:<you>).")]
-
-RUN_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
-
-
-def _datastore(url: Optional[str]) -> str:
-    from rayflow.datastore import default_datastore_url
-
-    if url in (None, "", "local"):
-        return default_datastore_url()
-    if "://" not in url:
-        return os.path.abspath(os.path.expanduser(url))
-    return url
-
-
-def _load(file: str, flow_name: Optional[str]):
-    from rayflow.runtime.flowfile import load_flow
-
-    return load_flow(file, flow_name)
+from .options import (
+    RUN_SETTINGS,
+    AddressOpt,
+    DatastoreOpt,
+    ExecutorOpt,
+    FlowFile,
+    FlowNameOpt,
+    JsonOpt,
+    MaxWorkersOpt,
+    QuietOpt,
+    TagOpt,
+    WithOpt,
+)
 
 
 @app.command(context_settings=RUN_SETTINGS)
 def run(ctx: typer.Context, file: FlowFile, datastore: DatastoreOpt = None,
         address: AddressOpt = None, tag: TagOpt = None, with_: WithOpt = None,
         flow: FlowNameOpt = None, max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
-        executor: ExecutorOpt = "ray", max_num_splits: Annotated[Optional[int], typer.Option(
+        executor: ExecutorOpt = "ray", max_num_splits: Annotated[int | None, typer.Option(
             "--max-num-splits", help="Accepted for Metaflow compatibility; rayflow has no cap.",
             hidden=True)] = None,
-        run_id_file: Annotated[Optional[str], typer.Option(
+        run_id_file: Annotated[str | None, typer.Option(
             "--run-id-file", help="Write the run id to this file.")] = None):
     """Run a flow. Flow parameters follow as --name value (see `rayflow show FILE`)."""
     from rayflow.parameters import resolve_parameters
@@ -85,23 +58,6 @@ def run(ctx: typer.Context, file: FlowFile, datastore: DatastoreOpt = None,
                       tags=list(tag or []), with_decorators=list(with_ or []),
                       executor=executor, max_in_flight=max_workers, progress=not quiet)
     _execute(loaded, params, opts, run_id_file)
-
-
-def _execute(loaded, params, opts, run_id_file=None, runner_cls=None) -> None:
-    from rayflow.runtime.runner import Runner, raise_for_failures
-
-    runner = (runner_cls or Runner)(loaded, params, opts)
-    t0 = time.time()
-    _say(f"Running {loaded.name} from {os.path.relpath(loaded.file)} "
-         f"(datastore {opts.datastore_url})")
-    summary = runner.run()
-    if run_id_file:
-        with open(run_id_file, "w") as fh:
-            fh.write(summary.run_id)
-    raise_for_failures(summary)
-    cloned = f", {summary.tasks_cloned} cloned" if summary.tasks_cloned else ""
-    _say(f"Done: {summary.pathspec} finished in {time.time() - t0:.1f} s "
-         f"({summary.tasks_done} tasks{cloned}).")
 
 
 @app.command()
@@ -125,16 +81,10 @@ def check(file: FlowFile, flow: FlowNameOpt = None):
                f"{os.path.relpath(loaded.file)}.")
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _register_more_commands() -> None:
-    try:
-        from . import inspect_cmds  # noqa: F401 - registers resume, logs, dump, runs, tag
-    except ImportError as exc:
-        if "inspect_cmds" not in str(exc):
-            raise
+    from . import inspect_cmds
+
+    inspect_cmds.register(app)
 
 
 _register_more_commands()

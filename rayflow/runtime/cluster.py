@@ -94,10 +94,17 @@ class FeasibilityWatch:
         demands = demands_of(batch.options)
         nodes = alive_nodes(ray)
         offered = "; ".join(
-            ", ".join(f"{k}={v:g}" for k, v in sorted(n.get("Resources", {}).items())
+            ", ".join(_amount(k, v) for k, v in sorted(n.get("Resources", {}).items())
                       if not k.startswith("node:") and k != "object_store_memory")
             for n in nodes) or "no alive nodes"
-        wanted = ", ".join(f"{k}={v:g}" for k, v in demands.items())
+        wanted = ", ".join(_amount(k, v) for k, v in demands.items())
         return (f"Step {batch.step!r} asks for {wanted}, which no alive node of the Ray cluster "
                 f"offers (nodes offer: {offered}). Lower its @resources, or add a node that has "
                 f"them.")
+
+
+def _amount(name: str, value: float) -> str:
+    """`memory=2.1 GiB` rather than `memory=2.25485e+09`: Ray counts memory in bytes."""
+    if name == "memory":
+        return f"{name}={value / 2**30:.1f} GiB"
+    return f"{name}={value:g}"

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..decorators import StepDecorators, parse_with_spec
-from ..exceptions import RayflowException, StepFailed
+from ..exceptions import DataStoreUnreachable, RayflowException, StepFailed
 from .artifacts import ArtifactLoc, Scope
 from .executor import Batch, BatchResult, InlineExecutor, RayExecutor
 from .flowfile import LoadedFlow, flow_code_hash, step_code_hashes
@@ -58,6 +58,7 @@ class RunSummary:
     tasks_cloned: int = 0
     failures: list = field(default_factory=list)
     datastore: str = ""
+    flow_file: str = ""
 
     @property
     def pathspec(self) -> str:
@@ -113,15 +114,17 @@ class Runner:
             self._loop()
         except BaseException:
             self.executor.shutdown()
+            self._flush_clones()
             self._finish_record(record, "failed")
             raise
         finally:
             self.progress.close()
+        self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
         self._finish_record(record, status)
         return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
                           self.done_count, len(self.failures), self.cloned,
-                          self.failures, self.ds.url)
+                          self.failures, self.ds.url, self.flow.file)
 
     def _write_run_record(self, status: str, started: float):
         from ..datastore import RunRecord
@@ -135,6 +138,10 @@ class Runner:
             datastore=self.ds.url, ray_address=self.opts.address)
         self.ds.write_run(rec)
         return rec
+
+    def _flush_clones(self) -> None:
+        if self.opts.clone is not None:
+            self.opts.clone.flush()
 
     def _finish_record(self, rec, status: str) -> None:
         rec.status = status
@@ -167,7 +174,7 @@ class Runner:
             datastore_url=self.ds.url, params=dict(self.params), param_locs=param_locs,
             code_hashes=step_code_hashes(self.flow.cls, self.graph), user=self.user,
             tags=list(self.opts.tags), origin_run_id=self.opts.origin_run_id,
-            namespace=self.opts.namespace)
+            namespace=self.opts.namespace, source_dir=os.path.dirname(self.flow.file))
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -363,12 +370,25 @@ def raise_for_failures(summary: RunSummary) -> None:
     first = summary.failures[0]
     err = first.error or {}
     pathspec = f"{summary.pathspec}/{first.step}/{first.task_id}"
+    if err.get("type", "").startswith("DataStore"):
+        raise DataStoreUnreachable(
+            f"{err.get('message')}\nThe run stopped at task {pathspec}. Once the datastore is "
+            f"reachable again, continue with: rayflow resume {_shown(summary.flow_file)} "
+            f"--origin-run-id {summary.run_id}", step=first.step)
     body = err.get("traceback") or f"{err.get('type')}: {err.get('message')}"
     more = f" ({len(summary.failures) - 1} more failed tasks)" if len(summary.failures) > 1 else ""
     raise StepFailed(
         f"Step {first.step!r} failed in task {pathspec} (attempt {first.attempt}){more}:\n\n"
         f"{body.rstrip()}\n\nFix the step, then continue the run with: "
-        f"rayflow resume <flow file> --origin-run-id {summary.run_id}", step=first.step)
+        f"rayflow resume {_shown(summary.flow_file)} --origin-run-id {summary.run_id}",
+        step=first.step)
+
+
+def _shown(path: str) -> str:
+    if not path:
+        return "<flow file>"
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else path
 
 
 def _username() -> str:

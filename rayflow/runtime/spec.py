@@ -29,6 +29,7 @@ class RunContext:
     origin_run_id: str | None = None
     with_decorators: list = field(default_factory=list)
     namespace: str | None = None
+    source_dir: str = ""  # the flow's folder on the driver, for tracebacks read elsewhere
 
 
 @dataclass(slots=True)

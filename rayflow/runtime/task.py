@@ -80,6 +80,7 @@ class _Captured:
 
 def execute_batch(ctx: RunContext, specs: list[TaskSpec], extra_decorators=()) -> tuple:
     """Run `specs` (all of one step) and persist them. Returns (outcomes, payload)."""
+    _SOURCE_DIR["dir"] = ctx.source_dir
     module = import_flow_file(ctx.flow_file, ctx.module_name)
     cls = find_flow_class(module, ctx.class_name)
     graph = graph_of(cls)
@@ -269,12 +270,21 @@ def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -
 
 
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the user's step down, without rayflow's own frames above it."""
+    """The traceback from the user's step down, without rayflow's own frames above it. On a
+    cluster the flow runs from Ray's unpacked working_dir: paths are shown as on the driver."""
     tb = exc.__traceback__
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(here):
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    source_dir = _SOURCE_DIR.get("dir")
+    cwd = os.getcwd()
+    if source_dir and "runtime_resources" in cwd and cwd != source_dir:
+        text = text.replace(cwd + os.sep, source_dir + os.sep)
+    return text
+
+
+_SOURCE_DIR: dict[str, str] = {}
 
 
 def _capture_artifacts(flow, cap: _Captured, spec: TaskSpec) -> None:

@@ -1,0 +1,261 @@
+"""Commands about runs that already exist: resume, logs, dump, runs, tag.
+
+Only `resume` needs Ray; the others read the datastore through the client, so they work on a
+laptop with nothing running.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+
+from rayflow.exceptions import RayflowException
+
+from .common import _datastore, _execute, _load
+from .options import (
+    RUN_SETTINGS,
+    AddressOpt,
+    DatastoreOpt,
+    ExecutorOpt,
+    FlowFile,
+    FlowNameOpt,
+    JsonOpt,
+    MaxWorkersOpt,
+    NamespaceOpt,
+    QuietOpt,
+    TagOpt,
+    WithOpt,
+)
+
+
+def _use_datastore(url: str | None) -> str:
+    from rayflow.client import metadata
+
+    resolved = _datastore(url)
+    metadata(resolved)
+    return resolved
+
+
+def _use_namespace(ns: str | None, all_: bool = False) -> None:
+    from rayflow.client import default_namespace, namespace
+
+    if all_ or ns in ("*", "none", "None", "global"):
+        namespace(None)
+    elif ns:
+        namespace(ns)
+    else:
+        default_namespace()
+
+
+def resume(ctx: typer.Context, file: str, step: str | None, datastore: str | None,
+           address: str | None, origin_run_id: str | None, tag, with_, flow,
+           max_workers: int | None, quiet: bool, executor: str, ns: str | None,
+           run_id_file: str | None):
+    from rayflow.client import get_username
+    from rayflow.datastore import FlowDataStore
+    from rayflow.runtime.resume import Cloner, latest_run_id, origin_parameters
+    from rayflow.runtime.runner import RunOptions
+
+    if ctx.args:
+        raise RayflowException(
+            "resume takes no flow parameters: it reuses the origin run's values. "
+            f"Unexpected: {' '.join(ctx.args)}")
+    loaded = _load(file, flow)
+    url = _datastore(datastore)
+    ds = FlowDataStore.from_url(url, loaded.name)
+    namespace = ns if ns is not None else f"user:{get_username()}"
+    origin = origin_run_id or latest_run_id(ds, loaded.name, None if ns == "*" else namespace)
+    params = origin_parameters(ds, origin, loaded.cls)
+    cloner = Cloner(ds, origin, loaded.graph, step)
+    opts = RunOptions(datastore_url=url, address=address, tags=list(tag or []),
+                      with_decorators=list(with_ or []), executor=executor,
+                      max_in_flight=max_workers, progress=not quiet, origin_run_id=origin,
+                      resume_step=step, clone=cloner)
+    typer.echo(f"Resuming {loaded.name}/{origin}" + (f" from step {step}" if step else ""),
+               err=True)
+    _execute(loaded, params, opts, run_id_file)
+
+
+def _split_pathspec(pathspec: str) -> list[str]:
+    parts = [p for p in pathspec.strip("/").split("/") if p]
+    if not 1 <= len(parts) <= 5:
+        raise RayflowException(
+            f"{pathspec!r} is not a pathspec. Use Flow, Flow/run, Flow/run/step or "
+            f"Flow/run/step/task.")
+    return parts
+
+
+def _task_of(pathspec: str):
+    """A Task for Flow/run/step/task, or for Flow/run/step when that step has one task."""
+    from rayflow.client import Step, Task
+
+    parts = _split_pathspec(pathspec)
+    if len(parts) == 4:
+        return Task("/".join(parts))
+    if len(parts) == 3:
+        tasks = list(Step("/".join(parts)))
+        if len(tasks) == 1:
+            return tasks[0]
+        raise RayflowException(
+            f"Step {pathspec} has {len(tasks)} tasks; name one, e.g. {pathspec}/"
+            f"{tasks[0].id if tasks else '0'}.")
+    raise RayflowException(f"{pathspec!r} does not name a task: use Flow/run/step/task.")
+
+
+def logs(pathspec: str, stderr: bool, datastore: str | None):
+    _use_datastore(datastore)
+    _use_namespace(None, all_=True)
+    parts = _split_pathspec(pathspec)
+    if len(parts) == 3:
+        from rayflow.client import Step
+
+        for task in Step("/".join(parts)):
+            text = task.stderr if stderr else task.stdout
+            for line in text.splitlines():
+                typer.echo(f"[{task.pathspec.split('/', 2)[2]}] {line}")
+        return
+    task = _task_of(pathspec)
+    typer.echo(task.stderr if stderr else task.stdout, nl=False)
+
+
+def dump(pathspec: str, datastore: str | None, max_chars: int, json_: bool):
+    _use_datastore(datastore)
+    _use_namespace(None, all_=True)
+    task = _task_of(pathspec)
+    lineage = task.lineage
+    rows = []
+    for art in task:
+        value = repr(art.data)
+        if len(value) > max_chars:
+            value = value[:max_chars] + f"... ({len(value):,} chars)"
+        rows.append({"name": art.id, "type": art.type, "size": art.size, "sha": art.sha,
+                     "value": value})
+    if json_:
+        typer.echo(json.dumps({"pathspec": task.pathspec, "artifacts": rows,
+                               "lineage": lineage, "origin_pathspec": task.origin_pathspec},
+                              indent=2, default=str))
+        return
+    typer.echo(f"Task {task.pathspec} ({'successful' if task.successful else 'not successful'})")
+    typer.echo("Artifacts:")
+    for r in rows:
+        typer.echo(f"  {r['name']:<20} {r['type']:<28} {r['size']:>10,} B  {r['value']}")
+    typer.echo("Lineage:")
+    for key, value in lineage.items():
+        typer.echo(f"  {key:<14} {value}")
+    if task.origin_pathspec:
+        typer.echo(f"  {'origin':<14} {task.origin_pathspec}")
+
+
+def _fmt_time(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, (int, float)):
+        value = dt.datetime.fromtimestamp(value)
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def runs(flow_name: str, datastore: str | None, ns: str | None, all_: bool,
+         limit: int, json_: bool):
+    from rayflow.client import Flow
+
+    _use_datastore(datastore)
+    _use_namespace(ns, all_)
+    out = []
+    for run in Flow(flow_name):
+        start, end = run.created_at, run.finished_at
+        duration = (end - start).total_seconds() if (start and end) else None
+        out.append({"id": run.id, "status": run.status, "start": _fmt_time(start),
+                    "duration_s": round(duration, 1) if duration is not None else None,
+                    "tags": sorted(run.user_tags)})
+        if len(out) >= limit:
+            break
+    if json_:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(f"{'RUN ID':<22} {'STATUS':<8} {'START':<19} {'DURATION':>9}  TAGS")
+    for r in out:
+        dur = f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "-"
+        typer.echo(f"{r['id']:<22} {r['status']:<8} {r['start']:<19} {dur:>9}  "
+                   f"{', '.join(r['tags'])}")
+    if not out:
+        typer.echo(f"(no runs of {flow_name} in this namespace; try --all)")
+
+
+def tag_cmd(action: str, run_pathspec: str, tags: list[str], datastore: str | None):
+    from rayflow.client import Run
+
+    _use_datastore(datastore)
+    _use_namespace(None, all_=True)
+    run = Run("/".join(_split_pathspec(run_pathspec)[:2]))
+    if action == "add":
+        run.add_tags(tags)
+    elif action == "remove":
+        run.remove_tags(tags)
+    elif action == "replace":
+        if len(tags) != 2:
+            raise RayflowException("tag replace takes two tags: OLD NEW.")
+        run.replace_tag(tags[0], tags[1])
+    elif action != "list":
+        raise RayflowException(f"Unknown tag action {action!r}: use add, remove, replace or list.")
+    typer.echo(" ".join(sorted(run.user_tags)))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the commands to the app, with their options and help."""
+
+    @app.command("resume", context_settings=RUN_SETTINGS)
+    def resume_command(
+            ctx: typer.Context, file: FlowFile,
+            step: Annotated[str | None, typer.Argument(
+                help="Re-run from this step (and everything after it).")] = None,
+            origin_run_id: Annotated[str | None, typer.Option(
+                "--origin-run-id", help="The run to resume (default: your latest run).")] = None,
+            datastore: DatastoreOpt = None, address: AddressOpt = None, tag: TagOpt = None,
+            with_: WithOpt = None, flow: FlowNameOpt = None,
+            max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
+            executor: ExecutorOpt = "ray", namespace: NamespaceOpt = None,
+            run_id_file: Annotated[str | None, typer.Option(
+                "--run-id-file", help="Write the new run id to this file.")] = None):
+        """Resume a failed run: finished tasks are cloned (no bytes copied), the rest runs."""
+        resume(ctx, file, step, datastore, address, origin_run_id, tag, with_, flow,
+               max_workers, quiet, executor, namespace, run_id_file)
+
+    @app.command("logs")
+    def logs_command(
+            pathspec: Annotated[str, typer.Argument(help="Flow/run/step/task (or Flow/run/step).")],
+            stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr.")] = False,
+            datastore: DatastoreOpt = None):
+        """Print a task's captured stdout (or --stderr)."""
+        logs(pathspec, stderr, datastore)
+
+    @app.command("dump")
+    def dump_command(
+            pathspec: Annotated[str, typer.Argument(help="Flow/run/step/task.")],
+            datastore: DatastoreOpt = None,
+            max_chars: Annotated[int, typer.Option(
+                "--max-chars", help="Truncate each value to this many characters.")] = 120,
+            json_: JsonOpt = False):
+        """Print a task's artifacts (name, type, size, value) and its lineage."""
+        dump(pathspec, datastore, max_chars, json_)
+
+    @app.command("runs")
+    def runs_command(
+            flow_name: Annotated[str, typer.Argument(help="The flow's class name.")],
+            datastore: DatastoreOpt = None, namespace: NamespaceOpt = None,
+            all_: Annotated[bool, typer.Option("--all", help="Every namespace.")] = False,
+            limit: Annotated[int, typer.Option("--limit", help="Most runs to list.")] = 50,
+            json_: JsonOpt = False):
+        """List a flow's runs: id, status, start, duration and tags."""
+        runs(flow_name, datastore, namespace, all_, limit, json_)
+
+    @app.command("tag")
+    def tag_command(
+            action: Annotated[str, typer.Argument(help="add, remove, replace or list.")],
+            run: Annotated[str, typer.Argument(help="Flow/run_id.")],
+            tags: Annotated[list[str] | None, typer.Argument(help="Tags.")] = None,
+            datastore: DatastoreOpt = None):
+        """Add, remove, replace or list a run's tags."""
+        tag_cmd(action, run, list(tags or []), datastore)

@@ -1,0 +1,121 @@
+"""Resume: run a flow again, reusing every task of an earlier run that needs no re-run.
+
+A task is *cloned* from the origin run when the origin has it DONE, every one of its parents
+was cloned too, and its step is not at or after the step the user asked to re-run. Cloning
+writes a new task record that points at the same content-addressed blobs (zero blob bytes are
+copied) and carries `origin_pathspec`. Anything else runs again: the failed step, everything
+downstream of it, and, inside a foreach, the splits that failed or never finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..exceptions import RayflowException
+from .artifacts import ArtifactLoc
+from .scheduler import ReadyTask, TaskKey
+
+FLUSH_EVERY = 500
+
+
+class Cloner:
+    def __init__(self, ds, origin_run_id: str, graph, rerun_step: str | None = None):
+        self.ds = ds
+        self.origin = origin_run_id
+        self.graph = graph
+        self.rerun = _downstream(graph, rerun_step) if rerun_step else set()
+        self.cloned: set[TaskKey] = set()
+        self._done: dict[str, dict] = {}
+        self._pending: list = []
+        self.count = 0
+
+    def _origin_done(self, step: str) -> dict:
+        recs = self._done.get(step)
+        if recs is None:
+            recs = self._done[step] = self.ds.done_records(self.origin, step)
+        return recs
+
+    def try_clone(self, runner, task: ReadyTask) -> bool:
+        if task.step in self.rerun:
+            return False
+        if any(p.key not in self.cloned for p in task.parents):
+            return False
+        rec = self._origin_done(task.step).get(task.task_id)
+        if rec is None or rec.status != "success":
+            return False
+        self._write_clone(runner, task, rec)
+        self.cloned.add(task.key)
+        self.count += 1
+        runner.cloned += 1
+        own = {n: ArtifactLoc.from_info(n, info) for n, info in rec.artifacts.items()}
+        trans = rec.transition or {}
+        runner.progress.submitted(task.step, 1)
+        runner.progress.finished(task.step, 1, 0)
+        runner.complete(task, tuple(trans.get("steps") or ()), trans.get("foreach"),
+                        rec.foreach_num_splits, own)
+        return True
+
+    def _write_clone(self, runner, task: ReadyTask, rec) -> None:
+        parents = [f"{runner.flow.name}/{runner.run_id}/{p.key.step}/{p.key.task_id}"
+                   for p in task.parents]
+        clone = dataclasses.replace(rec, run_id=runner.run_id, parents=parents,
+                                    origin_pathspec=rec.origin_pathspec or rec.pathspec)
+        self._pending.append(clone)
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered clone records, grouped per step (a bundle per step)."""
+        by_step: dict[str, list] = {}
+        for rec in self._pending:
+            by_step.setdefault(rec.step, []).append(rec)
+        self._pending = []
+        for recs in by_step.values():
+            self.ds.write_tasks(recs, bundle=len(recs) > 1)
+
+
+def _downstream(graph, step: str) -> set[str]:
+    if step not in graph:
+        raise RayflowException(
+            f"Cannot resume from step {step!r}: flow {graph.name} has no such step. Its steps: "
+            f"{', '.join(graph.steps)}.")
+    out, todo = set(), [step]
+    while todo:
+        s = todo.pop()
+        if s in out:
+            continue
+        out.add(s)
+        todo.extend(graph[s].out_funcs)
+    return out
+
+
+def latest_run_id(ds, flow_name: str, namespace: str | None) -> str:
+    """The newest run of the flow in `namespace` (None: any run)."""
+    for run_id in ds.list_run_ids():
+        rec = ds.read_run(run_id)
+        if rec is None:
+            continue
+        if namespace is None or namespace in (list(rec.tags) + list(rec.sys_tags)):
+            return run_id
+    where = f" in namespace {namespace!r}" if namespace else ""
+    raise RayflowException(
+        f"Flow {flow_name} has no run{where} in the datastore {ds.url} to resume. Run it first "
+        f"with `rayflow run`, or name one with --origin-run-id.")
+
+
+def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
+    """The origin run's parameter values: from the start task's artifacts when it finished
+    (exact values), else from the run record (JSON)."""
+    from ..parameters import flow_parameters
+
+    names = [p.name for p in flow_parameters(flow_cls)]
+    start = ds.read_task(origin_run_id, "start", "0")
+    if start is not None and start.status == "success" and all(
+            n in start.artifacts for n in names):
+        return {n: ds.load_artifact(start.artifacts[n]) for n in names}
+    run = ds.read_run(origin_run_id)
+    if run is None:
+        raise RayflowException(
+            f"Run {flow_cls.__name__}/{origin_run_id} does not exist in {ds.url}. Check "
+            f"--origin-run-id and --datastore.")
+    return {n: run.params.get(n) for n in names}
