@@ -174,7 +174,8 @@ class Runner:
             datastore_url=self.ds.url, params=dict(self.params), param_locs=param_locs,
             code_hashes=step_code_hashes(self.flow.cls, self.graph), user=self.user,
             tags=list(self.opts.tags), origin_run_id=self.opts.origin_run_id,
-            namespace=self.opts.namespace, source_dir=os.path.dirname(self.flow.file))
+            namespace=self.opts.namespace, source_dir=os.path.dirname(self.flow.file),
+            datastore_env=datastore_env(self.ds.url))
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -342,6 +343,16 @@ class Runner:
         while self.retries and self.retries[0][0] <= now and not self.stopping:
             _, _, task, attempt = heapq.heappop(self.retries)
             self._submit([(task, attempt)], {})
+
+
+DATASTORE_ENV_PREFIXES = ("AWS_",)
+
+
+def datastore_env(url: str) -> dict[str, str]:
+    """The environment that decides how an s3:// datastore is reached."""
+    if not url.startswith("s3://"):
+        return {}
+    return {k: v for k, v in os.environ.items() if k.startswith(DATASTORE_ENV_PREFIXES)}
 
 
 def connect_ray(address: str | None, flow_file: str) -> None:

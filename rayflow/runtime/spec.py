@@ -30,6 +30,9 @@ class RunContext:
     with_decorators: list = field(default_factory=list)
     namespace: str | None = None
     source_dir: str = ""  # the flow's folder on the driver, for tracebacks read elsewhere
+    # The driver's datastore settings (AWS endpoint, region, credentials), so every worker
+    # reaches the same datastore the driver checked, even one started before they were set.
+    datastore_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -81,6 +81,7 @@ class _Captured:
 def execute_batch(ctx: RunContext, specs: list[TaskSpec], extra_decorators=()) -> tuple:
     """Run `specs` (all of one step) and persist them. Returns (outcomes, payload)."""
     _SOURCE_DIR["dir"] = ctx.source_dir
+    os.environ.update(ctx.datastore_env)
     module = import_flow_file(ctx.flow_file, ctx.module_name)
     cls = find_flow_class(module, ctx.class_name)
     graph = graph_of(cls)
@@ -434,6 +435,7 @@ def _captured_output(prefix: str):
 def slice_items(ctx: RunContext, loc: ArtifactLoc, chunk: int, num_chunks: int):
     """Cut a foreach variable into `num_chunks` lists of `chunk` items (the last may be
     shorter), so each split batch receives only its own items."""
+    os.environ.update(ctx.datastore_env)
     ds_factory = lambda: datastore_for(ctx.datastore_url, ctx.flow_name)  # noqa: E731
     value = ArtifactLoader(ds_factory)(loc)
     if not isinstance(value, (list, tuple, range)) and not _is_ndarray(value):

@@ -1,0 +1,121 @@
+"""Resume: a broken run continues from its checkpoints, cloning finished tasks by reference."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rayflow import Run, Task, namespace
+from rayflow.datastore import FlowDataStore
+
+pytestmark = pytest.mark.integration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FLOW = "tests/flows/resumable_flow.py"
+
+
+@pytest.fixture(autouse=True)
+def _global_namespace():
+    namespace(None)
+    yield
+    from rayflow import default_namespace
+
+    default_namespace()
+
+
+def _blob_files(datastore: str) -> dict[str, float]:
+    root = os.path.join(datastore, "ResumableFlow", "data")
+    out = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(folder, name)
+            out[path] = os.stat(path).st_mtime_ns
+    return out
+
+
+def test_resume_after_a_failed_split_clones_the_rest(cli, datastore, tmp_path):
+    (tmp_path / "fail-5").write_text("")
+    rid_file = tmp_path / "rid"
+    failed = cli("run", FLOW, "--width", "8", "--marker_dir", str(tmp_path),
+                 "--run-id-file", str(rid_file))
+    assert failed.returncode == 1 and "split 5 was told to fail" in failed.stderr
+    origin = rid_file.read_text()
+    blobs_before = _blob_files(datastore)
+    assert blobs_before
+    os.remove(tmp_path / "fail-5")
+    resumed = cli("resume", FLOW, "--run-id-file", str(rid_file), check=0)
+    assert "cloned" in resumed.stderr
+    new = rid_file.read_text()
+    assert new != origin
+    run = Run(f"ResumableFlow/{new}", datastore=datastore)
+    assert run.successful and run.data.final == sum(2 * i for i in range(8))
+    start = run["start"].task
+    assert start.origin_pathspec == f"ResumableFlow/{origin}/start/0"
+    works = {t.id: t for t in run["work"]}
+    assert len(works) == 8
+    for tid, task in works.items():
+        if tid == "5":
+            assert task.origin_pathspec is None  # it ran again
+        else:
+            assert task.origin_pathspec == f"ResumableFlow/{origin}/work/{tid}"
+            assert task.data.blob.startswith(f"result-{tid}-")
+    assert run["join"].task.origin_pathspec is None
+    # Cloning copied no bytes: every blob written before is untouched, and the only new blobs
+    # are the artifacts of the split that ran again.
+    blobs_after = _blob_files(datastore)
+    for path, mtime in blobs_before.items():
+        assert blobs_after[path] == mtime, f"{path} was written twice"
+    assert len(blobs_after) - len(blobs_before) <= 1
+
+
+def test_resume_from_a_step_reruns_it_and_downstream(cli, datastore, tmp_path):
+    rid_file = tmp_path / "rid"
+    cli("run", FLOW, "--width", "3", "--marker_dir", str(tmp_path),
+        "--run-id-file", str(rid_file), check=0)
+    origin = rid_file.read_text()
+    cli("resume", FLOW, "join", "--origin-run-id", origin, "--run-id-file", str(rid_file),
+        check=0)
+    run = Run(f"ResumableFlow/{rid_file.read_text()}", datastore=datastore)
+    assert run.successful
+    assert all(t.origin_pathspec for t in run["work"])
+    assert run["join"].task.origin_pathspec is None
+    assert run["end"].task.origin_pathspec is None
+
+
+def test_kill_the_driver_mid_foreach_then_resume(ray_session, datastore, tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+           "RAYFLOW_DATASTORE": datastore}
+    cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "16",
+           "--sleep", "0.4", "--marker_dir", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    ds = FlowDataStore.from_url(datastore, "ResumableFlow")
+    deadline = time.time() + 120
+    done: set = set()
+    while time.time() < deadline:
+        runs = ds.list_run_ids() if os.path.isdir(datastore) else []
+        if runs:
+            done = ds.done_task_ids(runs[0], "work")
+            if len(done) >= 4:
+                break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver we started, by its pid
+    proc.wait(timeout=30)
+    assert 4 <= len(done) < 16, done
+    origin = ds.list_run_ids()[0]
+    rid_file = tmp_path / "rid"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "rayflow_cli.main", "resume", FLOW, "--origin-run-id", origin,
+         "--run-id-file", str(rid_file), "--quiet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    run = Run(f"ResumableFlow/{rid_file.read_text()}", datastore=datastore)
+    assert run.successful and run.data.final == sum(2 * i for i in range(16))
+    cloned = [t for t in run["work"] if t.origin_pathspec]
+    assert len(cloned) >= len(done)
+    assert Task(f"ResumableFlow/{run.id}/start/0", datastore=datastore).origin_pathspec

@@ -1,0 +1,71 @@
+"""Runs whose datastore is a real S3 server (SeaweedFS, started by the suite)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rayflow import Run, namespace
+from rayflow.datastore import FlowDataStore
+
+pytestmark = pytest.mark.integration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FLOW = "tests/flows/resumable_flow.py"
+
+
+@pytest.fixture(autouse=True)
+def _global_namespace():
+    namespace(None)
+    yield
+    from rayflow import default_namespace
+
+    default_namespace()
+
+
+def test_flow_on_s3_and_client(run_flow, s3_url):
+    s = run_flow(os.path.join(ROOT, "examples", "foreach.py"), {"regions": 2, "shards": 3},
+                 datastore_url=s3_url)
+    assert s.successful, s.failures
+    run = Run(s.pathspec, datastore=s3_url)
+    assert run.successful and run.data.totals == {"region-0": 5, "region-1": 5}
+    assert len(list(run["shard"])) == 6
+
+
+def test_s3_outage_fails_cleanly_then_resume_finishes(ray_session, s3_server, s3_url, tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+           "RAYFLOW_DATASTORE": s3_url}
+    cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "10",
+           "--sleep", "0.5", "--marker_dir", str(tmp_path), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    ds = FlowDataStore.from_url(s3_url, "ResumableFlow")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = ds.list_run_ids()
+        if runs and len(ds.done_task_ids(runs[0], "work")) >= 2:
+            break
+        time.sleep(0.3)
+    origin = ds.list_run_ids()[0]
+    s3_server.stop()
+    try:
+        out, err = proc.communicate(timeout=180)
+    finally:
+        s3_server.start()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err, err
+    assert "Datastore unreachable" in err and s3_url.split("/")[2] in err
+    assert "rayflow resume" in err
+    rid_file = tmp_path / "rid"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "rayflow_cli.main", "resume", FLOW, "--origin-run-id", origin,
+         "--run-id-file", str(rid_file), "--quiet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    run = Run(f"ResumableFlow/{rid_file.read_text()}", datastore=s3_url)
+    assert run.successful and run.data.final == sum(2 * i for i in range(10))
+    assert any(t.origin_pathspec for t in run["work"])
