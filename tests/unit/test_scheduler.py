@@ -1,0 +1,120 @@
+"""The scheduler as a pure state machine: every graph shape, tasks finishing in any order."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+
+from _graph_helpers import load_module  # noqa: E402
+
+from rayflow.exceptions import InvalidNextError  # noqa: E402
+from rayflow.graph import FlowGraph  # noqa: E402
+from rayflow.runtime.scheduler import Fanout, Scheduler, TaskDone, task_id_for  # noqa: E402
+
+SHAPES = load_module(HERE / "flows_bad" / "good_shapes.py")
+
+
+def simulate(graph, width: int = 3, seed: int = 0, empty: set[str] = frozenset()):
+    """Run the graph with fake tasks, finishing ready tasks in a random order."""
+    rng = random.Random(seed)
+    sched = Scheduler(graph)
+    ready = list(sched.start())
+    counts: Counter = Counter()
+    joins: list = []
+    seen = set()
+    while ready:
+        task = ready.pop(rng.randrange(len(ready)))
+        if isinstance(task, Fanout):
+            ready.extend(task.take(task.num_splits))
+            continue
+        assert task.key not in seen, f"{task.key} ran twice"
+        seen.add(task.key)
+        counts[task.step] += 1
+        node = graph[task.step]
+        if task.is_join:
+            joins.append((task.step, [str(p.key) for p in task.parents]))
+        num = (0 if task.step in empty else width) if node.foreach_param else None
+        done = TaskDone(task.step, task.stack, tuple(node.out_funcs), node.foreach_param, num,
+                        scope=task.key)
+        ready.extend(sched.task_done(done))
+    return sched, counts, joins
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_linear_and_branch(seed):
+    sched, counts, joins = simulate(FlowGraph.from_class(SHAPES.BranchFlow), seed=seed)
+    assert sched.finished and sched.open_joins == 0
+    assert counts["end"] == 1 and all(v == 1 for v in counts.values())
+    (join_step, parents), = joins
+    graph = FlowGraph.from_class(SHAPES.BranchFlow)
+    assert [p.split("/")[0] for p in parents] == list(graph[join_step].in_funcs)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nested_foreach_counts_and_join_order(seed):
+    graph = FlowGraph.from_class(SHAPES.NestedForeachFlow)
+    sched, counts, joins = simulate(graph, width=3, seed=seed)
+    assert sched.finished and counts["end"] == 1
+    per_depth = {name: 3 ** len([s for s in graph[name].split_parents
+                                 if graph[s].type == "split-foreach"])
+                 for name in graph.steps}
+    for name in graph.steps:
+        if graph[name].type == "join":
+            continue
+        assert counts[name] == per_depth[name], (name, counts)
+    for _, parents in joins:
+        indices = [p.split("/")[1].split("_")[-1] for p in parents]
+        assert indices == sorted(indices, key=int)  # inputs[i] is split i
+
+
+@pytest.mark.parametrize("shape", ["LinearFlow", "ForeachFlow", "BranchInForeachFlow",
+                                   "ForeachInBranchFlow", "JoinThenSplitFlow",
+                                   "SplitStraightIntoJoinFlow"])
+def test_every_shape_finishes(shape):
+    graph = FlowGraph.from_class(getattr(SHAPES, shape))
+    for seed in range(3):
+        sched, counts, _ = simulate(graph, seed=seed)
+        assert sched.finished and counts["end"] == 1 and sched.open_joins == 0
+
+
+def test_empty_foreach_runs_its_join_with_no_inputs():
+    graph = FlowGraph.from_class(SHAPES.ForeachFlow)
+    split = next(n for n in graph.steps if graph[n].type == "split-foreach")
+    sched, counts, joins = simulate(graph, empty={split})
+    assert sched.finished and joins and joins[0][1] == []
+
+
+def test_task_ids_come_from_the_foreach_stack():
+    assert task_id_for(()) == "0"
+    assert task_id_for((("a", 3, 5),)) == "3"
+    assert task_id_for((("a", 3, 5), ("b", 12, 20))) == "3_12"
+
+
+def test_a_transition_other_than_the_code_says_is_an_error():
+    graph = FlowGraph.from_class(SHAPES.BranchFlow)
+    sched = Scheduler(graph)
+    (start,) = sched.start()
+    wrong = TaskDone("start", (), ("end",), None, None)
+    with pytest.raises(InvalidNextError) as info:
+        list(sched.task_done(wrong))
+    assert "'start'" in str(info.value) and "self.end" in str(info.value)
+
+
+def test_fanout_is_lazy():
+    graph = FlowGraph.from_class(SHAPES.ForeachFlow)
+    sched = Scheduler(graph)
+    (start,) = sched.start()
+    node = graph["start"]
+    done = TaskDone("start", (), tuple(node.out_funcs), node.foreach_param, 1_000_000)
+    (fan,) = list(sched.task_done(done))
+    assert isinstance(fan, Fanout) and fan.remaining == 1_000_000
+    first = fan.take(10)
+    assert [t.task_id for t in first] == [str(i) for i in range(10)]
+    assert fan.remaining == 999_990
