@@ -211,6 +211,7 @@ class Runner:
     def _prepare_fanout(self, fan: Fanout) -> None:
         """Cut the foreach variable into chunks in the object store, one slicer task."""
         n = fan.num_splits
+        check_width_fits_memory(fan.step, n)
         chunk = max(1, math.ceil(n / MAX_CHUNKS))
         num_chunks = math.ceil(n / chunk)
         loc = fan.parent.scope.get(fan.foreach_var)
@@ -238,7 +239,7 @@ class Runner:
 
     def _batch_size(self, fan: Fanout) -> int:
         decos = self.decos[fan.step]
-        if decos.timeout_seconds or decos.resources.is_dynamic:
+        if decos.timeout_seconds or fan.shapes is not None:
             return 1
         st = self.stats.get(fan.step)
         if st is None or st.tasks < self.parallelism:
@@ -252,12 +253,20 @@ class Runner:
         step = tasks_attempts[0][0].step
         decos = self.decos[step]
         specs = [self._spec_for(t, a, flat_cache) for t, a in tasks_attempts]
-        options = decos.resources.ray_options(None)
+        options = self._options_for(tasks_attempts[0][0], decos)
         batch = Batch(step, [t for t, _ in tasks_attempts], specs, options,
                       timeout=decos.timeout_seconds)
         batch.attempts = [a for _, a in tasks_attempts]
         self.executor.submit(self.ctx_ref, batch, self.extra_decorators)
         self.progress.submitted(step, len(specs))
+
+    def _options_for(self, task: ReadyTask, decos: StepDecorators) -> dict:
+        fan = task.fanout
+        if fan is not None and fan.shapes is not None:
+            options, index = fan.shapes
+            return dict(options[index[task.split_index]])
+        res = decos.resources
+        return res.ray_options(None) if not res.is_dynamic else {"num_cpus": 1.0}
 
     def _spec_for(self, task: ReadyTask, attempt: int, flat_cache: dict) -> TaskSpec:
         parents = tuple(f"{self.flow.name}/{self.run_id}/{p.key.step}/{p.key.task_id}"
@@ -312,16 +321,26 @@ class Runner:
     def _on_success(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
         own = {n: dataclasses.replace(loc, ref=payload_ref) for n, loc in outcome.new.items()}
         own.update(outcome.adopted)
-        self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own)
+        self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own,
+                      outcome.split_shapes)
         self.progress.finished(task.step, 1, 0)
 
-    def complete(self, task: ReadyTask, next_steps, foreach, num_splits, own: dict) -> None:
+    def complete(self, task: ReadyTask, next_steps, foreach, num_splits, own: dict,
+                 split_shapes=None) -> None:
         """Hand a finished (or cloned) task to the scheduler and queue what became ready."""
         parent = None if task.is_join or not task.parents else task.parents[0].scope
         scope = Scope(own, parent)
         self.done_count += 1
         done = TaskDone(task.step, task.stack, tuple(next_steps), foreach, num_splits, scope)
-        self._enqueue(list(self.scheduler.task_done(done)))
+        ready = list(self.scheduler.task_done(done))
+        if split_shapes is not None:
+            import array
+
+            options, raw = split_shapes
+            for item in ready:
+                if isinstance(item, Fanout):
+                    item.shapes = (options, array.array("I", raw))
+        self._enqueue(ready)
 
     def _on_failure(self, task: ReadyTask, attempt: int, error: dict,
                     outcome: TaskOutcome | None = None) -> None:
@@ -343,6 +362,24 @@ class Runner:
         while self.retries and self.retries[0][0] <= now and not self.stopping:
             _, _, task, attempt = heapq.heappop(self.retries)
             self._submit([(task, attempt)], {})
+
+
+DRIVER_BYTES_PER_SPLIT = 2048  # measured: ~1.8 KB of driver memory per finished split
+
+
+def check_width_fits_memory(step: str, num_splits: int) -> None:
+    """No fixed cap on a foreach: only the driver's memory bounds it, and this says so."""
+    import psutil
+
+    need = num_splits * DRIVER_BYTES_PER_SPLIT
+    have = psutil.virtual_memory().available
+    if need > 0.8 * have:
+        raise RayflowException(
+            f"Step {step!r} fans out into {num_splits:,} splits. rayflow has no cap on a "
+            f"foreach, but the driver keeps about {DRIVER_BYTES_PER_SPLIT:,} bytes per split, "
+            f"{need / 2**30:.1f} GiB here, and this machine has {have / 2**30:.1f} GiB "
+            f"available. Fan out over fewer, larger items (e.g. chunks of rows), or run the "
+            f"driver on a machine with more memory.", step=step)
 
 
 DATASTORE_ENV_PREFIXES = ("AWS_",)

@@ -79,6 +79,9 @@ class TaskOutcome:
     next_steps: tuple[str, ...] = ()
     foreach: str | None = None
     num_splits: int | None = None
+    # Per-split resources, when the foreach target's @resources is a function of the item:
+    # the distinct Ray option dicts, and one index into them per split.
+    split_shapes: tuple | None = None
     error: dict | None = None  # {"type", "message", "traceback", "user": bool}
     started_at: float = 0.0
     finished_at: float = 0.0

@@ -114,6 +114,9 @@ def run_task(ctx: RunContext, cls, graph, spec: TaskSpec, loader, node: str,
         try:
             _run_with_hooks(flow, gnode, spec, decos, tctx, loader)
             _finish_transition(flow, gnode, outcome)
+            if outcome.foreach:
+                outcome.split_shapes = _split_shapes(cls, graph, gnode, flow, outcome,
+                                                     extra_decorators)
             outcome.ok = True
         except BaseException as exc:  # noqa: BLE001 - a user's step may raise anything
             if isinstance(exc, KeyboardInterrupt):
@@ -224,6 +227,33 @@ def _finish_transition(flow, gnode, outcome: TaskOutcome) -> None:
     outcome.next_steps, outcome.foreach = trans
     if outcome.foreach:
         outcome.num_splits = _foreach_cardinality(flow, gnode, outcome.foreach)
+
+
+def _split_shapes(cls, graph, gnode, flow, outcome: TaskOutcome, extra_decorators):
+    """Evaluate a dynamic @resources of the foreach target once per item, here, where the
+    items are: the driver only ever sees the resulting option dicts."""
+    target = gnode.out_funcs[0]
+    res = StepDecorators.for_step(getattr(cls, target), list(extra_decorators)).resources
+    if not res.is_dynamic:
+        return None
+    import array
+
+    shapes: dict[tuple, int] = {}
+    index = array.array("I")
+    for i, item in enumerate(getattr(flow, outcome.foreach)):
+        try:
+            opts = res.ray_options(item)
+        except Exception as exc:  # noqa: BLE001 - the user's sizing function failed
+            raise RayflowException(
+                f"Step {target!r}: @resources could not size split {i} (item {item!r:.80}): "
+                f"{type(exc).__name__}: {exc}.") from None
+        key = tuple(sorted(opts.items(), key=lambda kv: kv[0]))
+        key = tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in key)
+        index.append(shapes.setdefault(key, len(shapes)))
+    options = [None] * len(shapes)
+    for key, sid in shapes.items():
+        options[sid] = {k: dict(v) if isinstance(v, tuple) else v for k, v in key}
+    return options, index.tobytes()
 
 
 def _foreach_cardinality(flow, gnode, var: str) -> int:

@@ -1,0 +1,63 @@
+"""Automatic batching of tiny foreach splits keeps every split's own identity."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from rayflow import Run, Task, namespace
+from rayflow.datastore import FlowDataStore
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _global_namespace():
+    namespace(None)
+    yield
+    from rayflow import default_namespace
+
+    default_namespace()
+
+
+def _bundles(datastore, run_id, step):
+    folder = os.path.join(datastore, "BatchingFlow", run_id, step, "_bundles")
+    return os.listdir(folder) if os.path.isdir(folder) else []
+
+
+def test_batched_splits_retry_catch_and_client(run_flow, datastore):
+    s = run_flow("batching_flow.py", {"width": 400, "flaky_at": 250})
+    assert s.successful, s.failures
+    assert _bundles(datastore, s.run_id, "work"), "tiny splits were not batched"
+    run = Run(s.pathspec, datastore=datastore)
+    assert run["join"].task.data.total == 3 * sum(range(400))
+    works = list(run["work"])
+    assert len(works) == 400 and all(t.successful for t in works)
+    flaky = Task(f"{s.pathspec}/work/250", datastore=datastore)
+    assert flaky.data.attempt == 1 and flaky.current_attempt == 1
+    some = Task(f"{s.pathspec}/work/123", datastore=datastore)
+    assert some.data.out == 369 and some.index == 123 and some.data.attempt == 0
+    guarded = run["join_guarded"].task.data
+    assert guarded.errors == ["builtins.KeyError: 'seven'"]
+    assert guarded.value_sum == sum(range(50)) - 7
+
+
+def test_a_failing_split_does_not_lose_its_batch_mates(run_flow, datastore):
+    s = run_flow("batching_flow.py", {"width": 400, "fail_at": 300})
+    assert not s.successful
+    assert [(f.step, f.task_id, f.attempt) for f in s.failures] == [("work", "300", 1)]
+    ds = FlowDataStore.from_url(datastore, "BatchingFlow")
+    done = ds.done_task_ids(s.run_id, "work")
+    assert "300" not in done
+    # Every split that was submitted alongside it finished and is on record.
+    assert len(done) >= 290
+    failed = ds.read_task(s.run_id, "work", "300")
+    assert failed.status == "failed" and "always fails" in failed.exception["message"]
+
+
+def test_resources_chosen_per_split_from_its_item(run_flow, datastore):
+    s = run_flow("dynamic_resources_flow.py")
+    assert s.successful, s.failures
+    seen = Run(s.pathspec, datastore=datastore)["join"].task.data.seen
+    assert seen == {"small": 0, "big": 1, "huge": 2, "tiny": 0}
