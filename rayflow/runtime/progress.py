@@ -95,20 +95,30 @@ class Progress:
                     self._print(sp.line())
 
     def _render_live(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-        from rich.table import Table
-
-        table = Table.grid(padding=(0, 1))
-        for sp in self.steps.values():
-            mark = "[green]✓[/green]" if sp.finished else ("[red]✗[/red]" if sp.failed else "•")
-            table.add_row(mark, sp.line())
+        """A rich progress bar per step: done/total, running, failed, rate and ETA."""
         if self._live is None:
-            self._live = Live(table, console=Console(file=self.stream), refresh_per_second=4,
-                              transient=False)
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeRemainingColumn)
+
+            self._live = Progress(
+                TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[extra]}"), TimeRemainingColumn(),
+                console=Console(file=self.stream), refresh_per_second=4)
             self._live.start()
-        else:
-            self._live.update(table)
+            self._bars = {}
+        for sp in self.steps.values():
+            bar = self._bars.get(sp.name)
+            extra = f"{sp.running:,} running"
+            if sp.failed:
+                extra += f", [red]{sp.failed:,} failed[/red]"
+            if sp.retried:
+                extra += f", {sp.retried:,} retried"
+            if sp.total and sp.total > 1:
+                extra += f", {sp.rate():,.0f}/s"
+            if bar is None:
+                bar = self._bars[sp.name] = self._live.add_task(sp.name, extra=extra)
+            self._live.update(bar, completed=sp.done, total=max(sp.total or 1, 1), extra=extra)
 
     def close(self) -> None:
         if self._live is not None:

@@ -406,7 +406,10 @@ def connect_ray(address: str | None, flow_file: str) -> None:
                        "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/"]}
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        import logging
+
+        # An embedded Ray is an implementation detail: keep its start-up chatter off the console.
+        ray.init(include_dashboard=False, log_to_driver=True, logging_level=logging.ERROR)
 
 
 def raise_for_failures(summary: RunSummary) -> None:
