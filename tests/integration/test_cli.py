@@ -129,3 +129,31 @@ def test_with_retry_from_the_command_line(cli, tmp_path):
         "        pass\n")
     assert cli("run", str(flaky)).returncode == 1
     cli("run", str(flaky), "--with", "retry:times=1,minutes_between_retries=0", check=0)
+
+
+def test_a_metaflow_tutorial_flow_runs_unchanged_but_for_its_import(ray_session, datastore):
+    """As a new user would: `python flow.py run` from the flow's folder, then the client."""
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+           "RAYFLOW_DATASTORE": datastore}
+    proc = subprocess.run([sys.executable, "metaflow_style.py", "run", "--genre", "sci-fi"],
+                          cwd=FLOWS, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "Bonus Pick: 'Up'" in proc.stdout + proc.stderr
+    from rayflow import Flow, namespace
+
+    namespace(None)
+    run = Flow("PlaylistFlow", datastore=datastore).latest_successful_run
+    assert sorted(run.data.playlist) == ["Alien", "Arrival", "Blade Runner", "Dune"]
+    assert run.data.bonus == "Up" and len(run.data.lengths) == 4
+    assert run.data.dataframe["title_year"][0] == 1979
+    assert run["genre_movies"].task.data.run_seen == run.id
+    check = subprocess.run([sys.executable, "metaflow_style.py", "check"], cwd=FLOWS,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0 and "looks good" in check.stdout
+
+
+def test_foreach_over_something_not_iterable_names_step_and_variable(cli):
+    proc = cli("run", "tests/flows/not_iterable_flow.py")
+    assert proc.returncode == 1
+    final = proc.stderr.split("Step failed", 1)[1]
+    assert "self.things is a int, not a list" in final and "'start'" in final
