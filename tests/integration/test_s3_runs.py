@@ -69,3 +69,24 @@ def test_s3_outage_fails_cleanly_then_resume_finishes(ray_session, s3_server, s3
     run = Run(f"ResumableFlow/{rid_file.read_text()}", datastore=s3_url)
     assert run.successful and run.data.final == sum(2 * i for i in range(10))
     assert any(t.origin_pathspec for t in run["work"])
+
+
+def test_two_runs_at_once_share_one_s3_datastore(ray_session, s3_url, tmp_path):
+    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
+           "RAYFLOW_DATASTORE": s3_url}
+    procs = []
+    for i in range(2):
+        cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "4",
+               "--marker_dir", str(tmp_path), "--quiet", "--run-id-file",
+               str(tmp_path / f"rid{i}")]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    ids = [(tmp_path / f"rid{i}").read_text() for i in range(2)]
+    assert ids[0] != ids[1]
+    for rid in ids:
+        run = Run(f"ResumableFlow/{rid}", datastore=s3_url)
+        assert run.successful and run.data.final == 12
+        assert all(t.parent.parent.id == rid for t in run["work"])
