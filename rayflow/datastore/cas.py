@@ -51,12 +51,16 @@ class ContentAddressedStore:
     def blob_path(self, sha: str) -> str:
         return f"{self.flow_name}/{DATA_DIR}/{sha[:2]}/{sha}"
 
-    def save_blobs(self, blobs: Sequence[BytesLike]) -> list[SavedBlob]:
+    def save_blobs(self, blobs: Sequence[BytesLike],
+                   shas: Sequence[str] | None = None) -> list[SavedBlob]:
         """Store blobs, skipping those already present; one existence batch, one write batch.
+        `shas`, when the caller already hashed the blobs, saves hashing them twice.
 
         Returns `(sha, size)` for each input, in input order."""
         views = [_as_bytes_view(b) for b in blobs]
-        saved = [SavedBlob(blob_hash(v), v.nbytes) for v in views]
+        if shas is None:
+            shas = [blob_hash(v) for v in views]
+        saved = [SavedBlob(sha, v.nbytes) for sha, v in zip(shas, views)]
         first_of: dict[str, memoryview] = {}
         for blob, view in zip(saved, views):
             first_of.setdefault(blob.sha, view)  # equal hashes in one call are written once

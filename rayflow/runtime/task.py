@@ -370,9 +370,10 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[_Captured
     """Blobs first (one batch), then every record, then every DONE, then logs."""
     from ..datastore import TaskRecord
 
-    blobs = [data for cap in captured for data in cap.blobs.values()]
+    blobs = [(cap.outcome.new[name].sha, data) for cap in captured
+             for name, data in cap.blobs.items()]
     if blobs:
-        ds.cas.save_blobs(blobs)
+        ds.cas.save_blobs([b for _, b in blobs], shas=[sha for sha, _ in blobs])
     records = []
     for spec, cap in zip(specs, captured):
         o = cap.outcome
