@@ -103,8 +103,10 @@ class Runner:
         self.ds = FlowDataStore.from_url(self.opts.datastore_url, self.flow.name)
         self.run_id = self.opts.run_id or self.ds.new_run_id()
         self.user = self.opts.user or _username()
-        record = self._write_run_record("running", t0)
+        # Connect (and let the cluster refuse this datastore) before the run record exists, so
+        # a refused or unreachable cluster leaves no run that looks forever "running".
         self.executor = self._make_executor()
+        record = self._write_run_record("running", t0)
         self.ctx = self._make_context()
         self.ctx_ref = self.executor.put(self.ctx)
         self.parallelism = max(1, self.executor.total_cpus())
