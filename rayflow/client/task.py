@@ -130,9 +130,13 @@ class Task(MetaflowObject):
         return self._log("stderr")
 
     def _log(self, stream: str) -> str:
+        """The task's log. A task cloned by resume did not run here: its log is the origin's."""
+        run_id, step, task_id = self._run_id, self._step.id, self.id
+        origin = self._record.origin_pathspec
+        if origin:
+            _, run_id, step, task_id = origin.split("/")[-4:]
         try:
-            return self._store.load_log(self._run_id, self._step.id, self.id,
-                                        self._record.attempt, stream)
+            return self._store.load_log(run_id, step, task_id, self._record.attempt, stream)
         except FileNotFoundError:  # a task that printed nothing may have no log file
             return ""
 

@@ -23,6 +23,7 @@ class ResumableFlow(FlowSpec):
             time.sleep(self.sleep)
         if os.path.exists(os.path.join(self.marker_dir, f"fail-{self.input}")):
             raise RuntimeError(f"split {self.input} was told to fail")
+        print(f"working on {self.input}")
         self.out = self.input * 2
         self.blob = f"result-{self.input}-" + "y" * 400
         self.next(self.join)

@@ -56,6 +56,8 @@ def test_resume_after_a_failed_split_clones_the_rest(cli, datastore, tmp_path):
     assert run.successful and run.data.final == sum(2 * i for i in range(8))
     start = run["start"].task
     assert start.origin_pathspec == f"ResumableFlow/{origin}/start/0"
+    assert "split 5 was told to fail" in Run(f"ResumableFlow/{origin}", datastore=datastore)[
+        "work"]["5"].stderr
     works = {t.id: t for t in run["work"]}
     assert len(works) == 8
     for tid, task in works.items():
@@ -64,6 +66,7 @@ def test_resume_after_a_failed_split_clones_the_rest(cli, datastore, tmp_path):
         else:
             assert task.origin_pathspec == f"ResumableFlow/{origin}/work/{tid}"
             assert task.data.blob.startswith(f"result-{tid}-")
+            assert f"working on {tid}" in task.stdout  # the origin's log
     assert run["join"].task.origin_pathspec is None
     # Cloning copied no bytes: every blob written before is untouched, and the only new blobs
     # are the artifacts of the split that ran again.
