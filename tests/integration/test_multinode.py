@@ -98,6 +98,7 @@ def test_local_datastore_is_refused_on_a_multinode_cluster(report):
     assert r["error"]["type"] == "DataStoreError" and r["error"]["is_rayflow_error"]
     assert "s3://" in r["error"]["message"] and "3 nodes" in r["error"]["message"]
     assert r["task_records"] == []  # refused before any task ran
+    assert "running" not in r["run_statuses"]  # and no run is left looking alive
 
 
 def test_foreach_spreads_over_all_nodes(report):

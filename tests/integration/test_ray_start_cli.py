@@ -200,5 +200,8 @@ def test_ray_address_env_and_a_local_datastore_is_refused(ray_start_cluster):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "s3://" in proc.stderr and "2 nodes" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
-    task_records = [f for _, _, files in os.walk(local) for f in files if f != "_run.json"]
-    assert task_records == []
+    written = [os.path.join(d, f) for d, _, files in os.walk(local) for f in files]
+    assert [f for f in written if not f.endswith("_run.json")] == []  # no task ran
+    for path in (f for f in written if f.endswith("_run.json")):
+        with open(path) as fh:
+            assert json.load(fh)["status"] != "running"  # no run left looking alive

@@ -133,8 +133,13 @@ def local_datastore_refused(env: Env) -> dict:
     else:
         error = None
     task_records = glob.glob(os.path.join(local, "*", "*", "*", "*", "*.json"))
+    run_statuses = []
+    for path in glob.glob(os.path.join(local, "*", "*", "_run.json")):
+        with open(path) as fh:
+            run_statuses.append(json.load(fh).get("status"))
     return {"error": error, "status": summary.status if summary else None,
-            "task_records": task_records, "seconds": time.time() - t0}
+            "task_records": task_records, "run_statuses": run_statuses,
+            "seconds": time.time() - t0}
 
 
 def _is_rayflow_error(exc: BaseException) -> bool:
