@@ -88,6 +88,9 @@ class FlowSpec:
         value = self.__dict__["_rf_loader"](loc)
         self.__dict__[name] = value
         self.__dict__["_rf_loaded"][name] = (loc, id(value))
+        sink = self.__dict__.get("_rf_read_sink")
+        if sink is not None:  # an input of a join: the join's lineage records the read
+            sink(name, loc.sha)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:

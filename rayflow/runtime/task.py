@@ -177,9 +177,23 @@ def _make_inputs(flow, spec: TaskSpec, loader, param_locs: dict) -> Inputs:
         view_flow._rf_setup(params=flow.__dict__["_rf_params"], view=view, loader=loader,
                             step_name=inp.step, foreach_stack=stack)
         view_flow.__dict__["_rf_input_task"] = (inp.step, inp.task_id)
+        view_flow.__dict__["_rf_read_sink"] = _join_read_sink(flow, inp.step, inp.task_id)
         return view_flow
 
     return Inputs([i.step for i in inputs], make)
+
+
+MAX_JOIN_READS = 10_000  # lineage entries a join records for what it read from its inputs
+
+
+def _join_read_sink(flow, step: str, task_id: str):
+    reads = flow.__dict__.setdefault("_rf_join_reads", {})
+
+    def record(name: str, sha: str) -> None:
+        if len(reads) < MAX_JOIN_READS:
+            reads[f"{step}/{task_id}:{name}"] = sha
+
+    return record
 
 
 def _stack_of(task_id: str, join_stack: tuple, step: str) -> list:
@@ -328,6 +342,7 @@ def _capture_artifacts(flow, cap: _Captured, spec: TaskSpec) -> None:
     artifacts = dict(view)
     for name, (loc, _) in loaded.items():
         cap.inputs_read[name] = loc.sha
+    cap.inputs_read.update(flow.__dict__.get("_rf_join_reads", {}))
     for name, value in list(flow.__dict__.items()):
         if name.startswith("_"):
             continue

@@ -45,6 +45,10 @@ def test_branches_join_and_merge(run_flow, datastore):
     assert data.total == 45 and data.unit == "count"
     join = Run(s.pathspec, datastore=datastore)["join"].task
     assert sorted(p.pathspec.split("/")[2] for p in join.parent_tasks) == ["sum_even", "sum_odd"]
+    # Lineage: what the join read from each input, by hash.
+    reads = join.lineage["inputs"]
+    assert reads["sum_even/0:even"] == Run(s.pathspec, datastore=datastore)["sum_even"].task[
+        "even"].sha and "sum_odd/0:odd" in reads
 
 
 def test_nested_foreach(run_flow, datastore):
