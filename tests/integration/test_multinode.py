@@ -23,7 +23,6 @@ pytestmark = pytest.mark.integration
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "multinode", "scenarios.py")
 UNSCHEDULABLE_TIMEOUT_S = 5
-SPLITS_OF_NODE_FAILURE = 12
 
 
 @pytest.fixture(scope="module")

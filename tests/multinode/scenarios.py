@@ -173,7 +173,8 @@ def node_failure(env: Env) -> dict:
     """Kill node_c, without grace, while one of its splits is running."""
     from rayflow.datastore import FlowDataStore
 
-    n, seconds = 12, 1.5
+    # Long enough that a split seen starting on node_c is still running when node_c dies.
+    n, seconds = 10, 2.0
     markers = os.path.join(env.tmp, "markers")
     os.makedirs(markers, exist_ok=True)
     victim = env.nodes["node_c"]
