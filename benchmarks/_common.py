@@ -208,10 +208,25 @@ def mib(n: float) -> str:
 
 
 def ray_init(**kwargs):
-    """Start an embedded Ray the way `rayflow run` does, quietly; returns the ray module."""
+    """Start a fresh embedded Ray, quietly; returns the ray module.
+
+    `address="local"`: a bare `ray.init()` joins whatever cluster /tmp/ray/ray_current_cluster
+    names (the last `ray start` on this machine, even a dead one, where it hangs retrying),
+    and a benchmark must neither measure nor disturb someone else's cluster."""
     import ray
 
     if not ray.is_initialized():
         os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-        ray.init(include_dashboard=False, log_to_driver=False, **kwargs)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, **kwargs)
     return ray
+
+
+def private_ray_env(env: dict) -> tuple[dict, str]:
+    """`env` for a subprocess that starts its own Ray (e.g. `rayflow run`), with RAY_TMPDIR
+    set to a fresh folder, so Ray finds no ray_current_cluster there and starts a new
+    instance, as on a clean machine. Returns (env, folder); the caller removes the folder.
+    Kept short, under /tmp: Ray's socket paths inside it must stay below 108 characters."""
+    folder = tempfile.mkdtemp(prefix="rfb-")
+    env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}
+    env["RAY_TMPDIR"] = folder
+    return env, folder

@@ -4,7 +4,8 @@
 
 Two ways, one table:
 - cold: `rayflow run examples/foreach.py --regions 10 --shards 100` as a subprocess, the way a
-  user runs it: Python start-up, imports, `ray.init()`, the run, and Ray's shutdown included.
+  user runs it: Python start-up, imports, `ray.init()`, the run, and Ray's shutdown included
+  (with a private RAY_TMPDIR, so it starts a fresh Ray as on a clean machine).
 - warm: the same flow through the in-process Runner, on a Ray this script started once; the
   first in-process run still starts Ray's worker processes, later ones find them warm.
 
@@ -29,6 +30,7 @@ from _common import (
     log,
     markdown_table,
     met,
+    private_ray_env,
     ray_init,
     scratch_dir,
     write_section,
@@ -38,6 +40,7 @@ FLOW = os.path.join(ROOT, "examples", "foreach.py")
 REGIONS, SHARDS = 10, 100
 SPLITS = REGIONS * SHARDS
 TARGET_S = 30.0
+CLI_TIMEOUT_S = 600
 
 
 def check_run(datastore: str, run_id: str) -> None:
@@ -57,11 +60,18 @@ def cold_run(rep: int) -> float:
     run_id_file = os.path.join(ds, "run_id")
     cmd = [os.path.join(VENV_BIN, "rayflow"), "run", FLOW, "--regions", str(REGIONS),
            "--shards", str(SHARDS), "--datastore", ds, "--quiet", "--run-id-file", run_id_file]
-    env = {**os.environ}
-    env.pop("RAY_ADDRESS", None)  # a user's plain run starts its own embedded Ray
+    # A plain run starts its own embedded Ray; a private RAY_TMPDIR keeps it from joining a
+    # cluster that another `ray start` on this machine left in /tmp/ray (rayflow's bare
+    # ray.init() would, see private_ray_env).
+    env, ray_tmp = private_ray_env(os.environ)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=False)
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                              check=False, timeout=CLI_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"`{' '.join(cmd)}` did not finish in {CLI_TIMEOUT_S} s") from None
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"`{' '.join(cmd)}` exited {proc.returncode}:\n"
@@ -124,7 +134,8 @@ def main() -> None:
     notes = (f"`examples/foreach.py --regions {REGIONS} --shards {SHARDS}`: {SPLITS:,} shard "
              f"splits in a nested foreach ({REGIONS} region tasks, 2 joins), local datastore "
              f"on disk, every run checked for {SPLITS:,} DONE shard tasks. `ray.init()` in "
-             f"this process took {init_s:.1f} s (not in the in-process rows).\n\n")
+             f"this process took {init_s:.1f} s (not in the in-process rows). Cold runs get a "
+             "private RAY_TMPDIR so each starts a fresh Ray, as on a clean machine.\n\n")
     print(table)
     write_section("foreach_example", "foreach_example: the 1,000-split nested foreach example",
                   notes + table)
