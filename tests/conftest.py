@@ -12,6 +12,10 @@ import uuid
 
 import pytest
 
+# Every Ray the suite starts (the session's, the CLI's, the multi-node scenarios') keeps its
+# servers on 127.0.0.1, Ray's single-machine mode: the tests send traffic only to loopback.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
 
 @pytest.fixture(scope="session")
 def s3_server():

@@ -410,8 +410,13 @@ def connect_ray(address: str | None, flow_file: str) -> None:
     else:
         import logging
 
-        # An embedded Ray is an implementation detail: keep its start-up chatter off the console.
-        ray.init(include_dashboard=False, log_to_driver=True, logging_level=logging.ERROR)
+        # An embedded Ray serves this process alone: its servers listen on 127.0.0.1 only
+        # (Ray's single-machine mode), and its start-up chatter stays off the console.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        # address="local": always a fresh Ray of our own, never a cluster that happens to be
+        # running on this machine (plain ray.init() would join one).
+        ray.init(address="local", include_dashboard=False, log_to_driver=True,
+                 logging_level=logging.ERROR)
 
 
 def raise_for_failures(summary: RunSummary) -> None:

@@ -18,7 +18,8 @@ def ray_session(tmp_path_factory):
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
+                 log_to_driver=False,
                  _temp_dir=None)
     yield ray
     # Ends only the Ray this session started (ray.shutdown stops our own processes by pid).

@@ -6,11 +6,9 @@ Every process of that cluster and the rayflow driver share one RAY_AUTH_MODE (to
 token made for this test, so nothing else can join it or submit to it. The nodes are stopped by
 signalling their own pids, never with `ray stop`, which would stop every Ray on the machine.
 
-Ray's own addressing sets the limits here: a worker joining by `ray start` cannot be held to
-127.0.0.1 (Ray rewrites a loopback head address to the machine's address, and refuses worker
-nodes in its single-machine mode), so some of Ray's gRPC servers listen on all interfaces while
-this test runs; the token is what keeps them closed. tests/multinode/scenarios.py, which starts
-its nodes in-process, keeps everything on 127.0.0.1.
+Everything stays on 127.0.0.1: the head and the drivers run in Ray's single-machine mode, and
+the worker, which needs the multi-node switch, is started through tests/multinode/loopback_ray.py
+so that Ray keeps the loopback address it is given instead of swapping in the machine's.
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ pytestmark = pytest.mark.integration
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLOW = os.path.join(ROOT, "tests", "multinode", "flows", "mn_artifact_flow.py")
 HOST = "127.0.0.1"
+LOOPBACK_RAY = os.path.join(ROOT, "tests", "multinode", "loopback_ray.py")
 
 
 def free_port() -> int:
@@ -48,10 +47,12 @@ def ray_executable() -> str:
 class RayStartNode:
     """One `ray start --block` process, and what it spawned, stopped by pid."""
 
-    def __init__(self, args: list[str], env: dict, log_path: str):
+    def __init__(self, args: list[str], env: dict, log_path: str,
+                 launcher: list[str] | None = None):
         self.log_path = log_path
         with open(log_path, "w") as log:
-            self.proc = subprocess.Popen([ray_executable(), "start", "--block", *args], env=env,
+            command = [*(launcher or [ray_executable()]), "start", "--block", *args]
+            self.proc = subprocess.Popen(command, env=env,
                                          stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
         self.descendants: set[int] = set()
@@ -128,7 +129,9 @@ def ray_start_cluster(s3_server, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("rs"))  # short: Ray's socket paths live under it
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE")}
     env.update(s3_server.env())
+    # Head and drivers keep every Ray server on 127.0.0.1 (Ray's single-machine mode).
     env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                 "RAY_TMPDIR": tmp,
                 "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))})
     port = free_port()
@@ -141,10 +144,12 @@ def ray_start_cluster(s3_server, tmp_path_factory):
              f"--ray-client-server-port={free_port()}", "--include-dashboard=false",
              "--resources", json.dumps({"node_a": 1}), *common],
             env, os.path.join(tmp, "head.log")))
+        # The worker needs Ray's multi-node switch on; the wrapper keeps it on 127.0.0.1.
         nodes.append(RayStartNode(
             [f"--address={address}", f"--dashboard-agent-listen-port={free_port()}",
              "--resources", json.dumps({"node_b": 1}), *common],
-            env, os.path.join(tmp, "worker.log")))
+            {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"},
+            os.path.join(tmp, "worker.log"), launcher=[sys.executable, LOOPBACK_RAY]))
         try:
             wait_for_nodes(env, address, 2)
         except TimeoutError as exc:
