@@ -7,6 +7,9 @@ import sys
 import time
 
 
+LOG_DRAIN_SECONDS = 0.8
+
+
 def _datastore(url: str | None) -> str:
     from rayflow.datastore import default_datastore_url
 
@@ -31,6 +34,10 @@ def _execute(loaded, params, opts, run_id_file=None, runner_cls=None) -> None:
     _say(f"Running {loaded.name} from {os.path.relpath(loaded.file)} "
          f"(datastore {opts.datastore_url})")
     summary = runner.run()
+    if opts.executor == "ray":
+        # Ray forwards workers' output to this console about half a second late; let the last
+        # step's lines land before the summary, so the summary is the last thing printed.
+        time.sleep(LOG_DRAIN_SECONDS)
     if run_id_file:
         with open(run_id_file, "w") as fh:
             fh.write(summary.run_id)
