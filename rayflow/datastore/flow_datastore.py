@@ -157,7 +157,7 @@ class FlowDataStore:
         encoded = []
         for name in names:
             try:
-                encoded.append(serialize(items[name]))
+                encoded.append(serialize(items[name], compress=not self.storage.is_local))
             except Exception as e:
                 raise DataStoreError(
                     f"Cannot save artifact {name!r} of flow {self.flow_name}: its value of type "

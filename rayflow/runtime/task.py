@@ -126,7 +126,8 @@ def run_task(ctx: RunContext, cls, graph, spec: TaskSpec, loader, node: str,
             current._set(None)
         if outcome.ok:
             try:
-                _capture_artifacts(flow, cap, spec)
+                _capture_artifacts(flow, cap, spec,
+                                   datastore_for(ctx.datastore_url, ctx.flow_name))
             except Exception as exc:  # noqa: BLE001 - e.g. an artifact that cannot pickle
                 outcome.ok = False
                 _handle_failure(flow, gnode, spec, decos, tctx, outcome, exc)
@@ -332,12 +333,13 @@ def _user_traceback(exc: BaseException) -> str:
 _SOURCE_DIR: dict[str, str] = {}
 
 
-def _capture_artifacts(flow, cap: _Captured, spec: TaskSpec) -> None:
+def _capture_artifacts(flow, cap: _Captured, spec: TaskSpec, ds) -> None:
     """Serialize what the step set or changed; keep inherited artifacts by reference."""
     from ..datastore import blob_hash, serialize
 
     view = flow.__dict__["_rf_view"]
     loaded = flow.__dict__["_rf_loaded"]
+    compress = not ds.storage.is_local
     adopted = flow.__dict__.get("_rf_adopted", {})
     artifacts = dict(view)
     for name, (loc, _) in loaded.items():
@@ -350,7 +352,7 @@ def _capture_artifacts(flow, cap: _Captured, spec: TaskSpec) -> None:
         if prior is not None and prior[1] == id(value) and _unchanged_by_identity(value):
             continue
         try:
-            ser = serialize(value)
+            ser = serialize(value, compress=compress)
         except Exception as exc:  # noqa: BLE001
             raise RayflowException(
                 f"Step {spec.step!r}: artifact self.{name} ({type(value).__name__}) cannot be "
