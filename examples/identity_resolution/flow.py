@@ -1,14 +1,16 @@
 """Identity resolution on rayflow: which of N people records are the same person?
 
     rayflow run examples/identity_resolution/flow.py --records 200000
-    rayflow run examples/identity_resolution/flow.py --data s3://bucket/people --output s3://bucket/out/entities.parquet
+    rayflow run examples/identity_resolution/flow.py --data s3://bucket/people \
+        --output s3://bucket/out/entities.parquet
 
 The shape is a shuffle and a match, as at scale (millions of records, blocked into shards):
 
-    start -> prepare (foreach shard) -> gather -> plan -> match (foreach partition) -> resolve -> end
+    start -> prepare (foreach shard) -> gather -> fan_out -> match (foreach partition)
+          -> resolve -> end
 
 prepare normalizes one shard and hashes its records, one row per blocking key, into P
-partitions; gather concatenates each partition's pieces; plan lists the giant blocks; match
+partitions; gather concatenates each partition's pieces and lists the giant blocks; match
 scores the candidate pairs of one partition; resolve takes connected components over all the
 matches. Every artifact between steps is an Arrow table (or a few numbers). The algorithm
 itself lives in algorithm.py as plain functions; this file only wires them into steps. The
@@ -79,16 +81,17 @@ class IdentityResolutionFlow(FlowSpec):
 
     @step
     def gather(self, inputs):
-        """One table per partition from every shard's piece (reduce side of the shuffle)."""
+        """One table per partition from every shard's piece (reduce side of the shuffle),
+        and the giant blocks among them (the match tasks split those)."""
         self.parts = algorithm.gather_partitions([inp.slices for inp in inputs])
+        self.giant = algorithm.find_giant_blocks(self.parts, self.max_block)
         self.record_ids = pa.concat_tables([inp.record_ids for inp in inputs])
         self.merge_artifacts(inputs, include=["data_url", "started", "generate_seconds"])
-        self.next(self.plan)
+        self.next(self.fan_out)
 
     @step
-    def plan(self):
-        """List the giant blocks (the match tasks split them), then fan out over partitions."""
-        self.giant = algorithm.find_giant_blocks(self.parts, self.max_block)
+    def fan_out(self):
+        """A join may not also split (Metaflow's rule), so the split over partitions is here."""
         self.next(self.match, foreach="parts")
 
     @step

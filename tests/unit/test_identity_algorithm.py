@@ -224,7 +224,7 @@ def test_flow_graph_lints():
 
     graph = graph_mod.FlowGraph.from_class(IdentityResolutionFlow)
     graph_mod.lint(graph)
-    assert [node.name for node in graph] == ["start", "prepare", "gather", "plan", "match",
+    assert [node.name for node in graph] == ["start", "prepare", "gather", "fan_out", "match",
                                              "resolve", "end"]
-    assert graph["start"].type == graph["plan"].type == "split-foreach"
+    assert graph["start"].type == graph["fan_out"].type == "split-foreach"
     assert graph["gather"].type == graph["resolve"].type == "join"
