@@ -177,6 +177,11 @@ class SeaweedS3Server:
                                    f"starting; its log:\n{self._log_tail()}")
             try:
                 self._ensure_bucket(client)
+                # The bucket answers before the volume server has registered: until then a
+                # write gets "500 InternalError". Ready means an object round-trips.
+                client.put_object(Bucket=self.bucket, Key="_ready_probe", Body=b"ok")
+                client.get_object(Bucket=self.bucket, Key="_ready_probe")["Body"].read()
+                client.delete_object(Bucket=self.bucket, Key="_ready_probe")
                 return
             except (BotoCoreError, ClientError) as e:  # not up yet: refused, 503, ...
                 last_error = e

@@ -15,8 +15,10 @@ escape to a user, and never import ray.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import botocore.exceptions as boto_errors
@@ -42,6 +44,22 @@ CLIENT_CONFIG = {
 }
 # s3fs retries timeouts and throttling on top of botocore; one more try is enough.
 S3FS_RETRIES = 2
+# A server's own transient failures (HTTP 500/503) are retried here, with backoff.
+TRANSIENT_RETRIES = 4
+TRANSIENT_BACKOFF_S = 0.25
+_TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+
+
+class _TransientServerError(DataStoreUnreachable):
+    """The server answered with a failure it says may pass (500, 503): worth another try."""
+
+
+def _is_transient(exc: OSError) -> bool:
+    if _error_code(exc) in _TRANSIENT_CODES:
+        return True
+    text = str(exc).lower()
+    return exc.errno in (errno.EREMOTEIO, errno.EBUSY) or "internal error" in text or \
+        "slow down" in text or "service unavailable" in text
 
 _UNREACHABLE_ERRORS = (
     boto_errors.ConnectionError,        # EndpointConnectionError, ConnectTimeoutError; not OSError
@@ -141,6 +159,18 @@ class S3Storage(DataStoreStorage):
             f"{self.endpoint_url or 'the AWS default endpoint'} ({exc}). Create the bucket, or "
             "pass an existing one with --datastore.")
 
+    def _retrying(self, action: str, path: str, fn):
+        """Call `fn`, retrying the server's transient failures (500 InternalError, 503
+        SlowDown; SeaweedFS answers 500 for a few seconds after a restart) with backoff."""
+        for attempt in range(TRANSIENT_RETRIES + 1):
+            try:
+                with self._translated(action, path):
+                    return fn()
+            except _TransientServerError:
+                if attempt == TRANSIENT_RETRIES:
+                    raise
+                time.sleep(TRANSIENT_BACKOFF_S * 2 ** attempt)
+
     @contextlib.contextmanager
     def _translated(self, action: str, path: str) -> Iterator[None]:
         """Re-raise S3 failures as the errors the layers above expect, naming the object."""
@@ -156,6 +186,11 @@ class S3Storage(DataStoreStorage):
             raise self._unreachable(action, path, e) from e
         except _UNREACHABLE_ERRORS as e:
             raise self._unreachable(action, path, e) from e
+        except OSError as e:
+            if _is_transient(e):
+                raise _TransientServerError(
+                    self._unreachable(action, path, e).msg) from e
+            raise
 
     # -- single objects ----------------------------------------------------------------------
     def put(self, path: str, data: BytesLike) -> None:
@@ -163,22 +198,22 @@ class S3Storage(DataStoreStorage):
         if isinstance(data, memoryview):
             # botocore wants bytes or a file; Arrow and numpy buffers arrive as memoryviews.
             body = data.cast("B") if data.format != "B" or data.ndim != 1 else data
-        with self._translated("write", path):
-            self.fs.pipe_file(f"{self.bucket}/{self._key(path)}", body)
+        self._retrying("write", path,
+                       lambda: self.fs.pipe_file(f"{self.bucket}/{self._key(path)}", body))
 
     def put_file(self, path: str, local_path: str) -> None:
-        with self._translated("write", path):
-            self.fs.put_file(local_path, f"{self.bucket}/{self._key(path)}")
+        self._retrying("write", path,
+                       lambda: self.fs.put_file(local_path, f"{self.bucket}/{self._key(path)}"))
 
     def get(self, path: str) -> bytes:
-        with self._translated("read", path):
-            # One GET: concurrent ranged reads would cost a HEAD first on every small object.
-            return self.fs.cat_file(f"{self.bucket}/{self._key(path)}", max_concurrency=1)
+        # One GET: concurrent ranged reads would cost a HEAD first on every small object.
+        return self._retrying("read", path, lambda: self.fs.cat_file(
+            f"{self.bucket}/{self._key(path)}", max_concurrency=1))
 
     def exists(self, path: str) -> bool:
         try:
-            with self._translated("check", path):
-                self.fs.call_s3("head_object", Bucket=self.bucket, Key=self._key(path))
+            self._retrying("check", path, lambda: self.fs.call_s3(
+                "head_object", Bucket=self.bucket, Key=self._key(path)))
         except FileNotFoundError:
             return False
         return True
