@@ -27,6 +27,16 @@ def ray_session(tmp_path_factory):
 
 
 @pytest.fixture
+def global_namespace():
+    """The client sees every run (namespace(None)) during the test, then the default again."""
+    from rayflow import default_namespace, namespace
+
+    namespace(None)
+    yield
+    default_namespace()
+
+
+@pytest.fixture
 def datastore(tmp_path):
     return str(tmp_path / "ds")
 

@@ -6,19 +6,11 @@ import os
 
 import pytest
 
-from rayflow import Run, Task, namespace
+from rayflow import Run, Task
 from rayflow.datastore import FlowDataStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("global_namespace")]
 
-
-@pytest.fixture(autouse=True)
-def _global_namespace():
-    namespace(None)
-    yield
-    from rayflow import default_namespace
-
-    default_namespace()
 
 
 def _bundles(datastore, run_id, step):

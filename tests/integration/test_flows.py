@@ -7,23 +7,15 @@ import os
 
 import pytest
 
-from rayflow import Flow, Run, Task, namespace
+from rayflow import Flow, Run, Task
 from rayflow.exceptions import StepFailed
 from rayflow.runtime.runner import raise_for_failures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("global_namespace")]
 
-
-@pytest.fixture(autouse=True)
-def _global_namespace():
-    namespace(None)
-    yield
-    from rayflow import default_namespace
-
-    default_namespace()
 
 
 def test_hello_runs_and_client_reads_it(run_flow, datastore):

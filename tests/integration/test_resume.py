@@ -10,22 +10,14 @@ import time
 
 import pytest
 
-from rayflow import Run, Task, namespace
+from rayflow import Run, Task
 from rayflow.datastore import FlowDataStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("global_namespace")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLOW = "tests/flows/resumable_flow.py"
 
-
-@pytest.fixture(autouse=True)
-def _global_namespace():
-    namespace(None)
-    yield
-    from rayflow import default_namespace
-
-    default_namespace()
 
 
 def _blob_files(datastore: str) -> dict[str, float]:

@@ -9,22 +9,14 @@ import time
 
 import pytest
 
-from rayflow import Run, namespace
+from rayflow import Run
 from rayflow.datastore import FlowDataStore
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("global_namespace")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLOW = "tests/flows/resumable_flow.py"
 
-
-@pytest.fixture(autouse=True)
-def _global_namespace():
-    namespace(None)
-    yield
-    from rayflow import default_namespace
-
-    default_namespace()
 
 
 def test_flow_on_s3_and_client(run_flow, s3_url):
