@@ -6,7 +6,6 @@ import os
 import sys
 import time
 
-
 LOG_DRAIN_SECONDS = 0.8
 
 

@@ -17,13 +17,6 @@ import typer
 from rayflow.exceptions import RayflowException
 
 from .common import _datastore, _execute, _load, _say
-from .params import describe_parameters, split_flow_args
-
-app = typer.Typer(
-    name="rayflow", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-    help="Run Metaflow-style flows on Ray. `rayflow run flow.py` starts an embedded Ray; "
-         "`--address` joins a cluster.")
-
 from .options import (
     RUN_SETTINGS,
     AddressOpt,
@@ -37,6 +30,13 @@ from .options import (
     TagOpt,
     WithOpt,
 )
+from .params import describe_parameters, split_flow_args
+
+app = typer.Typer(
+    name="rayflow", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="Run Metaflow-style flows on Ray. `rayflow run flow.py` starts an embedded Ray; "
+         "`--address` joins a cluster.")
+
 
 
 @app.command(context_settings=RUN_SETTINGS)

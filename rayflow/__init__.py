@@ -5,11 +5,33 @@ step a Ray task sized by @resources, a foreach a burst of parallel tasks, artifa
 through Ray's object store and checkpointed to a local or S3 datastore.
 """
 
-from .client import (DataArtifact, Flow, Run, Step, Task, default_metadata, default_namespace,
-                     get_metadata, get_namespace, metadata, namespace)
+from .client import (
+                     DataArtifact,
+                     Flow,
+                     Run,
+                     Step,
+                     Task,
+                     default_metadata,
+                     default_namespace,
+                     get_metadata,
+                     get_namespace,
+                     metadata,
+                     namespace,
+)
 from .current import current
-from .decorators import (batch, card, catch, conda, environment, kubernetes, pypi, resources,
-                         retry, secrets, timeout)
+from .decorators import (
+                     batch,
+                     card,
+                     catch,
+                     conda,
+                     environment,
+                     kubernetes,
+                     pypi,
+                     resources,
+                     retry,
+                     secrets,
+                     timeout,
+)
 from .exceptions import MetaflowNotFound, RayflowException
 from .flowspec import FlowSpec, StepException, step
 from .parameters import IncludeFile, JSONType, Parameter

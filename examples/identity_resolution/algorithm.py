@@ -520,9 +520,9 @@ def name_score(part: pa.Table, left, right, w: MatchWeights) -> np.ndarray:
                 + _level(string_similarity(last[left], last[right], words), w.last, w))
     # Only pairs whose names disagree both ways round can gain from the swap; score just those.
     maybe = np.flatnonzero(straight < 0)
-    l, r = left[maybe], right[maybe]
-    swapped = (_level(string_similarity(first[l], last[r], words), w.first, w)
-               + _level(string_similarity(last[l], first[r], words), w.last, w))
+    lft, rgt = left[maybe], right[maybe]
+    swapped = (_level(string_similarity(first[lft], last[rgt], words), w.first, w)
+               + _level(string_similarity(last[lft], first[rgt], words), w.last, w))
     straight[maybe] = np.maximum(straight[maybe], swapped)
     return straight
 

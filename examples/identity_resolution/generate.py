@@ -196,9 +196,9 @@ def make_emails(rng: np.random.Generator, first, last, year, domain_pick,
     pattern = rng.integers(0, 7, len(first))
     number = rng.integers(1, 999, len(first))
     locals_ = [
-        (f"{f}.{l}", f"{f}{l}", f"{f[0]}{l}", f"{f}_{l}", f"{f}{l[0]}",
-         f"{f}.{l}{y % 100:02d}", f"{f[0]}{l}{n}")[p]
-        for f, l, y, p, n in zip(first, last, year, pattern, number)
+        (f"{f}.{s}", f"{f}{s}", f"{f[0]}{s}", f"{f}_{s}", f"{f}{s[0]}",
+         f"{f}.{s}{y % 100:02d}", f"{f[0]}{s}{n}")[p]
+        for f, s, y, p, n in zip(first, last, year, pattern, number)
     ]
     emails = np.array([f"{loc}@{DOMAINS[d]}" for loc, d in zip(locals_, domain_pick)], object)
     # Two people never share a mailbox; suffix the later ones until every address is unique.

@@ -148,7 +148,7 @@ def _dataframe_to_table(df: Any) -> pa.Table | None:
     except (pa.ArrowException, ValueError, TypeError):
         return None  # mixed-type object columns and the like: pickle keeps them exactly
     for name, dtype in df.dtypes.items():
-        if dtype == object and not any(ok(table.schema.field(name).type)
+        if dtype == np.dtype(object) and not any(ok(table.schema.field(name).type)
                                        for ok in _FAITHFUL_OBJECT_TYPES):
             return None
     return table

@@ -290,8 +290,9 @@ def check_end_outside_splits(graph: FlowGraph) -> None:
         last = end.in_funcs[0] if end.in_funcs else None
         # Suggest making the last step the join only when it is not the split's own target:
         # a foreach body that goes straight to end needs a new step, not an `inputs` argument.
+        is_candidate = last and last not in (open_split.name, *open_split.out_funcs)
         hint = (f" If *{last}* is meant to be that join, give it the argument: "
-                f"`def {last}(self, inputs):`.") if last and last not in (open_split.name, *open_split.out_funcs) else ""
+                f"`def {last}(self, inputs):`.") if is_candidate else ""
         _fail(end, None, f"Step *end* is reached before the split at step *{open_split.name}* "
               f"({open_split.source_file}:{open_split.next_lineno}) is joined. Add a join step "
               f"`def join(self, inputs)` before end.{hint}", graph=graph)

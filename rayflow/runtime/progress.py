@@ -98,8 +98,13 @@ class Progress:
         """A rich progress bar per step: done/total, running, failed, rate and ETA."""
         if self._live is None:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self._live = Progress(
                 TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
