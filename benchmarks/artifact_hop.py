@@ -181,27 +181,49 @@ def raw_task_to_task(ray, rows: int) -> float:
 
 
 # -- 2, 3, 4. checkpoints ---------------------------------------------------------------------
+def serialize_like_datastore(table, is_local: bool):
+    """rayflow's serialize, with the compression choice save_artifacts makes for this kind of
+    storage (uncompressed on local disk, lz4 elsewhere), where rayflow has that choice."""
+    import inspect
+
+    from rayflow.datastore import serialize
+
+    if "compress" in inspect.signature(serialize).parameters:
+        return serialize(table, compress=not is_local)
+    return serialize(table)
+
+
+def encoding_label(is_local: bool) -> str:
+    import inspect
+
+    from rayflow.datastore import serialize
+
+    if "compress" in inspect.signature(serialize).parameters and is_local:
+        return "Arrow IPC, uncompressed"
+    return "Arrow IPC, lz4"
+
+
 def checkpoint(ds_url: str, table) -> dict:
     """save_artifacts into a fresh flow store, then again (dedupe), then a load. The parts
     (serialize, hash, the storage write) are timed on their own just before, through the
     same layers save_artifacts uses, so they show where its time goes."""
-    from rayflow.datastore import FlowDataStore, blob_hash, serialize
+    from rayflow.datastore import FlowDataStore, blob_hash
 
     ds = FlowDataStore.from_url(ds_url, "HopBench")
     t0 = time.perf_counter()
-    ser = serialize(table)
+    ser = serialize_like_datastore(table, ds.storage.is_local)
     t1 = time.perf_counter()
     blob_hash(ser.data)
     t2 = time.perf_counter()
     ds.storage.put("HopBench/probe/blob", ser.data)
     t3 = time.perf_counter()
     ds.storage.delete("HopBench/probe/blob")
-    stored = ser.size
     del ser
     gc.collect()
     t4 = time.perf_counter()
     info = ds.save_artifacts({"t": table})["t"]
     save = time.perf_counter() - t4
+    stored = info.size
     t5 = time.perf_counter()
     ds.save_artifacts({"t": table})
     repeat = time.perf_counter() - t5
@@ -218,14 +240,14 @@ def checkpoint(ds_url: str, table) -> dict:
     return out
 
 
-def uncompressed_ipc(table) -> float:
-    """For reference: Arrow IPC of the same table without compression (not what rayflow
-    does today); seconds."""
+def arrow_ipc(table, codec: str | None) -> float:
+    """For reference: Arrow IPC of the same table by pyarrow alone, with `codec`; seconds."""
     import pyarrow as pa
 
     t0 = time.perf_counter()
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+    options = pa.ipc.IpcWriteOptions(compression=codec)
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
         writer.write_table(table)
     sink.getvalue()
     return time.perf_counter() - t0
@@ -275,11 +297,11 @@ def raw_s3(server: SeaweedS3Server, data) -> tuple[float, float]:
 def _serialize_in_worker(rows: int) -> tuple[float, float]:
     """serialize + hash of a fresh table inside a Ray worker, where steps run (Ray sets
     OMP_NUM_THREADS=1 there, which also sizes Arrow's thread pool)."""
-    from rayflow.datastore import blob_hash, serialize
+    from rayflow.datastore import blob_hash
 
     table = make_table(rows)
     t0 = time.perf_counter()
-    ser = serialize(table)
+    ser = serialize_like_datastore(table, True)  # the flow's datastore is on local disk
     t1 = time.perf_counter()
     blob_hash(ser.data)
     return t1 - t0, time.perf_counter() - t1
@@ -325,7 +347,8 @@ def hop_rows(nbytes, empty, hop, raw, raw_tt, in_worker) -> list[list]:
          "", "", ""],
         ["  part: load in consume (ray.get) + num_rows", size, secs(hop["load"], 3), "", "",
          ""],
-        ["  for reference: serialize in a Ray worker (outside a flow)", size, secs(ser_w),
+        [f"  for reference: serialize ({encoding_label(True)}) in a Ray worker", size,
+         secs(ser_w),
          mbs(nbytes, med(ser_w)), "", ""],
         ["  for reference: hash in a Ray worker", size, secs(hash_w, 3),
          mbs(nbytes, med(hash_w)), "", ""],
@@ -336,13 +359,11 @@ def hop_rows(nbytes, empty, hop, raw, raw_tt, in_worker) -> list[list]:
     ]
 
 
-def measure_local(table, reps: int) -> tuple[dict, list, list, list]:
-    from rayflow.datastore import serialize
-
+def measure_local(table, reps: int) -> tuple[dict, list, list, dict]:
     local = collect([_local_checkpoint(table) for _ in range(reps)])
-    raw_ipc = [uncompressed_ipc(table) for _ in range(reps)]
+    raw_ipc = {codec: [arrow_ipc(table, codec) for _ in range(reps)] for codec in (None, "lz4")}
     folder = scratch_dir("hop-raw-")
-    data = serialize(table).data
+    data = serialize_like_datastore(table, True).data
     raw = [raw_local_write(folder, data) for _ in range(reps)]
     del data
     shutil.rmtree(folder, ignore_errors=True)
@@ -364,10 +385,12 @@ def local_rows(nbytes, local, plain, synced, raw_ipc) -> list[list]:
     return [
         ["local checkpoint: save_artifacts (serialize + hash + write)", size,
          secs(local["save"]), mbs(nbytes, med(local["save"])), stored, ""],
-        ["  part: serialize (Arrow IPC, lz4), in this process", size, secs(local["serialize"]),
-         mbs(nbytes, med(local["serialize"])), "", ""],
-        ["  for reference: Arrow IPC without compression", size, secs(raw_ipc),
-         mbs(nbytes, med(raw_ipc)), size, ""],
+        [f"  part: serialize ({encoding_label(True)}), in this process", size,
+         secs(local["serialize"]), mbs(nbytes, med(local["serialize"])), "", ""],
+        ["  for reference: pyarrow IPC alone, uncompressed", size, secs(raw_ipc[None]),
+         mbs(nbytes, med(raw_ipc[None])), "", ""],
+        ["  for reference: pyarrow IPC alone, lz4", size, secs(raw_ipc["lz4"]),
+         mbs(nbytes, med(raw_ipc["lz4"])), "", ""],
         ["  part: hash (xxh3-128)", size, secs(local["hash"], 3),
          mbs(nbytes, med(local["hash"])), "", ""],
         ["  part: LocalStorage.put of the serialized bytes", stored, secs(local["write"]),
@@ -385,8 +408,6 @@ def local_rows(nbytes, local, plain, synced, raw_ipc) -> list[list]:
 
 
 def measure_s3(table, reps: int) -> tuple[dict, list, list]:
-    from rayflow.datastore import serialize
-
     with SeaweedS3Server() as server:
         log(f"SeaweedFS S3 at {server.endpoint} (started in {server.last_start_s:.1f} s)")
         saved_env = {k: os.environ.get(k) for k in server.env()}
@@ -394,7 +415,7 @@ def measure_s3(table, reps: int) -> tuple[dict, list, list]:
         try:
             s3 = collect([checkpoint(f"s3://{server.bucket}/bench{i}", table)
                           for i in range(reps)])
-            data = serialize(table).data
+            data = serialize_like_datastore(table, False).data
             raw = [raw_s3(server, data) for _ in range(reps)]
         finally:
             for k, v in saved_env.items():
@@ -412,7 +433,8 @@ def s3_rows(nbytes, s3, put, get) -> list[list]:
     return [
         ["S3 checkpoint: save_artifacts (serialize + hash + PUT)", size, secs(s3["save"]),
          mbs(nbytes, med(s3["save"])), stored, f"{med(put) / med(s3['save']):.2f}x raw s3fs"],
-        ["  part: serialize + hash", size, f"{ser_hash:.2f}", "", "", ""],
+        [f"  part: serialize ({encoding_label(False)}) + hash", size, f"{ser_hash:.2f}", "",
+         "", ""],
         ["  part: S3Storage.put of the serialized bytes", stored, secs(s3["write"]),
          mbs(nbytes, med(s3["write"])), "", ""],
         ["raw s3fs: pipe of the serialized bytes", stored, secs(put), mbs(nbytes, med(put)),
@@ -434,7 +456,7 @@ def main() -> None:
     args = parser.parse_args()
     nbytes = FULL_BYTES // 4 if args.quick else FULL_BYTES
     s3_bytes = S3_FULL_BYTES // 4 if args.quick else S3_FULL_BYTES
-    reps = 1 if args.quick else 3
+    reps = 1 if args.quick else 5
     size, s3_size = f"{nbytes / MB:,.0f} MB", f"{s3_bytes / MB:,.0f} MB"
 
     log(f"building a {nbytes // 16:,}-row table ({size})")
