@@ -83,6 +83,9 @@ def git_revision() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
+REVISION_AT_START = git_revision()
+
+
 # -- tables and RESULTS.md --------------------------------------------------------------------
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in row] for row in rows]
@@ -107,7 +110,7 @@ def write_section(name: str, title: str, body: str) -> None:
                f"- Date: {stamp}\n- Machine: {machine_description()}\n"
                f"- Load average (1/5/15 min) at start: {_load(LOAD_AT_START)}; at the end: "
                f"{_load(os.getloadavg())}\n"
-               f"- rayflow revision: {git_revision()}\n"
+               f"- rayflow revision: {_revision_line()}\n"
                f"- Command: `.venv/bin/python {command}`\n\n"
                f"{body.rstrip()}\n<!-- end {name} -->\n")
     try:
@@ -128,6 +131,13 @@ def write_section(name: str, title: str, body: str) -> None:
         fh.write(text)
     os.replace(tmp, RESULTS)  # atomic: a reader never sees half a file
     log(f"wrote section {name!r} of {os.path.relpath(RESULTS, ROOT)}")
+
+
+def _revision_line() -> str:
+    now = git_revision()
+    if now == REVISION_AT_START:
+        return now
+    return f"{REVISION_AT_START} at start, {now} at the end (rayflow changed during the run)"
 
 
 def _load(avg: tuple) -> str:
