@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..decorators import StepDecorators, parse_with_spec
-from ..exceptions import DataStoreUnreachable, RayflowException, StepFailed
+from ..exceptions import DataStoreUnreachable, RayflowException, SchedulingError, StepFailed
 from .artifacts import ArtifactLoc, Scope
 from .executor import Batch, BatchResult, InlineExecutor, RayExecutor
 from .flowfile import LoadedFlow, flow_code_hash, step_code_hashes
@@ -428,6 +428,11 @@ def raise_for_failures(summary: RunSummary) -> None:
     first = summary.failures[0]
     err = first.error or {}
     pathspec = f"{summary.pathspec}/{first.step}/{first.task_id}"
+    if err.get("type") == "SchedulingError":
+        raise SchedulingError(
+            f"{err.get('message')}\nThe run stopped at task {pathspec}. Once the cluster can "
+            f"run it, continue with: rayflow resume {_shown(summary.flow_file)} "
+            f"--origin-run-id {summary.run_id}", step=first.step)
     if err.get("type", "").startswith("DataStore"):
         raise DataStoreUnreachable(
             f"{err.get('message')}\nThe run stopped at task {pathspec}. Once the datastore is "
