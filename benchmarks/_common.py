@@ -150,27 +150,49 @@ def met(ok: bool | None) -> str:
 
 # -- memory -----------------------------------------------------------------------------------
 class RssSampler:
-    """Samples this process's RSS on a thread; `with RssSampler() as s: ...` then s.peak.
+    """This process's peak RSS over a block: `with RssSampler() as s: ...` then s.peak.
 
-    `start_rss` is taken on entry, so `growth` is what the measured block added at its worst."""
+    Two sources: a thread sampling RSS every `interval` seconds, and, on Linux, the kernel's
+    own high-water mark (VmHWM, reset on entry through /proc/self/clear_refs). The sampler
+    alone misses short spikes: while the main thread holds the GIL in one long C call (a big
+    pickle, say), the sampler cannot run, and the memory may be freed before it does. `peak`
+    is the larger of the two; `start_rss` is taken on entry, so `growth` is what the block
+    added at its worst."""
 
-    def __init__(self, interval: float = 0.02, pid: int | None = None):
+    def __init__(self, interval: float = 0.02):
         self.interval = interval
-        self.proc = psutil.Process(pid)
-        self.start_rss = self.peak = self.end_rss = 0
+        self.proc = psutil.Process()
+        self.start_rss = self.peak = self.sampled_peak = self.end_rss = 0
+        self.kernel_peak: int | None = None
+        self._hwm_reset = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak = max(self.peak, self.proc.memory_info().rss)
+                self.sampled_peak = max(self.sampled_peak, self.proc.memory_info().rss)
             except psutil.Error:
                 return
             self._stop.wait(self.interval)
 
+    @staticmethod
+    def _vm_hwm() -> int | None:
+        try:
+            with open("/proc/self/status") as fh:
+                match = re.search(r"^VmHWM:\s+(\d+) kB", fh.read(), re.M)
+        except OSError:
+            return None
+        return int(match.group(1)) * 1024 if match else None
+
     def __enter__(self):
-        self.start_rss = self.peak = self.proc.memory_info().rss
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+            self._hwm_reset = True
+        except OSError:
+            self._hwm_reset = False
+        self.start_rss = self.sampled_peak = self.proc.memory_info().rss
         self._thread = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
         self._thread.start()
         return self
@@ -179,7 +201,13 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.end_rss = self.proc.memory_info().rss
-        self.peak = max(self.peak, self.end_rss)
+        self.sampled_peak = max(self.sampled_peak, self.end_rss)
+        self.kernel_peak = self._vm_hwm() if self._hwm_reset else None
+        self.peak = max(self.sampled_peak, self.kernel_peak or 0)
+
+    @property
+    def current(self) -> int:
+        return self.proc.memory_info().rss
 
     @property
     def growth(self) -> int:

@@ -107,8 +107,10 @@ def rayflow_run(loaded, n: int) -> dict:
     t0 = time.perf_counter()
     done = len(FlowDataStore.from_url(ds, loaded.name).done_task_ids(summary.run_id, "work"))
     check_s = time.perf_counter() - t0
+    kernel = mib(rss.kernel_peak) if rss.kernel_peak else "n/a"
     log(f"rayflow N={n:,}: {wall:.2f} s, {n / wall:,.0f} splits/s, peak RSS {mib(rss.peak)} "
-        f"(+{mib(rss.growth)}), {done:,} DONE work tasks (counted in {check_s:.1f} s)")
+        f"(+{mib(rss.growth)}; sampled {mib(rss.sampled_peak)}, kernel VmHWM {kernel}), "
+        f"{done:,} DONE work tasks (counted in {check_s:.1f} s)")
     shutil.rmtree(ds, ignore_errors=True)
     return {"wall": wall, "peak": rss.peak, "growth": rss.growth, "done": done}
 
@@ -277,8 +279,9 @@ def main() -> None:
     notes = ("Flow: `start -> foreach over range(N) -> work (self.out = self.input + 1) -> "
              "join (sum) -> end` (end checks the sum). rayflow: in-process Runner on a Ray "
              "started once and warmed with an N=200 run; local datastore on disk; wall = "
-             "`Runner.run()`; RSS = the driver process, sampled every 20 ms (growth = peak "
-             "minus RSS before the run). Raw Ray: same Ray, unbatched = one task per item, "
+             "`Runner.run()`; driver peak RSS = the larger of a 20 ms sampling thread and the "
+             "kernel's VmHWM (reset before the run); growth = peak minus RSS before the run. "
+             "Raw Ray: same Ray, unbatched = one task per item, "
              f"at most {RAW_WINDOW:,} in flight, collected with ray.wait; batched = "
              f"{RAW_BATCHES} tasks of N/{RAW_BATCHES} items; nothing checkpointed. Metaflow: "
              "`python flow.py run --n N --max-workers 4 --max-num-splits 100000` as a "
