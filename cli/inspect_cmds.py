@@ -73,7 +73,7 @@ def resume(ctx: typer.Context, file: str, step: str | None, datastore: str | Non
     opts = RunOptions(datastore_url=url, address=address, tags=list(tag or []),
                       with_decorators=list(with_ or []), executor=executor,
                       max_in_flight=max_workers, progress=not quiet, origin_run_id=origin,
-                      resume_step=step, clone=cloner)
+                      clone=cloner)
     typer.echo(f"Resuming {loaded.name}/{origin}" + (f" from step {step}" if step else ""),
                err=True)
     _execute(loaded, params, opts, run_id_file)

@@ -42,7 +42,6 @@ class RunOptions:
     namespace: str | None = None
     user: str | None = None
     origin_run_id: str | None = None
-    resume_step: str | None = None
     clone: object = None             # a resume.Cloner, set by resume
     run_id: str | None = None
 
@@ -275,7 +274,7 @@ class Runner:
                         for p in task.parents)
         spec = TaskSpec(task.step, task.task_id, attempt, task.stack, parents=parents)
         if task.is_join:
-            spec.join_inputs, spec.join_bases = self._join_inputs(task, flat_cache)
+            spec.join_inputs, spec.join_bases = self._join_inputs(task)
             return spec
         if task.parents:
             scope = task.parents[0].scope
@@ -289,7 +288,7 @@ class Runner:
             spec.item = ItemLoc(fan.chunk_refs[i // fan.chunk], i % fan.chunk)
         return spec
 
-    def _join_inputs(self, task: ReadyTask, flat_cache: dict):
+    def _join_inputs(self, task: ReadyTask):
         bases, base_index, inputs = [], {}, []
         for link in task.parents:
             scope = link.scope
