@@ -19,6 +19,12 @@ def _datastore(url: str | None) -> str:
     return url
 
 
+def display_path(path: str) -> str:
+    from rayflow.runtime.flowfile import display_path as shown
+
+    return shown(path)
+
+
 def _load(file: str, flow_name: str | None):
     from rayflow.runtime.flowfile import load_flow
 
@@ -30,7 +36,7 @@ def _execute(loaded, params, opts, run_id_file=None, runner_cls=None) -> None:
 
     runner = (runner_cls or Runner)(loaded, params, opts)
     t0 = time.time()
-    _say(f"Running {loaded.name} from {os.path.relpath(loaded.file)} "
+    _say(f"Running {loaded.name} from {display_path(loaded.file)} "
          f"(datastore {opts.datastore_url})")
     summary = runner.run()
     if opts.executor == "ray":

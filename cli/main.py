@@ -16,7 +16,7 @@ import typer
 
 from rayflow.exceptions import RayflowException
 
-from .common import _datastore, _execute, _load, _say
+from .common import _datastore, _execute, _load, _say, display_path
 from .options import (
     RUN_SETTINGS,
     AddressOpt,
@@ -78,7 +78,7 @@ def check(file: FlowFile, flow: FlowNameOpt = None):
     """Lint the flow: structure, transitions, joins. Exits 1 on the first problem."""
     loaded = _load(file, flow)
     typer.echo(f"Flow {loaded.name} looks good: {len(loaded.graph.steps)} steps, "
-               f"{os.path.relpath(loaded.file)}.")
+               f"{display_path(loaded.file)}.")
 
 
 def _register_more_commands() -> None:

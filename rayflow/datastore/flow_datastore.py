@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import random
 import re
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +44,10 @@ TAGS_FILE = "_tags.json"
 DONE_MARKER = "DONE"
 LOG_STREAMS = ("stdout", "stderr")
 _ATTEMPT_FILE = re.compile(r"^(\d+)\.json$")
+
+
+_RUN_ID_LOCK = threading.Lock()
+_LAST_RUN_ID = 0
 
 
 def _better(rec: TaskRecord, than: TaskRecord | None) -> bool:
@@ -113,8 +118,13 @@ class FlowDataStore:
     @staticmethod
     def new_run_id() -> str:
         """Microseconds since the epoch with 3 random low digits: ids sort by start time, and
-        two machines starting a run in the same microsecond still differ (999 times in 1000)."""
-        return str(time.time_ns() // 1000 * 1000 + random.randrange(1000))
+        two machines starting a run in the same microsecond still differ (999 times in 1000).
+        Within one process ids only grow, so they never repeat there."""
+        global _LAST_RUN_ID
+        with _RUN_ID_LOCK:
+            candidate = time.time_ns() // 1000 * 1000 + random.randrange(1000)
+            _LAST_RUN_ID = max(candidate, _LAST_RUN_ID + 1)
+            return str(_LAST_RUN_ID)
 
     def write_run(self, rec: RunRecord) -> None:
         what = f"run record of {rec.pathspec}"

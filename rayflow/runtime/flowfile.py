@@ -131,6 +131,14 @@ def step_code_hashes(cls, graph) -> dict[str, str]:
     return out
 
 
+def display_path(path: str) -> str:
+    """A path as short as it stays clear: relative below the cwd, absolute elsewhere."""
+    if not path:
+        return "<flow file>"
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def flow_code_hash(path: str) -> str:
     with open(path, "rb") as fh:
         return hashlib.sha256(fh.read()).hexdigest()[:16]

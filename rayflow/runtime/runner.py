@@ -20,7 +20,7 @@ from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import DataStoreUnreachable, RayflowException, SchedulingError, StepFailed
 from .artifacts import ArtifactLoc, Scope
 from .executor import Batch, BatchResult, InlineExecutor, RayExecutor
-from .flowfile import LoadedFlow, flow_code_hash, step_code_hashes
+from .flowfile import LoadedFlow, display_path, flow_code_hash, step_code_hashes
 from .progress import Progress
 from .scheduler import Fanout, ReadyTask, Scheduler, TaskDone
 from .spec import ItemLoc, JoinInput, RunContext, TaskOutcome, TaskSpec
@@ -430,27 +430,20 @@ def raise_for_failures(summary: RunSummary) -> None:
     if err.get("type") == "SchedulingError":
         raise SchedulingError(
             f"{err.get('message')}\nThe run stopped at task {pathspec}. Once the cluster can "
-            f"run it, continue with: rayflow resume {_shown(summary.flow_file)} "
+            f"run it, continue with: rayflow resume {display_path(summary.flow_file)} "
             f"--origin-run-id {summary.run_id}", step=first.step)
     if err.get("type", "").startswith("DataStore"):
         raise DataStoreUnreachable(
             f"{err.get('message')}\nThe run stopped at task {pathspec}. Once the datastore is "
-            f"reachable again, continue with: rayflow resume {_shown(summary.flow_file)} "
+            f"reachable again, continue with: rayflow resume {display_path(summary.flow_file)} "
             f"--origin-run-id {summary.run_id}", step=first.step)
     body = err.get("traceback") or f"{err.get('type')}: {err.get('message')}"
     more = f" ({len(summary.failures) - 1} more failed tasks)" if len(summary.failures) > 1 else ""
     raise StepFailed(
         f"Step {first.step!r} failed in task {pathspec} (attempt {first.attempt}){more}:\n\n"
         f"{body.rstrip()}\n\nFix the step, then continue the run with: "
-        f"rayflow resume {_shown(summary.flow_file)} --origin-run-id {summary.run_id}",
+        f"rayflow resume {display_path(summary.flow_file)} --origin-run-id {summary.run_id}",
         step=first.step)
-
-
-def _shown(path: str) -> str:
-    if not path:
-        return "<flow file>"
-    rel = os.path.relpath(path)
-    return rel if not rel.startswith("..") else path
 
 
 def _username() -> str:
