@@ -77,3 +77,38 @@ def cli(ray_session, datastore):
         return proc
 
     return _cli
+
+
+@pytest.fixture
+def cli_env(ray_session):
+    """The environment of a `rayflow` subprocess joined to the session's Ray."""
+    address = ray_session.get_runtime_context().gcs_address
+
+    def _env(datastore_url: str) -> dict:
+        return {**os.environ, "RAY_ADDRESS": address, "RAYFLOW_DATASTORE": datastore_url}
+
+    return _env
+
+
+@pytest.fixture
+def wait_for_done():
+    """Wait until the newest run of a flow has at least `count` finished tasks in `step`;
+    returns (run_id, done task ids)."""
+    import time
+
+    from rayflow.datastore import FlowDataStore
+
+    def _wait(datastore_url: str, flow: str, step: str, count: int, timeout: float = 120):
+        ds = FlowDataStore.from_url(datastore_url, flow)
+        deadline = time.time() + timeout
+        run_id, done = None, set()
+        while time.time() < deadline:
+            runs = ds.list_run_ids()
+            if runs:
+                run_id, done = runs[0], ds.done_task_ids(runs[0], step)
+                if len(done) >= count:
+                    break
+            time.sleep(0.2)
+        return run_id, done
+
+    return _wait

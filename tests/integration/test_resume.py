@@ -6,12 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from rayflow import Run, Task
-from rayflow.datastore import FlowDataStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("global_namespace")]
 
@@ -82,27 +80,16 @@ def test_resume_from_a_step_reruns_it_and_downstream(cli, datastore, tmp_path):
     assert run["end"].task.origin_pathspec is None
 
 
-def test_kill_the_driver_mid_foreach_then_resume(ray_session, datastore, tmp_path):
-    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
-           "RAYFLOW_DATASTORE": datastore}
+def test_kill_the_driver_mid_foreach_then_resume(cli_env, wait_for_done, datastore, tmp_path):
+    env = cli_env(datastore)
     cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "16",
            "--sleep", "0.4", "--marker_dir", str(tmp_path), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    ds = FlowDataStore.from_url(datastore, "ResumableFlow")
-    deadline = time.time() + 120
-    done: set = set()
-    while time.time() < deadline:
-        runs = ds.list_run_ids() if os.path.isdir(datastore) else []
-        if runs:
-            done = ds.done_task_ids(runs[0], "work")
-            if len(done) >= 4:
-                break
-        time.sleep(0.2)
+    origin, done = wait_for_done(datastore, "ResumableFlow", "work", 4)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver we started, by its pid
     proc.wait(timeout=30)
     assert 4 <= len(done) < 16, done
-    origin = ds.list_run_ids()[0]
     rid_file = tmp_path / "rid"
     resumed = subprocess.run(
         [sys.executable, "-m", "rayflow_cli.main", "resume", FLOW, "--origin-run-id", origin,

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from rayflow import Run
-from rayflow.datastore import FlowDataStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("global_namespace")]
 
@@ -28,21 +26,14 @@ def test_flow_on_s3_and_client(run_flow, s3_url):
     assert len(list(run["shard"])) == 6
 
 
-def test_s3_outage_fails_cleanly_then_resume_finishes(ray_session, s3_server, s3_url, tmp_path):
-    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
-           "RAYFLOW_DATASTORE": s3_url}
+def test_s3_outage_fails_cleanly_then_resume_finishes(cli_env, wait_for_done, s3_server, s3_url,
+                                                      tmp_path):
+    env = cli_env(s3_url)
     cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "10",
            "--sleep", "0.5", "--marker_dir", str(tmp_path), "--quiet"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    ds = FlowDataStore.from_url(s3_url, "ResumableFlow")
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        runs = ds.list_run_ids()
-        if runs and len(ds.done_task_ids(runs[0], "work")) >= 2:
-            break
-        time.sleep(0.3)
-    origin = ds.list_run_ids()[0]
+    origin, _ = wait_for_done(s3_url, "ResumableFlow", "work", 2)
     s3_server.stop()
     try:
         out, err = proc.communicate(timeout=180)
@@ -63,9 +54,8 @@ def test_s3_outage_fails_cleanly_then_resume_finishes(ray_session, s3_server, s3
     assert any(t.origin_pathspec for t in run["work"])
 
 
-def test_two_runs_at_once_share_one_s3_datastore(ray_session, s3_url, tmp_path):
-    env = {**os.environ, "RAY_ADDRESS": ray_session.get_runtime_context().gcs_address,
-           "RAYFLOW_DATASTORE": s3_url}
+def test_two_runs_at_once_share_one_s3_datastore(cli_env, s3_url, tmp_path):
+    env = cli_env(s3_url)
     procs = []
     for i in range(2):
         cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "4",
