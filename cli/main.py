@@ -94,11 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line and exit 1."""
     import click
 
+    args = argv if argv is not None else sys.argv[1:]
     try:
         app(args=argv, standalone_mode=False, prog_name="rayflow")
+        _flow_parameter_help(args)
     except RayflowException as exc:
         _fail(exc)
     except click.exceptions.Exit as exc:
+        _flow_parameter_help(args)
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
@@ -109,6 +112,24 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _say("Interrupted. The run can be continued with `rayflow resume`.")
         sys.exit(130)
+
+
+def _flow_parameter_help(args: list[str]) -> None:
+    """After `rayflow run FLOW.py --help`, list that flow's own parameters too, as Metaflow's
+    `python flow.py run --help` does."""
+    if "--help" not in args or not args or args[0] not in ("run", "resume"):
+        return
+    files = [a for a in args[1:] if a.endswith(".py") and os.path.isfile(a)]
+    if not files:
+        return
+    from rayflow.runtime.flowfile import load_flow
+
+    try:
+        loaded = load_flow(files[0], None, lint_it=False)
+    except RayflowException:
+        return
+    typer.echo(f"\nParameters of {loaded.name} (pass as --name value):\n"
+               f"{describe_parameters(loaded.cls)}")
 
 
 def _fail(exc: RayflowException) -> None:

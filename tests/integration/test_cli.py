@@ -157,3 +157,9 @@ def test_foreach_over_something_not_iterable_names_step_and_variable(cli):
     assert proc.returncode == 1
     final = proc.stderr.split("Step failed", 1)[1]
     assert "self.things is a int, not a list" in final and "'start'" in final
+
+
+def test_run_help_lists_the_flows_parameters(cli):
+    proc = cli("run", "tests/flows/params_flow.py", "--help", check=0)
+    assert "--datastore" in proc.stdout and "Parameters of ParamsFlow" in proc.stdout
+    assert "--must INT [required]" in proc.stdout
