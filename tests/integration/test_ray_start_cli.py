@@ -4,7 +4,7 @@ then `rayflow run --address` (and RAY_ADDRESS) with the S3 datastore.
 
 Every process of that cluster and the rayflow driver share one RAY_AUTH_MODE (token) and one
 token made for this test, so nothing else can join it or submit to it. The nodes are stopped by
-signalling their own pids, never with `ray stop`, which would stop every Ray on the machine.
+signalling their own pids, never with the ray command that stops every Ray on the machine.
 
 Everything stays on 127.0.0.1: the head and the drivers run in Ray's single-machine mode, and
 the worker, which needs the multi-node switch, is started through tests/multinode/loopback_ray.py
