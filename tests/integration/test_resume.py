@@ -80,7 +80,8 @@ def test_resume_from_a_step_reruns_it_and_downstream(cli, datastore, tmp_path):
     assert run["end"].task.origin_pathspec is None
 
 
-def test_kill_the_driver_mid_foreach_then_resume(cli_env, wait_for_done, datastore, tmp_path):
+def test_kill_the_driver_mid_foreach_then_resume(cli, cli_env, wait_for_done, datastore,
+                                                 tmp_path):
     env = cli_env(datastore)
     cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "16",
            "--sleep", "0.4", "--marker_dir", str(tmp_path), "--quiet"]
@@ -91,11 +92,8 @@ def test_kill_the_driver_mid_foreach_then_resume(cli_env, wait_for_done, datasto
     proc.wait(timeout=30)
     assert 4 <= len(done) < 16, done
     rid_file = tmp_path / "rid"
-    resumed = subprocess.run(
-        [sys.executable, "-m", "rayflow_cli.main", "resume", FLOW, "--origin-run-id", origin,
-         "--run-id-file", str(rid_file), "--quiet"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert resumed.returncode == 0, resumed.stderr
+    cli("resume", FLOW, "--origin-run-id", origin, "--run-id-file", str(rid_file), "--quiet",
+        check=0)
     run = Run(f"ResumableFlow/{rid_file.read_text()}", datastore=datastore)
     assert run.successful and run.data.final == sum(2 * i for i in range(16))
     cloned = [t for t in run["work"] if t.origin_pathspec]

@@ -26,8 +26,8 @@ def test_flow_on_s3_and_client(run_flow, s3_url):
     assert len(list(run["shard"])) == 6
 
 
-def test_s3_outage_fails_cleanly_then_resume_finishes(cli_env, wait_for_done, s3_server, s3_url,
-                                                      tmp_path):
+def test_s3_outage_fails_cleanly_then_resume_finishes(cli, cli_env, wait_for_done, s3_server,
+                                                      s3_url, tmp_path):
     env = cli_env(s3_url)
     cmd = [sys.executable, "-m", "rayflow_cli.main", "run", FLOW, "--width", "10",
            "--sleep", "0.5", "--marker_dir", str(tmp_path), "--quiet"]
@@ -44,11 +44,8 @@ def test_s3_outage_fails_cleanly_then_resume_finishes(cli_env, wait_for_done, s3
     assert "Datastore unreachable" in err and s3_url.split("/")[2] in err
     assert "rayflow resume" in err
     rid_file = tmp_path / "rid"
-    resumed = subprocess.run(
-        [sys.executable, "-m", "rayflow_cli.main", "resume", FLOW, "--origin-run-id", origin,
-         "--run-id-file", str(rid_file), "--quiet"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    assert resumed.returncode == 0, resumed.stderr
+    cli("resume", FLOW, "--origin-run-id", origin, "--run-id-file", str(rid_file), "--quiet",
+        check=0, env={"RAYFLOW_DATASTORE": s3_url})
     run = Run(f"ResumableFlow/{rid_file.read_text()}", datastore=s3_url)
     assert run.successful and run.data.final == sum(2 * i for i in range(10))
     assert any(t.origin_pathspec for t in run["work"])
