@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
@@ -10,13 +9,24 @@ LOG_DRAIN_SECONDS = 0.8
 
 
 def _datastore(url: str | None) -> str:
-    from rayflow.datastore import default_datastore_url
+    """The datastore URL a command uses: --datastore, else RAYFLOW_DATASTORE, else the
+    nearest .rayflow folder (see `rayflow.datastore.resolve_datastore_url`)."""
+    from rayflow.datastore import default_datastore_url, resolve_datastore_url
 
     if url in (None, "", "local"):
         return default_datastore_url()
-    if "://" not in url:
-        return os.path.abspath(os.path.expanduser(url))
-    return url
+    return resolve_datastore_url(url)
+
+
+def run_options(settings, resume=None):
+    """RunOptions for `run` and `resume`, from the options they share."""
+    from rayflow.runtime.runner import RunOptions
+
+    return RunOptions(
+        datastore_url=_datastore(settings.datastore), address=settings.address,
+        tags=list(settings.tag or []), with_decorators=list(settings.with_ or []),
+        executor=settings.executor, max_in_flight=settings.max_workers,
+        progress=not settings.quiet, resume=resume, run_id_file=settings.run_id_file)
 
 
 def display_path(path: str) -> str:
@@ -31,10 +41,11 @@ def _load(file: str, flow_name: str | None):
     return load_flow(file, flow_name)
 
 
-def _execute(loaded, params, opts, run_id_file=None, runner_cls=None) -> None:
-    from rayflow.runtime.runner import Runner, raise_for_failures
+def _execute(loaded, params, opts) -> None:
+    from rayflow.runtime.errors import raise_for_failures
+    from rayflow.runtime.runner import Runner
 
-    runner = (runner_cls or Runner)(loaded, params, opts)
+    runner = Runner(loaded, params, opts)
     t0 = time.time()
     _say(f"Running {loaded.name} from {display_path(loaded.file)} "
          f"(datastore {opts.datastore_url})")
@@ -43,9 +54,6 @@ def _execute(loaded, params, opts, run_id_file=None, runner_cls=None) -> None:
         # Ray forwards workers' output to this console about half a second late; let the last
         # step's lines land before the summary, so the summary is the last thing printed.
         time.sleep(LOG_DRAIN_SECONDS)
-    if run_id_file:
-        with open(run_id_file, "w") as fh:
-            fh.write(summary.run_id)
     raise_for_failures(summary)
     cloned = f", {summary.tasks_cloned} cloned" if summary.tasks_cloned else ""
     _say(f"Done: {summary.pathspec} finished in {time.time() - t0:.1f} s "

@@ -14,20 +14,15 @@ import typer
 
 from rayflow.exceptions import RayflowException
 
-from .common import _datastore, _execute, _load
+from .common import _datastore, _execute, _load, run_options
 from .options import (
     RUN_SETTINGS,
-    AddressOpt,
     DatastoreOpt,
-    ExecutorOpt,
     FlowFile,
-    FlowNameOpt,
     JsonOpt,
-    MaxWorkersOpt,
     NamespaceOpt,
-    QuietOpt,
-    TagOpt,
-    WithOpt,
+    RunSettings,
+    with_run_options,
 )
 
 
@@ -50,33 +45,17 @@ def _use_namespace(ns: str | None, all_: bool = False) -> None:
         default_namespace()
 
 
-def resume(ctx: typer.Context, file: str, step: str | None, datastore: str | None,
-           address: str | None, origin_run_id: str | None, tag, with_, flow,
-           max_workers: int | None, quiet: bool, executor: str, ns: str | None,
-           run_id_file: str | None):
-    from rayflow.client import get_username
-    from rayflow.datastore import FlowDataStore
-    from rayflow.runtime.resume import Cloner, latest_run_id, origin_parameters
-    from rayflow.runtime.runner import RunOptions
+def resume(ctx: typer.Context, file: str, step: str | None, origin_run_id: str | None,
+           ns: str | None, settings):
+    from rayflow.runtime.resume import ResumeRequest
 
     if ctx.args:
         raise RayflowException(
             "resume takes no flow parameters: it reuses the origin run's values. "
             f"Unexpected: {' '.join(ctx.args)}")
-    loaded = _load(file, flow)
-    url = _datastore(datastore)
-    ds = FlowDataStore.from_url(url, loaded.name)
-    namespace = ns if ns is not None else f"user:{get_username()}"
-    origin = origin_run_id or latest_run_id(ds, loaded.name, None if ns == "*" else namespace)
-    params = origin_parameters(ds, origin, loaded.cls)
-    cloner = Cloner(ds, origin, loaded.graph, step)
-    opts = RunOptions(datastore_url=url, address=address, tags=list(tag or []),
-                      with_decorators=list(with_ or []), executor=executor,
-                      max_in_flight=max_workers, progress=not quiet, origin_run_id=origin,
-                      clone=cloner)
-    typer.echo(f"Resuming {loaded.name}/{origin}" + (f" from step {step}" if step else ""),
-               err=True)
-    _execute(loaded, params, opts, run_id_file)
+    loaded = _load(file, settings.flow)
+    request = ResumeRequest(origin_run_id=origin_run_id, step=step, namespace=ns)
+    _execute(loaded, None, run_options(settings, resume=request))
 
 
 def _split_pathspec(pathspec: str) -> list[str]:
@@ -207,21 +186,16 @@ def register(app: typer.Typer) -> None:
     """Attach the commands to the app, with their options and help."""
 
     @app.command("resume", context_settings=RUN_SETTINGS)
+    @with_run_options
     def resume_command(
             ctx: typer.Context, file: FlowFile,
             step: Annotated[str | None, typer.Argument(
                 help="Re-run from this step (and everything after it).")] = None,
             origin_run_id: Annotated[str | None, typer.Option(
                 "--origin-run-id", help="The run to resume (default: your latest run).")] = None,
-            datastore: DatastoreOpt = None, address: AddressOpt = None, tag: TagOpt = None,
-            with_: WithOpt = None, flow: FlowNameOpt = None,
-            max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
-            executor: ExecutorOpt = "ray", namespace: NamespaceOpt = None,
-            run_id_file: Annotated[str | None, typer.Option(
-                "--run-id-file", help="Write the new run id to this file.")] = None):
+            namespace: NamespaceOpt = None, *, settings: RunSettings):
         """Resume a failed run: finished tasks are cloned (no bytes copied), the rest runs."""
-        resume(ctx, file, step, datastore, address, origin_run_id, tag, with_, flow,
-               max_workers, quiet, executor, namespace, run_id_file)
+        resume(ctx, file, step, origin_run_id, namespace, settings)
 
     @app.command("logs")
     def logs_command(

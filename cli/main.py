@@ -16,20 +16,8 @@ import typer
 
 from rayflow.exceptions import RayflowException
 
-from .common import _datastore, _execute, _load, _say, display_path
-from .options import (
-    RUN_SETTINGS,
-    AddressOpt,
-    DatastoreOpt,
-    ExecutorOpt,
-    FlowFile,
-    FlowNameOpt,
-    JsonOpt,
-    MaxWorkersOpt,
-    QuietOpt,
-    TagOpt,
-    WithOpt,
-)
+from .common import _execute, _load, _say, display_path, run_options
+from .options import RUN_SETTINGS, FlowFile, FlowNameOpt, JsonOpt, RunSettings, with_run_options
 from .params import describe_parameters, split_flow_args
 
 app = typer.Typer(
@@ -40,24 +28,17 @@ app = typer.Typer(
 
 
 @app.command(context_settings=RUN_SETTINGS)
-def run(ctx: typer.Context, file: FlowFile, datastore: DatastoreOpt = None,
-        address: AddressOpt = None, tag: TagOpt = None, with_: WithOpt = None,
-        flow: FlowNameOpt = None, max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
-        executor: ExecutorOpt = "ray", max_num_splits: Annotated[int | None, typer.Option(
+@with_run_options
+def run(ctx: typer.Context, file: FlowFile,
+        max_num_splits: Annotated[int | None, typer.Option(
             "--max-num-splits", help="Accepted for Metaflow compatibility; rayflow has no cap.",
-            hidden=True)] = None,
-        run_id_file: Annotated[str | None, typer.Option(
-            "--run-id-file", help="Write the run id to this file.")] = None):
+            hidden=True)] = None, *, settings: RunSettings):
     """Run a flow. Flow parameters follow as --name value (see `rayflow show FILE`)."""
     from rayflow.parameters import resolve_parameters
-    from rayflow.runtime.runner import RunOptions
 
-    loaded = _load(file, flow)
+    loaded = _load(file, settings.flow)
     params = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, list(ctx.args)))
-    opts = RunOptions(datastore_url=_datastore(datastore), address=address,
-                      tags=list(tag or []), with_decorators=list(with_ or []),
-                      executor=executor, max_in_flight=max_workers, progress=not quiet)
-    _execute(loaded, params, opts, run_id_file)
+    _execute(loaded, params, run_options(settings))
 
 
 @app.command()

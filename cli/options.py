@@ -1,5 +1,9 @@
 """Shared option and argument types of the rayflow commands (Typer `Annotated` aliases)."""
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -28,3 +32,48 @@ NamespaceOpt = Annotated[str | None, typer.Option(
     "--namespace", help="Namespace for looking up runs (default user:<you>).")]
 
 RUN_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+RunIdFileOpt = Annotated[str | None, typer.Option(
+    "--run-id-file", help="Write the run id to this file as soon as the run has one.")]
+
+
+@dataclass
+class RunSettings:
+    """The options `run` and `resume` share, declared once (`_shared_run_options`)."""
+
+    datastore: str | None = None
+    address: str | None = None
+    tag: list[str] | None = None
+    with_: list[str] | None = None
+    flow: str | None = None
+    max_workers: int | None = None
+    quiet: bool = False
+    executor: str = "ray"
+    run_id_file: str | None = None
+
+
+def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = None,
+                        tag: TagOpt = None, with_: WithOpt = None, flow: FlowNameOpt = None,
+                        max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
+                        executor: ExecutorOpt = "ray", run_id_file: RunIdFileOpt = None):
+    """Only its signature is used: the options of every command that runs a flow."""
+
+
+def with_run_options(command: Callable) -> Callable:
+    """Give `command(ctx, file, ..., settings: RunSettings)` the shared run options as well:
+    Typer sees one signature with both, and the command receives the shared ones gathered in
+    a RunSettings."""
+    own = inspect.signature(command, eval_str=True)
+    shared = inspect.signature(_shared_run_options, eval_str=True)
+    shared_names = list(shared.parameters)
+    params = [p for name, p in own.parameters.items() if name != "settings"]
+    params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in shared.parameters.values()]
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        settings = RunSettings(**{name: kwargs.pop(name) for name in shared_names})
+        return command(*args, settings=settings, **kwargs)
+
+    wrapper.__signature__ = inspect.Signature(params)
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # Typer must read the merged signature, not the command's own
+    return wrapper

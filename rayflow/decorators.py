@@ -1,9 +1,11 @@
 """Step decorators: @resources, @retry, @catch, @timeout, @environment (Metaflow's names).
 
-A decorator here only *describes* what a step needs; it never runs anything itself. The runtime
-reads the descriptions: `resources` becomes Ray task options, `retry` drives the scheduler's
-resubmission, `timeout`, `catch` and `environment` wrap the user's step inside the worker
-(phase hooks `task_pre_step` / `task_post_step` / `task_exception`). Decorators sit above
+A decorator here mostly *describes* what a step needs, and the runtime reads the description:
+`resources` becomes Ray task options, `retry` tells the runner how often and after how long to
+submit a failed task again, `timeout` arms a timer around the step inside the worker (and the
+driver cancels a task stuck past it). `environment` and `catch` act inside the worker through
+phase hooks: `task_pre_step` and `task_post_step` run around every attempt, and
+`task_exception` runs once the last attempt allowed by @retry has failed. Decorators sit above
 `@step` and may be used bare (`@retry`) or called (`@retry(times=2)`), as in Metaflow.
 """
 
@@ -42,9 +44,10 @@ class StepDecorator:
     def task_post_step(self, flow, ctx) -> None:
         pass
 
-    def task_exception(self, flow, ctx, exc: BaseException) -> bool:
-        """Return True when the exception was handled (the task then counts as successful)."""
-        return False
+    def task_exception(self, flow, ctx, exc: BaseException) -> None:
+        """The step's last attempt raised `exc`. Only @catch defines it: the worker calls it
+        instead of failing the task, which then counts as successful and takes its
+        transition."""
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items())
@@ -99,7 +102,10 @@ class ResourcesDecorator(StepDecorator):
 
 
 class RetryDecorator(StepDecorator):
-    """Retry a failed task: user exceptions, timeouts and crashed workers alike."""
+    """Run a failed task again, up to `times` more times, `minutes_between_retries` apart:
+    for an exception in the step, a @timeout, and a worker that died (after Ray's own
+    retries of a lost worker). Mistakes rayflow finds in the step (a wrong transition, an
+    artifact that cannot be saved) fail at once: running them again cannot help."""
 
     name = "retry"
     defaults = {"times": 3, "minutes_between_retries": 2}
@@ -124,7 +130,7 @@ class CatchDecorator(StepDecorator):
     name = "catch"
     defaults = {"var": None, "print_exception": True}
 
-    def task_exception(self, flow, ctx, exc: BaseException) -> bool:
+    def task_exception(self, flow, ctx, exc: BaseException) -> None:
         from .flowspec import StepException
 
         if self.attributes["print_exception"]:
@@ -135,7 +141,6 @@ class CatchDecorator(StepDecorator):
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         if self.attributes["var"]:
             setattr(flow, self.attributes["var"], StepException(exc))
-        return True
 
 
 class TimeoutDecorator(StepDecorator):

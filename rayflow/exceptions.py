@@ -57,8 +57,14 @@ class InvalidNextError(RayflowException):
     headline = "Bad transition"
 
 
-class UnhandledInMergeArtifactsError(MergeArtifactsError):
-    headline = "Cannot merge artifacts"
+class UnsaveableArtifactError(RayflowException):
+    """An artifact's value cannot be serialized (e.g. it holds a lock or an open socket)."""
+
+    headline = "Cannot save artifact"
+
+    def __init__(self, msg: str, artifact: str | None = None, **kw):
+        super().__init__(msg, **kw)
+        self.artifact = artifact
 
 
 class DataStoreError(RayflowException):

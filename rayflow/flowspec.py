@@ -14,12 +14,14 @@ import traceback as tb
 from typing import Any, Callable, Iterator
 
 from .exceptions import InvalidNextError, MergeArtifactsError, RayflowException
+from .flowstate import state_of
 from .parameters import Parameter
 
-# Names a step may not use for itself or for an artifact: FlowSpec's own API.
+# FlowSpec's own API (and Metaflow's reserved words): no step and no artifact may take these
+# names, since they would shadow what every flow relies on. The lint refuses such step names;
+# assigning such an artifact raises at once.
 RESERVED_NAMES = frozenset({
-    "next", "input", "index", "foreach_stack", "merge_artifacts", "name", "script_name",
-    "cmd", "run", "show", "check", "resume", "inputs",
+    "name", "next", "input", "index", "cmd", "foreach_stack", "merge_artifacts", "script_name",
 })
 
 
@@ -57,40 +59,24 @@ class FlowSpec:
 
             main_for_flow(type(self))
 
-    # ----------------------------------------------------------------- set-up by the runtime
-    def _rf_setup(self, *, params: dict, view: dict, loader: Callable, step_name: str,
-                  foreach_stack: list, input_loader: Callable | None = None) -> None:
-        """Prepare a fresh instance for one task. `view` maps inherited artifact names to
-        locations that `loader(location)` turns into values."""
-        d = self.__dict__
-        d["_rf_params"] = params
-        d["_rf_view"] = dict(view)
-        d["_rf_loader"] = loader
-        d["_rf_loaded"] = {}
-        d["_rf_step"] = step_name
-        d["_rf_transition"] = None
-        d["_rf_foreach_stack"] = foreach_stack
-        d["_rf_input_loader"] = input_loader
-
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: an inherited artifact not loaded yet.
         if name.startswith("_"):
             raise AttributeError(name)
-        view = self.__dict__.get("_rf_view")
-        if view is None or name not in view:
-            step_name = self.__dict__.get("_rf_step", "?")
+        state = state_of(self)
+        if state is None or name not in state.view:
+            step_name = state.step if state is not None else "?"
             raise AttributeError(
                 f"Flow {type(self).__name__} has no artifact {name!r} in step {step_name!r}. "
                 f"Set self.{name} in an earlier step (in a join, use merge_artifacts or read "
                 f"it from inputs)."
             )
-        loc = view[name]
-        value = self.__dict__["_rf_loader"](loc)
+        loc = state.view[name]
+        value = state.loader(loc)
         self.__dict__[name] = value
-        self.__dict__["_rf_loaded"][name] = (loc, id(value))
-        sink = self.__dict__.get("_rf_read_sink")
-        if sink is not None:  # an input of a join: the join's lineage records the read
-            sink(name, loc.sha)
+        state.loaded[name] = (loc, id(value))
+        if state.read_sink is not None:  # an input of a join: the join's lineage records it
+            state.read_sink(name, loc.sha)
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -100,10 +86,15 @@ class FlowSpec:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        state = state_of(self)
+        inherited = state is not None and name in state.view
+        if name not in self.__dict__ and not inherited:
+            raise AttributeError(
+                f"Flow {type(self).__name__} has no artifact {name!r} to delete.")
         self.__dict__.pop(name, None)
-        view = self.__dict__.get("_rf_view")
-        if view is not None:
-            view.pop(name, None)
+        if inherited:
+            del state.view[name]
+            state.removed.add(name)
 
     # ----------------------------------------------------------------------- Metaflow's API
     @property
@@ -118,25 +109,21 @@ class FlowSpec:
 
     @property
     def index(self) -> int | None:
-        stack = self.__dict__.get("_rf_foreach_stack") or []
+        state = state_of(self)
+        stack = state.foreach_stack if state is not None else []
         return stack[-1][1] if stack else None
 
     @property
     def input(self) -> Any:
         """The item of the innermost foreach that this split works on."""
-        if "_rf_input_value" in self.__dict__:
-            return self.__dict__["_rf_input_value"]
-        loader = self.__dict__.get("_rf_input_loader")
-        if loader is None:
-            return None
-        value = loader()
-        self.__dict__["_rf_input_value"] = value
-        return value
+        state = state_of(self)
+        return state.input() if state is not None else None
 
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
         """(index, num_splits, value) for each enclosing foreach, outermost first. Only the
         innermost value is loaded; outer values are None (they are not shipped to a split)."""
-        stack = self.__dict__.get("_rf_foreach_stack") or []
+        state = state_of(self)
+        stack = state.foreach_stack if state is not None else []
         out = [(index, num, None) for (_step, index, num) in stack]
         if out:
             out[-1] = (out[-1][0], out[-1][1], self.input)
@@ -144,13 +131,14 @@ class FlowSpec:
 
     def next(self, *steps: Callable, foreach: str | None = None, **kwargs) -> None:
         """Declare the step(s) that run after this one. `foreach="var"` fans out over var."""
-        here = self.__dict__.get("_rf_step", "?")
+        state = state_of(self)
+        here = state.step if state is not None else "?"
         if kwargs:
             raise InvalidNextError(
                 f"Step {here!r}: self.next() got unsupported arguments {sorted(kwargs)}; rayflow "
                 f"supports self.next(a), self.next(a, b) and self.next(a, foreach='var').",
                 step=here)
-        if self.__dict__.get("_rf_transition") is not None:
+        if state is not None and state.transition is not None:
             raise InvalidNextError(
                 f"Step {here!r} called self.next() twice. Call it once, as the last line.",
                 step=here)
@@ -166,7 +154,8 @@ class FlowSpec:
             raise InvalidNextError(
                 f"Step {here!r}: foreach= takes the artifact's name as a string, e.g. "
                 f"foreach='items'.", step=here)
-        self.__dict__["_rf_transition"] = (tuple(names), foreach)
+        if state is not None:
+            state.transition = (tuple(names), foreach)
 
     def merge_artifacts(self, inputs: "Inputs", exclude: list[str] | None = None,
                         include: list[str] | None = None) -> None:
@@ -177,14 +166,12 @@ class FlowSpec:
 
         merge_artifacts(self, inputs, include=include, exclude=exclude)
 
-    def _rf_artifact_names(self) -> list[str]:
-        """Names of the artifacts this instance holds or inherits (loaded or not)."""
-        names = set(self.__dict__.get("_rf_view", {}))
-        names.update(k for k in self.__dict__ if not k.startswith("_"))
-        return sorted(names)
-
     def __iter__(self) -> Iterator[tuple[str, Any]]:
-        for name in self._rf_artifact_names():
+        """(name, value) of every artifact this instance holds or inherits."""
+        state = state_of(self)
+        names = set(state.view) if state is not None else set()
+        names.update(k for k in self.__dict__ if not k.startswith("_"))
+        for name in sorted(names):
             yield name, getattr(self, name)
 
 

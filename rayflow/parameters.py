@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from .exceptions import ParameterError
+from .flowstate import state_of
 
 
 class JSONTypeClass:
@@ -84,10 +85,10 @@ class Parameter:
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
-        values = obj.__dict__.get("_rf_params")
-        if values is None or self.name not in values:
+        state = state_of(obj)
+        if state is None or self.name not in state.params:
             return self
-        return values[self.name]
+        return state.params[self.name]
 
     def __set__(self, obj, value):
         raise AttributeError(
@@ -210,3 +211,24 @@ def resolve_parameters(flow_cls, given: dict[str, str]) -> dict[str, Any]:
         values[param.name] = param.convert(default, " (its default)") if default is not None \
             else None
     return values
+
+
+PARAM_JSON_MAX_CHARS = 1000
+
+
+def params_as_json(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameter values as the run and task records keep them: JSON values as they are, long
+    text (an IncludeFile's content, say) as a short placeholder, anything else as its repr.
+    The exact values are the start task's artifacts; this is for people and tools reading
+    the records."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, (str, bytes)) and len(value) > PARAM_JSON_MAX_CHARS:
+            out[name] = f"<{type(value).__name__} of {len(value)} chars>"
+            continue
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            value = repr(value)
+        out[name] = value
+    return out

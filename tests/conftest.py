@@ -22,7 +22,7 @@ def s3_server():
     """A running SeaweedFS S3 server on 127.0.0.1, with os.environ's AWS_* set to reach it
     for the session (the previous values come back afterwards)."""
     # Imported here: s3server needs botocore, which a Ray-only or unit-only test run may lack.
-    pytest.importorskip("s3fs", reason="the S3 tests need s3fs: pip install 'rayflow[s3]'")
+    pytest.importorskip("s3fs", reason="the S3 tests need s3fs: pip install s3fs")
     from tests.s3server import SeaweedS3Server, find_weed
 
     if find_weed() is None:

@@ -8,7 +8,6 @@ the datastore it was looked for in, and what to do. This module must never impor
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 
@@ -56,11 +55,6 @@ def split_pathspec(cls: type[MetaflowObject], pathspec: object) -> list[str]:
             f"e.g. {cls.__name__}('{cls._EXAMPLE}')."
         )
     return [p.strip() for p in parts]
-
-
-def natural_key(text: str) -> tuple:
-    """Sort key that orders '2' before '10' (task ids are numbers written as text)."""
-    return tuple(int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", text))
 
 
 def to_datetime(timestamp: float | None) -> datetime | None:

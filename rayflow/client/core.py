@@ -21,7 +21,6 @@ from rayflow.client.artifacts import MetaflowData
 from rayflow.client.base import (
     MetaflowObject,
     ObjectNotFound,
-    natural_key,
     resolve_url,
     split_pathspec,
     to_datetime,
@@ -29,6 +28,7 @@ from rayflow.client.base import (
 from rayflow.client.namespaces import get_namespace, in_namespace
 from rayflow.client.task import Task
 from rayflow.datastore import RunRecord, TaskRecord
+from rayflow.datastore.records import natural_key
 from rayflow.exceptions import MetaflowNamespaceMismatch
 
 END_STEP = "end"

@@ -21,6 +21,7 @@ import functools
 import os
 
 from rayflow.datastore import FlowDataStore, default_datastore_url
+from rayflow.datastore import resolve_datastore_url as normal_url
 
 _LOCAL_DIR_NAME = ".rayflow"
 
@@ -29,30 +30,21 @@ _selected_url: str | None = None
 
 
 def resolve_datastore_url(spec: str) -> str:
-    """Turn anything `metadata()` accepts into the URL `FlowDataStore.from_url` takes."""
+    """Turn anything `metadata()` accepts into the URL `FlowDataStore.from_url` takes: the
+    datastore's normal form, and for a local path Metaflow's convention that a project folder
+    holding `.rayflow` means that `.rayflow`."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(
             f"metadata({spec!r}) is not a datastore: pass a local path (e.g. './.rayflow'), "
             f"'local@/path', or 's3://bucket/prefix'."
         )
-    spec = spec.strip()
-    for prefix in ("local@", "s3@"):
-        if spec.startswith(prefix):
-            spec = spec[len(prefix):]
-            break
-    if spec.startswith("s3://"):
-        return spec.rstrip("/")
-    return _local_root(spec.removeprefix("file://"))
-
-
-def _local_root(path: str) -> str:
-    """Absolute local root; a project folder holding `.rayflow` means that `.rayflow`, because
-    Metaflow users pass the project folder to `metadata('local@...')`."""
-    path = os.path.abspath(os.path.expanduser(path))
-    nested = os.path.join(path, _LOCAL_DIR_NAME)
-    if os.path.basename(path) != _LOCAL_DIR_NAME and os.path.isdir(nested):
+    url = normal_url(spec)
+    if "://" in url:
+        return url
+    nested = os.path.join(url, _LOCAL_DIR_NAME)
+    if os.path.basename(url) != _LOCAL_DIR_NAME and os.path.isdir(nested):
         return nested
-    return path
+    return url
 
 
 def describe_datastore(url: str) -> str:

@@ -18,11 +18,12 @@ from rayflow.datastore.storage import (
                                        default_datastore_url,
                                        get_storage,
                                        register_backend,
+                                       resolve_datastore_url,
 )
 
 __all__ = [
     "ArtifactInfo", "ContentAddressedStore", "DataStoreStorage", "FlowDataStore",
     "LocalStorage", "MissingBackendError", "RunRecord", "SavedBlob", "SerializedArtifact",
     "TaskRecord", "atomic_write", "blob_hash", "default_datastore_url", "deserialize",
-    "get_storage", "register_backend", "serialize",
+    "get_storage", "register_backend", "resolve_datastore_url", "serialize",
 ]

@@ -74,12 +74,6 @@ class ContentAddressedStore:
                 self.blobs_written += len(missing)
         return saved
 
-    def save_blob(self, blob: BytesLike) -> SavedBlob:
-        return self.save_blobs([blob])[0]
-
-    def has_blobs(self, shas: Sequence[str]) -> list[bool]:
-        return self.storage.exists_many([self.blob_path(s) for s in shas])
-
     def load_blob(self, sha: str) -> bytes:
         try:
             return self.storage.get(self.blob_path(sha))

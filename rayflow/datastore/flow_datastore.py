@@ -8,8 +8,13 @@ It owns the layout under the datastore root and the commit protocol:
     <Flow>/<run_id>/<step>/<task_id>/<attempt>.json  TaskRecord
     <Flow>/<run_id>/<step>/<task_id>/<attempt>.stdout, .stderr   task logs
     <Flow>/<run_id>/<step>/<task_id>/DONE            written last; holds the attempt number
+    <Flow>/<run_id>/<step>/_bundles/<a>~<b>~<n>~<attempt>.json   records of a batch of splits
+                                                     (bundles.py); the write is their DONE
 
-Blobs are written first, then the task record, then DONE; a reader trusts only tasks with DONE.
+Small artifacts live inline in their task record rather than in a blob (artifact_store.py).
+
+Blobs are written first, then the task record, then DONE; a reader trusts only tasks with DONE
+(or a successful record in a bundle).
 A crash at any point leaves either a finished task or garbage that nothing references.
 
 It must never decide *when* a task is finished (the runtime does), never cache what it reads
@@ -18,7 +23,6 @@ It must never decide *when* a task is finished (the runtime does), never cache w
 
 from __future__ import annotations
 
-import base64
 import random
 import re
 import threading
@@ -26,6 +30,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rayflow.datastore.artifact_store import ArtifactStore
+from rayflow.datastore.bundles import TaskBundles
 from rayflow.datastore.cas import DATA_DIR, ContentAddressedStore
 from rayflow.datastore.records import (
     ArtifactInfo,
@@ -33,13 +39,12 @@ from rayflow.datastore.records import (
     TaskRecord,
     dumps_record,
     loads_record,
+    natural_key,
 )
-from rayflow.datastore.serializers import deserialize, serialize
 from rayflow.datastore.storage import DataStoreStorage, get_storage
 from rayflow.exceptions import DataStoreError
 
 RUN_RECORD = "_run.json"
-BUNDLE_DIR = "_bundles"
 TAGS_FILE = "_tags.json"
 DONE_MARKER = "DONE"
 LOG_STREAMS = ("stdout", "stderr")
@@ -48,21 +53,6 @@ _ATTEMPT_FILE = re.compile(r"^(\d+)\.json$")
 
 _RUN_ID_LOCK = threading.Lock()
 _LAST_RUN_ID = 0
-
-
-def _better(rec: TaskRecord, than: TaskRecord | None) -> bool:
-    if than is None:
-        return True
-    return (rec.status == "success", rec.attempt) > (than.status == "success", than.attempt)
-
-
-def _numeric_first_key(name: str) -> tuple:
-    """Sort numeric ids by value (so "10" follows "9", and foreach task ids "3_10" follow
-    "3_9"), the rest by name after them."""
-    parts = name.split("_")
-    if all(p.isdigit() for p in parts):
-        return (0, tuple(int(p) for p in parts), "")
-    return (1, (), name)
 
 
 def _is_listable(name: str) -> bool:
@@ -85,6 +75,8 @@ class FlowDataStore:
         self.storage = storage
         self.flow_name = _check_name("Flow name", flow_name)
         self.cas = ContentAddressedStore(storage, flow_name)
+        self.artifacts = ArtifactStore(self.cas, compress=not storage.is_local)
+        self.bundles = TaskBundles(storage, self.step_path, self._pathspec)
 
     @classmethod
     def from_url(cls, url: str, flow_name: str) -> FlowDataStore:
@@ -142,7 +134,7 @@ class FlowDataStore:
     def list_run_ids(self) -> list[str]:
         """Newest first (run ids from `new_run_id` are numeric and grow with time)."""
         names = [n for n in self.storage.list(self.flow_name) if _is_listable(n)]
-        return sorted(names, key=_numeric_first_key, reverse=True)
+        return sorted(names, key=natural_key, reverse=True)
 
     def read_tags(self, run_id: str) -> list[str]:
         """User tags: `_tags.json` once written, else the tags the run started with."""
@@ -161,35 +153,17 @@ class FlowDataStore:
                          dumps_record({"tags": unique}, what))
 
     # -- artifacts ---------------------------------------------------------------------------
+    # Every artifact is saved and loaded through `self.artifacts` (artifact_store.py).
     def save_artifacts(self, items: dict[str, Any]) -> dict[str, ArtifactInfo]:
         """Serialize and store values; blobs that already exist cost one existence check."""
-        names = list(items)
-        encoded = []
-        for name in names:
-            try:
-                encoded.append(serialize(items[name], compress=not self.storage.is_local))
-            except Exception as e:
-                raise DataStoreError(
-                    f"Cannot save artifact {name!r} of flow {self.flow_name}: its value of type "
-                    f"{type(items[name]).__name__} cannot be serialized ({type(e).__name__}: "
-                    f"{e}). Store a picklable value, or convert it (e.g. to a pyarrow.Table or "
-                    "numpy array) before assigning it to self.") from e
-        saved = self.cas.save_blobs([s.data for s in encoded])
-        return {name: ArtifactInfo(sha=blob.sha, size=blob.size, type=s.type, encoding=s.encoding)
-                for name, s, blob in zip(names, encoded, saved)}
+        return self.artifacts.save_values(items)
 
     def load_artifact(self, info: ArtifactInfo) -> Any:
-        if info.inline is not None:
-            return deserialize(info.encoding, base64.b64decode(info.inline))
-        return deserialize(info.encoding, self.cas.load_blob(info.sha))
+        return self.artifacts.load(info)
 
     def load_artifacts(self, infos: dict[str, ArtifactInfo]) -> dict[str, Any]:
         """Several artifacts, their blobs fetched in one parallel batch."""
-        names = [n for n in infos if infos[n].inline is None]
-        blobs = self.cas.load_blobs([infos[n].sha for n in names])
-        out = {n: deserialize(infos[n].encoding, b) for n, b in zip(names, blobs)}
-        out.update({n: self.load_artifact(i) for n, i in infos.items() if i.inline is not None})
-        return {n: out[n] for n in infos}
+        return self.artifacts.load_many(infos)
 
     # -- tasks -------------------------------------------------------------------------------
     def _record_item(self, rec: TaskRecord) -> tuple[str, bytes]:
@@ -212,52 +186,10 @@ class FlowDataStore:
         of one run, e.g. a batch of foreach splits) all records go into one bundle file, whose
         single atomic write commits the successful ones: that is their DONE."""
         if bundle and len(recs) > 1 and len({(r.run_id, r.step) for r in recs}) == 1:
-            self._write_bundle(recs)
+            self.bundles.write(recs)
             return
         self.storage.put_many([self._record_item(r) for r in recs])
         self.storage.put_many([self._done_item(r) for r in recs if r.status == "success"])
-
-    def _write_bundle(self, recs: Sequence[TaskRecord]) -> None:
-        first, last = recs[0], recs[-1]
-        name = f"{first.task_id}~{last.task_id}~{len(recs)}~{int(first.attempt)}.json"
-        path = f"{self.step_path(first.run_id, first.step)}/{BUNDLE_DIR}/{name}"
-        what = f"task records of {self._pathspec(first.run_id, first.step)}"
-        self.storage.put(path, dumps_record({"records": [r.to_json() for r in recs]}, what))
-
-    def _bundle_names(self, run_id: str, step: str) -> list[str]:
-        return [n for n in self.storage.list(f"{self.step_path(run_id, step)}/{BUNDLE_DIR}")
-                if n.endswith(".json")]
-
-    def _read_bundle(self, run_id: str, step: str, name: str) -> list[TaskRecord]:
-        path = f"{self.step_path(run_id, step)}/{BUNDLE_DIR}/{name}"
-        try:
-            raw = self.storage.get(path)
-        except FileNotFoundError:
-            return []
-        data = loads_record(raw, f"task bundle {name} of {self._pathspec(run_id, step)}")
-        return [TaskRecord.from_json(r) for r in data.get("records", [])]
-
-    def _bundled(self, run_id: str, step: str, task_id: str) -> TaskRecord | None:
-        """The best bundled record of a task: a success over a failure, then the latest."""
-        key = _numeric_first_key(task_id)
-        best = None
-        for name in self._bundle_names(run_id, step):
-            first, _, rest = name.partition("~")
-            last = rest.partition("~")[0]
-            if not (_numeric_first_key(first) <= key <= _numeric_first_key(last)):
-                continue
-            for rec in self._read_bundle(run_id, step, name):
-                if rec.task_id == task_id and _better(rec, best):
-                    best = rec
-        return best
-
-    def _all_bundled(self, run_id: str, step: str) -> dict[str, TaskRecord]:
-        out: dict[str, TaskRecord] = {}
-        for name in self._bundle_names(run_id, step):
-            for rec in self._read_bundle(run_id, step, name):
-                if _better(rec, out.get(rec.task_id)):
-                    out[rec.task_id] = rec
-        return out
 
     def _done_attempt(self, run_id: str, step: str, task_id: str) -> int | None:
         try:
@@ -285,7 +217,7 @@ class FlowDataStore:
         if attempt is None:
             attempt = self._done_attempt(run_id, step, task_id)
         if attempt is None:
-            bundled = self._bundled(run_id, step, task_id)
+            bundled = self.bundles.best_of(run_id, step, task_id)
             if bundled is not None and bundled.status == "success":
                 return bundled
             attempt = self._latest_attempt(run_id, step, task_id)
@@ -295,7 +227,7 @@ class FlowDataStore:
         try:
             raw = self.storage.get(path)
         except FileNotFoundError:
-            bundled = bundled or self._bundled(run_id, step, task_id)
+            bundled = bundled or self.bundles.best_of(run_id, step, task_id)
             return bundled if bundled is not None and bundled.attempt == attempt else None
         what = f"task record of {self._pathspec(run_id, step, task_id)} attempt {attempt}"
         return TaskRecord.from_json(loads_record(raw, what))
@@ -303,7 +235,7 @@ class FlowDataStore:
     def is_done(self, run_id: str, step: str, task_id: str) -> bool:
         if self.storage.exists(f"{self.task_path(run_id, step, task_id)}/{DONE_MARKER}"):
             return True
-        bundled = self._bundled(run_id, step, task_id)
+        bundled = self.bundles.best_of(run_id, step, task_id)
         return bundled is not None and bundled.status == "success"
 
     def list_steps(self, run_id: str) -> list[str]:
@@ -313,8 +245,8 @@ class FlowDataStore:
         return [n for n in self.storage.list(self.step_path(run_id, step)) if _is_listable(n)]
 
     def list_tasks(self, run_id: str, step: str) -> list[str]:
-        names = set(self._task_dirs(run_id, step)) | set(self._all_bundled(run_id, step))
-        return sorted(names, key=_numeric_first_key)
+        names = set(self._task_dirs(run_id, step)) | set(self.bundles.best_all(run_id, step))
+        return sorted(names, key=natural_key)
 
     def done_task_ids(self, run_id: str, step: str) -> set[str]:
         """Tasks of a step that finished; one parallel batch of existence checks, plus the
@@ -323,13 +255,13 @@ class FlowDataStore:
         done = self.storage.exists_many(
             [f"{self.task_path(run_id, step, t)}/{DONE_MARKER}" for t in task_ids])
         out = {t for t, is_done in zip(task_ids, done) if is_done}
-        out.update(t for t, rec in self._all_bundled(run_id, step).items()
+        out.update(t for t, rec in self.bundles.best_all(run_id, step).items()
                    if rec.status == "success")
         return out
 
     def done_records(self, run_id: str, step: str) -> dict[str, TaskRecord]:
         """Every finished task of a step with its record (what resume clones from)."""
-        out = {t: rec for t, rec in self._all_bundled(run_id, step).items()
+        out = {t: rec for t, rec in self.bundles.best_all(run_id, step).items()
                if rec.status == "success"}
         for task_id in self._task_dirs(run_id, step):
             attempt = self._done_attempt(run_id, step, task_id)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from rayflow.exceptions import DataStoreError
 
@@ -151,5 +150,10 @@ class RunRecord:
         return cls(**_known_fields(cls, d))
 
 
-def to_bytes(record: Any, what: str) -> bytes:
-    return dumps_record(record.to_json(), what)
+def natural_key(name: str) -> tuple:
+    """Sort key for ids: numeric ids by value (so "10" follows "9", and foreach task ids
+    "3_10" follow "3_9"), the rest by name after them."""
+    parts = name.split("_")
+    if all(p.isdigit() for p in parts):
+        return (0, tuple(int(p) for p in parts), "")
+    return (1, (), name)

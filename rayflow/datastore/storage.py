@@ -152,7 +152,7 @@ class BackendEntry:
 _BACKENDS: dict[str, BackendEntry] = {
     "file": BackendEntry("rayflow.datastore.local:LocalStorage", (), ""),
     "s3": BackendEntry("rayflow.datastore.s3:S3Storage", ("s3fs", "botocore", "aiobotocore"),
-                       "Install s3fs to use s3:// datastores: pip install 'rayflow[s3]'"),
+                       "Install s3fs to use s3:// datastores: pip install s3fs"),
 }
 
 
@@ -188,17 +188,31 @@ def storage_class(protocol: str) -> type[DataStoreStorage]:
     return getattr(module, class_name)
 
 
+def resolve_datastore_url(spec: str) -> str:
+    """The one normal form of a datastore URL, for everything that takes one (--datastore,
+    RAYFLOW_DATASTORE, the client's metadata()): a local path becomes absolute (with ~
+    expanded, and "file://" or Metaflow's "local@" dropped); "s3://bucket/prefix" loses its
+    trailing slash ("s3@" dropped); other protocols pass as they are."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataStoreError("The datastore URL is empty. Pass a folder or s3://bucket/prefix "
+                             "with --datastore, or set RAYFLOW_DATASTORE.")
+    spec = spec.strip()
+    for prefix in ("local@", "s3@"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix):]
+            break
+    protocol, rest = split_protocol(spec)
+    if protocol == "file":
+        return os.path.abspath(os.path.expanduser(rest))
+    return spec.rstrip("/") if protocol == "s3" else spec
+
+
 def get_storage(url: str) -> DataStoreStorage:
     """The storage for a datastore URL: "/abs/path", "relative/path", "file://..." or
     "s3://bucket/prefix"."""
-    if not url:
-        raise DataStoreError("The datastore URL is empty. Pass a folder or s3://bucket/prefix "
-                             "with --datastore, or set RAYFLOW_DATASTORE.")
-    protocol, rest = split_protocol(url)
-    cls = storage_class(protocol)
-    if protocol == "file":
-        return cls(os.path.abspath(os.path.expanduser(rest)))
-    return cls(url)
+    url = resolve_datastore_url(url)
+    protocol, _ = split_protocol(url)
+    return storage_class(protocol)(url)
 
 
 def default_datastore_url() -> str:
@@ -206,10 +220,7 @@ def default_datastore_url() -> str:
     else `./.rayflow` (not created here). Local paths come back absolute."""
     configured = os.environ.get(DATASTORE_ENV_VAR)
     if configured:
-        protocol, rest = split_protocol(configured)
-        if protocol == "file":
-            return os.path.abspath(os.path.expanduser(rest))
-        return configured
+        return resolve_datastore_url(configured)
     here = os.path.abspath(os.getcwd())
     while True:
         candidate = os.path.join(here, DEFAULT_DATASTORE_DIRNAME)

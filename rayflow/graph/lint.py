@@ -16,14 +16,13 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from rayflow.exceptions import LintError
+from rayflow.flowspec import RESERVED_NAMES
 from rayflow.graph.nodes import FlowGraph, StepNode, reachable_steps, stack_leaving
 from rayflow.graph.parse import UNSUPPORTED_NEXT_KEYWORDS, IssueKind
 
-# Attributes and methods of FlowSpec that a step of the same name would shadow.
-RESERVED_STEP_NAMES = frozenset({
-    "next", "input", "index", "foreach_stack", "merge_artifacts", "name", "script_name",
-    "cmd", "run", "show", "check",
-})
+# FlowSpec's API and Metaflow's reserved words: a step of such a name would shadow them. The
+# one list is FlowSpec's own (artifacts may not take these names either).
+RESERVED_STEP_NAMES = RESERVED_NAMES
 
 
 def _fail(node: StepNode | None, line: int | None, msg: str, *, graph: FlowGraph,

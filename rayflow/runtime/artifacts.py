@@ -50,23 +50,28 @@ class InlineRef:
 
 
 class Scope:
-    """The artifacts a task sees: `own` (name -> ArtifactLoc) over the parent's scope."""
+    """The artifacts a task sees: `own` (name -> ArtifactLoc) over the parent's scope, less
+    the inherited names the task deleted (`removed`)."""
 
-    __slots__ = ("parent", "own")
+    __slots__ = ("parent", "own", "removed")
 
-    def __init__(self, own: dict[str, ArtifactLoc], parent: "Scope | None" = None):
+    def __init__(self, own: dict[str, ArtifactLoc], parent: "Scope | None" = None,
+                 removed: tuple[str, ...] = ()):
         self.own = own
         self.parent = parent
+        self.removed = frozenset(removed)
 
     def flatten(self) -> dict[str, ArtifactLoc]:
         chain = []
         scope = self
         while scope is not None:
-            chain.append(scope.own)
+            chain.append(scope)
             scope = scope.parent
         out: dict[str, ArtifactLoc] = {}
-        for own in reversed(chain):
-            out.update(own)
+        for level in reversed(chain):
+            for name in level.removed:
+                out.pop(name, None)
+            out.update(level.own)
         return out
 
     def get(self, name: str) -> ArtifactLoc | None:
@@ -75,6 +80,8 @@ class Scope:
             loc = scope.own.get(name)
             if loc is not None:
                 return loc
+            if name in scope.removed:
+                return None
             scope = scope.parent
         return None
 
@@ -104,6 +111,10 @@ class ArtifactLoader:
             value = resolve_ref(ref)
             self._payloads[key] = value
         return value
+
+    def item(self, ref: Any, offset: int) -> Any:
+        """A foreach split's own item: element `offset` of the chunk behind `ref`."""
+        return self.payload(ref)[offset]
 
     def __call__(self, loc: ArtifactLoc) -> Any:
         if loc.ref is not None:

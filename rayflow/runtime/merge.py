@@ -8,10 +8,12 @@ unless the join already set it itself or excluded it.
 from __future__ import annotations
 
 from ..exceptions import MergeArtifactsError
+from ..flowstate import state_of
 
 
 def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
-    step = flow.__dict__.get("_rf_step", "?")
+    state = state_of(flow)
+    step = state.step if state is not None else "?"
     if inputs is None or not hasattr(inputs, "_steps"):
         raise MergeArtifactsError(
             f"Step {step!r}: merge_artifacts(inputs) can only be called in a join step, with "
@@ -19,8 +21,8 @@ def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
     if include and exclude:
         raise MergeArtifactsError(
             f"Step {step!r}: merge_artifacts takes include= or exclude=, not both.", step=step)
-    params = set(flow.__dict__.get("_rf_params", {}))
-    views = [inp.__dict__["_rf_view"] for inp in inputs]
+    params = set(state.params)
+    views = [state_of(inp).view for inp in inputs]
     available = set().union(*views) - params if views else set()
     if include:
         missing = sorted(set(include) - available)
@@ -45,5 +47,5 @@ def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
             f"the inputs: {', '.join(conflicts)}. Set them yourself in the join before calling "
             f"merge_artifacts (e.g. self.{conflicts[0]} = inputs[0].{conflicts[0]}), or pass "
             f"exclude={conflicts!r}.", conflicts, step=step)
-    flow.__dict__["_rf_view"].update(merged)
-    flow.__dict__.setdefault("_rf_adopted", {}).update(merged)
+    state.view.update(merged)
+    state.adopted.update(merged)

@@ -131,5 +131,9 @@ class Progress:
             self._live.stop()
             self._live = None
 
+    def say(self, text: str) -> None:
+        """A line about the run itself (not a count): printed even with progress off."""
+        print(text, file=self.stream, flush=True)
+
     def _print(self, text: str) -> None:
         print(text, file=self.stream, flush=True)

@@ -1,5 +1,9 @@
 """Resume: run a flow again, reusing every task of an earlier run that needs no re-run.
 
+The CLI (or any caller) asks for a resume with values only: a `ResumeRequest` naming the origin
+run (or none: the latest one in a namespace) and the step to re-run from (or none). This module
+owns everything after that: finding the origin run, its parameter values, and cloning.
+
 A task is *cloned* from the origin run when the origin has it DONE, every one of its parents
 was cloned too, and its step is not at or after the step the user asked to re-run. Cloning
 writes a new task record that points at the same content-addressed blobs (zero blob bytes are
@@ -10,6 +14,7 @@ downstream of it, and, inside a foreach, the splits that failed or never finishe
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 from ..exceptions import RayflowException
 from .artifacts import ArtifactLoc
@@ -18,7 +23,51 @@ from .scheduler import ReadyTask, TaskKey
 FLUSH_EVERY = 500
 
 
+@dataclass(frozen=True)
+class ResumeRequest:
+    origin_run_id: str | None = None   # None: the latest run in `namespace`
+    step: str | None = None            # re-run from this step (and all after it)
+    # Where the latest run is looked for: None means your own runs (user:<you>), "*" any run.
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class ClonedTask:
+    """What the scheduler needs to know of a task taken from the origin run."""
+
+    next_steps: tuple[str, ...]
+    foreach: str | None
+    num_splits: int | None
+    own: dict[str, ArtifactLoc]
+
+
+@dataclass
+class ResumePlan:
+    origin_run_id: str
+    params: dict
+    cloner: Cloner
+
+
+def plan_resume(ds, flow, request: ResumeRequest) -> ResumePlan:
+    """Find the origin run of `flow` (a LoadedFlow) in `ds` and what to clone from it."""
+    if request.step is not None:
+        _downstream(flow.graph, request.step)  # a bad step name fails before anything runs
+    origin = request.origin_run_id
+    if origin is None:
+        namespace = request.namespace
+        if namespace is None:
+            from ..client import get_username
+
+            namespace = f"user:{get_username()}"
+        origin = latest_run_id(ds, flow.name, None if namespace == "*" else namespace)
+    params = origin_parameters(ds, origin, flow.cls)
+    return ResumePlan(origin, params, Cloner(ds, origin, flow.graph, request.step))
+
+
 class Cloner:
+    """Decides, task by task, whether the origin run's result can be reused, and writes the
+    records of the tasks it reuses (in bundles, `FLUSH_EVERY` at a time)."""
+
     def __init__(self, ds, origin_run_id: str, graph, rerun_step: str | None = None):
         self.ds = ds
         self.origin = origin_run_id
@@ -27,7 +76,14 @@ class Cloner:
         self.cloned: set[TaskKey] = set()
         self._done: dict[str, dict] = {}
         self._pending: list = []
-        self.count = 0
+        self.run_id: str | None = None  # the new run's id, set by `begin`
+
+    def begin(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    @property
+    def count(self) -> int:
+        return len(self.cloned)
 
     def _origin_done(self, step: str) -> dict:
         recs = self._done.get(step)
@@ -35,30 +91,26 @@ class Cloner:
             recs = self._done[step] = self.ds.done_records(self.origin, step)
         return recs
 
-    def try_clone(self, runner, task: ReadyTask) -> bool:
+    def try_clone(self, task: ReadyTask) -> ClonedTask | None:
+        """Clone `task` from the origin run if it may be; None when it must run again."""
         if task.step in self.rerun:
-            return False
+            return None
         if any(p.key not in self.cloned for p in task.parents):
-            return False
+            return None
         rec = self._origin_done(task.step).get(task.task_id)
         if rec is None or rec.status != "success":
-            return False
-        self._write_clone(runner, task, rec)
+            return None
+        self._write_clone(task, rec)
         self.cloned.add(task.key)
-        self.count += 1
-        runner.cloned += 1
-        own = {n: ArtifactLoc.from_info(n, info) for n, info in rec.artifacts.items()}
         trans = rec.transition or {}
-        runner.progress.submitted(task.step, 1)
-        runner.progress.finished(task.step, 1, 0)
-        runner.complete(task, tuple(trans.get("steps") or ()), trans.get("foreach"),
-                        rec.foreach_num_splits, own)
-        return True
+        own = {n: ArtifactLoc.from_info(n, info) for n, info in rec.artifacts.items()}
+        return ClonedTask(tuple(trans.get("steps") or ()), trans.get("foreach"),
+                          rec.foreach_num_splits, own)
 
-    def _write_clone(self, runner, task: ReadyTask, rec) -> None:
-        parents = [f"{runner.flow.name}/{runner.run_id}/{p.key.step}/{p.key.task_id}"
-                   for p in task.parents]
-        clone = dataclasses.replace(rec, run_id=runner.run_id, parents=parents,
+    def _write_clone(self, task: ReadyTask, rec) -> None:
+        flow = self.ds.flow_name
+        parents = [f"{flow}/{self.run_id}/{p.key.step}/{p.key.task_id}" for p in task.parents]
+        clone = dataclasses.replace(rec, run_id=self.run_id, parents=parents,
                                     origin_pathspec=rec.origin_pathspec or rec.pathspec)
         self._pending.append(clone)
         if len(self._pending) >= FLUSH_EVERY:

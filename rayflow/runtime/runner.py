@@ -3,31 +3,31 @@
 It owns the run's lifetime: the run record, the RunContext sent to workers, the loop that feeds
 ready tasks to the executor in bounded windows and hands finished ones to the scheduler, retries
 with their delays, and the final status. It holds artifact *locations* (refs and hashes), never
-artifact bytes. Batching of foreach splits is decided here, from measured task durations.
+artifact bytes. How many splits go into one submission is `batching.py`'s decision; resuming
+is `resume.py`'s; where a batch runs is the executor's.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import heapq
-import math
 import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
 from ..decorators import StepDecorators, parse_with_spec
-from ..exceptions import DataStoreUnreachable, RayflowException, SchedulingError, StepFailed
+from ..exceptions import DataStoreError, RayflowException
+from ..parameters import params_as_json
 from .artifacts import ArtifactLoc, Scope
-from .executor import Batch, BatchResult, InlineExecutor, RayExecutor
+from .batching import Batch, BatchResult, BatchSizer, chunking
+from .errors import TaskError
+from .executor import Executor, make_executor
 from .flowfile import LoadedFlow, display_path, flow_code_hash, step_code_hashes
 from .progress import Progress
+from .resume import Cloner, ResumeRequest, plan_resume
 from .scheduler import Fanout, ReadyTask, Scheduler, TaskDone
 from .spec import ItemLoc, JoinInput, RunContext, TaskOutcome, TaskSpec
-
-MAX_CHUNKS = 4096          # most objects one foreach variable is cut into
-TARGET_BATCH_SECONDS = 0.25
-MAX_BATCH = 2000
 
 
 @dataclass
@@ -41,9 +41,9 @@ class RunOptions:
     progress: bool = True
     namespace: str | None = None
     user: str | None = None
-    origin_run_id: str | None = None
-    clone: object = None             # a resume.Cloner, set by resume
+    resume: ResumeRequest | None = None  # set: resume that run instead of starting afresh
     run_id: str | None = None
+    run_id_file: str | None = None   # the run id is written here as soon as the run starts
 
 
 @dataclass
@@ -68,31 +68,29 @@ class RunSummary:
         return self.status == "success"
 
 
-@dataclass
-class _StepStats:
-    tasks: int = 0
-    seconds: float = 0.0
-
-
 class Runner:
-    def __init__(self, flow: LoadedFlow, params: dict, options: RunOptions):
+    """One run. `params` are the parameter values; for a resume (`options.resume`) they are
+    the origin run's, and `params` may be None."""
+
+    def __init__(self, flow: LoadedFlow, params: dict | None, options: RunOptions,
+                 executor: Executor | None = None):
         self.flow = flow
         self.graph = flow.graph
-        self.params = params
+        self.params = params or {}
         self.opts = options
         self.extra_decorators = [parse_with_spec(s) for s in options.with_decorators]
         self.decos = {s: StepDecorators.for_step(getattr(flow.cls, s), self.extra_decorators)
                       for s in self.graph.steps}
         self.scheduler = Scheduler(self.graph)
         self.queue: deque = deque()
-        self.retries: list = []  # heap of (due_time, seq, ReadyTask, attempt)
-        self._seq = 0
-        self.stats: dict[str, _StepStats] = {}
+        self.retries = RetryQueue()
         self.failures: list[TaskOutcome] = []
         self.done_count = 0
-        self.cloned = 0
         self.stopping = False
         self.progress = Progress(enabled=options.progress)
+        self.executor = executor
+        self.cloner: Cloner | None = None
+        self.origin_run_id: str | None = None
 
     # ------------------------------------------------------------------------------ set-up
     def run(self) -> RunSummary:
@@ -100,16 +98,28 @@ class Runner:
 
         t0 = time.time()
         self.ds = FlowDataStore.from_url(self.opts.datastore_url, self.flow.name)
+        if self.opts.resume is not None:
+            plan = plan_resume(self.ds, self.flow, self.opts.resume)
+            self.origin_run_id, self.params, self.cloner = \
+                plan.origin_run_id, plan.params, plan.cloner
+            self.progress.say(f"Resuming {self.flow.name}/{plan.origin_run_id}"
+                              + (f" from step {self.opts.resume.step}"
+                                 if self.opts.resume.step else ""))
         self.run_id = self.opts.run_id or self.ds.new_run_id()
+        if self.cloner is not None:
+            self.cloner.begin(self.run_id)
         self.user = self.opts.user or _username()
         # Connect (and let the cluster refuse this datastore) before the run record exists, so
         # a refused or unreachable cluster leaves no run that looks forever "running".
-        self.executor = self._make_executor()
+        if self.executor is None:
+            self.executor = self._make_executor()
         record = self._write_run_record("running", t0)
+        if self.opts.run_id_file:
+            _write_run_id_file(self.opts.run_id_file, self.run_id)
         self.ctx = self._make_context()
-        self.ctx_ref = self.executor.put(self.ctx)
-        self.parallelism = max(1, self.executor.total_cpus())
-        self.max_in_flight = self.opts.max_in_flight or max(8, 2 * self.parallelism)
+        self.executor.start(self.ctx)
+        self.sizer = BatchSizer(self.executor.total_cpus())
+        self.max_in_flight = self.opts.max_in_flight or max(8, 2 * self.sizer.parallelism)
         try:
             self._enqueue(self.scheduler.start())
             self._loop()
@@ -123,8 +133,9 @@ class Runner:
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
         self._finish_record(record, status)
+        cloned = self.cloner.count if self.cloner is not None else 0
         return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
-                          self.done_count, len(self.failures), self.cloned,
+                          self.done_count, len(self.failures), cloned,
                           self.failures, self.ds.url, self.flow.file)
 
     def _write_run_record(self, status: str, started: float):
@@ -132,36 +143,44 @@ class Runner:
 
         rec = RunRecord(
             flow=self.flow.name, run_id=self.run_id, user=self.user,
-            params={k: _json_safe(v) for k, v in self.params.items()},
+            params=params_as_json(self.params),
             tags=list(self.opts.tags), sys_tags=[f"user:{self.user}", "runtime:rayflow"],
             code_hash=flow_code_hash(self.flow.file), status=status, started_at=started,
-            finished_at=None, flow_file=self.flow.file, origin_run_id=self.opts.origin_run_id,
+            finished_at=None, flow_file=self.flow.file, origin_run_id=self.origin_run_id,
             datastore=self.ds.url, ray_address=self.opts.address)
         self.ds.write_run(rec)
         return rec
 
     def _flush_clones(self) -> None:
-        if self.opts.clone is not None:
-            self.opts.clone.flush()
+        if self.cloner is not None:
+            self.cloner.flush()
 
     def _finish_record(self, rec, status: str) -> None:
+        """Write the run's final status. When the run failed, a failed write must not hide the
+        run's own error. When it succeeded, the failed write is the run's error: a run whose
+        record still says "running" has not finished."""
         rec.status = status
         rec.finished_at = time.time()
         try:
             self.ds.write_run(rec)
-        except Exception:  # noqa: BLE001 - never hide the run's own error behind this one
-            pass
+        except Exception as exc:  # noqa: BLE001 - any storage failure
+            if status != "success":
+                return
+            raise DataStoreError(
+                f"Run {rec.pathspec} finished, but its run record could not be written to the "
+                f"datastore {self.ds.url}: {type(exc).__name__}: {exc}. Once the datastore is "
+                f"reachable again, record the run with: rayflow resume "
+                f"{display_path(self.flow.file)} --origin-run-id {rec.run_id}") from exc
 
-    def _make_executor(self):
-        if self.opts.executor == "inline":
-            return InlineExecutor()
-        import ray
+    def _make_executor(self) -> Executor:
+        if self.opts.executor == "ray":
+            import ray
 
-        from .cluster import check_datastore_fits_cluster
+            from .cluster import check_datastore_fits_cluster
 
-        connect_ray(self.opts.address, self.flow.file)
-        check_datastore_fits_cluster(ray, self.ds.url)
-        return RayExecutor()
+            connect_ray(self.opts.address, self.flow.file)
+            check_datastore_fits_cluster(ray, self.ds.url)
+        return make_executor(self.opts.executor)
 
     def _make_context(self) -> RunContext:
         infos = self.ds.save_artifacts(self.params) if self.params else {}
@@ -174,15 +193,17 @@ class Runner:
             class_name=self.flow.cls.__name__, flow_name=self.flow.name, run_id=self.run_id,
             datastore_url=self.ds.url, params=dict(self.params), param_locs=param_locs,
             code_hashes=step_code_hashes(self.flow.cls, self.graph), user=self.user,
-            tags=list(self.opts.tags), origin_run_id=self.opts.origin_run_id,
+            tags=list(self.opts.tags), origin_run_id=self.origin_run_id,
+            with_decorators=tuple(self.opts.with_decorators),
             namespace=self.opts.namespace, source_dir=os.path.dirname(self.flow.file),
             datastore_env=datastore_env(self.ds.url))
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:
         while True:
-            self._release_due_retries()
             if not self.stopping:
+                for task, attempt in self.retries.pop_due(time.time()):
+                    self._submit([(task, attempt)], {})
                 self._submit_ready()
             if self.executor.in_flight == 0 and not self._has_pending_work():
                 break
@@ -204,27 +225,27 @@ class Runner:
                 self.progress.add_total(item.step, item.num_splits)
             else:
                 self.progress.add_total(item.step, 1)
-            if self.opts.clone is not None and not isinstance(item, Fanout):
-                if self.opts.clone.try_clone(self, item):
-                    continue
+            if not isinstance(item, Fanout) and self._cloned(item):
+                continue
             self.queue.append(item)
 
     def _prepare_fanout(self, fan: Fanout) -> None:
         """Cut the foreach variable into chunks in the object store, one slicer task."""
         n = fan.num_splits
         check_width_fits_memory(fan.step, n)
-        chunk = max(1, math.ceil(n / MAX_CHUNKS))
-        num_chunks = math.ceil(n / chunk)
+        chunk, num_chunks = chunking(n)
         loc = fan.parent.scope.get(fan.foreach_var)
         fan.chunk = chunk
-        fan.chunk_refs = self.executor.slice(self.ctx_ref, loc, chunk, num_chunks)
+        fan.chunk_refs = self.executor.slice(loc, chunk, num_chunks)
 
     def _submit_ready(self) -> None:
         flat_cache: dict[int, dict] = {}
         while self.queue and self.executor.in_flight < self.max_in_flight:
             item = self.queue.popleft()
             if isinstance(item, Fanout):
-                tasks = item.take(self._batch_size(item))
+                decos = self.decos[item.step]
+                one_at_a_time = bool(decos.timeout_seconds) or item.shapes is not None
+                tasks = item.take(self.sizer.size(item.step, item.remaining, one_at_a_time))
                 if item.remaining:
                     self.queue.append(item)  # round-robin with other ready steps
                 tasks = [t for t in tasks if not self._cloned(t)]
@@ -235,30 +256,25 @@ class Runner:
                 self._submit([(item, 0)], flat_cache)
 
     def _cloned(self, task: ReadyTask) -> bool:
-        clone = self.opts.clone
-        return clone is not None and clone.try_clone(self, task)
-
-    def _batch_size(self, fan: Fanout) -> int:
-        decos = self.decos[fan.step]
-        if decos.timeout_seconds or fan.shapes is not None:
-            return 1
-        st = self.stats.get(fan.step)
-        if st is None or st.tasks < self.parallelism:
-            return 1
-        per_task = max(st.seconds / st.tasks, 1e-5)
-        size = int(TARGET_BATCH_SECONDS / per_task)
-        fair = math.ceil(fan.remaining / (2 * self.parallelism))
-        return max(1, min(size, fair, MAX_BATCH))
+        """Take `task` from the origin run when resuming and the cloner allows it."""
+        if self.cloner is None:
+            return False
+        clone = self.cloner.try_clone(task)
+        if clone is None:
+            return False
+        self.progress.submitted(task.step, 1)
+        self.progress.finished(task.step, 1, 0)
+        self.complete(task, clone.next_steps, clone.foreach, clone.num_splits, clone.own)
+        return True
 
     def _submit(self, tasks_attempts: list, flat_cache: dict) -> None:
         step = tasks_attempts[0][0].step
         decos = self.decos[step]
         specs = [self._spec_for(t, a, flat_cache) for t, a in tasks_attempts]
         options = self._options_for(tasks_attempts[0][0], decos)
-        batch = Batch(step, [t for t, _ in tasks_attempts], specs, options,
-                      timeout=decos.timeout_seconds)
-        batch.attempts = [a for _, a in tasks_attempts]
-        self.executor.submit(self.ctx_ref, batch, self.extra_decorators)
+        batch = Batch(step, [t for t, _ in tasks_attempts], [a for _, a in tasks_attempts],
+                      specs, options, timeout=decos.timeout_seconds)
+        self.executor.submit(batch)
         self.progress.submitted(step, len(specs))
 
     def _options_for(self, task: ReadyTask, decos: StepDecorators) -> dict:
@@ -302,35 +318,26 @@ class Runner:
 
     # --------------------------------------------------------------------------- results
     def _on_result(self, result: BatchResult) -> None:
-        batch = result.batch
-        if result.outcomes is None:
-            for task, attempt in zip(batch.tasks, batch.attempts):
-                self._on_failure(task, attempt, dict(result.error))
-            return
-        self._record_stats(batch.step, result.outcomes)
-        for task, outcome in zip(batch.tasks, result.outcomes):
-            if outcome.ok:
+        if result.outcomes is not None:
+            self.sizer.record(result.batch.step, result.outcomes)
+        for task, attempt, outcome, error in result.per_task():
+            if outcome is not None and outcome.ok:
                 self._on_success(task, outcome, result.payload_ref)
             else:
-                self._on_failure(task, outcome.attempt, outcome.error, outcome)
-
-    def _record_stats(self, step: str, outcomes: list[TaskOutcome]) -> None:
-        st = self.stats.setdefault(step, _StepStats())
-        st.tasks += len(outcomes)
-        st.seconds += max(o.finished_at for o in outcomes) - min(o.started_at for o in outcomes)
+                self._on_failure(task, attempt, error, outcome)
 
     def _on_success(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
         own = {n: dataclasses.replace(loc, ref=payload_ref) for n, loc in outcome.new.items()}
         own.update(outcome.adopted)
         self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own,
-                      outcome.split_shapes)
+                      outcome.split_shapes, outcome.removed)
         self.progress.finished(task.step, 1, 0)
 
     def complete(self, task: ReadyTask, next_steps, foreach, num_splits, own: dict,
-                 split_shapes=None) -> None:
+                 split_shapes=None, removed: tuple[str, ...] = ()) -> None:
         """Hand a finished (or cloned) task to the scheduler and queue what became ready."""
         parent = None if task.is_join or not task.parents else task.parents[0].scope
-        scope = Scope(own, parent)
+        scope = Scope(own, parent, removed)
         self.done_count += 1
         done = TaskDone(task.step, task.stack, tuple(next_steps), foreach, num_splits, scope)
         ready = list(self.scheduler.task_done(done))
@@ -343,26 +350,42 @@ class Runner:
                     item.shapes = (options, array.array("I", raw))
         self._enqueue(ready)
 
-    def _on_failure(self, task: ReadyTask, attempt: int, error: dict,
+    def _on_failure(self, task: ReadyTask, attempt: int, error: TaskError,
                     outcome: TaskOutcome | None = None) -> None:
         decos = self.decos[task.step]
-        if error.get("retryable") and attempt < decos.retry_times and not self.stopping:
-            self._seq += 1
-            due = time.time() + decos.retry_delay
-            heapq.heappush(self.retries, (due, self._seq, task, attempt + 1))
+        if error.retryable and attempt < decos.retry_times and not self.stopping:
+            self.retries.push(time.time() + decos.retry_delay, task, attempt + 1)
             self.progress.finished(task.step, 0, 0, retried=1)
             return
         self.progress.finished(task.step, 0, 1)
-        failed = outcome or TaskOutcome(task.step, task.task_id, attempt, ok=False, error=error)
+        failed = outcome or TaskOutcome(task.step, task.task_id, attempt, ok=False)
         failed.error = error
         self.failures.append(failed)
         self.stopping = True
 
-    def _release_due_retries(self) -> None:
-        now = time.time()
-        while self.retries and self.retries[0][0] <= now and not self.stopping:
-            _, _, task, attempt = heapq.heappop(self.retries)
-            self._submit([(task, attempt)], {})
+
+class RetryQueue:
+    """Tasks waiting out their @retry delay: a heap ordered by when each is due (ties in the
+    order they failed)."""
+
+    def __init__(self):
+        self._heap: list = []
+        self._seq = 0
+
+    def push(self, due: float, task: ReadyTask, attempt: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, task, attempt))
+
+    def pop_due(self, now: float) -> list[tuple[ReadyTask, int]]:
+        """(task, attempt) of every task due by `now`, earliest first."""
+        out = []
+        while self._heap and self._heap[0][0] <= now:
+            _, _, task, attempt = heapq.heappop(self._heap)
+            out.append((task, attempt))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._heap)
 
 
 DRIVER_BYTES_PER_SPLIT = 2048  # measured: ~1.8 KB of driver memory per finished split
@@ -418,43 +441,17 @@ def connect_ray(address: str | None, flow_file: str) -> None:
                  logging_level=logging.ERROR)
 
 
-def raise_for_failures(summary: RunSummary) -> None:
-    """Turn a failed run into the user-facing StepFailed error, with the user's traceback."""
-    if summary.successful:
-        return
-    if not summary.failures:
-        raise RayflowException(f"Run {summary.pathspec} did not finish.")
-    first = summary.failures[0]
-    err = first.error or {}
-    pathspec = f"{summary.pathspec}/{first.step}/{first.task_id}"
-    if err.get("type") == "SchedulingError":
-        raise SchedulingError(
-            f"{err.get('message')}\nThe run stopped at task {pathspec}. Once the cluster can "
-            f"run it, continue with: rayflow resume {display_path(summary.flow_file)} "
-            f"--origin-run-id {summary.run_id}", step=first.step)
-    if err.get("type", "").startswith("DataStore"):
-        raise DataStoreUnreachable(
-            f"{err.get('message')}\nThe run stopped at task {pathspec}. Once the datastore is "
-            f"reachable again, continue with: rayflow resume {display_path(summary.flow_file)} "
-            f"--origin-run-id {summary.run_id}", step=first.step)
-    body = err.get("traceback") or f"{err.get('type')}: {err.get('message')}"
-    more = f" ({len(summary.failures) - 1} more failed tasks)" if len(summary.failures) > 1 else ""
-    raise StepFailed(
-        f"Step {first.step!r} failed in task {pathspec} (attempt {first.attempt}){more}:\n\n"
-        f"{body.rstrip()}\n\nFix the step, then continue the run with: "
-        f"rayflow resume {display_path(summary.flow_file)} --origin-run-id {summary.run_id}",
-        step=first.step)
+def _write_run_id_file(path: str, run_id: str) -> None:
+    try:
+        with open(path, "w") as fh:
+            fh.write(run_id)
+    except OSError as exc:
+        raise RayflowException(
+            f"Cannot write the run id to --run-id-file {path!r}: {exc.strerror}. Pass a path "
+            f"in a folder you can write to.") from None
 
 
 def _username() -> str:
     from ..client import get_username
 
     return get_username()
-
-
-def _json_safe(value):
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value if not (isinstance(value, str) and len(value) > 1000) else value[:1000]
-    if isinstance(value, (list, dict)):
-        return value
-    return repr(value)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .artifacts import ArtifactLoc
+from .errors import TaskError
 
 
 @dataclass
@@ -27,7 +28,9 @@ class RunContext:
     user: str
     tags: list[str] = field(default_factory=list)
     origin_run_id: str | None = None
-    with_decorators: list = field(default_factory=list)
+    # `--with` decorators, as the user wrote them (e.g. "retry:times=2"); each worker parses
+    # them once.
+    with_decorators: tuple[str, ...] = ()
     namespace: str | None = None
     source_dir: str = ""  # the flow's folder on the driver, for tracebacks read elsewhere
     # The driver's datastore settings (AWS endpoint, region, credentials), so every worker
@@ -75,20 +78,16 @@ class TaskOutcome:
     attempt: int
     ok: bool
     new: dict[str, ArtifactLoc] = field(default_factory=dict)  # ref/key filled by the driver
-    removed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()  # inherited artifacts the step deleted
     next_steps: tuple[str, ...] = ()
     foreach: str | None = None
     num_splits: int | None = None
     # Per-split resources, when the foreach target's @resources is a function of the item:
     # the distinct Ray option dicts, and one index into them per split.
     split_shapes: tuple | None = None
-    error: dict | None = None  # {"type", "message", "traceback", "user": bool}
+    error: TaskError | None = None
     started_at: float = 0.0
     finished_at: float = 0.0
     node: str = ""
     # A merge in a join can point at artifacts of its inputs; those keep their own location.
     adopted: dict[str, ArtifactLoc] = field(default_factory=dict)
-
-    @property
-    def duration(self) -> float:
-        return self.finished_at - self.started_at

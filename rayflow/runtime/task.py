@@ -1,24 +1,22 @@
-"""What runs inside a worker: one batch of tasks of one step.
+"""What runs inside a worker for one task: set up the flow instance, run the step, capture.
 
-For each TaskSpec the worker builds a fresh flow instance whose inherited artifacts load
-lazily, runs the user's step inside the decorator hooks (environment, timeout, catch), checks
-the transition and the foreach variable, and captures every new or changed artifact. Then, for
-the whole batch at once: blobs go to the content-addressed store (one batch call), task
-records and DONE markers follow (records first, then DONEs: the commit protocol), logs last.
-The batch returns small `TaskOutcome`s plus one payload dict with the new artifact values,
-which Ray keeps in its object store for the downstream steps.
+`run_task` builds a fresh flow instance whose inherited artifacts load lazily, runs the user's
+step inside the decorator hooks (environment, timeout, catch), checks the transition and the
+foreach variable, and encodes every new or changed artifact through the datastore's artifact
+store. It returns a `CapturedTask`: the small `TaskOutcome` for the driver, the new values
+for the object store, and what the record and logs need. Persisting a batch of captured
+tasks is `batching.py`'s job.
 
-Nothing here raises for a user's mistake: a failing step becomes a failed outcome carrying
-the user's own traceback, and its batch-mates are unaffected.
+Nothing here raises for a user's mistake: a failing step becomes a failed outcome carrying a
+`TaskError` (the user's own traceback, or rayflow's finding), and its batch-mates are
+unaffected.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -28,15 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..current import TaskContext, current
-from ..decorators import StepDecorators
-from ..exceptions import RayflowException, TimeoutException
+from ..decorators import StepDecorators, parse_with_spec
+from ..exceptions import RayflowException, TimeoutException, UnsaveableArtifactError
 from ..flowspec import Inputs
+from ..flowstate import FlowState, state_of
 from .artifacts import ArtifactLoader, ArtifactLoc
+from .errors import TaskError
 from .flowfile import find_flow_class, graph_of, import_flow_file
 from .spec import RunContext, TaskOutcome, TaskSpec
-
-# Artifacts this small are kept inside the task record instead of a blob file of their own.
-INLINE_MAX_BYTES = 256
 
 # Values whose identity means "unchanged": they cannot be mutated in place.
 _IMMUTABLE = (str, bytes, int, float, bool, complex, type(None), frozenset, tuple)
@@ -45,6 +42,7 @@ _DATASTORES: dict[tuple[str, str], Any] = {}
 
 
 def datastore_for(url: str, flow_name: str):
+    """One FlowDataStore per worker process and datastore (opening S3 is slow)."""
     from ..datastore import FlowDataStore
 
     key = (url, flow_name)
@@ -54,69 +52,82 @@ def datastore_for(url: str, flow_name: str):
     return ds
 
 
-def _node_name() -> str:
-    try:
-        import ray
+@dataclass
+class WorkerFlow:
+    """The flow as a worker needs it: class, graph and each step's decorators, built once
+    per worker process rather than once per task."""
 
-        if ray.is_initialized():
-            return ray.get_runtime_context().get_node_id()[:12] + "@" + socket.gethostname()
-    except Exception:  # noqa: BLE001 - the node name is informative only
-        pass
-    return socket.gethostname()
+    cls: type
+    graph: Any
+    decorators: dict[str, StepDecorators]
+
+
+_WORKER_FLOWS: dict[tuple, WorkerFlow] = {}
+
+
+def worker_flow(ctx: RunContext) -> WorkerFlow:
+    key = (ctx.flow_file, ctx.module_name, ctx.class_name, tuple(ctx.with_decorators))
+    wf = _WORKER_FLOWS.get(key)
+    if wf is None:
+        module = import_flow_file(ctx.flow_file, ctx.module_name)
+        cls = find_flow_class(module, ctx.class_name)
+        graph = graph_of(cls)
+        extra = [parse_with_spec(s) for s in ctx.with_decorators]
+        decos = {name: StepDecorators.for_step(getattr(cls, name), extra) for name in graph.steps}
+        wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos)
+    return wf
+
+
+@contextmanager
+def scoped_environ(env: dict[str, str]):
+    """Set `env` in os.environ for the duration of the block, then put back what was there:
+    a worker process serves many runs, and must not keep one run's settings for the next."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
 
 
 @dataclass
-class _Captured:
+class CapturedTask:
     """One task's result before it is persisted."""
 
     outcome: TaskOutcome
-    values: dict[str, Any] = field(default_factory=dict)
-    blobs: dict[str, Any] = field(default_factory=dict)  # name -> serialized bytes
+    values: dict[str, Any] = field(default_factory=dict)   # new artifacts, for the payload
+    encoded: list = field(default_factory=list)            # their EncodedArtifacts
     record_artifacts: dict[str, ArtifactLoc] = field(default_factory=dict)
     inputs_read: dict[str, str] = field(default_factory=dict)
     stdout: str = ""
     stderr: str = ""
 
 
-def execute_batch(ctx: RunContext, specs: list[TaskSpec], extra_decorators=()) -> tuple:
-    """Run `specs` (all of one step) and persist them. Returns (outcomes, payload)."""
-    _SOURCE_DIR["dir"] = ctx.source_dir
-    os.environ.update(ctx.datastore_env)
-    module = import_flow_file(ctx.flow_file, ctx.module_name)
-    cls = find_flow_class(module, ctx.class_name)
-    graph = graph_of(cls)
-    ds = datastore_for(ctx.datastore_url, ctx.flow_name)
-    loader = ArtifactLoader(lambda: ds)
-    node = _node_name()
-    captured = [run_task(ctx, cls, graph, spec, loader, node, extra_decorators)
-                for spec in specs]
-    persist(ds, ctx, specs, captured)
-    payload = {c.outcome.task_id: c.values for c in captured if c.values}
-    return [c.outcome for c in captured], payload
-
-
-def run_task(ctx: RunContext, cls, graph, spec: TaskSpec, loader, node: str,
-             extra_decorators=()) -> _Captured:
-    gnode = graph[spec.step]
-    decos = StepDecorators.for_step(getattr(cls, spec.step), list(extra_decorators))
-    flow = cls.__new__(cls)
-    flow._rf_setup(params=ctx.params, view={**ctx.param_locs, **spec.view}, loader=loader,
-                   step_name=spec.step, foreach_stack=list(spec.foreach_stack),
-                   input_loader=_input_loader(spec, loader))
-    flow.__dict__["_rf_param_locs"] = ctx.param_locs
+def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLoader, ds,
+             node: str) -> CapturedTask:
+    gnode = wf.graph[spec.step]
+    decos = wf.decorators[spec.step]
+    flow = wf.cls.__new__(wf.cls)
+    state = FlowState(step=spec.step, params=ctx.params, view={**ctx.param_locs, **spec.view},
+                      loader=loader, foreach_stack=list(spec.foreach_stack),
+                      input_loader=_input_loader(spec, loader))
+    state.attach(flow)
     outcome = TaskOutcome(spec.step, spec.task_id, spec.attempt, ok=False,
                           started_at=time.time(), node=node)
-    cap = _Captured(outcome)
+    cap = CapturedTask(outcome)
     tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
                        ctx.origin_run_id, ctx.user, ctx.namespace, list(ctx.params), ctx.tags)
     with _captured_output(f"[{spec.step}/{spec.task_id}] ") as (out, err):
         current._set(tctx)
         try:
-            _run_with_hooks(flow, gnode, spec, decos, tctx, loader)
+            _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs)
             _finish_transition(flow, gnode, outcome)
             if outcome.foreach:
-                outcome.split_shapes = _split_shapes(cls, graph, gnode, flow, outcome,
-                                                     extra_decorators)
+                outcome.split_shapes = _split_shapes(wf, gnode, flow, outcome)
             outcome.ok = True
         except BaseException as exc:  # noqa: BLE001 - a user's step may raise anything
             if isinstance(exc, KeyboardInterrupt):
@@ -126,8 +137,7 @@ def run_task(ctx: RunContext, cls, graph, spec: TaskSpec, loader, node: str,
             current._set(None)
         if outcome.ok:
             try:
-                _capture_artifacts(flow, cap, spec,
-                                   datastore_for(ctx.datastore_url, ctx.flow_name))
+                _capture_artifacts(flow, cap, spec, ds.artifacts)
             except Exception as exc:  # noqa: BLE001 - e.g. an artifact that cannot pickle
                 outcome.ok = False
                 _handle_failure(flow, gnode, spec, decos, tctx, outcome, exc)
@@ -142,19 +152,20 @@ def _input_loader(spec: TaskSpec, loader: ArtifactLoader):
     item = spec.item
 
     def load():
-        return loader.payload(item.ref)[item.offset]
+        return loader.item(item.ref, item.offset)
 
     return load
 
 
-def _run_with_hooks(flow, gnode, spec: TaskSpec, decos: StepDecorators, tctx, loader) -> None:
+def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
+                    param_locs: dict) -> None:
     for d in decos.all:
         d.task_pre_step(flow, tctx)
     try:
         func = getattr(flow, spec.step)
         with _time_limit(decos.timeout_seconds, spec.step):
             if spec.is_join:
-                func(_make_inputs(flow, spec, loader, tctx_param_locs(flow)))
+                func(_make_inputs(flow, spec, loader, param_locs))
             else:
                 func()
     finally:
@@ -162,33 +173,29 @@ def _run_with_hooks(flow, gnode, spec: TaskSpec, decos: StepDecorators, tctx, lo
             d.task_post_step(flow, tctx)
 
 
-def tctx_param_locs(flow) -> dict:
-    return flow.__dict__.get("_rf_param_locs", {})
+MAX_JOIN_READS = 10_000  # lineage entries a join records for what it read from its inputs
 
 
 def _make_inputs(flow, spec: TaskSpec, loader, param_locs: dict) -> Inputs:
     cls = type(flow)
+    join_state = state_of(flow)
     inputs = spec.join_inputs
 
     def make(i: int):
         inp = inputs[i]
         view = {**param_locs, **spec.join_bases[inp.base], **inp.own}
         view_flow = cls.__new__(cls)
-        stack = _stack_of(inp.task_id, spec.foreach_stack, inp.step)
-        view_flow._rf_setup(params=flow.__dict__["_rf_params"], view=view, loader=loader,
-                            step_name=inp.step, foreach_stack=stack)
-        view_flow.__dict__["_rf_input_task"] = (inp.step, inp.task_id)
-        view_flow.__dict__["_rf_read_sink"] = _join_read_sink(flow, inp.step, inp.task_id)
+        FlowState(step=inp.step, params=join_state.params, view=view, loader=loader,
+                  foreach_stack=_stack_of(inp.task_id, spec.foreach_stack, inp.step),
+                  read_sink=_join_read_sink(join_state, inp.step, inp.task_id)
+                  ).attach(view_flow)
         return view_flow
 
     return Inputs([i.step for i in inputs], make)
 
 
-MAX_JOIN_READS = 10_000  # lineage entries a join records for what it read from its inputs
-
-
-def _join_read_sink(flow, step: str, task_id: str):
-    reads = flow.__dict__.setdefault("_rf_join_reads", {})
+def _join_read_sink(join_state: FlowState, step: str, task_id: str):
+    reads = join_state.join_reads
 
     def record(name: str, sha: str) -> None:
         if len(reads) < MAX_JOIN_READS:
@@ -230,7 +237,7 @@ def _time_limit(seconds: float | None, step: str):
 
 
 def _finish_transition(flow, gnode, outcome: TaskOutcome) -> None:
-    trans = flow.__dict__.get("_rf_transition")
+    trans = state_of(flow).transition
     if gnode.type == "end":
         if trans is not None:
             raise RayflowException(f"Step 'end' must not call self.next() ({gnode.source_file}).")
@@ -244,11 +251,11 @@ def _finish_transition(flow, gnode, outcome: TaskOutcome) -> None:
         outcome.num_splits = _foreach_cardinality(flow, gnode, outcome.foreach)
 
 
-def _split_shapes(cls, graph, gnode, flow, outcome: TaskOutcome, extra_decorators):
+def _split_shapes(wf: WorkerFlow, gnode, flow, outcome: TaskOutcome):
     """Evaluate a dynamic @resources of the foreach target once per item, here, where the
     items are: the driver only ever sees the resulting option dicts."""
     target = gnode.out_funcs[0]
-    res = StepDecorators.for_step(getattr(cls, target), list(extra_decorators)).resources
+    res = wf.decorators[target].resources
     if not res.is_dynamic:
         return None
     import array
@@ -305,23 +312,27 @@ def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -
         outcome.num_splits = 0 if gnode.foreach_param else None
         outcome.ok = True
         return
-    outcome.error = {
-        "type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-        "message": str(exc),
-        "traceback": _user_traceback(exc),
-        "user": not isinstance(exc, RayflowException),
-        "retryable": not isinstance(exc, RayflowException),
-    }
-    print(outcome.error["traceback"], file=sys.stderr, end="")
+    if isinstance(exc, UnsaveableArtifactError):
+        exc = UnsaveableArtifactError(f"Step {spec.step!r}: {exc}", artifact=exc.artifact)
+        outcome.error = TaskError.from_exception(exc)
+    else:
+        outcome.error = TaskError.from_exception(exc, _user_traceback(exc))
+    print(outcome.error.describe().rstrip(), file=sys.stderr)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the user's step down, without rayflow's own frames above it. On a
+    """The traceback from the user's step down, without rayflow's own frames above it; ""
+    when no frame is the user's (rayflow noticed the mistake: its message says it all). On a
     cluster the flow runs from Ray's unpacked working_dir: paths are shown as on the driver."""
     tb = exc.__traceback__
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(here):
+    while tb is not None and \
+            os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         tb = tb.tb_next
+    if tb is None and isinstance(exc, RayflowException):
+        return ""
     text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
     source_dir = _SOURCE_DIR.get("dir")
     cwd = os.getcwd()
@@ -333,46 +344,29 @@ def _user_traceback(exc: BaseException) -> str:
 _SOURCE_DIR: dict[str, str] = {}
 
 
-def _capture_artifacts(flow, cap: _Captured, spec: TaskSpec, ds) -> None:
-    """Serialize what the step set or changed; keep inherited artifacts by reference."""
-    from ..datastore import blob_hash, serialize
-
-    view = flow.__dict__["_rf_view"]
-    loaded = flow.__dict__["_rf_loaded"]
-    compress = not ds.storage.is_local
-    adopted = flow.__dict__.get("_rf_adopted", {})
-    artifacts = dict(view)
-    for name, (loc, _) in loaded.items():
+def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
+    """Encode what the step set or changed; keep inherited artifacts by reference."""
+    state = state_of(flow)
+    artifacts = dict(state.view)
+    for name, (loc, _) in state.loaded.items():
         cap.inputs_read[name] = loc.sha
-    cap.inputs_read.update(flow.__dict__.get("_rf_join_reads", {}))
+    cap.inputs_read.update(state.join_reads)
     for name, value in list(flow.__dict__.items()):
         if name.startswith("_"):
             continue
-        prior = loaded.get(name)
+        prior = state.loaded.get(name)
         if prior is not None and prior[1] == id(value) and _unchanged_by_identity(value):
             continue
-        try:
-            ser = serialize(value, compress=compress)
-        except Exception as exc:  # noqa: BLE001
-            raise RayflowException(
-                f"Step {spec.step!r}: artifact self.{name} ({type(value).__name__}) cannot be "
-                f"saved: {type(exc).__name__}: {exc}. Store a picklable value, or keep it in a "
-                f"local variable (or a name starting with _) if it need not be an artifact."
-            ) from None
-        data = ser.data
-        sha = blob_hash(data)
-        if prior is not None and prior[0].sha == sha:
+        enc = store.encode(name, value)
+        if prior is not None and prior[0].sha == enc.info.sha:
             continue
-        size = len(memoryview(data).cast("B"))
-        inline = base64.b64encode(bytes(data)).decode() if size <= INLINE_MAX_BYTES else None
-        loc = ArtifactLoc(name, sha, ser.encoding, ser.type, size, None, spec.task_id, inline)
+        loc = ArtifactLoc.from_info(name, enc.info, key=spec.task_id)
         artifacts[name] = loc
         cap.outcome.new[name] = loc
         cap.values[name] = value
-        if inline is None:
-            cap.blobs[name] = data
-    cap.outcome.adopted = {k: v for k, v in adopted.items() if k not in cap.outcome.new}
-    cap.outcome.removed = tuple(n for n in flow.__dict__.get("_rf_removed", ()))
+        cap.encoded.append(enc)
+    cap.outcome.adopted = {k: v for k, v in state.adopted.items() if k not in cap.outcome.new}
+    cap.outcome.removed = tuple(sorted(state.removed - set(cap.outcome.new)))
     cap.record_artifacts = artifacts
 
 
@@ -381,51 +375,6 @@ def _unchanged_by_identity(value) -> bool:
         return True
     mod = type(value).__module__
     return mod.startswith("pyarrow") and type(value).__name__ in ("Table", "RecordBatch")
-
-
-def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[_Captured]) -> None:
-    """Blobs first (one batch), then every record, then every DONE, then logs."""
-    from ..datastore import TaskRecord
-
-    blobs = [(cap.outcome.new[name].sha, data) for cap in captured
-             for name, data in cap.blobs.items()]
-    if blobs:
-        ds.cas.save_blobs([b for _, b in blobs], shas=[sha for sha, _ in blobs])
-    records = []
-    for spec, cap in zip(specs, captured):
-        o = cap.outcome
-        records.append(TaskRecord(
-            flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
-            attempt=spec.attempt, status="success" if o.ok else "failed",
-            artifacts={n: loc.info() for n, loc in cap.record_artifacts.items()},
-            foreach_stack=[list(f) for f in spec.foreach_stack],
-            foreach_num_splits=o.num_splits,
-            transition={"steps": list(o.next_steps), "foreach": o.foreach},
-            parents=list(spec.parents), inputs=cap.inputs_read,
-            code_hash=ctx.code_hashes.get(spec.step, ""), params=_jsonable(ctx.params),
-            user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
-            exception=_exception_json(o.error), origin_pathspec=None))
-    ds.write_tasks(records, bundle=len(records) > 1)
-    for spec, cap in zip(specs, captured):
-        for stream in ("stdout", "stderr"):
-            text = getattr(cap, stream)
-            if text:
-                ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream, text)
-
-
-def _exception_json(error: dict | None) -> dict | None:
-    if not error:
-        return None
-    return {"type": error["type"], "message": error["message"], "traceback": error["traceback"]}
-
-
-def _jsonable(params: dict) -> dict:
-    out = {}
-    for k, v in params.items():
-        out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else repr(v)
-        if isinstance(v, (str, bytes)) and len(v) > 200:
-            out[k] = f"<{type(v).__name__} of {len(v)} chars>"
-    return out
 
 
 class _Tee(io.TextIOBase):
@@ -478,15 +427,3 @@ def _captured_output(prefix: str):
         out.flush()
         err.flush()
         sys.stdout, sys.stderr = old_out, old_err
-
-
-def slice_items(ctx: RunContext, loc: ArtifactLoc, chunk: int, num_chunks: int):
-    """Cut a foreach variable into `num_chunks` lists of `chunk` items (the last may be
-    shorter), so each split batch receives only its own items."""
-    os.environ.update(ctx.datastore_env)
-    ds_factory = lambda: datastore_for(ctx.datastore_url, ctx.flow_name)  # noqa: E731
-    value = ArtifactLoader(ds_factory)(loc)
-    if not isinstance(value, (list, tuple, range)) and not _is_ndarray(value):
-        value = list(value)
-    chunks = [list(value[i * chunk:(i + 1) * chunk]) for i in range(num_chunks)]
-    return chunks[0] if num_chunks == 1 else tuple(chunks)

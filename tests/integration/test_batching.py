@@ -42,8 +42,17 @@ def test_a_failing_split_does_not_lose_its_batch_mates(run_flow, datastore):
     ds = FlowDataStore.from_url(datastore, "BatchingFlow")
     done = ds.done_task_ids(s.run_id, "work")
     assert "300" not in done
-    # Every split that was submitted alongside it finished and is on record.
-    assert len(done) >= 290
+    # Every split that was submitted alongside it (in the batch of its first attempt) finished
+    # and is on record; nothing else is recorded as done.
+    batches = [ds.bundles.read(s.run_id, "work", n) for n in ds.bundles.names(s.run_id, "work")]
+    mates = next(b for b in batches if any(r.task_id == "300" and r.attempt == 0 for r in b))
+    assert len(mates) > 1
+    assert {r.task_id for r in mates if r.task_id != "300"} <= done
+    assert all(r.status == "success" for r in mates if r.task_id != "300")
+    recorded = {r.task_id for b in batches for r in b if r.status == "success"}
+    recorded |= {t for t in ds.list_tasks(s.run_id, "work") if ds.storage.exists(
+        f"{ds.task_path(s.run_id, 'work', t)}/DONE")}
+    assert done == recorded
     failed = ds.read_task(s.run_id, "work", "300")
     assert failed.status == "failed" and "always fails" in failed.exception["message"]
 

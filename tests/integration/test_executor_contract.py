@@ -40,12 +40,17 @@ def test_failure_is_reported_not_raised(run_flow, executor):
     s = run_flow("failing_flow.py", executor=executor)
     assert not s.successful
     assert s.failures[0].step == "work" and s.failures[0].task_id == "3"
-    assert "split three is broken" in s.failures[0].error["traceback"]
+    error = s.failures[0].error
+    assert error.kind.value == "user" and error.retryable
+    assert "split three is broken" in error.traceback
 
 
 def test_merge_conflict(run_flow, executor):
     s = run_flow("merge_flow.py", {"mode": "conflict"}, executor=executor)
-    assert not s.successful and "x" in s.failures[0].error["message"]
+    assert not s.successful
+    error = s.failures[0].error
+    assert error.kind.value == "user" and error.type.endswith("MergeArtifactsError")
+    assert "differ between the inputs: x." in error.message
 
 
 def test_same_hashes_on_both(run_flow, datastore, executor, tmp_path):

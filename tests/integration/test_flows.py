@@ -9,7 +9,7 @@ import pytest
 
 from rayflow import Flow, Run, Task
 from rayflow.exceptions import StepFailed
-from rayflow.runtime.runner import raise_for_failures
+from rayflow.runtime.errors import raise_for_failures
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -121,8 +121,9 @@ def test_merge_artifacts(run_flow, datastore, mode, ok):
     s = run_flow("merge_flow.py", {"mode": mode})
     assert s.successful is ok, s.failures
     if not ok:
-        msg = s.failures[0].error["message"]
-        assert "'x'" in msg or " x" in msg and "join" in msg
+        msg = s.failures[0].error.message
+        assert "Step 'join' cannot merge these artifacts" in msg
+        assert "differ between the inputs: x." in msg
         return
     join = Run(s.pathspec, datastore=datastore)["join"].task
     names = {a.id for a in join}

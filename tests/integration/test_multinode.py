@@ -142,7 +142,8 @@ def test_task_no_alive_node_can_run_fails_after_a_bounded_wait(report, name, ste
     assert r["seconds"] < UNSCHEDULABLE_TIMEOUT_S + 30, "it waited far past the bound"
     [failure] = r["failures"]
     assert failure["step"] == step
-    assert failure["error"]["type"] == "SchedulingError"
+    assert failure["error"]["kind"] == "scheduling"
+    assert failure["error"]["type"] == "rayflow.exceptions.SchedulingError"
     message = failure["error"]["message"]
     assert f"Step {step!r}" in message and f"{resource}=1" in message
     assert "no alive node" in message and "@resources" in message

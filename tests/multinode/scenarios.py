@@ -90,7 +90,7 @@ def _tasks(datastore: str, pathspec: str, step: str) -> list:
 
 
 def _failure_text(summary) -> str:
-    from rayflow.runtime.runner import raise_for_failures
+    from rayflow.runtime.errors import raise_for_failures
 
     try:
         raise_for_failures(summary)
@@ -164,7 +164,7 @@ def foreach_spread(env: Env) -> dict:
 def unschedulable(env: Env) -> dict:
     t0 = time.time()
     summary = env.run("mn_unschedulable_flow.py").run()
-    failures = [{"step": f.step, "error": f.error} for f in summary.failures]
+    failures = [{"step": f.step, "error": f.error.to_json()} for f in summary.failures]
     return {"status": summary.status, "seconds": time.time() - t0, "failures": failures,
             "failure": _failure_text(summary)}
 
@@ -231,7 +231,7 @@ def _marker_index(path: str) -> int:
 def pinned_to_dead_node(env: Env) -> dict:
     t0 = time.time()
     summary = env.run("mn_pinned_flow.py").run()
-    failures = [{"step": f.step, "error": f.error} for f in summary.failures]
+    failures = [{"step": f.step, "error": f.error.to_json()} for f in summary.failures]
     return {"status": summary.status, "seconds": time.time() - t0, "failures": failures,
             "failure": _failure_text(summary)}
 

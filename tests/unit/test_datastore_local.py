@@ -31,7 +31,7 @@ from rayflow.datastore import (
     serialize,
 )
 from rayflow.datastore import storage as storage_module
-from rayflow.exceptions import DataStoreError
+from rayflow.exceptions import DataStoreError, UnsaveableArtifactError
 from tests.datastore_contract import StorageContract
 
 
@@ -327,8 +327,9 @@ def test_artifacts_round_trip_and_dedupe(fds):
 
 
 def test_unpicklable_artifact_names_it(fds):
-    with pytest.raises(DataStoreError, match="'handle'"):
+    with pytest.raises(UnsaveableArtifactError, match=r"self\.handle \(function\)") as err:
         fds.save_artifacts({"handle": (lambda: 0)})
+    assert err.value.artifact == "handle"
 
 
 def test_task_commit_layout(fds, local):

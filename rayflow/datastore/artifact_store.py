@@ -1,0 +1,91 @@
+"""ArtifactStore: the one path by which artifact values become stored bytes, and back.
+
+Saving an artifact is four choices made here and nowhere else: how the value is encoded
+(serializers), its key (the hash of the encoded bytes), whether it is small enough to live in
+its task record instead of a blob of its own, and whether the bytes are compressed (Arrow is
+written uncompressed on a local disk, where lz4 costs more than it saves, and lz4 on S3).
+
+The two callers are the driver (a run's parameters) and the worker (what a step set). A worker
+first `encode`s each value, because it needs the hash to tell a changed artifact from an
+unchanged one, then `save`s a whole batch of tasks' blobs in one call; the driver calls
+`save_values`, which does both. Nothing else touches the content-addressed store.
+
+It must never know about runs or tasks (records do), and never import ray.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rayflow.datastore.cas import ContentAddressedStore, blob_hash
+from rayflow.datastore.records import ArtifactInfo
+from rayflow.datastore.serializers import deserialize, serialize
+from rayflow.datastore.storage import BytesLike
+from rayflow.exceptions import UnsaveableArtifactError
+
+# Artifacts this small are kept inside the task record instead of a blob file of their own:
+# a 100,000-split foreach would otherwise write 100,000 tiny files.
+INLINE_MAX_BYTES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedArtifact:
+    """One value ready to store: its record entry, and the blob bytes (None when inline)."""
+
+    name: str
+    info: ArtifactInfo
+    data: BytesLike | None
+
+
+class ArtifactStore:
+    """Artifacts of one flow, kept in `cas`."""
+
+    def __init__(self, cas: ContentAddressedStore, compress: bool):
+        self.cas = cas
+        self.compress = compress
+
+    def encode(self, name: str, value: Any) -> EncodedArtifact:
+        """Serialize and hash one value. Raises UnsaveableArtifactError naming the artifact
+        when the value cannot be serialized."""
+        try:
+            ser = serialize(value, compress=self.compress)
+        except Exception as exc:  # noqa: BLE001 - pickle raises anything a __reduce__ raises
+            raise UnsaveableArtifactError(
+                f"Artifact self.{name} ({type(value).__name__}) cannot be saved: "
+                f"{type(exc).__name__}: {exc}. Store a picklable value (or convert it, e.g. to "
+                f"a pyarrow.Table or numpy array), or keep it in a local variable or a name "
+                f"starting with _ if it need not be an artifact.", artifact=name) from None
+        view = memoryview(ser.data).cast("B")
+        size = view.nbytes
+        inline = base64.b64encode(view).decode() if size <= INLINE_MAX_BYTES else None
+        info = ArtifactInfo(sha=blob_hash(view), size=size, type=ser.type,
+                            encoding=ser.encoding, inline=inline)
+        return EncodedArtifact(name, info, None if inline is not None else ser.data)
+
+    def save(self, encoded: Iterable[EncodedArtifact]) -> None:
+        """Write the blobs of `encoded` (inline ones need none) in one batch; blobs already
+        stored are not written again."""
+        blobs = [e for e in encoded if e.data is not None]
+        if blobs:
+            self.cas.save_blobs([e.data for e in blobs], shas=[e.info.sha for e in blobs])
+
+    def save_values(self, items: dict[str, Any]) -> dict[str, ArtifactInfo]:
+        encoded = [self.encode(name, value) for name, value in items.items()]
+        self.save(encoded)
+        return {e.name: e.info for e in encoded}
+
+    def load(self, info: ArtifactInfo) -> Any:
+        if info.inline is not None:
+            return deserialize(info.encoding, base64.b64decode(info.inline))
+        return deserialize(info.encoding, self.cas.load_blob(info.sha))
+
+    def load_many(self, infos: dict[str, ArtifactInfo]) -> dict[str, Any]:
+        """Several artifacts, their blobs fetched in one parallel batch."""
+        names = [n for n in infos if infos[n].inline is None]
+        blobs = self.cas.load_blobs([infos[n].sha for n in names])
+        out = {n: deserialize(infos[n].encoding, b) for n, b in zip(names, blobs)}
+        out.update({n: self.load(i) for n, i in infos.items() if i.inline is not None})
+        return {n: out[n] for n in infos}

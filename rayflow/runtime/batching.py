@@ -1,0 +1,175 @@
+"""Batching of foreach splits: how many tasks go into one submission, and running them.
+
+A Ray task costs about half a millisecond to schedule; a foreach of 100,000 splits that each
+take a millisecond would spend more time being scheduled than working. So the runner submits
+tasks in `Batch`es: a batch is tasks of one step, run one after another in one Ray task, each
+keeping its own pathspec, record, retry and catch. This module owns every part of that:
+
+- sizing (`BatchSizer`): a step's first tasks go one at a time, until there is a measure of
+  how long one takes; after that a batch holds about `TARGET_BATCH_SECONDS` of work, never
+  more than a fair share of what is left (so every worker gets some), never more than
+  `MAX_BATCH`, and always one task for steps with @timeout or per-split resources;
+- packing the foreach variable into chunks (`slice_items`), so each batch fetches only the
+  items of its own splits;
+- running a batch inside the worker (`execute_batch`) and persisting it (`persist`): blobs of
+  every task in one call, then the records (one bundle file for the whole batch: its atomic
+  write is the DONE of each task in it, see `rayflow/datastore/bundles.py`), then logs;
+- unpacking a finished batch back into one result per task (`BatchResult.per_task`).
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from .artifacts import ArtifactLoader
+from .errors import TaskError
+from .spec import RunContext, TaskOutcome, TaskSpec
+from .task import CapturedTask, datastore_for, run_task, scoped_environ, worker_flow
+
+TARGET_BATCH_SECONDS = 0.25
+MAX_BATCH = 2000
+MAX_CHUNKS = 4096          # most objects one foreach variable is cut into
+
+
+@dataclass
+class Batch:
+    """One submission: tasks of one step (with the attempt each runs), run in one Ray task."""
+
+    step: str
+    tasks: list            # scheduler.ReadyTask
+    attempts: list[int]
+    specs: list[TaskSpec]
+    options: dict = field(default_factory=dict)   # Ray options from @resources
+    timeout: float | None = None                  # @timeout of the step, in seconds
+    # Set by the executor:
+    submitted_at: float = 0.0
+    handle: Any = None
+    payload_ref: Any = None
+    timeout_cancelled: bool = False
+
+
+@dataclass
+class BatchResult:
+    """A finished batch: an outcome per task, or one error for the batch as a whole (its
+    worker died, it was cancelled, it could not be scheduled)."""
+
+    batch: Batch
+    outcomes: list[TaskOutcome] | None
+    payload_ref: Any = None
+    error: TaskError | None = None
+
+    def per_task(self) -> list[tuple[Any, int, TaskOutcome | None, TaskError | None]]:
+        """(task, attempt, outcome, error) for each task of the batch, in order."""
+        b = self.batch
+        if self.outcomes is None:
+            return [(t, a, None, self.error) for t, a in zip(b.tasks, b.attempts)]
+        return [(t, o.attempt, o, o.error) for t, o in zip(b.tasks, self.outcomes)]
+
+
+@dataclass
+class _StepStats:
+    tasks: int = 0
+    seconds: float = 0.0
+
+
+class BatchSizer:
+    """How many ready splits of a step the next batch takes, from measured durations."""
+
+    def __init__(self, parallelism: int):
+        self.parallelism = max(1, parallelism)
+        self._stats: dict[str, _StepStats] = {}
+
+    def record(self, step: str, outcomes: list[TaskOutcome]) -> None:
+        st = self._stats.setdefault(step, _StepStats())
+        st.tasks += len(outcomes)
+        st.seconds += max(o.finished_at for o in outcomes) - min(o.started_at for o in outcomes)
+
+    def size(self, step: str, remaining: int, one_at_a_time: bool = False) -> int:
+        if one_at_a_time:
+            return 1
+        st = self._stats.get(step)
+        if st is None or st.tasks < self.parallelism:
+            return 1
+        per_task = max(st.seconds / st.tasks, 1e-5)
+        size = int(TARGET_BATCH_SECONDS / per_task)
+        fair = math.ceil(remaining / (2 * self.parallelism))
+        return max(1, min(size, fair, MAX_BATCH))
+
+
+def chunking(num_splits: int) -> tuple[int, int]:
+    """(items per chunk, number of chunks) for a foreach variable of `num_splits` items."""
+    chunk = max(1, math.ceil(num_splits / MAX_CHUNKS))
+    return chunk, math.ceil(num_splits / chunk)
+
+
+# ---------------------------------------------------------------------------- in the worker
+def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
+    """Run `specs` (all of one step) and persist them. Returns (outcomes, payload)."""
+    from .task import _SOURCE_DIR
+
+    _SOURCE_DIR["dir"] = ctx.source_dir
+    with scoped_environ(ctx.datastore_env):
+        wf = worker_flow(ctx)
+        ds = datastore_for(ctx.datastore_url, ctx.flow_name)
+        loader = ArtifactLoader(lambda: ds)
+        node = _node_name()
+        captured = [run_task(ctx, wf, spec, loader, ds, node) for spec in specs]
+        persist(ds, ctx, specs, captured)
+    payload = {c.outcome.task_id: c.values for c in captured if c.values}
+    return [c.outcome for c in captured], payload
+
+
+def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedTask]) -> None:
+    """Blobs first (one batch), then every record, then every DONE, then logs."""
+    from ..datastore import TaskRecord
+    from ..parameters import params_as_json
+
+    ds.artifacts.save([enc for cap in captured for enc in cap.encoded])
+    records = []
+    params = params_as_json(ctx.params)
+    for spec, cap in zip(specs, captured):
+        o = cap.outcome
+        records.append(TaskRecord(
+            flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
+            attempt=spec.attempt, status="success" if o.ok else "failed",
+            artifacts={n: loc.info() for n, loc in cap.record_artifacts.items()},
+            foreach_stack=[list(f) for f in spec.foreach_stack],
+            foreach_num_splits=o.num_splits,
+            transition={"steps": list(o.next_steps), "foreach": o.foreach},
+            parents=list(spec.parents), inputs=cap.inputs_read,
+            code_hash=ctx.code_hashes.get(spec.step, ""), params=params,
+            user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
+            exception=o.error.to_json() if o.error else None, origin_pathspec=None))
+    ds.write_tasks(records, bundle=len(records) > 1)
+    for spec, cap in zip(specs, captured):
+        for stream in ("stdout", "stderr"):
+            text = getattr(cap, stream)
+            if text:
+                ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream, text)
+
+
+def slice_items(ctx: RunContext, loc, chunk: int, num_chunks: int):
+    """Cut a foreach variable into `num_chunks` lists of `chunk` items (the last may be
+    shorter), so each split batch receives only its own items."""
+    from .task import _is_ndarray
+
+    with scoped_environ(ctx.datastore_env):
+        value = ArtifactLoader(lambda: datastore_for(ctx.datastore_url, ctx.flow_name))(loc)
+    if not isinstance(value, (list, tuple, range)) and not _is_ndarray(value):
+        value = list(value)
+    chunks = [list(value[i * chunk:(i + 1) * chunk]) for i in range(num_chunks)]
+    return chunks[0] if num_chunks == 1 else tuple(chunks)
+
+
+def _node_name() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()[:12] + "@" + socket.gethostname()
+    except Exception:  # noqa: BLE001 - the node name is informative only
+        pass
+    return socket.gethostname()

@@ -1,0 +1,176 @@
+"""The runner, scheduler, resume and batching driven by the in-process executor: no Ray is
+started by any test here (each one checks)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FLOWS = os.path.join(ROOT, "tests", "flows")
+EXAMPLES = os.path.join(ROOT, "examples")
+
+from rayflow import Run, default_namespace, namespace  # noqa: E402
+from rayflow.datastore import FlowDataStore  # noqa: E402
+from rayflow.parameters import resolve_parameters  # noqa: E402
+from rayflow.runtime.errors import ErrorKind, raise_for_failures  # noqa: E402
+from rayflow.runtime.executor import InlineExecutor  # noqa: E402
+from rayflow.runtime.flowfile import load_flow  # noqa: E402
+from rayflow.runtime.resume import ResumeRequest  # noqa: E402
+from rayflow.runtime.runner import Runner, RunOptions  # noqa: E402
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+@pytest.fixture(autouse=True)
+def no_ray_and_any_namespace():
+    """Every test here must leave Ray as it found it: not started (when the integration tests
+    have started one for the session, there is nothing to check)."""
+    namespace(None)
+    before = _ray_running()
+    yield
+    default_namespace()
+    assert before or not _ray_running(), "an inline run started Ray"
+
+
+def run(path, datastore, params=None, **opts):
+    loaded = load_flow(path if os.path.isabs(path) else os.path.join(FLOWS, path))
+    values = resolve_parameters(loaded.cls, {k: str(v) for k, v in (params or {}).items()})
+    options = RunOptions(datastore_url=datastore, executor="inline", progress=False, **opts)
+    return Runner(loaded, values, options).run()
+
+
+def test_nested_foreach_inline(tmp_path):
+    ds = str(tmp_path / "ds")
+    s = run(os.path.join(EXAMPLES, "foreach.py"), ds, {"regions": 2, "shards": 3})
+    assert s.successful and s.tasks_done == 1 + 2 + 6 + 2 + 1 + 1
+    assert Run(s.pathspec, datastore=ds).data.totals == {"region-0": 5, "region-1": 5}
+    assert FlowDataStore.from_url(ds, "ForeachFlow").read_run(s.run_id).status == "success"
+
+
+def test_failure_is_a_typed_task_error(tmp_path):
+    s = run("failing_flow.py", str(tmp_path / "ds"))
+    assert s.status == "failed"
+    [failure] = s.failures
+    assert (failure.step, failure.task_id, failure.attempt) == ("work", "3", 0)
+    assert failure.error.kind is ErrorKind.USER and failure.error.retryable
+    assert failure.error.type == "builtins.RuntimeError"
+    assert "split three is broken" in failure.error.traceback
+    with pytest.raises(Exception, match="Fix the step, then continue the run with: rayflow "
+                                        "resume .*failing_flow.py --origin-run-id"):
+        raise_for_failures(s)
+
+
+def test_resume_clones_what_finished_and_reruns_the_rest(tmp_path):
+    ds = str(tmp_path / "ds")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    (markers / "fail-2").touch()
+    first = run("resumable_flow.py", ds, {"width": 5, "marker_dir": str(markers)})
+    assert not first.successful
+    (markers / "fail-2").unlink()
+    loaded = load_flow(os.path.join(FLOWS, "resumable_flow.py"))
+    opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
+                      resume=ResumeRequest(origin_run_id=first.run_id))
+    second = Runner(loaded, None, opts).run()
+    assert second.successful
+    # start and the four splits that finished are cloned; split 2, join and end run again.
+    assert second.tasks_cloned == 1 + 4
+    store = FlowDataStore.from_url(ds, "ResumableFlow")
+    assert store.read_run(second.run_id).origin_run_id == first.run_id
+    split = store.read_task(second.run_id, "work", "0")
+    assert split.origin_pathspec == f"ResumableFlow/{first.run_id}/work/0"
+    assert store.read_task(second.run_id, "work", "2").origin_pathspec is None
+    assert Run(second.pathspec, datastore=ds).data.final == sum(2 * i for i in range(5))
+
+
+def test_resume_of_the_latest_run_in_any_namespace(tmp_path):
+    ds = str(tmp_path / "ds")
+    first = run("failing_flow.py", ds)
+    loaded = load_flow(os.path.join(FLOWS, "failing_flow.py"))
+    opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
+                      resume=ResumeRequest(namespace="*"))
+    runner = Runner(loaded, None, opts)
+    second = runner.run()
+    assert runner.origin_run_id == first.run_id
+    assert not second.successful and second.tasks_cloned == 1 + 5
+
+
+def test_resume_from_an_unknown_step_is_refused(tmp_path):
+    ds = str(tmp_path / "ds")
+    first = run("failing_flow.py", ds)
+    loaded = load_flow(os.path.join(FLOWS, "failing_flow.py"))
+    opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
+                      resume=ResumeRequest(origin_run_id=first.run_id, step="nope"))
+    with pytest.raises(Exception, match="Cannot resume from step 'nope'"):
+        Runner(loaded, None, opts).run()
+
+
+def test_retry_then_success_records_both_attempts(tmp_path):
+    ds = str(tmp_path / "ds")
+    s = run("batching_flow.py", ds, {"width": 20, "flaky_at": 7})
+    assert s.successful, s.failures
+    store = FlowDataStore.from_url(ds, "BatchingFlow")
+    assert store.read_task(s.run_id, "work", "7", attempt=0).status == "failed"
+    assert store.read_task(s.run_id, "work", "7").attempt == 1
+
+
+def test_a_deleted_artifact_stays_deleted_downstream(tmp_path):
+    flow = tmp_path / "delete_flow.py"
+    flow.write_text(
+        "from rayflow import FlowSpec, step\n\n"
+        "class DeleteFlow(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.a, self.b = 1, 2\n"
+        "        self.next(self.middle)\n\n"
+        "    @step\n"
+        "    def middle(self):\n"
+        "        del self.a\n"
+        "        self.next(self.end)\n\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        self.seen = sorted(n for n, _ in self)\n")
+    ds = str(tmp_path / "ds")
+    s = run(str(flow), ds)
+    assert s.successful, s.failures
+    assert Run(s.pathspec, datastore=ds)["end"].task.data.seen == ["b"]
+
+
+def test_a_run_record_that_cannot_be_finished_is_the_runs_error(tmp_path, monkeypatch):
+    from rayflow.exceptions import DataStoreError
+
+    ds = str(tmp_path / "ds")
+    writes = []
+    original = FlowDataStore.write_run
+
+    def failing_second_write(self, rec):
+        writes.append(rec.status)
+        if len(writes) > 1:
+            raise OSError(28, "No space left on device")
+        return original(self, rec)
+
+    monkeypatch.setattr(FlowDataStore, "write_run", failing_second_write)
+    with pytest.raises(DataStoreError, match="could not be written"):
+        run("failing_flow.py", ds, {"fail": False})
+    assert writes == ["running", "success"]
+
+
+def test_the_executor_can_be_handed_in(tmp_path):
+    loaded = load_flow(os.path.join(EXAMPLES, "hello.py"))
+    executor = InlineExecutor()
+    opts = RunOptions(datastore_url=str(tmp_path / "ds"), executor="inline", progress=False)
+    s = Runner(loaded, resolve_parameters(loaded.cls, {}), opts, executor=executor).run()
+    assert s.successful and executor.in_flight == 0
+
+
+def test_run_id_file_is_written_at_the_start(tmp_path):
+    target = tmp_path / "run-id"
+    s = run("failing_flow.py", str(tmp_path / "ds"), run_id_file=str(target))
+    assert target.read_text() == s.run_id
+
