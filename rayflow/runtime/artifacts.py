@@ -96,13 +96,24 @@ def resolve_ref(ref: Any) -> Any:
 
 
 class ArtifactLoader:
-    """Loads artifact values inside a worker. Caches payload dicts for the life of one batch,
-    so ten splits reading the same parent artifact fetch its payload once."""
+    """Loads artifact values inside a worker, each task getting the value exactly as the task
+    that made it left it.
 
-    def __init__(self, datastore_factory):
+    Payload dicts are cached for the life of one batch, so ten splits reading the same parent
+    artifact fetch its payload once. Sharing the fetched *objects* between those splits would
+    let one split's in-place change (`self.rows.sort()`) leak into the next, so a value that
+    can change in place is isolated (see `_Isolation`). Immutable values (numbers, strings,
+    tuples of them, Arrow tables and arrays) are handed out as they are, zero-copy.
+
+    `consumers` is how many tasks share this loader: with one task (and no join), the objects
+    Ray deserialized for it are its own, and nothing is copied.
+    """
+
+    def __init__(self, datastore_factory, consumers: int = 1):
         self._datastore_factory = datastore_factory
         self._payloads: dict[Any, Any] = {}
         self._datastore = None
+        self._isolation = _Isolation(shared=consumers > 1)
 
     def payload(self, ref: Any) -> Any:
         key = id(ref) if isinstance(ref, InlineRef) else ref.hex()
@@ -114,11 +125,117 @@ class ArtifactLoader:
 
     def item(self, ref: Any, offset: int) -> Any:
         """A foreach split's own item: element `offset` of the chunk behind `ref`."""
-        return self.payload(ref)[offset]
+        return self._isolation.hand_out(self.payload(ref)[offset], isinstance(ref, InlineRef))
 
     def __call__(self, loc: ArtifactLoc) -> Any:
         if loc.ref is not None:
-            return self.payload(loc.ref)[loc.key][loc.name]
+            value = self.payload(loc.ref)[loc.key][loc.name]
+            return self._isolation.hand_out(value, isinstance(loc.ref, InlineRef))
         if self._datastore is None:
             self._datastore = self._datastore_factory()
-        return self._datastore.load_artifact(loc.info())
+        return self._datastore.load_artifact(loc.info())  # a fresh object on every load
+
+
+_IMMUTABLE_TYPES = (str, bytes, int, float, bool, complex, type(None), range)
+_ARROW_IMMUTABLE = ("Table", "RecordBatch", "Array", "ChunkedArray", "Scalar", "Schema",
+                    "DataType", "Field")
+
+
+def is_immutable(value: Any, depth: int = 0) -> bool:
+    """True when no code can change `value` in place, so tasks may share one object."""
+    if isinstance(value, _IMMUTABLE_TYPES):
+        return True
+    kind = type(value)
+    if kind in (tuple, frozenset):
+        return depth < 4 and all(is_immutable(v, depth + 1) for v in value)
+    module = kind.__module__
+    if module.startswith("pyarrow"):
+        return any(base.__name__.endswith(_ARROW_IMMUTABLE) for base in kind.__mro__)
+    return module == "numpy" and isinstance(value, _numpy_generic())
+
+
+def _numpy_generic():
+    import numpy
+
+    return numpy.generic
+
+
+class _Isolation:
+    """Hands each task its own copy of a mutable value, copying only when it must.
+
+    A payload that Ray deserialized in this process belongs to this batch alone: its objects
+    were never seen by another task. The first task to load an object gets it as is, and when
+    other tasks of the batch may load it too (`shared`), a pristine snapshot is kept first:
+    they get copies of the snapshot, never of what the first task may have changed. An
+    in-process payload (InlineRef) holds the very objects of the task that made them, shared
+    with every later task: every load is a copy.
+
+    Ray hands numpy buffers out zero-copy and read-only. A user expects to change a loaded
+    array or frame in place, as in Metaflow, so arrays and pandas objects, and any value whose
+    snapshot holds a read-only buffer, are handed out as writable copies; the original stays
+    pristine in the payload.
+    """
+
+    def __init__(self, shared: bool):
+        self.shared = shared
+        self._snapshots: dict[int, Any] = {}  # id(object in the payload) -> snapshot or None
+
+    def hand_out(self, value: Any, in_process: bool) -> Any:
+        if is_immutable(value):
+            return value
+        if in_process:
+            return _restore(_snapshot(value))
+        key = id(value)
+        if key in self._snapshots:
+            snap = self._snapshots[key]
+            if snap is not None:
+                return _restore(snap)
+            # Not shared: the same object under a second name of one task keeps the aliasing
+            # its parent left.
+            return _writable_copy(value) if _buffer_backed(value) else value
+        if _buffer_backed(value):
+            self._snapshots[key] = None
+            return _writable_copy(value)
+        snap = _snapshot(value) if self.shared else None
+        self._snapshots[key] = snap
+        if snap is not None and snap.has_readonly:
+            return _restore(snap)
+        return value
+
+
+def _buffer_backed(value: Any) -> bool:
+    module = type(value).__module__
+    return (module == "numpy" and type(value).__name__ == "ndarray") or \
+        (module.split(".")[0] == "pandas" and hasattr(value, "copy"))
+
+
+def _writable_copy(value: Any) -> Any:
+    if type(value).__module__ == "numpy":
+        return value.copy()
+    return value.copy(deep=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    data: bytes
+    buffers: tuple          # read-only memory as is (it cannot change), the rest copied
+    has_readonly: bool
+
+
+def _snapshot(value: Any) -> _Snapshot:
+    import pickle
+
+    raw: list = []
+    data = pickle.dumps(value, protocol=5, buffer_callback=raw.append)
+    kept, readonly = [], False
+    for buf in raw:
+        view = buf.raw()
+        readonly = readonly or view.readonly
+        kept.append(view if view.readonly else bytes(view))
+    return _Snapshot(data, tuple(kept), readonly)
+
+
+def _restore(snap: _Snapshot) -> Any:
+    import pickle
+
+    return pickle.loads(snap.data, buffers=[bytearray(b) for b in snap.buffers])

@@ -114,7 +114,9 @@ def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
     with scoped_environ(ctx.datastore_env):
         wf = worker_flow(ctx)
         ds = datastore_for(ctx.datastore_url, ctx.flow_name)
-        loader = ArtifactLoader(lambda: ds)
+        # A join reads many inputs that share what they inherited: count it as several.
+        consumers = len(specs) + sum(1 for spec in specs if spec.is_join)
+        loader = ArtifactLoader(lambda: ds, consumers=consumers)
         node = _node_name()
         captured = [run_task(ctx, wf, spec, loader, ds, node) for spec in specs]
         persist(ds, ctx, specs, captured)

@@ -174,3 +174,13 @@ def test_run_id_file_is_written_at_the_start(tmp_path):
     s = run("failing_flow.py", str(tmp_path / "ds"), run_id_file=str(target))
     assert target.read_text() == s.run_id
 
+
+def test_every_task_sees_inherited_values_as_their_parent_left_them(tmp_path):
+    ds = str(tmp_path / "ds")
+    s = run("isolation_flow.py", ds, {"width": 300})
+    assert s.successful, s.failures[0].error.describe() if s.failures else ""
+    assert Run(s.pathspec, datastore=ds)["join"].task.data.checked == 300
+    store = FlowDataStore.from_url(ds, "IsolationFlow")
+    batches = [store.bundles.read(s.run_id, "work", n)
+               for n in store.bundles.names(s.run_id, "work")]
+    assert max(len(b) for b in batches) > 10, "the splits did not run in batches"
