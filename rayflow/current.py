@@ -21,6 +21,8 @@ class TaskContext:
     namespace: str | None = None
     parameter_names: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    # The run's datastore: what the client reads inside a step unless told otherwise.
+    datastore_url: str | None = None
 
     @property
     def pathspec(self) -> str:

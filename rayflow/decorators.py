@@ -109,11 +109,22 @@ class RetryDecorator(StepDecorator):
 
     name = "retry"
     defaults = {"times": 3, "minutes_between_retries": 2}
+    MAX_ATTEMPTS = 6  # Metaflow's: the first attempt, the retries, and @catch's fallback
+
+    def __init__(self, **attributes):
+        # Metaflow's local runtime retries at once; only its remote schedulers wait. A delay
+        # the user wrote is what they rely on, so it is honoured; the default is not.
+        self.explicit_delay = "minutes_between_retries" in attributes
+        super().__init__(**attributes)
 
     def validate(self) -> None:
         self.attributes["times"] = int(_number("retry", "times", self.attributes["times"]))
         self.attributes["minutes_between_retries"] = _number(
             "retry", "minutes_between_retries", self.attributes["minutes_between_retries"])
+        if self.attributes["times"] + 2 > self.MAX_ATTEMPTS:
+            raise InvalidFlowError(
+                f"@retry(times={self.attributes['times']}): the most retries a step can have "
+                f"is {self.MAX_ATTEMPTS - 2}, as in Metaflow. Lower times=.")
 
     @property
     def times(self) -> int:
@@ -121,6 +132,8 @@ class RetryDecorator(StepDecorator):
 
     @property
     def delay_seconds(self) -> float:
+        if not self.explicit_delay:
+            return 0.0
         return 60.0 * self.attributes["minutes_between_retries"]
 
 

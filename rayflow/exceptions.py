@@ -4,23 +4,46 @@
 no traceback, and exits non-zero. Every message names the object (flow, step, artifact, run),
 where it is (file:line or a pathspec) and what to do. Anything else that escapes is an internal
 bug and keeps its traceback.
+
+`RayflowException` is also `MetaflowException`, and the classes below carry Metaflow's names
+too (`rayflow.exception` re-exports them under `metaflow.exception`'s module path), so code
+that raises or catches Metaflow's exceptions keeps working.
 """
 
 from __future__ import annotations
 
+import sys
+import traceback as _traceback
+
 
 class RayflowException(Exception):
-    """A user-facing error. `headline` is a short category printed before the message."""
+    """A user-facing error. `headline` is a short category printed before the message.
+
+    Takes Metaflow's arguments too: `MetaflowException(msg, lineno, source_file)`."""
 
     headline = "Error"
 
-    def __init__(self, msg: str = "", *, step: str | None = None, line: int | None = None,
-                 file: str | None = None):
+    def __init__(self, msg: str = "", lineno: int | None = None,
+                 source_file: str | None = None, *, step: str | None = None,
+                 line: int | None = None, file: str | None = None):
         self.msg = msg
         self.step = step
-        self.line = line
-        self.file = file
+        self.line = line if line is not None else lineno
+        self.file = file if file is not None else source_file
         super().__init__(msg)
+
+    # Metaflow's attribute names for the same things.
+    @property
+    def message(self) -> str:
+        return self.msg
+
+    @property
+    def line_no(self) -> int | None:
+        return self.line
+
+    @property
+    def source_file(self) -> str | None:
+        return self.file
 
     def where(self) -> str:
         if self.file and self.line:
@@ -53,8 +76,20 @@ class MergeArtifactsError(RayflowException):
         self.artifact_names = artifact_names or []
 
 
+class UnhandledInMergeArtifactsException(MergeArtifactsError):
+    """Artifacts whose values differ between a join's inputs, and that the join neither set
+    nor excluded (Metaflow's name)."""
+
+
+class MissingInMergeArtifactsException(MergeArtifactsError):
+    """merge_artifacts(include=...) named artifacts that no input has (Metaflow's name)."""
+
+
 class InvalidNextError(RayflowException):
     headline = "Bad transition"
+
+
+InvalidNextException = InvalidNextError
 
 
 class UnsaveableArtifactError(RayflowException):
@@ -83,6 +118,13 @@ class MetaflowNotFound(RayflowException):
     headline = "Not found"
 
 
+class MetaflowInvalidPathspec(RayflowException, ValueError):
+    """A pathspec with the wrong number of parts, or an empty part. Metaflow has an exception of
+    the same name; it is also a ValueError because the argument's *value* is wrong."""
+
+    headline = "Bad pathspec"
+
+
 class MetaflowNamespaceMismatch(RayflowException):
     headline = "Not in namespace"
 
@@ -96,6 +138,78 @@ class StepFailed(RayflowException):
 
 class SchedulingError(RayflowException):
     headline = "Cannot schedule"
+
+
+class MetaflowInternalError(RayflowException):
+    headline = "Internal error"
+
+
+class ExternalCommandFailed(RayflowException):
+    headline = "External command failed"
+
+
+class CommandException(RayflowException):
+    headline = "Invalid command"
+
+
+class MetaflowDataMissing(RayflowException):
+    headline = "Data missing"
+
+
+class MetaflowTaggingError(RayflowException):
+    headline = "Tagging error"
+
+
+class MetaflowUnknownUser(RayflowException):
+    headline = "Unknown user"
+
+
+class InvalidDecoratorAttribute(RayflowException):
+    headline = "Invalid decorator attribute"
+
+
+class ParameterFieldFailed(RayflowException):
+    headline = "Bad parameter field"
+
+
+class ParameterFieldTypeMismatch(RayflowException):
+    headline = "Bad parameter field"
+
+
+class MetaflowExceptionWrapper(Exception):
+    """An exception kept as an artifact (by @catch): picklable even when the original is not.
+    `type` is "module.Name", `exception` its message, `stacktrace` the formatted traceback;
+    `str()` is the traceback, as in Metaflow."""
+
+    def __init__(self, exc: BaseException | None = None):
+        super().__init__()
+        if exc is not None:
+            self.exception = str(exc)
+            self.type = f"{type(exc).__module__}.{type(exc).__name__}"
+            tb = exc.__traceback__
+            self.stacktrace = "".join(
+                _traceback.format_exception(type(exc), exc, tb)) if tb is not None or \
+                sys.exc_info()[0] is not None else None
+
+    def __reduce__(self):
+        return MetaflowExceptionWrapper, (None,), self.__dict__
+
+    def __getstate__(self):
+        return self.__dict__
+
+    def __setstate__(self, state):
+        self.__dict__ = state
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        if self.stacktrace:
+            return self.stacktrace
+        return f"[no stacktrace]\n{self.type}: {self.exception}"
+
+
+MetaflowException = RayflowException
 
 
 class TimeoutException(Exception):

@@ -10,12 +10,17 @@ ray; loading goes through a callable the runtime provides.
 from __future__ import annotations
 
 import sys
-import traceback as tb
+from collections import namedtuple
 from typing import Any, Callable, Iterator
 
-from .exceptions import InvalidNextError, MergeArtifactsError, RayflowException
+from .exceptions import (
+    InvalidNextError,
+    MergeArtifactsError,
+    MetaflowExceptionWrapper,
+    RayflowException,
+)
 from .flowstate import state_of
-from .parameters import Parameter
+from .parameters import Parameter, flow_constant_names
 
 # FlowSpec's own API (and Metaflow's reserved words): no step and no artifact may take these
 # names, since they would shadow what every flow relies on. The lint refuses such step names;
@@ -33,20 +38,10 @@ def step(func: Callable) -> Callable:
     return func
 
 
-class StepException:
-    """An exception caught by @catch, stored as an artifact. Picklable even when the original
-    exception is not: it keeps the type name, the message and the formatted traceback."""
+ForeachFrame = namedtuple("ForeachFrame", ["step", "var", "num_splits", "index", "value"])
 
-    def __init__(self, exc: BaseException):
-        self.type = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        self.exception = str(exc)
-        self.stacktrace = "".join(tb.format_exception(type(exc), exc, exc.__traceback__))
-
-    def __str__(self) -> str:
-        return f"{self.type}: {self.exception}"
-
-    def __repr__(self) -> str:
-        return f"StepException({self.type}: {self.exception!r})"
+# What @catch stores: Metaflow's MetaflowExceptionWrapper (type, exception, stacktrace).
+StepException = MetaflowExceptionWrapper
 
 
 class FlowSpec:
@@ -83,6 +78,11 @@ class FlowSpec:
         if name in RESERVED_NAMES:
             raise AttributeError(
                 f"{name!r} is a reserved name in a flow; pick another artifact name.")
+        if name in flow_constant_names(type(self)):
+            raise AttributeError(
+                f"{name!r} is a class-level constant of flow {type(self).__name__}: flow level "
+                f"attributes and Parameters are not modifiable. Store the new value under "
+                f"another name.")
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -115,18 +115,39 @@ class FlowSpec:
 
     @property
     def input(self) -> Any:
-        """The item of the innermost foreach that this split works on."""
+        """The item of the innermost foreach that this split works on (also in the later
+        steps of the foreach's body)."""
         state = state_of(self)
-        return state.input() if state is not None else None
+        if state is None or not state.foreach_stack:
+            return None
+        return state.frame_input(self, len(state.foreach_stack) - 1)
 
     def foreach_stack(self) -> list[tuple[int, int, Any]]:
-        """(index, num_splits, value) for each enclosing foreach, outermost first. Only the
-        innermost value is loaded; outer values are None (they are not shipped to a split)."""
+        """(index, num_splits, value) for each enclosing foreach, outermost first. An outer
+        value is read from its (inherited) foreach variable, as in Metaflow: None where that
+        variable is not visible."""
         state = state_of(self)
-        stack = state.foreach_stack if state is not None else []
-        out = [(index, num, None) for (_step, index, num) in stack]
-        if out:
-            out[-1] = (out[-1][0], out[-1][1], self.input)
+        if state is None:
+            return []
+        return [(index, num, state.frame_input(self, i))
+                for i, (_step, index, num) in enumerate(state.foreach_stack)]
+
+    # Metaflow's private attributes that code written for it reads.
+    @property
+    def _current_step(self) -> str | None:
+        state = state_of(self)
+        return state.step if state is not None else None
+
+    @property
+    def _foreach_stack(self) -> list:
+        """Metaflow's ForeachFrame(step, var, num_splits, index, value) per enclosing foreach."""
+        state = state_of(self)
+        if state is None:
+            return []
+        out = []
+        for i, (split_step, index, num) in enumerate(state.foreach_stack):
+            var = state.foreach_vars[i] if i < len(state.foreach_vars) else None
+            out.append(ForeachFrame(split_step, var, num, index, None))
         return out
 
     def next(self, *steps: Callable, foreach: str | None = None, **kwargs) -> None:

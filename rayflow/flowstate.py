@@ -26,11 +26,13 @@ class FlowState:
     view: dict[str, Any]                    # inherited artifact name -> location, not loaded
     loader: Callable[[Any], Any]            # location -> value
     foreach_stack: list = field(default_factory=list)  # (split step, index, num splits)
+    foreach_vars: list = field(default_factory=list)   # the foreach variable of each frame
     input_loader: Callable[[], Any] | None = None      # loads this split's own item
     # What happened during the step:
     loaded: dict[str, tuple[Any, int]] = field(default_factory=dict)  # name -> (loc, id(value))
     transition: tuple | None = None         # (step names, foreach var) from self.next()
     input_value: Any = _UNSET               # self.input, once loaded
+    frame_inputs: dict[int, Any] = field(default_factory=dict)  # outer frames' items, loaded
     adopted: dict[str, Any] = field(default_factory=dict)  # merged from a join's inputs
     removed: set[str] = field(default_factory=set)         # inherited names the step deleted
     # Lineage of a join: "step/task:name" -> hash of each input artifact it read.
@@ -41,13 +43,34 @@ class FlowState:
     def attach(self, flow) -> None:
         flow.__dict__[STATE_KEY] = self
 
-    def has_input(self) -> bool:
-        return self.input_value is not _UNSET or self.input_loader is not None
-
-    def input(self) -> Any:
-        if self.input_value is _UNSET:
-            self.input_value = self.input_loader() if self.input_loader is not None else None
-        return self.input_value
+    def frame_input(self, flow, i: int) -> Any:
+        """The item of foreach frame `i` of this task: the split's own item when this is the
+        split's first step (shipped to it alone), else element `index` of the frame's foreach
+        variable, read from the inherited artifacts as Metaflow does (None when the variable
+        is not visible here, e.g. in the join of an inner foreach)."""
+        innermost = i == len(self.foreach_stack) - 1
+        if innermost and self.input_value is not _UNSET:
+            return self.input_value
+        if innermost and self.input_loader is not None:
+            self.input_value = self.input_loader()
+            return self.input_value
+        if i in self.frame_inputs:
+            return self.frame_inputs[i]
+        value = None
+        var = self.foreach_vars[i] if i < len(self.foreach_vars) else None
+        if var:
+            try:
+                items = getattr(flow, var)
+            except AttributeError:
+                items = None
+            if items is not None:
+                index = self.foreach_stack[i][1]
+                try:
+                    value = items[index]
+                except TypeError:  # an iterable without indexing (a set, a generator's list)
+                    value = list(items)[index]
+        self.frame_inputs[i] = value
+        return value
 
 
 def state_of(flow) -> FlowState | None:

@@ -99,6 +99,11 @@ class Parameter:
     def type_name(self) -> str:
         return getattr(self.type, "__name__", None) or getattr(self.type, "name", str(self.type))
 
+    @property
+    def env_var(self) -> str:
+        """The environment variable that gives the default, as in Metaflow."""
+        return "METAFLOW_RUN_" + self.name.upper().replace("-", "_")
+
     def default_value(self, context=None):
         """The default, calling it first when it is a function (Metaflow's deploy-time form)."""
         default = self.default
@@ -203,6 +208,10 @@ def resolve_parameters(flow_cls, given: dict[str, str]) -> dict[str, Any]:
     for param in params:
         if param.name in values:
             continue
+        from_env = os.environ.get(param.env_var)
+        if from_env is not None:  # as in Metaflow: METAFLOW_RUN_<NAME> sets the default
+            values[param.name] = param.convert(from_env, f" (from ${param.env_var})")
+            continue
         default = param.default_value()
         if default is None and param.required:
             raise ParameterError(
@@ -232,3 +241,32 @@ def params_as_json(values: dict[str, Any]) -> dict[str, Any]:
             value = repr(value)
         out[name] = value
     return out
+
+
+_CONSTANT_NAMES: dict[type, frozenset[str]] = {}
+
+
+def flow_constant_names(flow_cls) -> frozenset[str]:
+    """Names of a flow's class-level constants: what Metaflow turns into read-only artifacts of
+    every task (class attributes that are not parameters, methods, properties or classes,
+    and whose names do not start with `_`)."""
+    names = _CONSTANT_NAMES.get(flow_cls)
+    if names is None:
+        import types
+
+        params = {p.attr_name or p.name for p in flow_parameters(flow_cls)}
+        found = set()
+        for name in dir(flow_cls):
+            if name.startswith("_") or name in params:
+                continue
+            value = getattr(flow_cls, name)
+            if isinstance(value, (types.MethodType, types.FunctionType, property, type,
+                                  Parameter, staticmethod, classmethod)):
+                continue
+            found.add(name)
+        names = _CONSTANT_NAMES[flow_cls] = frozenset(found)
+    return names
+
+
+def flow_constants(flow_cls) -> dict[str, Any]:
+    return {name: getattr(flow_cls, name) for name in sorted(flow_constant_names(flow_cls))}

@@ -92,6 +92,15 @@ class TaskException:
             traceback=str(exc.get("traceback", "") or ""),
         )
 
+    # Metaflow's names: the exception's message, and its traceback.
+    @property
+    def exception(self) -> str:
+        return self.message
+
+    @property
+    def stacktrace(self) -> str:
+        return self.traceback
+
     def __str__(self) -> str:
         head = f"{self.type}: {self.message}" if self.message else self.type
         tb = self.traceback.rstrip()

@@ -19,14 +19,7 @@ from rayflow.client.datastores import (
 )
 from rayflow.client.namespaces import get_namespace, in_namespace
 from rayflow.datastore import FlowDataStore
-from rayflow.exceptions import MetaflowNotFound, RayflowException
-
-
-class MetaflowInvalidPathspec(RayflowException, ValueError):
-    """A pathspec with the wrong number of parts, or an empty part. Metaflow has an exception of
-    the same name; it is also a ValueError because the argument's *value* is wrong."""
-
-    headline = "Bad pathspec"
+from rayflow.exceptions import MetaflowInvalidPathspec, MetaflowNotFound
 
 
 class ObjectNotFound(MetaflowNotFound, KeyError):

@@ -34,6 +34,20 @@ from rayflow.exceptions import MetaflowNamespaceMismatch
 END_STEP = "end"
 
 
+def running_task(flow: str, run_id: str, step: str, task_id: str | None = None):
+    """The record of the task running in this very process, if it is the one named (a step
+    that looks itself up, `Task(current.pathspec)`, before its record is written): status
+    "running", and nothing of its own yet."""
+    from rayflow.current import current
+
+    if not current.is_running_flow or (current.flow_name, current.run_id, current.step_name) \
+            != (flow, run_id, step) or (task_id is not None and task_id != current.task_id):
+        return None
+    return TaskRecord(flow=flow, run_id=run_id, step=step, task_id=current.task_id,
+                      attempt=current.retry_count, status="running",
+                      user=current.username or "")
+
+
 class Flow(MetaflowObject):
     """All runs of one flow in a datastore; iterates the current namespace's runs, newest first."""
 
@@ -225,7 +239,8 @@ class Run(MetaflowObject):
         return (0, record.started_at, step_name)
 
     def _child(self, step_name: str) -> Step | None:
-        if step_name not in self._store.list_steps(self.id):
+        if step_name not in self._store.list_steps(self.id) and \
+                running_task(self._flow.id, self.id, step_name) is None:
             return None
         return Step._from_run(self, step_name)
 
@@ -306,7 +321,7 @@ class Step(MetaflowObject):
                  _namespace_check: bool = True):
         flow_name, run_id, step_name = split_pathspec(Step, pathspec)
         run = Run(f"{flow_name}/{run_id}", datastore=datastore, _namespace_check=_namespace_check)
-        if step_name not in run._store.list_steps(run_id):
+        if run._child(step_name) is None:
             raise run._missing_child(step_name)
         self._setup(run, step_name)
 
@@ -326,10 +341,17 @@ class Step(MetaflowObject):
         return self._run
 
     def _read_task(self, task_id: str, attempt: int | None = None) -> TaskRecord | None:
-        return self._store.read_task(self._run.id, self.id, task_id, attempt=attempt)
+        record = self._store.read_task(self._run.id, self.id, task_id, attempt=attempt)
+        if record is None:
+            record = running_task(self._run._flow.id, self._run.id, self.id, task_id)
+        return record
 
     def _child_ids(self) -> list[str]:
-        return sorted(self._store.list_tasks(self._run.id, self.id), key=natural_key)
+        ids = self._store.list_tasks(self._run.id, self.id)
+        me = running_task(self._run._flow.id, self._run.id, self.id)
+        if me is not None and me.task_id not in ids:
+            ids = [*ids, me.task_id]
+        return sorted(ids, key=natural_key)
 
     def _child(self, task_id: str) -> Task | None:
         record = self._read_task(task_id)
@@ -339,6 +361,33 @@ class Step(MetaflowObject):
     def task(self) -> Task | None:
         """The first task by task id: *the* task of a step that is not a foreach split."""
         return next(iter(self), None)
+
+    @property
+    def origin_pathspec(self) -> str | None:
+        """The step this one was resumed from (in the origin run); None for a fresh run."""
+        origin = self._run._record.origin_run_id
+        return f"{self._run._flow.id}/{origin}/{self.id}" if origin else None
+
+    @property
+    def child_steps(self) -> list[str]:
+        """Names of the steps the tasks of this step went on to, as they ran."""
+        out: list[str] = []
+        for task in self:
+            for name in task._child_step_names():
+                if name not in out:
+                    out.append(name)
+        return out
+
+    @property
+    def parent_steps(self) -> list[str]:
+        """Names of the steps whose tasks led to this one's."""
+        out: list[str] = []
+        for task in self:
+            for pathspec in task.parent_task_pathspecs:
+                name = pathspec.split("/")[2]
+                if name not in out:
+                    out.append(name)
+        return out
 
     def tasks(self, *tags: str) -> Iterator[Task]:
         return iter(self) if frozenset(tags) <= self.tags else iter(())

@@ -77,6 +77,10 @@ def current_datastore_url() -> str:
     """The URL objects read from when they are not given `datastore=`."""
     if _selected_url is not None:
         return _selected_url
+    from rayflow.current import current
+
+    if current.is_running_flow and current.datastore_url:  # inside a step: the run's own
+        return current.datastore_url
     return resolve_datastore_url(default_datastore_url())
 
 

@@ -9,17 +9,22 @@ This module must never import ray.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rayflow.client.artifacts import MetaflowArtifacts, MetaflowData, TaskException
 from rayflow.client.base import MetaflowObject, ObjectNotFound, split_pathspec, to_datetime
 from rayflow.datastore import ArtifactInfo, TaskRecord
+from rayflow.datastore.logs import decode_timed_log
 
 if TYPE_CHECKING:
     from rayflow.client.core import Step
 
 _NOT_LOADED = object()  # a loaded artifact may legitimately be None
+
+# One entry of Task.metadata, with Metaflow's fields.
+Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])
 
 
 class Task(MetaflowObject):
@@ -129,8 +134,25 @@ class Task(MetaflowObject):
     def stderr(self) -> str:
         return self._log("stderr")
 
+    @property
+    def stdout_size(self) -> int:
+        return len(self.stdout.encode())
+
+    @property
+    def stderr_size(self) -> int:
+        return len(self.stderr.encode())
+
+    def loglines(self, stream: str, as_unicode: bool = True):
+        """(datetime, line) for every line the task wrote to `stream`, in order; the time is
+        when the line was written (Metaflow's Task.loglines)."""
+        for stamp, line in decode_timed_log(self._raw_log(stream)):
+            yield stamp, line if as_unicode else line.encode()
+
     def _log(self, stream: str) -> str:
         """The task's log. A task cloned by resume did not run here: its log is the origin's."""
+        return "".join(line + "\n" for _, line in decode_timed_log(self._raw_log(stream)))
+
+    def _raw_log(self, stream: str) -> str:
         run_id, step, task_id = self._run_id, self._step.id, self.id
         origin = self._record.origin_pathspec
         if origin:
@@ -159,6 +181,25 @@ class Task(MetaflowObject):
     @property
     def parent_task_pathspecs(self) -> list[str]:
         return list(self._record.parents)
+
+    def _child_step_names(self) -> list[str]:
+        return list((self._record.transition or {}).get("steps") or [])
+
+    @property
+    def child_task_pathspecs(self) -> list[str]:
+        """The tasks that ran next because of this one (those that name it as a parent)."""
+        run = self._step._run
+        out = []
+        for name in self._child_step_names():
+            step = run._child(name)
+            if step is None:
+                continue
+            out.extend(t.pathspec for t in step if self.pathspec in t.parent_task_pathspecs)
+        return out
+
+    @property
+    def child_tasks(self) -> list[Task]:
+        return [self._sibling_task(pathspec) for pathspec in self.child_task_pathspecs]
 
     @property
     def parent_tasks(self) -> list[Task]:
@@ -194,14 +235,37 @@ class Task(MetaflowObject):
 
     @property
     def metadata_dict(self) -> dict[str, Any]:
+        """What is known about the task, by name. Metaflow's names come as Metaflow writes them
+        (strings): "attempt", "user", "runtime", "python_version", and in a resumed run
+        "origin-run-id" (every task) and "origin-task-id" (a task cloned from the origin)."""
         rec = self._record
-        return {
-            "node": rec.node, "user": rec.user, "attempt": rec.attempt,
+        out: dict[str, Any] = {
+            "node": rec.node, "user": rec.user, "attempt": str(rec.attempt),
             "code_hash": rec.code_hash, "status": rec.status,
             "started_at": rec.started_at, "finished_at": rec.finished_at,
             "origin_pathspec": rec.origin_pathspec,
-            "foreach_num_splits": rec.foreach_num_splits,
+            "foreach_num_splits": rec.foreach_num_splits, "runtime": "rayflow",
         }
+        if rec.python_version:
+            out["python_version"] = rec.python_version
+        origin_run = self._step._run._record.origin_run_id
+        if origin_run:
+            out["origin-run-id"] = origin_run
+        if rec.origin_pathspec:
+            out["origin-task-id"] = rec.origin_pathspec.split("/")[-1]
+        return out
+
+    @property
+    def metadata(self) -> list[Metadata]:
+        """Metaflow's list of metadata entries: one per name of `metadata_dict`, and one
+        "attempt" entry for each attempt the task made."""
+        rec = self._record
+        when = to_datetime(rec.started_at)
+        out = [Metadata(name, value, when, "attempt" if name == "attempt" else name, self)
+               for name, value in self.metadata_dict.items() if name != "attempt"]
+        out += [Metadata("attempt", str(i), when, "attempt", self)
+                for i in range(int(rec.attempt) + 1)]
+        return out
 
     @property
     def lineage(self) -> dict[str, Any]:

@@ -93,8 +93,9 @@ class TaskRecord:
     node: str = ""
     started_at: float = 0.0
     finished_at: float = 0.0
-    exception: dict | None = None               # {"type", "message", "traceback"}
+    exception: dict | None = None               # {"type", "message", "traceback", "kind"}
     origin_pathspec: str | None = None          # set on tasks cloned by resume
+    python_version: str = ""                    # of the process that ran the task
 
     @property
     def pathspec(self) -> str:

@@ -20,6 +20,7 @@ keeping its own pathspec, record, retry and catch. This module owns every part o
 from __future__ import annotations
 
 import math
+import platform
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,7 +145,8 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             parents=list(spec.parents), inputs=cap.inputs_read,
             code_hash=ctx.code_hashes.get(spec.step, ""), params=params,
             user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
-            exception=o.error.to_json() if o.error else None, origin_pathspec=None))
+            exception=o.error.to_json() if o.error else None, origin_pathspec=None,
+            python_version=platform.python_version()))
     ds.write_tasks(records, bundle=len(records) > 1)
     for spec, cap in zip(specs, captured):
         for stream in ("stdout", "stderr"):

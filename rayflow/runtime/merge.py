@@ -7,7 +7,11 @@ unless the join already set it itself or excluded it.
 
 from __future__ import annotations
 
-from ..exceptions import MergeArtifactsError
+from ..exceptions import (
+    MergeArtifactsError,
+    MissingInMergeArtifactsException,
+    UnhandledInMergeArtifactsException,
+)
 from ..flowstate import state_of
 
 
@@ -27,7 +31,7 @@ def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
     if include:
         missing = sorted(set(include) - available)
         if missing:
-            raise MergeArtifactsError(
+            raise MissingInMergeArtifactsException(
                 f"Step {step!r}: merge_artifacts(include={missing}) names artifacts that no "
                 f"input has. The inputs have: {sorted(available)}.", missing, step=step)
         wanted = set(include)
@@ -42,7 +46,7 @@ def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
         else:
             merged[name] = locs[0]
     if conflicts:
-        raise MergeArtifactsError(
+        raise UnhandledInMergeArtifactsException(
             f"Step {step!r} cannot merge these artifacts, because their values differ between "
             f"the inputs: {', '.join(conflicts)}. Set them yourself in the join before calling "
             f"merge_artifacts (e.g. self.{conflicts[0]} = inputs[0].{conflicts[0]}), or pass "

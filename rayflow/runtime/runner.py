@@ -17,8 +17,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..decorators import StepDecorators, parse_with_spec
-from ..exceptions import DataStoreError, RayflowException
-from ..parameters import params_as_json
+from ..exceptions import DataStoreError, RayflowException, UnsaveableArtifactError
+from ..parameters import flow_constants, params_as_json
 from .artifacts import ArtifactLoc, Scope
 from .batching import Batch, BatchResult, BatchSizer, chunking
 from .errors import TaskError
@@ -183,7 +183,14 @@ class Runner:
         return make_executor(self.opts.executor)
 
     def _make_context(self) -> RunContext:
-        infos = self.ds.save_artifacts(self.params) if self.params else {}
+        # Parameters and the flow's class-level constants are artifacts of every task.
+        inherited = {**flow_constants(self.flow.cls), **self.params}
+        try:
+            infos = self.ds.save_artifacts(inherited) if inherited else {}
+        except UnsaveableArtifactError as exc:
+            raise UnsaveableArtifactError(
+                f"Flow {self.flow.name} ({display_path(self.flow.file)}): class attribute or "
+                f"parameter {exc}", artifact=exc.artifact) from None
         param_locs = {n: ArtifactLoc.from_info(n, i) for n, i in infos.items()}
         flow_file = self.flow.file
         if self.opts.address and self.opts.executor == "ray":

@@ -26,8 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..current import TaskContext, current
+from ..datastore.logs import encode_timed_log
 from ..decorators import StepDecorators, parse_with_spec
-from ..exceptions import RayflowException, TimeoutException, UnsaveableArtifactError
+from ..exceptions import (
+    InvalidNextError,
+    RayflowException,
+    TimeoutException,
+    UnsaveableArtifactError,
+)
 from ..flowspec import Inputs
 from ..flowstate import FlowState, state_of
 from .artifacts import ArtifactLoader, ArtifactLoc
@@ -114,17 +120,19 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     flow = wf.cls.__new__(wf.cls)
     state = FlowState(step=spec.step, params=ctx.params, view={**ctx.param_locs, **spec.view},
                       loader=loader, foreach_stack=list(spec.foreach_stack),
+                      foreach_vars=_foreach_vars(wf.graph, spec.foreach_stack),
                       input_loader=_input_loader(spec, loader))
     state.attach(flow)
     outcome = TaskOutcome(spec.step, spec.task_id, spec.attempt, ok=False,
                           started_at=time.time(), node=node)
     cap = CapturedTask(outcome)
     tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
-                       ctx.origin_run_id, ctx.user, ctx.namespace, list(ctx.params), ctx.tags)
+                       ctx.origin_run_id, ctx.user, ctx.namespace, list(ctx.params), ctx.tags,
+                       ctx.datastore_url)
     with _captured_output(f"[{spec.step}/{spec.task_id}] ") as (out, err):
         current._set(tctx)
         try:
-            _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs)
+            _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs, wf.graph)
             _finish_transition(flow, gnode, outcome)
             if outcome.foreach:
                 outcome.split_shapes = _split_shapes(wf, gnode, flow, outcome)
@@ -141,7 +149,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
             except Exception as exc:  # noqa: BLE001 - e.g. an artifact that cannot pickle
                 outcome.ok = False
                 _handle_failure(flow, gnode, spec, decos, tctx, outcome, exc)
-    cap.stdout, cap.stderr = out.getvalue(), err.getvalue()
+    cap.stdout, cap.stderr = out.stored(), err.stored()
     outcome.finished_at = time.time()
     return cap
 
@@ -157,15 +165,19 @@ def _input_loader(spec: TaskSpec, loader: ArtifactLoader):
     return load
 
 
+def _foreach_vars(graph, stack) -> list:
+    return [graph[frame[0]].foreach_param if frame[0] in graph else None for frame in stack]
+
+
 def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
-                    param_locs: dict) -> None:
+                    param_locs: dict, graph) -> None:
     for d in decos.all:
         d.task_pre_step(flow, tctx)
     try:
         func = getattr(flow, spec.step)
         with _time_limit(decos.timeout_seconds, spec.step):
             if spec.is_join:
-                func(_make_inputs(flow, spec, loader, param_locs))
+                func(_make_inputs(flow, spec, loader, param_locs, graph))
             else:
                 func()
     finally:
@@ -176,17 +188,23 @@ def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
 MAX_JOIN_READS = 10_000  # lineage entries a join records for what it read from its inputs
 
 
-def _make_inputs(flow, spec: TaskSpec, loader, param_locs: dict) -> Inputs:
+def _make_inputs(flow, spec: TaskSpec, loader, param_locs: dict, graph) -> Inputs:
     cls = type(flow)
     join_state = state_of(flow)
     inputs = spec.join_inputs
+    node = graph[spec.step]
+    # The inputs of a foreach join are the splits of the foreach it closes: one frame deeper.
+    inner = (node.join_of, len(inputs)) if node.is_foreach_join else None
 
     def make(i: int):
         inp = inputs[i]
         view = {**param_locs, **spec.join_bases[inp.base], **inp.own}
         view_flow = cls.__new__(cls)
+        stack = list(spec.foreach_stack)
+        if inner is not None:
+            stack.append((inner[0], int(inp.task_id.split("_")[-1]), inner[1]))
         FlowState(step=inp.step, params=join_state.params, view=view, loader=loader,
-                  foreach_stack=_stack_of(inp.task_id, spec.foreach_stack, inp.step),
+                  foreach_stack=stack, foreach_vars=_foreach_vars(graph, stack),
                   read_sink=_join_read_sink(join_state, inp.step, inp.task_id)
                   ).attach(view_flow)
         return view_flow
@@ -202,16 +220,6 @@ def _join_read_sink(join_state: FlowState, step: str, task_id: str):
             reads[f"{step}/{task_id}:{name}"] = sha
 
     return record
-
-
-def _stack_of(task_id: str, join_stack: tuple, step: str) -> list:
-    # An input's index is its last task-id component; enough for `inp.index` in a join.
-    if task_id == "0" and not join_stack:
-        return []
-    parts = task_id.split("_")
-    if len(parts) > len(join_stack):
-        return list(join_stack) + [(step, int(parts[-1]), -1)]
-    return list(join_stack)
 
 
 @contextmanager
@@ -279,23 +287,39 @@ def _split_shapes(wf: WorkerFlow, gnode, flow, outcome: TaskOutcome):
 
 
 def _foreach_cardinality(flow, gnode, var: str) -> int:
+    """How many splits `self.<var>` makes: one per item, whatever the iterable (a string
+    iterates its characters, a dict its keys), as in Metaflow; zero is an error."""
     where = f"{gnode.source_file}:{gnode.next_lineno}"
     try:
         value = getattr(flow, var)
     except AttributeError:
-        raise RayflowException(
+        raise InvalidNextError(
             f"Step {gnode.name!r} ({where}) fans out over foreach={var!r}, but self.{var} is "
-            f"not set. Assign a list to self.{var} before self.next().") from None
-    if isinstance(value, (list, tuple, range)) or _is_ndarray(value):
-        return len(value)
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
-        raise RayflowException(
-            f"Step {gnode.name!r} ({where}): the foreach variable self.{var} is a "
-            f"{type(value).__name__}, not a list or other iterable of items. Assign a list "
-            f"(one item per split) to self.{var}.")
-    items = list(value)
-    setattr(flow, var, items)  # keep an indexable copy, so splits can be sliced from it
-    return len(items)
+            f"not set. Assign a list to self.{var} before self.next().",
+            step=gnode.name) from None
+    if isinstance(value, (list, tuple, range, str, bytes)) or _is_ndarray(value):
+        count = len(value)
+    else:
+        try:
+            items = iter(value)
+        except TypeError:
+            raise InvalidNextError(
+                f"Step {gnode.name!r} ({where}): the foreach variable self.{var} is a "
+                f"{type(value).__name__}, which is not iterable. Assign a list (one item per "
+                f"split) to self.{var}.", step=gnode.name) from None
+        if items is value:
+            # An iterator (a generator, say) can be read only once and not saved: keep its
+            # items as a list, so splits can be sliced from it.
+            value = list(items)
+            setattr(flow, var, value)
+            count = len(value)
+        else:
+            count = sum(1 for _ in items)
+    if count == 0:
+        raise InvalidNextError(
+            f"Step {gnode.name!r} ({where}): the foreach over self.{var} produced zero splits. "
+            f"A foreach needs at least one item; check self.{var}.", step=gnode.name)
+    return count
 
 
 def _is_ndarray(value) -> bool:
@@ -378,24 +402,42 @@ def _unchanged_by_identity(value) -> bool:
 
 
 class _Tee(io.TextIOBase):
-    """Copies a task's output to a buffer (for the datastore) and to the real stream, with a
-    [step/task] prefix at the start of each line."""
+    """A task's sys.stdout or sys.stderr: keeps every line with the time it was written (for
+    the datastore) and copies it to the real stream with a [step/task] prefix. It is a text
+    stream like the real one, with an `encoding` and a binary `buffer`."""
 
     def __init__(self, real, prefix: str):
         self.real = real
         self.prefix = prefix
-        self.buffer_ = io.StringIO()
+        self._lines: list[list] = []   # [time, text] per line, the last one maybe unfinished
         self._at_line_start = True
+        self.buffer = _TeeBuffer(self)
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    @property
+    def errors(self) -> str:
+        return "replace"
+
+    def writable(self) -> bool:
+        return True
 
     def write(self, text: str) -> int:
-        self.buffer_.write(text)
-        if self.real is not None:
-            out = []
-            for piece in text.splitlines(keepends=True):
-                if self._at_line_start:
-                    out.append(self.prefix)
-                out.append(piece)
-                self._at_line_start = piece.endswith("\n")
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8", errors="replace")
+        now = time.time()
+        out = []
+        for piece in text.splitlines(keepends=True):
+            if self._at_line_start:
+                self._lines.append([now, piece])
+                out.append(self.prefix)
+            else:
+                self._lines[-1][1] += piece
+            out.append(piece)
+            self._at_line_start = piece.endswith(("\n", "\r"))
+        if self.real is not None and out:
             try:
                 self.real.write("".join(out))
             except (ValueError, OSError):
@@ -410,10 +452,31 @@ class _Tee(io.TextIOBase):
                 pass
 
     def getvalue(self) -> str:
-        return self.buffer_.getvalue()
+        return "".join(text for _, text in self._lines)
+
+    def stored(self) -> str:
+        """The log as the datastore keeps it: every line with its time."""
+        return encode_timed_log((stamp, text.rstrip("\r\n")) for stamp, text in self._lines)
 
     def isatty(self) -> bool:
         return False
+
+
+class _TeeBuffer(io.RawIOBase):
+    """`sys.stdout.buffer` of a task: bytes written here are the same log, decoded."""
+
+    def __init__(self, tee: _Tee):
+        self._tee = tee
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._tee.write(bytes(data).decode("utf-8", errors="replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        self._tee.flush()
 
 
 @contextmanager

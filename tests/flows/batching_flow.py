@@ -45,7 +45,8 @@ class BatchingFlow(FlowSpec):
 
     @step
     def join_guarded(self, inputs):
-        self.errors = [str(i.error) for i in inputs if i.error is not None]
+        self.errors = [f"{i.error.type}: {i.error.exception}" for i in inputs
+                       if i.error is not None]
         self.value_sum = sum(getattr(i, "value", 0) for i in inputs)
         self.next(self.end)
 

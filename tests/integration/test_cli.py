@@ -156,7 +156,7 @@ def test_foreach_over_something_not_iterable_names_step_and_variable(cli):
     proc = cli("run", "tests/flows/not_iterable_flow.py")
     assert proc.returncode == 1
     final = proc.stderr.split("Step failed", 1)[1]
-    assert "self.things is a int, not a list" in final and "'start'" in final
+    assert "self.things is a int, which is not iterable" in final and "'start'" in final
 
 
 def test_run_help_lists_the_flows_parameters(cli):
