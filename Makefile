@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test conformance lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -20,6 +20,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check rayflow cli tests examples benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# Metaflow's own core test suite (../shared/conformance) against this checkout; fails below the
+# floor in .ci/conformance-floor.
+conformance: $(STAMP)
+	bash .ci/conformance
 
 lint: $(STAMP)
 	$(BIN)/ruff check rayflow cli tests examples benchmarks

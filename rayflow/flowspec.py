@@ -150,33 +150,62 @@ class FlowSpec:
             out.append(ForeachFrame(split_step, var, num, index, None))
         return out
 
-    def next(self, *steps: Callable, foreach: str | None = None, **kwargs) -> None:
-        """Declare the step(s) that run after this one. `foreach="var"` fans out over var."""
+    def next(self, *steps: Callable, foreach: str | None = None, condition: str | None = None,
+             **kwargs) -> None:
+        """Declare the step(s) that run after this one: `self.next(a)`, `self.next(a, b)`,
+        `self.next(a, foreach="var")` (one split per item of self.var), or a switch,
+        `self.next({"x": self.a, "y": self.b}, condition="var")` (the case self.var names)."""
         state = state_of(self)
         here = state.step if state is not None else "?"
         if kwargs:
             raise InvalidNextError(
                 f"Step {here!r}: self.next() got unsupported arguments {sorted(kwargs)}; rayflow "
-                f"supports self.next(a), self.next(a, b) and self.next(a, foreach='var').",
-                step=here)
+                f"supports self.next(a), self.next(a, b), self.next(a, foreach='var') and "
+                f"self.next({{value: self.a, ...}}, condition='var').", step=here)
         if state is not None and state.transition is not None:
             raise InvalidNextError(
                 f"Step {here!r} called self.next() twice. Call it once, as the last line.",
                 step=here)
-        names = []
-        for target in steps:
-            func = getattr(target, "__func__", target)
-            if not getattr(func, "is_step", False):
-                raise InvalidNextError(
-                    f"Step {here!r}: self.next() takes steps like self.a, got {target!r}.",
-                    step=here)
-            names.append(func.__name__)
+        if condition is not None or (len(steps) == 1 and isinstance(steps[0], dict)):
+            steps = (self._switch_case(here, steps, foreach, condition),)
+        names = [_step_name(here, target) for target in steps]
         if foreach is not None and not isinstance(foreach, str):
             raise InvalidNextError(
                 f"Step {here!r}: foreach= takes the artifact's name as a string, e.g. "
                 f"foreach='items'.", step=here)
         if state is not None:
             state.transition = (tuple(names), foreach)
+
+    def _switch_case(self, here: str, steps: tuple, foreach, condition):
+        """The step a switch chose: the case that self.<condition> names."""
+        if condition is None:
+            raise InvalidNextError(
+                f"Step {here!r}: self.next() got a dict of cases without condition=. Name the "
+                f"artifact that picks the case: self.next({{...}}, condition='choice').",
+                step=here)
+        if len(steps) != 1 or not isinstance(steps[0], dict) or not steps[0]:
+            raise InvalidNextError(
+                f"Step {here!r}: with condition=, self.next() takes one non-empty dict of "
+                f"cases, e.g. self.next({{'a': self.a, 'b': self.b}}, condition='choice').",
+                step=here)
+        if foreach is not None or not isinstance(condition, str):
+            raise InvalidNextError(
+                f"Step {here!r}: a switch takes condition= as the artifact's name (a string), "
+                f"and cannot be combined with foreach=.", step=here)
+        try:
+            value = getattr(self, condition)
+        except AttributeError:
+            raise InvalidNextError(
+                f"Step {here!r}: the switch's condition self.{condition} does not exist. Set "
+                f"self.{condition} in this step, before self.next().", step=here) from None
+        cases = steps[0]
+        try:
+            return cases[value]
+        except (KeyError, TypeError):
+            raise InvalidNextError(
+                f"Step {here!r}: the switch's condition self.{condition} is {value!r}, which "
+                f"is none of its cases {list(cases)}. Set self.{condition} to one of them.",
+                step=here) from None
 
     def merge_artifacts(self, inputs: "Inputs", exclude: list[str] | None = None,
                         include: list[str] | None = None) -> None:
@@ -194,6 +223,14 @@ class FlowSpec:
         names.update(k for k in self.__dict__ if not k.startswith("_"))
         for name in sorted(names):
             yield name, getattr(self, name)
+
+
+def _step_name(here: str, target) -> str:
+    func = getattr(target, "__func__", target)
+    if not getattr(func, "is_step", False):
+        raise InvalidNextError(
+            f"Step {here!r}: self.next() takes steps like self.a, got {target!r}.", step=here)
+    return func.__name__
 
 
 class Inputs:

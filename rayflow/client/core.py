@@ -206,8 +206,10 @@ class Run(MetaflowObject):
                 f"({', '.join(sorted(self.user_tags)) or 'none yet'}) can be removed."
             )
         # Read again rather than trust our copy: another process may have tagged the run since.
+        # A system tag is on the run already: adding it as a user tag changes nothing.
         current = [t for t in self._store.read_tags(self.id) if t not in remove]
-        updated = current + [t for t in dict.fromkeys(add) if t not in current]
+        updated = current + [t for t in dict.fromkeys(add)
+                             if t not in current and t not in self.system_tags]
         self._store.write_tags(self.id, updated)
         self._user_tags = updated
 
@@ -369,25 +371,21 @@ class Step(MetaflowObject):
         return f"{self._run._flow.id}/{origin}/{self.id}" if origin else None
 
     @property
-    def child_steps(self) -> list[str]:
-        """Names of the steps the tasks of this step went on to, as they ran."""
-        out: list[str] = []
+    def child_steps(self) -> list[Step]:
+        """The steps the tasks of this step went on to, as they ran."""
+        names: list[str] = []
         for task in self:
-            for name in task._child_step_names():
-                if name not in out:
-                    out.append(name)
-        return out
+            names += [n for n in task._child_step_names() if n not in names]
+        return [s for s in (self._run._child(n) for n in names) if s is not None]
 
     @property
-    def parent_steps(self) -> list[str]:
-        """Names of the steps whose tasks led to this one's."""
-        out: list[str] = []
+    def parent_steps(self) -> list[Step]:
+        """The steps whose tasks led to this one's."""
+        names: list[str] = []
         for task in self:
-            for pathspec in task.parent_task_pathspecs:
-                name = pathspec.split("/")[2]
-                if name not in out:
-                    out.append(name)
-        return out
+            names += [p.split("/")[2] for p in task.parent_task_pathspecs
+                      if p.split("/")[2] not in names]
+        return [s for s in (self._run._child(n) for n in names) if s is not None]
 
     def tasks(self, *tags: str) -> Iterator[Task]:
         return iter(self) if frozenset(tags) <= self.tags else iter(())

@@ -243,7 +243,6 @@ class Task(MetaflowObject):
             "node": rec.node, "user": rec.user, "attempt": str(rec.attempt),
             "code_hash": rec.code_hash, "status": rec.status,
             "started_at": rec.started_at, "finished_at": rec.finished_at,
-            "origin_pathspec": rec.origin_pathspec,
             "foreach_num_splits": rec.foreach_num_splits, "runtime": "rayflow",
         }
         if rec.python_version:

@@ -152,9 +152,11 @@ class RunRecord:
 
 
 def natural_key(name: str) -> tuple:
-    """Sort key for ids: numeric ids by value (so "10" follows "9", and foreach task ids
-    "3_10" follow "3_9"), the rest by name after them."""
-    parts = name.split("_")
-    if all(p.isdigit() for p in parts):
-        return (0, tuple(int(p) for p in parts), "")
-    return (1, (), name)
+    """Sort key for ids: numeric ids by value (so "10" follows "9", foreach task ids "3_10"
+    follow "3_9", and the runs of a recursive step "3.2" follow "3.1", all after "3"), the
+    rest by name after them."""
+    base, dot, iteration = name.partition(".")
+    parts = base.split("_")
+    if all(p.isdigit() for p in parts) and (not dot or iteration.isdigit()):
+        return (0, tuple(int(p) for p in parts), int(iteration or 0), "")
+    return (1, (), 0, name)

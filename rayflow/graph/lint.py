@@ -17,7 +17,13 @@ from typing import NoReturn
 
 from rayflow.exceptions import LintError
 from rayflow.flowspec import RESERVED_NAMES
-from rayflow.graph.nodes import FlowGraph, StepNode, reachable_steps, stack_leaving
+from rayflow.graph.nodes import (
+    FlowGraph,
+    StepNode,
+    exclusive,
+    reachable_steps,
+    stack_leaving,
+)
 from rayflow.graph.parse import UNSUPPORTED_NEXT_KEYWORDS, IssueKind
 
 # FlowSpec's API and Metaflow's reserved words: a step of such a name would shadow them. The
@@ -124,7 +130,35 @@ def check_next_keywords(graph: FlowGraph) -> None:
             else:
                 why = f"`{issue.detail}` is not a keyword of self.next() (only foreach= is)"
             _fail(node, issue.line, f"Step *{node.name}*: {why}. Remove it; to choose a path "
-                  "at run time, branch inside the step's code instead.", graph=graph)
+                  "at run time, use a switch: self.next({\"a\": self.a, \"b\": self.b}, "
+                  "condition=\"choice\").", graph=graph)
+
+
+def check_switch_is_well_formed(graph: FlowGraph) -> None:
+    for node in graph:
+        for issue in node.parse_issues:
+            if issue.kind is IssueKind.SWITCH_MALFORMED:
+                _fail(node, issue.line, f"Step *{node.name}* has a switch that rayflow cannot "
+                      f"read ({issue.detail}). Write it as self.next({{\"a\": self.step_a, "
+                      "\"b\": self.step_b}, condition=\"choice\"): each key a literal value "
+                      "of self.choice, each value a step of this flow, and condition= the "
+                      "artifact's name as a string.", graph=graph)
+        if node.is_switch and len(node.out_funcs) < 2:
+            _fail(node, node.next_lineno, f"Step *{node.name}* is a switch with "
+                  f"{len(node.out_funcs)} distinct next step(s). A switch needs at least two: "
+                  "with only one, write self.next(self.step).", graph=graph)
+
+
+def check_switch_does_not_lead_to_a_join(graph: FlowGraph) -> None:
+    for node in graph:
+        if not node.is_join:
+            continue
+        switches = [p for p in node.in_funcs if graph[p].is_switch]
+        if switches:
+            _fail(node, None, f"Step *{node.name}* is a join reached straight from the switch "
+                  f"{_names(switches)}: a case that goes straight to a join leaves the join "
+                  "unsure of what it waits for. Put an ordinary step on that case between the "
+                  "switch and the join.", graph=graph)
 
 
 def check_foreach_is_literal(graph: FlowGraph) -> None:
@@ -157,6 +191,8 @@ def check_targets_exist(graph: FlowGraph) -> None:
 
 def check_no_duplicate_targets(graph: FlowGraph) -> None:
     for node in graph:
+        if node.is_switch:
+            continue  # several cases may choose the same step
         twice = sorted({t for t in node.out_funcs if node.out_funcs.count(t) > 1})
         if twice:
             _fail(node, node.next_lineno, f"Step *{node.name}* names {_names(twice)} more "
@@ -188,8 +224,8 @@ def _find_cycle(graph: FlowGraph) -> list[str] | None:
     def visit(name: str, path: list[str]) -> list[str] | None:  # path ends with name
         state[name] = "open"
         for target in graph[name].out_funcs:
-            if target not in graph:
-                continue
+            if target not in graph or (target == name and graph[name].is_switch):
+                continue  # a switch's case that runs its own step again is allowed
             if state.get(target) == "open":
                 return path[path.index(target):] + [target]
             if target not in state:
@@ -213,7 +249,9 @@ def check_acyclic(graph: FlowGraph) -> None:
         closer = graph[cycle[-2]]
         _fail(closer, closer.next_lineno, f"Step *{closer.name}* loops back to "
               f"*{cycle[-1]}*: {' -> '.join(cycle)}. A flow cannot contain loops; to repeat "
-              "work, use foreach= or a loop inside one step.", graph=graph)
+              "a step, let a switch choose the step itself (self.next({\"again\": "
+              f"self.{closer.name}, \"done\": self.next_step}}, condition=...)), or use "
+              "foreach= or a loop inside one step.", graph=graph)
 
 
 def check_all_reachable(graph: FlowGraph) -> None:
@@ -227,9 +265,16 @@ def check_all_reachable(graph: FlowGraph) -> None:
 
 # ---- splits and joins balance ---------------------------------------------------------------
 
+def _merges_switch_cases(graph: FlowGraph, node: StepNode) -> bool:
+    """True when every two steps leading to `node` are on different cases of a switch, so
+    exactly one of them runs: the step is where the cases meet again, not a join."""
+    ins = [graph[p] for p in node.in_funcs]
+    return all(exclusive(a, b) for i, a in enumerate(ins) for b in ins[i + 1:])
+
+
 def check_joins_take_inputs(graph: FlowGraph) -> None:
     for node in graph:
-        if len(node.in_funcs) < 2 or node.has_inputs:
+        if len(node.in_funcs) < 2 or node.has_inputs or _merges_switch_cases(graph, node):
             continue
         if node.is_end:
             _fail(node, None, f"Step *end* is reached from several steps "
@@ -306,6 +351,7 @@ RULES: tuple[Callable[[FlowGraph], None], ...] = (
     check_end_has_no_next,
     check_next_is_last,
     check_next_exists,
+    check_switch_is_well_formed,
     check_next_arguments,
     check_next_keywords,
     check_foreach_is_literal,
@@ -316,6 +362,7 @@ RULES: tuple[Callable[[FlowGraph], None], ...] = (
     check_acyclic,
     check_all_reachable,
     check_joins_take_inputs,
+    check_switch_does_not_lead_to_a_join,
     check_join_does_not_split,
     check_split_has_one_join,
     check_join_of_related_branches,

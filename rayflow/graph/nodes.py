@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 from rayflow.graph.parse import ClassSource, ParseIssue, StepSource, read_class
 
-STEP_TYPES = ("start", "linear", "split-static", "split-foreach", "join", "end")
+STEP_TYPES = ("start", "linear", "split-static", "split-foreach", "split-switch", "join", "end")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,15 @@ class StepNode:
     doc: str = ""
     # Problems found while reading the source; the lint turns them into messages.
     parse_issues: tuple[ParseIssue, ...] = ()
+    # A switch (`self.next({...}, condition="var")`) takes one of its cases at run time.
+    switch_cases: tuple[tuple[object, str], ...] = ()
+    condition: str | None = None
+    # For each enclosing split (as split_parents), the target of it this step is under:
+    # which branch of a static split a join's input comes from.
+    split_branches: tuple[str, ...] = ()
+    # The switch cases on the way to this step: (switch, case target) pairs, those that all
+    # paths into it share. Two steps on different cases of one switch never both run.
+    switch_path: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_start(self) -> bool:
@@ -59,8 +68,20 @@ class StepNode:
         return self.name == "end"
 
     @property
+    def is_switch(self) -> bool:
+        return self.type == "split-switch"
+
+    @property
+    def is_recursive(self) -> bool:
+        """A switch one of whose cases runs the same step again (Metaflow's recursion)."""
+        return self.is_switch and self.name in self.out_funcs
+
+    @property
     def is_split(self) -> bool:
-        """True when the step fans out: several targets, or a foreach."""
+        """True when the step fans out: several targets that all run, or a foreach. A switch
+        runs one of its targets: it does not split."""
+        if self.is_switch:
+            return False
         return self.foreach_param is not None or len(self.out_funcs) > 1
 
     @property
@@ -139,6 +160,27 @@ def stack_leaving(node: StepNode) -> tuple[str, ...]:
     return stack + (node.name,) if node.is_split else stack
 
 
+def _branches_leaving(node: StepNode, target: str) -> tuple[str, ...]:
+    branches = node.split_branches[:-1] if node.join_of else node.split_branches
+    return branches + (target,) if node.is_split else branches
+
+
+def _switch_path_leaving(node: StepNode, target: str) -> tuple[tuple[str, str], ...]:
+    path = node.switch_path
+    return path + ((node.name, target),) if node.is_switch else path
+
+
+def exclusive(a: StepNode, b: StepNode) -> bool:
+    """True when `a` and `b` are on different cases of one switch, so never both run."""
+    cases_a = dict(a.switch_path)
+    return any(cases_a.get(switch, target) != target for switch, target in b.switch_path)
+
+
+def _edges(s: StepSource) -> list[str]:
+    """The steps a step leads to, less a switch's case that runs the step itself again."""
+    return [t for t in s.out_funcs if not (s.condition is not None and t == s.name)]
+
+
 # ---- building -------------------------------------------------------------------------------
 
 def build_graph(source: ClassSource) -> FlowGraph:
@@ -164,6 +206,8 @@ def _step_type(s: StepSource) -> str:
         return "end"
     if s.num_args > 1:
         return "join"
+    if s.condition is not None or s.switch_cases:
+        return "split-switch"
     if s.foreach_param is not None:
         return "split-foreach"
     if len(s.out_funcs) > 1:
@@ -186,13 +230,15 @@ def _initial_node(s: StepSource, in_funcs: tuple[str, ...]) -> StepNode:
         decorators=s.decorators,
         doc=s.doc,
         parse_issues=s.issues,
+        switch_cases=s.switch_cases,
+        condition=s.condition,
     )
 
 
 def _known_targets(s: StepSource, by_name: Mapping[str, StepSource]) -> list[str]:
     # Unknown targets are the lint's business; deduplicated so `self.next(self.a, self.a)`
-    # does not count as two edges.
-    return list(dict.fromkeys(t for t in s.out_funcs if t in by_name))
+    # does not count as two edges. A switch's case back to itself is no edge of the order.
+    return list(dict.fromkeys(t for t in _edges(s) if t in by_name))
 
 
 def reachable(names: Iterable[str], targets_of: Callable[[str], Iterable[str]]) -> list[str]:
@@ -240,23 +286,38 @@ def graph_order(by_name: Mapping[str, StepSource]) -> tuple[str, ...]:
 
 
 def _in_funcs(name: str, by_name: Mapping[str, StepSource], order: tuple[str, ...]):
-    return tuple(p for p in order if name in by_name[p].out_funcs)
+    return tuple(p for p in order if name in _edges(by_name[p]))
 
 
 def _with_split_structure(nodes: dict[str, StepNode], order: tuple[str, ...]):
-    """Walk in graph order and fill split_parents, join_of, matching_join, is_foreach_join."""
+    """Walk in graph order and fill split_parents, split_branches, switch_path, join_of,
+    matching_join, is_foreach_join."""
     leaving: dict[str, tuple[str, ...]] = {}  # walked step -> stack it hands to its targets
     for name in order:
         node = nodes[name]
-        if name != "start" and not any(p in leaving for p in node.in_funcs):
+        walked = [p for p in node.in_funcs if p in leaving]
+        if name != "start" and not walked:
             continue  # not reachable from start: it has no enclosing splits to speak of
         # The first walked predecessor decides. Predecessors that disagree make a join of
         # unrelated branches, which the lint reports.
-        arriving = next((leaving[p] for p in node.in_funcs if p in leaving), ())
+        arriving = leaving[walked[0]] if walked else ()
+        branches = _branches_leaving(nodes[walked[0]], name) if walked else ()
         join_of = arriving[-1] if node.is_join and arriving else None
+        # After steps on different cases of a switch meet, the step is no longer conditional
+        # on that switch: keep what all the paths into it share.
+        paths = [_switch_path_leaving(nodes[p], name) for p in walked]
+        switch_path = tuple(paths[0]) if paths else ()
+        for other in paths[1:]:
+            common = 0
+            while common < min(len(switch_path), len(other)) and \
+                    switch_path[common] == other[common]:
+                common += 1
+            switch_path = switch_path[:common]
         nodes[name] = replace(
             node,
             split_parents=arriving,
+            split_branches=branches,
+            switch_path=switch_path,
             join_of=join_of,
             is_foreach_join=join_of is not None and nodes[join_of].foreach_param is not None,
         )

@@ -21,7 +21,7 @@ from rayflow.exceptions import InvalidFlowError
 
 # Keywords of Metaflow's `self.next` that rayflow does not run. They are parsed, so the lint can
 # name them, rather than silently dropped.
-UNSUPPORTED_NEXT_KEYWORDS = ("condition", "num_parallel")
+UNSUPPORTED_NEXT_KEYWORDS = ("num_parallel",)
 
 
 class IssueKind(enum.Enum):
@@ -31,6 +31,8 @@ class IssueKind(enum.Enum):
     NEXT_BAD_ARGUMENT = "a self.next() argument is not a step attribute such as self.a"
     FOREACH_NOT_LITERAL = "foreach= is not a string literal naming an artifact"
     NEXT_UNSUPPORTED_KEYWORD = "self.next() has a keyword rayflow does not support"
+    SWITCH_MALFORMED = ("a switch is not self.next({literal: self.step, ...}, "
+                        "condition='artifact')")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class StepSource:
     doc: str
     decorators: tuple[str, ...]
     issues: tuple[ParseIssue, ...]
+    # A switch, `self.next({"a": self.x, "b": self.y}, condition="var")`: its cases in source
+    # order (value -> step name) and the artifact whose value picks one.
+    switch_cases: tuple[tuple[object, str], ...] = ()
+    condition: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ def read_step(func) -> StepSource:
         doc=ast.get_docstring(fdef) or "",
         decorators=tuple(_decorator_name(d) for d in getattr(func, "decorators", ())),
         issues=transition.issues,
+        switch_cases=transition.switch_cases,
+        condition=transition.condition,
     )
 
 
@@ -166,6 +174,8 @@ class _Transition:
     targets: tuple[str, ...]
     foreach: str | None
     issues: tuple[ParseIssue, ...]
+    switch_cases: tuple[tuple[object, str], ...] = ()
+    condition: str | None = None
 
 
 def _is_next_call(node: ast.AST) -> bool:
@@ -189,8 +199,48 @@ def _read_transition(fdef: ast.FunctionDef, offset: int) -> _Transition:
     call = final_call or (stray[0] if stray else None)
     if call is None:
         return _Transition(None, (), None, ())
+    if call.args and isinstance(call.args[0], ast.Dict) or \
+            any(kw.arg == "condition" for kw in call.keywords):
+        cases, condition, call_issues = _read_switch(call, offset)
+        targets = tuple(dict.fromkeys(step for _, step in cases))
+        return _Transition(call.lineno + offset, targets, None, tuple(issues + call_issues),
+                           cases, condition)
     targets, foreach, call_issues = _read_next_arguments(call, offset)
     return _Transition(call.lineno + offset, targets, foreach, tuple(issues + call_issues))
+
+
+def _read_switch(call: ast.Call, offset: int):
+    """`self.next({value: self.step, ...}, condition="var")`: the cases, the condition, and
+    what is wrong with them. Case values must be literals, as in Metaflow, so the graph is
+    known before the flow runs."""
+    line = call.lineno + offset
+    issues, cases, condition = [], [], None
+    arg = call.args[0] if len(call.args) == 1 else None
+    if not isinstance(arg, ast.Dict) or not arg.keys:
+        issues.append(ParseIssue(IssueKind.SWITCH_MALFORMED, line, ast.unparse(call)))
+    else:
+        for key, value in zip(arg.keys, arg.values):
+            literal = key is not None and isinstance(key, ast.Constant)
+            target = (isinstance(value, ast.Attribute) and isinstance(value.value, ast.Name)
+                      and value.value.id == "self")
+            if not (literal and target):
+                issues.append(ParseIssue(IssueKind.SWITCH_MALFORMED, line,
+                                         f"{ast.unparse(key) if key else '**'}: "
+                                         f"{ast.unparse(value)}"))
+                continue
+            cases.append((key.value, value.attr))
+    for kw in call.keywords:
+        if kw.arg == "condition":
+            condition = _literal_identifier(kw.value)
+            if condition is None:
+                issues.append(ParseIssue(IssueKind.SWITCH_MALFORMED, line,
+                                         f"condition={ast.unparse(kw.value)}"))
+        else:
+            issues.append(ParseIssue(IssueKind.SWITCH_MALFORMED, line,
+                                     f"{kw.arg}={ast.unparse(kw.value)}"))
+    if condition is None and not any(kw.arg == "condition" for kw in call.keywords):
+        issues.append(ParseIssue(IssueKind.SWITCH_MALFORMED, line, "no condition="))
+    return tuple(cases), condition, issues
 
 
 def _read_next_arguments(call: ast.Call, offset: int):

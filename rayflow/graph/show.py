@@ -23,10 +23,13 @@ def node_to_dict(node: StepNode) -> dict:
     for f in fields(node):
         if f.name in _INTERNAL_FIELDS:
             continue
-        value = getattr(node, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
+        out[f.name] = _jsonable(getattr(node, f.name))
     out["is_start"] = node.is_start
     return out
+
+
+def _jsonable(value):
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
 
 
 def graph_to_dict(graph: FlowGraph) -> dict:
@@ -45,6 +48,9 @@ def _transition_text(node: StepNode) -> str:
     if node.is_end or not node.out_funcs:
         return ""
     targets = ", ".join(node.out_funcs)
+    if node.is_switch:
+        cases = ", ".join(f"{value!r} -> {step}" for value, step in node.switch_cases)
+        return f"=> one of {targets} (switch on self.{node.condition}: {cases})"
     if node.foreach_param is not None:
         return f"=> {targets} (foreach over self.{node.foreach_param})"
     return f"=> {targets}"

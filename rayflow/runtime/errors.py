@@ -46,8 +46,11 @@ class TaskError:
     retryable: bool = True
 
     @classmethod
-    def from_exception(cls, exc: BaseException, traceback: str = "") -> TaskError:
-        """Classify an exception raised while a task ran (in the worker or the driver)."""
+    def from_exception(cls, exc: BaseException, traceback: str = "",
+                       raised_by_user: bool = False) -> TaskError:
+        """Classify an exception raised while a task ran (in the worker or the driver).
+        `raised_by_user`: the step's own code raised it, even if it is a RayflowException
+        (MetaflowException is one), so @retry applies to it as to any other."""
         name = _qualname(exc)
         if isinstance(exc, SchedulingError):
             return cls(ErrorKind.SCHEDULING, name, str(exc), traceback, retryable=False)
@@ -58,7 +61,7 @@ class TaskError:
         # A RayflowException inside a task is rayflow noticing the step's mistake: running
         # the same code again gives the same mistake.
         return cls(ErrorKind.USER, name, str(exc), traceback,
-                   retryable=not isinstance(exc, RayflowException))
+                   retryable=raised_by_user or not isinstance(exc, RayflowException))
 
     @classmethod
     def system(cls, exc: BaseException) -> TaskError:

@@ -346,7 +346,8 @@ class Runner:
         parent = None if task.is_join or not task.parents else task.parents[0].scope
         scope = Scope(own, parent, removed)
         self.done_count += 1
-        done = TaskDone(task.step, task.stack, tuple(next_steps), foreach, num_splits, scope)
+        done = TaskDone(task.step, task.stack, tuple(next_steps), foreach, num_splits, scope,
+                        iteration=task.iteration)
         ready = list(self.scheduler.task_done(done))
         if split_shapes is not None:
             import array

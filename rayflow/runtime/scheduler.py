@@ -13,9 +13,13 @@ When a task finishes, `task_done` looks at the step's transition in the graph:
 - a static split makes one task per branch, each with the same stack;
 - a foreach split returns a `Fanout`: N splits of the target step, expanded lazily by the
   caller so that a 100,000-way foreach costs the scheduler O(1) memory until it is submitted;
+- a switch makes one task, of the case it chose; a case that runs the switch's own step
+  again (recursion) makes a task of the same step and stack with its `iteration` one higher,
+  so each run of the step has its own id ("0", then "0.1", "0.2", ...);
 - an edge into a join parks the finished task in a `JoinBucket`. A static join waits for one
-  task from each in-step with the same stack; a foreach join waits for all N splits that share
-  the stack without its last frame. The bucket releases one `ReadyTask` when it is full.
+  task from each branch of its split with the same stack (a branch with a switch in it may
+  arrive from any of its cases); a foreach join waits for all N splits that share the stack
+  without its last frame. The bucket releases one `ReadyTask` when it is full.
 
 Each finished task carries an opaque `scope` (the runtime keeps its artifact locations there);
 the scheduler passes it on to the children and join buckets and never looks inside. Nothing
@@ -32,8 +36,9 @@ from ..exceptions import InvalidNextError
 Frame = tuple  # (split_step: str, index: int, num_splits: int)
 
 
-def task_id_for(stack: tuple[Frame, ...]) -> str:
-    return "_".join(str(f[1]) for f in stack) if stack else "0"
+def task_id_for(stack: tuple[Frame, ...], iteration: int = 0) -> str:
+    base = "_".join(str(f[1]) for f in stack) if stack else "0"
+    return f"{base}.{iteration}" if iteration else base
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +68,11 @@ class ReadyTask:
     split_parent: TaskKey | None = None
     foreach_var: str | None = None
     fanout: Any = None  # the Fanout a split came from (the runtime keeps its chunk refs there)
+    iteration: int = 0  # how many times a recursive switch ran this step before, here
 
     @property
     def task_id(self) -> str:
-        return task_id_for(self.stack)
+        return task_id_for(self.stack, self.iteration)
 
     @property
     def key(self) -> TaskKey:
@@ -118,16 +124,24 @@ class TaskDone:
     foreach: str | None = None
     num_splits: int | None = None
     scope: Any = None
+    iteration: int = 0
 
     @property
     def key(self) -> TaskKey:
-        return TaskKey(self.step, task_id_for(self.stack))
+        return TaskKey(self.step, task_id_for(self.stack, self.iteration))
 
 
 @dataclass(slots=True)
 class JoinBucket:
     expected: int
     arrived: dict = field(default_factory=dict)  # in-step name or split index -> ParentLink
+
+
+def _branch_of(node) -> str:
+    """Which branch of the innermost open split `node` hands its task on in (a join has
+    closed its own split: the branch is that of the split around it)."""
+    branches = node.split_branches[:-1] if node.join_of else node.split_branches
+    return branches[-1]
 
 
 class Scheduler:
@@ -154,6 +168,13 @@ class Scheduler:
                 return
             yield Fanout(target, link, done.stack, done.step, done.foreach, done.num_splits)
             return
+        if node.is_switch:
+            (target,) = done.next_steps
+            if target == node.name:  # recursion: the same step again, one iteration on
+                yield ReadyTask(target, done.stack, [link], iteration=done.iteration + 1)
+            else:
+                yield from self._arrive(target, done, link)
+            return
         for target in node.out_funcs:
             yield from self._arrive(target, done, link)
 
@@ -166,7 +187,9 @@ class Scheduler:
             outer, frame = done.stack[:-1], done.stack[-1]
             slot, expected = frame[1], frame[2]
         else:
-            outer, slot, expected = done.stack, done.step, len(tnode.in_funcs)
+            # One task per branch of the split, whichever case of a switch it came through.
+            outer, expected = done.stack, len(self._branches(tnode))
+            slot = self._arrival_branch(done.step, tnode)
         bucket = self._buckets.setdefault((target, outer), JoinBucket(expected))
         if slot in bucket.arrived:
             raise RuntimeError(f"task {done.key} arrived twice at join {target}")
@@ -175,10 +198,22 @@ class Scheduler:
             del self._buckets[(target, outer)]
             yield ReadyTask(target, outer, self._ordered(tnode, bucket), is_join=True)
 
+    def _arrival_branch(self, step: str, join_node) -> str:
+        """The branch of the join's split that a task of `step` arrives on (a split that
+        leads straight into its join is that branch itself)."""
+        if step == join_node.join_of:
+            return join_node.name
+        return _branch_of(self.graph[step])
+
+    def _branches(self, join_node) -> tuple[str, ...]:
+        """The branches a static join waits for, in the order of its in-steps."""
+        return tuple(dict.fromkeys(self._arrival_branch(p, join_node)
+                                   for p in join_node.in_funcs))
+
     def _ordered(self, tnode, bucket: JoinBucket) -> list[ParentLink]:
         if tnode.is_foreach_join:
             return [bucket.arrived[i] for i in range(bucket.expected)]
-        return [bucket.arrived[s] for s in tnode.in_funcs]
+        return [bucket.arrived[b] for b in self._branches(tnode)]
 
     def _arrive_empty_foreach(self, node, done: TaskDone, link: ParentLink):
         """A foreach over nothing: its join runs at once, with no inputs."""
@@ -188,6 +223,17 @@ class Scheduler:
     def _check_transition(self, node, done: TaskDone) -> None:
         if node.type == "end":
             return
+        if node.is_switch:
+            if len(done.next_steps) == 1 and done.next_steps[0] in node.out_funcs and \
+                    done.foreach is None:
+                return
+            cases = ", ".join(f"self.{s}" for s in node.out_funcs)
+            raise InvalidNextError(
+                f"Step {node.name!r} ({node.source_file}:{node.next_lineno}) is a switch over "
+                f"{cases}, but at run time it went to "
+                f"{', '.join(done.next_steps) or 'nothing'}. A switch must take one of the "
+                f"cases written in its self.next().", step=node.name, line=node.next_lineno,
+                file=node.source_file)
         expected = tuple(node.out_funcs)
         if tuple(done.next_steps) != expected or (done.foreach or None) != node.foreach_param:
             got = ", ".join(f"self.{s}" for s in done.next_steps) or "nothing"

@@ -329,9 +329,14 @@ def _is_ndarray(value) -> bool:
 def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -> None:
     last_attempt = spec.attempt >= decos.retry_times
     catch = decos.get("catch")
-    if last_attempt and catch is not None and not isinstance(exc, RayflowException):
+    # A mistake rayflow found (raised from its own code) fails at once; an exception the
+    # step's code raised, a MetaflowException included, is the step's own.
+    found_by_rayflow = isinstance(exc, RayflowException) and _raised_by_rayflow(exc)
+    caught_switch = _switch_case_after_catch(flow, gnode) if gnode.is_switch else None
+    if last_attempt and catch is not None and not found_by_rayflow and \
+            (caught_switch is not None or not gnode.is_switch):
         catch.task_exception(flow, tctx, exc)
-        outcome.next_steps = tuple(gnode.out_funcs)
+        outcome.next_steps = (caught_switch,) if gnode.is_switch else tuple(gnode.out_funcs)
         outcome.foreach = gnode.foreach_param
         outcome.num_splits = 0 if gnode.foreach_param else None
         outcome.ok = True
@@ -340,8 +345,29 @@ def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -
         exc = UnsaveableArtifactError(f"Step {spec.step!r}: {exc}", artifact=exc.artifact)
         outcome.error = TaskError.from_exception(exc)
     else:
-        outcome.error = TaskError.from_exception(exc, _user_traceback(exc))
+        outcome.error = TaskError.from_exception(exc, _user_traceback(exc),
+                                                 raised_by_user=not found_by_rayflow)
     print(outcome.error.describe().rstrip(), file=sys.stderr)
+
+
+def _raised_by_rayflow(exc: BaseException) -> bool:
+    """True when the innermost frame of the traceback is rayflow's own code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return True
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR)
+
+
+def _switch_case_after_catch(flow, gnode) -> str | None:
+    """The case a switch whose step failed (and was caught) takes: the one its condition
+    names, if the step set it before failing; None when it cannot be known."""
+    try:
+        value = getattr(flow, gnode.condition)
+    except AttributeError:
+        return None
+    return next((step for case, step in gnode.switch_cases if case == value), None)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

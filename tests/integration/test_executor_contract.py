@@ -49,7 +49,8 @@ def test_merge_conflict(run_flow, executor):
     s = run_flow("merge_flow.py", {"mode": "conflict"}, executor=executor)
     assert not s.successful
     error = s.failures[0].error
-    assert error.kind.value == "user" and error.type.endswith("MergeArtifactsError")
+    assert error.kind.value == "user" and not error.retryable
+    assert error.type == "rayflow.exceptions.UnhandledInMergeArtifactsException"
     assert "differ between the inputs: x." in error.message
 
 

@@ -35,7 +35,12 @@ CASES = {
     "MissingNext": ("a", "is missing a self.next() transition"),
     "NextWithString": ("start", "attribute of self"),
     "EmptyNext": ("start", "without a step"),
-    "NextWithCondition": ("start", "`condition=` is a Metaflow feature"),
+    "NextWithCondition": ("start", "switch that rayflow cannot read"),
+    "NextWithNumParallel": ("start", "`num_parallel=` is a Metaflow feature"),
+    "SwitchWithOneTarget": ("start", "switch with 1 distinct next step"),
+    "SwitchKeyNotLiteral": ("start", "switch that rayflow cannot read (key: self.a)"),
+    "SwitchStraightIntoJoin": ("join", "reached straight from the switch *a*"),
+    "LoopThroughTwoSteps": ("b", "a -> b -> a"),
     "ForeachNotLiteral": ("start", "string literal"),
     "UnknownTarget": ("start", "Did you mean *train*"),
     "NonStepTarget": ("start", "Add @step above `def helper`"),
@@ -93,8 +98,8 @@ def test_every_rule_is_exercised():
     assert fired == {rule.__name__ for rule in RULES}
 
 
-def test_condition_message_says_unsupported():
-    assert "does not support" in str(lint_error(bad.NextWithCondition))
+def test_num_parallel_message_says_unsupported():
+    assert "does not support" in str(lint_error(bad.NextWithNumParallel))
 
 
 def test_missing_next_teaches_the_fix():

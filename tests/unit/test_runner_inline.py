@@ -184,3 +184,38 @@ def test_every_task_sees_inherited_values_as_their_parent_left_them(tmp_path):
     batches = [store.bundles.read(s.run_id, "work", n)
                for n in store.bundles.names(s.run_id, "work")]
     assert max(len(b) for b in batches) > 10, "the splits did not run in batches"
+
+
+def test_switch_and_recursion_inside_a_foreach(tmp_path):
+    ds = str(tmp_path / "ds")
+    s = run("switch_flow.py", ds, {"mode": "right"})
+    assert s.successful, s.failures[0].error.describe() if s.failures else ""
+    run_ = Run(s.pathspec, datastore=ds)
+    assert run_["end"].task.data.side == "right"
+    assert "left" not in [step.id for step in run_]
+    assert run_["join"].task.data.ids == [["0", "0.1"], ["1", "1.1", "1.2", "1.3"], ["2"]]
+    loop = run_["loop"]
+    assert [t.id for t in loop] == ["0", "0.1", "1", "1.1", "1.2", "1.3", "2"]
+    assert loop["1.2"].parent_task_pathspecs == [f"{s.pathspec}/loop/1.1"]
+    assert [t.pathspec for t in loop["1.2"].child_tasks] == [f"{s.pathspec}/loop/1.3"]
+    assert run_["route"].task.child_tasks[0].pathspec == f"{s.pathspec}/right/0"
+
+
+def test_resume_reruns_a_recursive_step_from_the_iteration_that_failed(tmp_path):
+    ds = str(tmp_path / "ds")
+    (tmp_path / "fail-3").touch()
+    first = run("switch_flow.py", ds, {"marker_dir": str(tmp_path)})
+    assert not first.successful and first.failures[0].task_id == "1.2"
+    (tmp_path / "fail-3").unlink()
+    loaded = load_flow(os.path.join(FLOWS, "switch_flow.py"))
+    opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
+                      resume=ResumeRequest(origin_run_id=first.run_id))
+    second = Runner(loaded, None, opts).run()
+    assert second.successful, second.failures
+    store = FlowDataStore.from_url(ds, "SwitchFlow")
+    for task_id in ("0", "0.1", "1", "1.1", "2"):
+        rec = store.read_task(second.run_id, "loop", task_id)
+        assert rec.origin_pathspec == f"SwitchFlow/{first.run_id}/loop/{task_id}"
+    for task_id in ("1.2", "1.3"):
+        assert store.read_task(second.run_id, "loop", task_id).origin_pathspec is None
+    assert Run(second.pathspec, datastore=ds)["join"].task.data.counts == [2, 4, 1]

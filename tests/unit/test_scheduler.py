@@ -19,6 +19,7 @@ from rayflow.graph import FlowGraph  # noqa: E402
 from rayflow.runtime.scheduler import Fanout, Scheduler, TaskDone, task_id_for  # noqa: E402
 
 SHAPES = load_module(HERE / "flows_bad" / "good_shapes.py")
+LOOPS = 3
 
 
 def simulate(graph, width: int = 3, seed: int = 0, empty: set[str] = frozenset()):
@@ -41,8 +42,13 @@ def simulate(graph, width: int = 3, seed: int = 0, empty: set[str] = frozenset()
         if task.is_join:
             joins.append((task.step, [str(p.key) for p in task.parents]))
         num = (0 if task.step in empty else width) if node.foreach_param else None
-        done = TaskDone(task.step, task.stack, tuple(node.out_funcs), node.foreach_param, num,
-                        scope=task.key)
+        next_steps = tuple(node.out_funcs)
+        if node.is_switch:  # a recursive switch loops LOOPS times, then takes another case
+            others = [s for s in node.out_funcs if s != node.name]
+            again = node.is_recursive and task.iteration < LOOPS
+            next_steps = (node.name,) if again else (others[rng.randrange(len(others))],)
+        done = TaskDone(task.step, task.stack, next_steps, node.foreach_param, num,
+                        scope=task.key, iteration=task.iteration)
         ready.extend(sched.task_done(done))
     return sched, counts, joins
 
@@ -118,3 +124,61 @@ def test_fanout_is_lazy():
     first = fan.take(10)
     assert [t.task_id for t in first] == [str(i) for i in range(10)]
     assert fan.remaining == 999_990
+
+
+# ---------------------------------------------------------------------------------- switches
+def test_a_switch_runs_exactly_one_case_and_the_cases_meet_again():
+    graph = FlowGraph.from_class(SHAPES.SwitchFlow)
+    assert graph["start"].type == "split-switch" and not graph["start"].is_split
+    assert graph["start"].switch_cases == (("a", "a"), ("b", "b"), ("c", "c"))
+    assert graph["end"].in_funcs == ("a", "b", "c") and not graph["end"].is_join
+    for seed in range(4):
+        sched, counts, joins = simulate(graph, seed=seed)
+        assert sched.finished and counts["end"] == 1 and not joins
+        assert sum(counts[s] for s in "abc") == 1
+
+
+def test_a_recursive_switch_runs_its_step_again_with_new_task_ids():
+    graph = FlowGraph.from_class(SHAPES.RecursiveSwitchFlow)
+    assert graph["loop"].is_recursive and graph["loop"].in_funcs == ("start",)
+    sched = Scheduler(graph)
+    ready = list(sched.start())
+    ids = []
+    while ready:
+        task = ready.pop()
+        node = graph[task.step]
+        if task.step == "loop":
+            ids.append(task.task_id)
+        nxt = tuple(node.out_funcs)
+        if node.is_switch:
+            nxt = ("loop",) if task.iteration < LOOPS else ("after",)
+        ready.extend(sched.task_done(TaskDone(task.step, task.stack, nxt, None, None,
+                                              scope=task.key, iteration=task.iteration)))
+    assert ids == ["0", "0.1", "0.2", "0.3"] and sched.finished
+    assert task_id_for((("start", 2, 5),), 4) == "2.4"
+
+
+def test_a_static_join_waits_for_one_task_per_branch_through_a_switch():
+    graph = FlowGraph.from_class(SHAPES.SwitchInBranchFlow)
+    assert graph["x"].split_branches == ("a",) and graph["b"].split_branches == ("b",)
+    for seed in range(4):
+        sched, counts, joins = simulate(graph, seed=seed)
+        assert sched.finished and counts["join"] == 1
+        (_, parents), = joins
+        assert sorted(p.split("/")[0] for p in parents) in (["b", "x"], ["b", "y"])
+
+
+def test_a_switch_in_a_foreach_joins_every_split():
+    graph = FlowGraph.from_class(SHAPES.SwitchInForeachFlow)
+    sched, counts, joins = simulate(graph, width=5, seed=1)
+    assert sched.finished and counts["odd"] + counts["even"] == 5
+    (_, parents), = joins
+    assert [p.split("/")[1] for p in parents] == ["0", "1", "2", "3", "4"]
+
+
+def test_a_switch_must_take_one_of_its_cases():
+    graph = FlowGraph.from_class(SHAPES.SwitchFlow)
+    sched = Scheduler(graph)
+    (start,) = sched.start()
+    with pytest.raises(InvalidNextError, match="is a switch over self.a, self.b, self.c"):
+        list(sched.task_done(TaskDone("start", (), ("a", "b"), None, None, scope=None)))

@@ -451,3 +451,85 @@ class EndInsideForeach:
     @step
     def end(self):  # expect: EndInsideForeach
         pass
+
+
+class NextWithNumParallel:
+    @step
+    def start(self):
+        self.next(self.end, num_parallel=4)  # expect: NextWithNumParallel
+
+    @step
+    def end(self):
+        pass
+
+
+class SwitchWithOneTarget:
+    @step
+    def start(self):
+        self.choice = "a"
+        self.next({"a": self.end}, condition="choice")  # expect: SwitchWithOneTarget
+
+    @step
+    def end(self):
+        pass
+
+
+class SwitchKeyNotLiteral:
+    @step
+    def start(self):
+        key = "a"
+        self.next({key: self.a, "b": self.end}, condition="key")  # expect: SwitchKeyNotLiteral
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class SwitchStraightIntoJoin:
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.choice = "x"
+        self.next({"x": self.join, "y": self.c}, condition="choice")
+
+    @step
+    def c(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):  # expect: SwitchStraightIntoJoin
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class LoopThroughTwoSteps:
+    @step
+    def start(self):
+        self.next(self.a)
+
+    @step
+    def a(self):
+        self.next(self.b)
+
+    @step
+    def b(self):
+        self.go = "again"
+        self.next({"again": self.a, "done": self.end}, condition="go")  # expect: LoopThroughTwoSteps
+
+    @step
+    def end(self):
+        pass

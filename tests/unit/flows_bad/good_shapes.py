@@ -218,5 +218,150 @@ class SplitStraightIntoJoinFlow:
         pass
 
 
+class SwitchFlow:
+    """A switch: one of three steps runs, and they meet again at end (not a join)."""
+
+    @step
+    def start(self):
+        self.choice = "b"
+        self.next({"a": self.a, "b": self.b, "c": self.c}, condition="choice")
+
+    @step
+    def a(self):
+        self.next(self.end)
+
+    @step
+    def b(self):
+        self.next(self.end)
+
+    @step
+    def c(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class RecursiveSwitchFlow:
+    """A switch whose case runs the same step again."""
+
+    @step
+    def start(self):
+        self.next(self.loop)
+
+    @step
+    def loop(self):
+        self.go = "again"
+        self.next({"again": self.loop, "done": self.after}, condition="go")
+
+    @step
+    def after(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class SwitchInForeachFlow:
+    """A switch inside a foreach body; the foreach join takes every split."""
+
+    @step
+    def start(self):
+        self.items = [1, 2, 3]
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        self.kind = "odd"
+        self.next({"odd": self.odd, "even": self.even}, condition="kind")
+
+    @step
+    def odd(self):
+        self.next(self.join)
+
+    @step
+    def even(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class SwitchInBranchFlow:
+    """A static split with a switch in one branch: its join waits for one task per branch."""
+
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.pick = "x"
+        self.next({"x": self.x, "y": self.y}, condition="pick")
+
+    @step
+    def x(self):
+        self.next(self.join)
+
+    @step
+    def y(self):
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class BranchInSwitchFlow:
+    """A switch one of whose cases splits and joins before the cases meet again."""
+
+    @step
+    def start(self):
+        self.mode = "split"
+        self.next({"split": self.fan, "skip": self.skip}, condition="mode")
+
+    @step
+    def fan(self):
+        self.next(self.p1, self.p2)
+
+    @step
+    def p1(self):
+        self.next(self.join)
+
+    @step
+    def p2(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def skip(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
 ALL_GOOD = [LinearFlow, BranchFlow, ForeachFlow, NestedForeachFlow, BranchInForeachFlow,
-            ForeachInBranchFlow, JoinThenSplitFlow, SplitStraightIntoJoinFlow]
+            ForeachInBranchFlow, JoinThenSplitFlow, SplitStraightIntoJoinFlow, SwitchFlow,
+            RecursiveSwitchFlow, SwitchInForeachFlow, SwitchInBranchFlow, BranchInSwitchFlow]
+SWITCHES = [SwitchFlow, RecursiveSwitchFlow, SwitchInForeachFlow, SwitchInBranchFlow,
+            BranchInSwitchFlow]
