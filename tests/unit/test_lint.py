@@ -40,7 +40,7 @@ CASES = {
     "SwitchWithOneTarget": ("start", "switch with 1 distinct next step"),
     "SwitchKeyNotLiteral": ("start", "switch that rayflow cannot read (key: self.a)"),
     "SwitchStraightIntoJoin": ("join", "reached straight from the switch *a*"),
-    "LoopThroughTwoSteps": ("b", "a -> b -> a"),
+    "TwoStepLoop": ("b", "a -> b -> a"),
     "ForeachNotLiteral": ("start", "string literal"),
     "UnknownTarget": ("start", "Did you mean *train*"),
     "NonStepTarget": ("start", "Add @step above `def helper`"),

@@ -516,7 +516,7 @@ class SwitchStraightIntoJoin:
         pass
 
 
-class LoopThroughTwoSteps:
+class TwoStepLoop:
     @step
     def start(self):
         self.next(self.a)
@@ -528,7 +528,7 @@ class LoopThroughTwoSteps:
     @step
     def b(self):
         self.go = "again"
-        self.next({"again": self.a, "done": self.end}, condition="go")  # expect: LoopThroughTwoSteps
+        self.next({"again": self.a, "done": self.end}, condition="go")  # expect: TwoStepLoop
 
     @step
     def end(self):
