@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .artifacts import ArtifactLoader
+from .crash import BatchSpool, StepCrashed
 from .errors import TaskError
 from .spec import RunContext, TaskOutcome, TaskSpec
 from .task import CapturedTask, datastore_for, run_task, scoped_environ, worker_flow
@@ -115,12 +116,23 @@ def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
     with scoped_environ(ctx.datastore_env):
         wf = worker_flow(ctx)
         ds = datastore_for(ctx.datastore_url, ctx.flow_name)
+        spool = BatchSpool(ctx.flow_name, ctx.run_id, specs[0].step, specs[0].task_id,
+                           specs[0].attempt)
+        crash = spool.previous_crash()
+        if crash is not None:  # an earlier run of this batch died of the step's own crash
+            _record_crash(ds, ctx, specs, crash)
+            spool.close(remove=True)
+            raise StepCrashed(crash.describe(specs[0].step), crash.task_id, crash.signal_name)
         # A join reads many inputs that share what they inherited: count it as several.
         consumers = len(specs) + sum(1 for spec in specs if spec.is_join)
         loader = ArtifactLoader(lambda: ds, consumers=consumers)
         node = _node_name()
-        captured = [run_task(ctx, wf, spec, loader, ds, node) for spec in specs]
-        persist(ds, ctx, specs, captured)
+        spool.open()
+        try:
+            captured = [run_task(ctx, wf, spec, loader, ds, node, spool) for spec in specs]
+            persist(ds, ctx, specs, captured)
+        finally:
+            spool.close(remove=True)
     payload = {c.outcome.task_id: c.values for c in captured if c.values}
     return [c.outcome for c in captured], payload
 
@@ -153,6 +165,33 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             text = getattr(cap, stream)
             if text:
                 ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream, text)
+
+
+def _record_crash(ds, ctx: RunContext, specs: list[TaskSpec], crash) -> None:
+    """The crashed task as a failed attempt, with the output it wrote before it died."""
+    import time
+
+    from ..datastore import TaskRecord
+    from ..datastore.logs import encode_timed_log
+    from ..parameters import params_as_json
+
+    spec = next((s for s in specs if s.task_id == crash.task_id), specs[0])
+    error = TaskError.from_exception(StepCrashed(crash.describe(spec.step), crash.task_id,
+                                                 crash.signal_name))
+    now = time.time()
+    ds.write_tasks([TaskRecord(
+        flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
+        attempt=spec.attempt, status="failed", foreach_stack=[list(f) for f in spec.foreach_stack],
+        parents=list(spec.parents), code_hash=ctx.code_hashes.get(spec.step, ""),
+        params=params_as_json(ctx.params), user=ctx.user, node=_node_name(),
+        started_at=now, finished_at=now, exception=error.to_json(),
+        python_version=platform.python_version())])
+    stderr = crash.stderr + [f"rayflow: the step's process died with {crash.signal_name} "
+                             f"({crash.fatal.lower()})."]
+    for stream, lines in (("stdout", crash.stdout), ("stderr", stderr)):
+        if lines:
+            ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream,
+                        encode_timed_log((now, line) for line in lines))
 
 
 def slice_items(ctx: RunContext, loc, chunk: int, num_chunks: int):

@@ -52,6 +52,10 @@ class TaskError:
         `raised_by_user`: the step's own code raised it, even if it is a RayflowException
         (MetaflowException is one), so @retry applies to it as to any other."""
         name = _qualname(exc)
+        from .crash import StepCrashed
+
+        if isinstance(exc, StepCrashed):  # the step's own crash: @retry decides
+            return cls(ErrorKind.USER, name, str(exc), traceback, retryable=True)
         if isinstance(exc, SchedulingError):
             return cls(ErrorKind.SCHEDULING, name, str(exc), traceback, retryable=False)
         if isinstance(exc, DataStoreError):

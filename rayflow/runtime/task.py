@@ -114,7 +114,7 @@ class CapturedTask:
 
 
 def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLoader, ds,
-             node: str) -> CapturedTask:
+             node: str, spool=None) -> CapturedTask:
     gnode = wf.graph[spec.step]
     decos = wf.decorators[spec.step]
     flow = wf.cls.__new__(wf.cls)
@@ -129,7 +129,10 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
                        ctx.origin_run_id, ctx.user, ctx.namespace, list(ctx.params), ctx.tags,
                        ctx.datastore_url)
-    with _captured_output(f"[{spec.step}/{spec.task_id}] ") as (out, err):
+    if spool is not None:
+        spool.task_started(spec.task_id)
+    sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
+    with _captured_output(f"[{spec.step}/{spec.task_id}] ", sink) as (out, err):
         current._set(tctx)
         try:
             _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs, wf.graph)
@@ -432,9 +435,10 @@ class _Tee(io.TextIOBase):
     the datastore) and copies it to the real stream with a [step/task] prefix. It is a text
     stream like the real one, with an `encoding` and a binary `buffer`."""
 
-    def __init__(self, real, prefix: str):
+    def __init__(self, real, prefix: str, sink=None):
         self.real = real
         self.prefix = prefix
+        self._sink = sink  # also gets every piece of text, as it is written
         self._lines: list[list] = []   # [time, text] per line, the last one maybe unfinished
         self._at_line_start = True
         self.buffer = _TeeBuffer(self)
@@ -463,6 +467,8 @@ class _Tee(io.TextIOBase):
                 self._lines[-1][1] += piece
             out.append(piece)
             self._at_line_start = piece.endswith(("\n", "\r"))
+            if self._sink is not None:
+                self._sink(piece)
         if self.real is not None and out:
             try:
                 self.real.write("".join(out))
@@ -506,9 +512,10 @@ class _TeeBuffer(io.RawIOBase):
 
 
 @contextmanager
-def _captured_output(prefix: str):
+def _captured_output(prefix: str, sink=None):
     old_out, old_err = sys.stdout, sys.stderr
-    out, err = _Tee(old_out, prefix), _Tee(old_err, prefix)
+    out = _Tee(old_out, prefix, sink and (lambda text: sink("stdout", text)))
+    err = _Tee(old_err, prefix, sink and (lambda text: sink("stderr", text)))
     sys.stdout, sys.stderr = out, err
     try:
         yield out, err

@@ -151,3 +151,19 @@ def test_inline_executor_gives_the_same_results(run_flow, datastore):
                  executor="inline")
     assert s.successful
     assert Run(s.pathspec, datastore=datastore).data.totals == {"region-0": 5, "region-1": 5}
+
+
+def test_a_segfaulting_step_is_named_recorded_with_its_logs_and_run_once(run_flow, datastore,
+                                                                        tmp_path):
+    counter = tmp_path / "runs"
+    s = run_flow("segfault_flow.py", {"counter": str(counter)})
+    assert not s.successful
+    [failure] = s.failures
+    assert failure.step == "crash" and failure.error.kind.value == "user"
+    assert "died with SIGSEGV (segmentation fault)" in failure.error.message
+    assert counter.read_text() == "ran\n", "Ray ran the crashing step again"
+    task = Task(f"{s.pathspec}/crash/0", datastore=datastore)
+    assert not task.successful and "SIGSEGV" in str(task.exception)
+    assert "Crash and burn!" in task.stdout
+    assert "Fatal Python error: Segmentation fault" in task.stderr
+    assert "segmentation fault" in task.stderr
