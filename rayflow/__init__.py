@@ -24,13 +24,18 @@ from .decorators import (
                      card,
                      catch,
                      conda,
+                     conda_base,
                      environment,
                      kubernetes,
                      pypi,
+                     pypi_base,
                      resources,
                      retry,
+                     schedule,
                      secrets,
                      timeout,
+                     trigger,
+                     trigger_on_finish,
 )
 from .exceptions import MetaflowNotFound, RayflowException
 from .flowspec import FlowSpec, StepException, step
@@ -41,7 +46,8 @@ __version__ = "0.1.0"
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current", "resources", "retry",
     "catch", "timeout", "environment", "kubernetes", "batch", "card", "conda", "pypi",
-    "secrets", "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
+    "secrets", "conda_base", "pypi_base", "schedule", "trigger", "trigger_on_finish",
+    "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
     "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
     "RayflowException", "StepException",
 ]

@@ -251,6 +251,27 @@ conda = _make(AcceptedDecorator, "conda")
 pypi = _make(AcceptedDecorator, "pypi")
 secrets = _make(AcceptedDecorator, "secrets")
 
+def _accepted_flow_decorator(name: str) -> Callable:
+    """A Metaflow flow-level decorator (@conda_base, @pypi_base, @schedule, ...) that has no
+    meaning here: accepted, bare or called, so a Metaflow flow runs after changing its import
+    line, and does nothing to the class."""
+
+    def decorator(cls=None, **attributes):
+        if cls is not None and isinstance(cls, type):
+            return cls
+        return lambda flow_cls: flow_cls
+
+    decorator.__name__ = name
+    decorator.__doc__ = _accepted_flow_decorator.__doc__
+    return decorator
+
+
+conda_base = _accepted_flow_decorator("conda_base")
+pypi_base = _accepted_flow_decorator("pypi_base")
+schedule = _accepted_flow_decorator("schedule")
+trigger = _accepted_flow_decorator("trigger")
+trigger_on_finish = _accepted_flow_decorator("trigger_on_finish")
+
 # Decorators a user may attach to every step from the command line: `--with retry`.
 BY_NAME: dict[str, type[StepDecorator]] = {
     "resources": ResourcesDecorator, "retry": RetryDecorator, "catch": CatchDecorator,

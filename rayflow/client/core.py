@@ -32,6 +32,11 @@ from rayflow.datastore.records import natural_key
 from rayflow.exceptions import MetaflowNamespaceMismatch
 
 END_STEP = "end"
+MAX_TAG_BYTES = 500
+
+
+def _as_list(tag) -> list:
+    return list(tag) if isinstance(tag, (list, tuple)) else [tag]
 
 
 def running_task(flow: str, run_id: str, step: str, task_id: str | None = None):
@@ -179,25 +184,29 @@ class Run(MetaflowObject):
     def tags(self) -> frozenset[str]:
         return self.user_tags | self.system_tags
 
+    # The singular forms also take a list, as Metaflow's still do (deprecated there).
     def add_tag(self, tag: str) -> None:
-        self.replace_tags([], [tag])
+        self.replace_tags([], _as_list(tag))
 
     def add_tags(self, tags: Iterable[str]) -> None:
         self.replace_tags([], tags)
 
     def remove_tag(self, tag: str) -> None:
-        self.replace_tags([tag], [])
+        self.replace_tags(_as_list(tag), [])
 
     def remove_tags(self, tags: Iterable[str]) -> None:
         self.replace_tags(tags, [])
 
     def replace_tag(self, tag_to_remove: str, tag_to_add: str) -> None:
-        self.replace_tags([tag_to_remove], [tag_to_add])
+        self.replace_tags(_as_list(tag_to_remove), _as_list(tag_to_add))
 
     def replace_tags(self, tags_to_remove: Iterable[str], tags_to_add: Iterable[str]) -> None:
         """Remove, then add, user tags in one write; system tags cannot be removed."""
         remove = self._checked_tags(tags_to_remove, "remove")
         add = self._checked_tags(tags_to_add, "add")
+        if not remove and not add:
+            raise ValueError(f"replace_tags() on {self!r} got no tag to remove and none to "
+                             f"add; name at least one.")
         system = sorted(set(remove) & self.system_tags)
         if system:
             raise ValueError(
@@ -226,6 +235,10 @@ class Run(MetaflowObject):
                     f"Cannot {verb} tag {tag!r} on {self!r}: a tag is a non-empty string "
                     f"such as 'baseline' or 'team:search'."
                 )
+            if len(tag.encode("utf-8")) > MAX_TAG_BYTES:
+                raise ValueError(
+                    f"Cannot {verb} a tag of {len(tag.encode('utf-8'))} bytes on {self!r}: "
+                    f"a tag is at most {MAX_TAG_BYTES} bytes (UTF-8), as in Metaflow.")
         return tags
 
     # -- steps ------------------------------------------------------------------------------
