@@ -321,7 +321,8 @@ class DataArtifact(MetaflowObject):
     @property
     def data(self) -> Any:
         if self._value is _NOT_LOADED:
-            self._value = self._store.load_artifact(self._info)
+            self._value = self._store.load_artifact(
+                self._info, f"{self.id} of task {self._task.pathspec}")
         return self._value
 
     @property

@@ -20,11 +20,27 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rayflow.datastore.cas import ContentAddressedStore, blob_hash
+from rayflow.datastore.cas import BlobCorrupt, BlobMissing, ContentAddressedStore, blob_hash
 from rayflow.datastore.records import ArtifactInfo
 from rayflow.datastore.serializers import deserialize, serialize
 from rayflow.datastore.storage import BytesLike
-from rayflow.exceptions import UnsaveableArtifactError
+from rayflow.exceptions import DataStoreError, RayflowException, UnsaveableArtifactError
+
+
+class ArtifactLoadError(RayflowException):
+    """Intact bytes that do not turn back into a value here (a class that moved, say)."""
+
+    headline = "Cannot load artifact"
+
+
+class DamagedArtifactError(DataStoreError):
+    """An artifact whose stored bytes are missing or do not match its hash."""
+
+    headline = "Damaged artifact"
+
+    def __init__(self, msg: str, artifact: str = ""):
+        super().__init__(msg)
+        self.artifact = artifact
 
 # Artifacts this small are kept inside the task record instead of a blob file of their own:
 # a 100,000-split foreach would otherwise write 100,000 tiny files.
@@ -77,15 +93,45 @@ class ArtifactStore:
         self.save(encoded)
         return {e.name: e.info for e in encoded}
 
-    def load(self, info: ArtifactInfo) -> Any:
+    def load(self, info: ArtifactInfo, what: str = "") -> Any:
+        """The value, from bytes checked against the artifact's hash. `what` names the
+        artifact for errors (e.g. "self.x of task Flow/1/start/0")."""
         if info.inline is not None:
-            return deserialize(info.encoding, base64.b64decode(info.inline))
-        return deserialize(info.encoding, self.cas.load_blob(info.sha))
+            data = base64.b64decode(info.inline)
+            if blob_hash(data) != info.sha:
+                raise DamagedArtifactError(
+                    f"Artifact {what or info.sha} is damaged: the value kept in its task "
+                    f"record does not match its hash. Run `rayflow resume` to compute it "
+                    f"again.", what)
+            return self._decode(info, data, what)
+        try:
+            data = self.cas.load_blob(info.sha)
+        except (BlobMissing, BlobCorrupt) as exc:
+            raise DamagedArtifactError(
+                f"Artifact {what or info.sha} cannot be read: {exc} Run `rayflow resume` "
+                f"to compute it again.", what) from None
+        return self._decode(info, data, what)
 
-    def load_many(self, infos: dict[str, ArtifactInfo]) -> dict[str, Any]:
-        """Several artifacts, their blobs fetched in one parallel batch."""
-        names = [n for n in infos if infos[n].inline is None]
-        blobs = self.cas.load_blobs([infos[n].sha for n in names])
-        out = {n: deserialize(infos[n].encoding, b) for n, b in zip(names, blobs)}
-        out.update({n: self.load(i) for n, i in infos.items() if i.inline is not None})
-        return {n: out[n] for n in infos}
+    def _decode(self, info: ArtifactInfo, data, what: str) -> Any:
+        try:
+            return deserialize(info.encoding, data)
+        except DataStoreError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a class that no longer imports
+            raise ArtifactLoadError(
+                f"Artifact {what or info.sha} ({info.type}) cannot be loaded: "
+                f"{type(exc).__name__}: {exc}. If the class it holds moved or changed, load "
+                f"it where that class is importable as it was.") from None
+
+    def load_many(self, infos: dict[str, ArtifactInfo], what: str = "") -> dict[str, Any]:
+        """Several artifacts, their blobs fetched (and checked) in one parallel batch."""
+        from rayflow.datastore.storage import parallel_map
+
+        names = list(infos)
+        values = parallel_map(lambda n: self.load(infos[n], f"self.{n} {what}".strip()),
+                              names, self.cas.storage.max_workers)
+        return dict(zip(names, values))
+
+    def verify(self, infos) -> bool:
+        """True when every blob of `infos` is there and intact (a damaged one is removed)."""
+        return all(i.inline is not None or self.cas.verify(i.sha) for i in infos)

@@ -17,8 +17,25 @@ from typing import NamedTuple
 import xxhash
 
 from rayflow.datastore.storage import BytesLike, DataStoreStorage
+from rayflow.exceptions import DataStoreError
 
 DATA_DIR = "data"
+
+
+class BlobMissing(DataStoreError, FileNotFoundError):
+    """No blob under the hash. (A FileNotFoundError too, for code that expects one.)"""
+
+    def __init__(self, msg: str, sha: str):
+        super().__init__(msg)
+        self.sha = sha
+
+
+class BlobCorrupt(DataStoreError):
+    """A blob whose bytes no longer match its hash: it was changed after it was written."""
+
+    def __init__(self, msg: str, sha: str):
+        super().__init__(msg)
+        self.sha = sha
 
 
 class SavedBlob(NamedTuple):
@@ -53,10 +70,10 @@ class ContentAddressedStore:
 
     def save_blobs(self, blobs: Sequence[BytesLike],
                    shas: Sequence[str] | None = None) -> list[SavedBlob]:
-        """Store blobs, skipping those already present; one existence batch, one write batch.
-        `shas`, when the caller already hashed the blobs, saves hashing them twice.
-
-        Returns `(sha, size)` for each input, in input order."""
+        """Store blobs, skipping those already present and intact; one existence batch, one
+        write batch. A copy already there is trusted only once it verifies: a damaged one is
+        written again. `shas`, when the caller already hashed the blobs, saves hashing them
+        twice. Returns `(sha, size)` for each input, in input order."""
         views = [_as_bytes_view(b) for b in blobs]
         if shas is None:
             shas = [blob_hash(v) for v in views]
@@ -66,7 +83,8 @@ class ContentAddressedStore:
             first_of.setdefault(blob.sha, view)  # equal hashes in one call are written once
         shas = list(first_of)
         present = self.storage.exists_many([self.blob_path(s) for s in shas])
-        missing = [(self.blob_path(s), first_of[s]) for s, here in zip(shas, present) if not here]
+        intact = self._verify_many([s for s, here in zip(shas, present) if here])
+        missing = [(self.blob_path(s), first_of[s]) for s in shas if s not in intact]
         if missing:
             self.storage.put_many(missing)
             with self._counter_lock:
@@ -74,19 +92,46 @@ class ContentAddressedStore:
                 self.blobs_written += len(missing)
         return saved
 
+    def _verify_many(self, shas: Sequence[str]) -> set[str]:
+        """The hashes among `shas` whose stored blob is there and matches."""
+        def ok(sha: str) -> bool:
+            try:
+                return blob_hash(self.storage.get(self.blob_path(sha))) == sha
+            except FileNotFoundError:
+                return False
+
+        from rayflow.datastore.storage import parallel_map
+
+        return {s for s, good in zip(shas, parallel_map(ok, list(shas),
+                                                          self.storage.max_workers)) if good}
+
     def load_blob(self, sha: str) -> bytes:
+        """The blob's bytes, checked against its hash: BlobMissing or BlobCorrupt otherwise
+        (a damaged copy is removed, so the step that made it can write it again)."""
         try:
-            return self.storage.get(self.blob_path(sha))
-        except FileNotFoundError as e:
-            raise FileNotFoundError(
+            data = self.storage.get(self.blob_path(sha))
+        except FileNotFoundError:
+            raise BlobMissing(
                 f"Blob {sha} of flow {self.flow_name} is missing from datastore "
-                f"{self.storage.url} (expected at {self.blob_path(sha)}). The datastore was "
-                "pruned or copied partially; rerun the step that produced it.") from e
+                f"{self.storage.url} (expected at {self.blob_path(sha)}): the datastore was "
+                "pruned or copied partially.", sha) from None
+        if blob_hash(data) != sha:
+            self.storage.delete(self.blob_path(sha))
+            raise BlobCorrupt(
+                f"Blob {sha} of flow {self.flow_name} in datastore {self.storage.url} does not "
+                f"match its hash: it was changed after it was written. The damaged copy was "
+                f"removed.", sha)
+        return data
 
     def load_blobs(self, shas: Sequence[str]) -> list[bytes]:
+        from rayflow.datastore.storage import parallel_map
+
+        return parallel_map(self.load_blob, list(shas), self.storage.max_workers)
+
+    def verify(self, sha: str) -> bool:
+        """True when the blob is there and intact; a damaged copy is removed."""
         try:
-            return self.storage.get_many([self.blob_path(s) for s in shas])
-        except FileNotFoundError as e:
-            raise FileNotFoundError(
-                f"A blob of flow {self.flow_name} is missing from datastore "
-                f"{self.storage.url}: {e}. Rerun the step that produced it.") from e
+            self.load_blob(sha)
+        except (BlobMissing, BlobCorrupt):
+            return False
+        return True

@@ -158,12 +158,13 @@ class FlowDataStore:
         """Serialize and store values; blobs that already exist cost one existence check."""
         return self.artifacts.save_values(items)
 
-    def load_artifact(self, info: ArtifactInfo) -> Any:
-        return self.artifacts.load(info)
+    def load_artifact(self, info: ArtifactInfo, what: str = "") -> Any:
+        """The value, checked against its hash; `what` names it in errors."""
+        return self.artifacts.load(info, what)
 
-    def load_artifacts(self, infos: dict[str, ArtifactInfo]) -> dict[str, Any]:
+    def load_artifacts(self, infos: dict[str, ArtifactInfo], what: str = "") -> dict[str, Any]:
         """Several artifacts, their blobs fetched in one parallel batch."""
-        return self.artifacts.load_many(infos)
+        return self.artifacts.load_many(infos, what)
 
     # -- tasks -------------------------------------------------------------------------------
     def _record_item(self, rec: TaskRecord) -> tuple[str, bytes]:

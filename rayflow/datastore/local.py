@@ -12,14 +12,58 @@ an fsync per object would make 100,000 tiny tasks cost disk latency, not work.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from typing import IO
 
 from rayflow.datastore.storage import BytesLike, DataStoreStorage, check_relative_path
+from rayflow.exceptions import DataStoreError
 
 TEMP_PREFIX = ".tmp-"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Files are created as any other tool's are: read-write for everyone the umask allows.
+_FILE_MODE = 0o666 & ~_umask()
+
+_HINTS = {
+    errno.ENOSPC: "The disk is full: free some space, or pass --datastore with a folder on "
+                  "another disk.",
+    errno.EDQUOT: "Your disk quota is used up: free some space, or pass --datastore with a "
+                  "folder elsewhere.",
+    errno.EACCES: "You may not write there: fix the folder's permissions, or pass "
+                  "--datastore with a folder you own.",
+    errno.EPERM: "You may not write there: fix the folder's permissions, or pass "
+                 "--datastore with a folder you own.",
+    errno.EROFS: "The file system is read-only: pass --datastore with a writable folder.",
+    errno.ENOTDIR: "A file stands where the datastore needs a folder: move the file, or pass "
+                   "--datastore with another folder.",
+    errno.EEXIST: "A file stands where the datastore needs a folder: move the file, or pass "
+                  "--datastore with another folder.",
+}
+
+
+@contextlib.contextmanager
+def storage_errors(root: str, doing: str) -> Iterator[None]:
+    """Turn an OSError of the local disk into the datastore error a user can act on; a
+    missing file stays a FileNotFoundError (the layers above expect one)."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        hint = _HINTS.get(exc.errno, "Check the folder, or pass --datastore with another one.")
+        where = f" ({exc.filename})" if exc.filename and exc.filename != root else ""
+        raise DataStoreError(
+            f"Cannot {doing} in the datastore {root}{where}: {exc.strerror or exc}. "
+            f"{hint}") from None
 
 
 @contextlib.contextmanager
@@ -30,6 +74,7 @@ def atomic_write(final_path: str) -> Iterator[IO[bytes]]:
     folder = os.path.dirname(final_path)
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+    os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; others on the folder must read
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -65,22 +110,28 @@ class LocalStorage(DataStoreStorage):
         return os.path.join(self.root, *rel.split("/")) if rel else self.root
 
     def put(self, path: str, data: BytesLike) -> None:
-        with atomic_write(self._full(path)) as f:
+        with storage_errors(self.root, f"write {path}"), atomic_write(self._full(path)) as f:
             f.write(data)  # a memoryview is written as is, without a copy
 
     def put_file(self, path: str, local_path: str) -> None:
-        with atomic_write(self._full(path)) as out, open(local_path, "rb") as src:
+        with storage_errors(self.root, f"write {path}"), \
+                atomic_write(self._full(path)) as out, open(local_path, "rb") as src:
             while chunk := src.read(8 << 20):
                 out.write(chunk)
 
     def get(self, path: str) -> bytes:
         full = self._full(path)
         try:
-            with open(full, "rb") as f:
+            with storage_errors(self.root, f"read {path}"), open(full, "rb") as f:
                 return f.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise FileNotFoundError(
                 f"No object {path!r} in datastore {self.url} (looked for file {full}).") from None
+
+    def check_writable(self) -> None:
+        probe = f".probe-{os.getpid()}"  # a name of its own: runs may start side by side
+        self.put(probe, b"")
+        self.delete(probe)
 
     def exists(self, path: str) -> bool:
         return os.path.isfile(self._full(path))
@@ -94,5 +145,5 @@ class LocalStorage(DataStoreStorage):
         return sorted(names)
 
     def delete(self, path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(FileNotFoundError), storage_errors(self.root, f"delete {path}"):
             os.remove(self._full(path))

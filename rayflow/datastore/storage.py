@@ -81,6 +81,14 @@ class DataStoreStorage(abc.ABC):
     @abc.abstractmethod
     def delete(self, path: str) -> None: ...
 
+    def check_writable(self) -> None:
+        """Raise the datastore's own error now if objects cannot be written under the root
+        (a run checks this before it starts anything). The default writes and deletes a
+        small probe object."""
+        probe = ".rayflow-probe"
+        self.put(probe, b"")
+        self.delete(probe)
+
     def put_file(self, path: str, local_path: str) -> None:
         """Store the contents of a file on local disk. Backends may stream instead of reading."""
         with open(local_path, "rb") as f:

@@ -133,7 +133,9 @@ class ArtifactLoader:
             return self._isolation.hand_out(value, isinstance(loc.ref, InlineRef))
         if self._datastore is None:
             self._datastore = self._datastore_factory()
-        return self._datastore.load_artifact(loc.info())  # a fresh object on every load
+        # A fresh object on every load, its bytes checked against the hash.
+        where = f" of task {loc.key}" if loc.key else ""
+        return self._datastore.load_artifact(loc.info(), f"self.{loc.name}{where}")
 
 
 _IMMUTABLE_TYPES = (str, bytes, int, float, bool, complex, type(None), range)

@@ -76,6 +76,7 @@ class Cloner:
         self.cloned: set[TaskKey] = set()
         self._done: dict[str, dict] = {}
         self._pending: list = []
+        self._verified: set[str] = set()
         self.run_id: str | None = None  # the new run's id, set by `begin`
 
     def begin(self, run_id: str) -> None:
@@ -98,7 +99,7 @@ class Cloner:
         if any(p.key not in self.cloned for p in task.parents):
             return None
         rec = self._origin_done(task.step).get(task.task_id)
-        if rec is None or rec.status != "success":
+        if rec is None or rec.status != "success" or not self._intact(rec):
             return None
         self._write_clone(task, rec)
         self.cloned.add(task.key)
@@ -106,6 +107,18 @@ class Cloner:
         own = {n: ArtifactLoc.from_info(n, info) for n, info in rec.artifacts.items()}
         return ClonedTask(tuple(trans.get("steps") or ()), trans.get("foreach"),
                           rec.foreach_num_splits, own)
+
+    def _intact(self, rec) -> bool:
+        """A task is reused only when every blob it holds is there and matches its hash: a
+        damaged one (removed as it is found) makes the task run again, which writes it anew.
+        Each blob is read once per resume."""
+        for info in rec.artifacts.values():
+            if info.inline is not None or info.sha in self._verified:
+                continue
+            if not self.ds.cas.verify(info.sha):
+                return False
+            self._verified.add(info.sha)
+        return True
 
     def _write_clone(self, task: ReadyTask, rec) -> None:
         flow = self.ds.flow_name
@@ -164,7 +177,8 @@ def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
     start = ds.read_task(origin_run_id, "start", "0")
     if start is not None and start.status == "success" and all(
             n in start.artifacts for n in names):
-        return {n: ds.load_artifact(start.artifacts[n]) for n in names}
+        return {n: ds.load_artifact(start.artifacts[n], f"parameter {n} of {start.pathspec}")
+                for n in names}
     run = ds.read_run(origin_run_id)
     if run is None:
         raise RayflowException(

@@ -98,6 +98,8 @@ class Runner:
 
         t0 = time.time()
         self.ds = FlowDataStore.from_url(self.opts.datastore_url, self.flow.name)
+        # A datastore that cannot be written fails the run here, before Ray starts (seconds).
+        self.ds.storage.check_writable()
         if self.opts.resume is not None:
             plan = plan_resume(self.ds, self.flow, self.opts.resume)
             self.origin_run_id, self.params, self.cloner = \
@@ -242,6 +244,7 @@ class Runner:
         check_width_fits_memory(fan.step, n)
         chunk, num_chunks = chunking(n)
         loc = fan.parent.scope.get(fan.foreach_var)
+        fan.var_sha = loc.sha
         fan.chunk = chunk
         fan.chunk_refs = self.executor.slice(loc, chunk, num_chunks)
 
@@ -308,7 +311,8 @@ class Runner:
         if task.split_parent is not None:
             fan = task.fanout
             i = task.split_index
-            spec.item = ItemLoc(fan.chunk_refs[i // fan.chunk], i % fan.chunk)
+            spec.item = ItemLoc(fan.chunk_refs[i // fan.chunk], i % fan.chunk,
+                                fan.foreach_var, fan.var_sha, i)
         return spec
 
     def _join_inputs(self, task: ReadyTask):

@@ -96,6 +96,7 @@ class Fanout:
     next_index: int = 0
     chunk: int = 1          # items per chunk of the foreach variable (set by the runtime)
     chunk_refs: Any = None  # object refs of those chunks (set by the runtime)
+    var_sha: str = ""       # the foreach variable's hash, for each split's lineage
     shapes: Any = None      # per-split Ray options, when resources depend on the item
 
     def take(self, n: int) -> list[ReadyTask]:

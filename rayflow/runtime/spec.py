@@ -40,10 +40,14 @@ class RunContext:
 
 @dataclass(slots=True)
 class ItemLoc:
-    """Where a foreach split's own item is: element `offset` of the chunk behind `ref`."""
+    """Where a foreach split's own item is: element `offset` of the chunk behind `ref`; it is
+    item `index` of the foreach variable `var`, whose hash is `sha` (for lineage)."""
 
     ref: Any
     offset: int
+    var: str = ""
+    sha: str = ""
+    index: int = 0
 
 
 @dataclass(slots=True)

@@ -403,6 +403,8 @@ def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
     artifacts = dict(state.view)
     for name, (loc, _) in state.loaded.items():
         cap.inputs_read[name] = loc.sha
+    if spec.item is not None and spec.item.var:  # a split's own item: var[index] -> var's hash
+        cap.inputs_read[f"{spec.item.var}[{spec.item.index}]"] = spec.item.sha
     cap.inputs_read.update(state.join_reads)
     for name, value in list(flow.__dict__.items()):
         if name.startswith("_"):

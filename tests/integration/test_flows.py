@@ -57,8 +57,12 @@ def test_nested_foreach(run_flow, datastore):
 def test_split_gets_only_its_item(run_flow, datastore):
     """A split never loads the parent's list unless it asks for it."""
     s = run_flow(os.path.join(EXAMPLES, "foreach.py"), {"regions": 2, "shards": 3})
-    rec = Task(f"{s.pathspec}/shard/1_2", datastore=datastore).lineage
+    task = Task(f"{s.pathspec}/shard/1_2", datastore=datastore)
+    rec = task.lineage
     assert "shard_ids" not in rec["inputs"] and "region_names" not in rec["inputs"]
+    # ... yet its lineage names the item it got: the foreach variable, its hash, the index.
+    region = Task(f"{s.pathspec}/region/1", datastore=datastore)
+    assert rec["inputs"]["shard_ids[2]"] == region["shard_ids"].sha
 
 
 def test_arrow_artifacts_stay_arrow(run_flow, datastore):

@@ -1,0 +1,67 @@
+"""A datastore that cannot be written is one clear message before anything starts; files the
+datastore writes follow the process umask."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from rayflow.datastore import get_storage
+from rayflow.exceptions import DataStoreError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELLO = os.path.join(ROOT, "examples", "hello.py")
+
+
+def rayflow(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE")}
+    return subprocess.run([sys.executable, "-m", "rayflow_cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_datastore_under_a_file_is_one_message_before_ray_starts(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    proc = rayflow("run", HELLO, "--datastore", str(tmp_path / "afile" / "ds"), cwd=tmp_path)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert "Traceback" not in err and "Started a local Ray" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Datastore error: Cannot write")
+    assert str(tmp_path / "afile" / "ds") in last and "A file stands where" in last
+
+
+@pytest.mark.parametrize("code, hint", [
+    ("ENOSPC", "The disk is full"), ("EDQUOT", "quota is used up"),
+    ("EACCES", "You may not write there"), ("EROFS", "The file system is read-only"),
+])
+def test_local_disk_errors_are_datastore_errors(tmp_path, monkeypatch, code, hint):
+    """The disk's refusals as the kernel reports them (root, who runs CI, is never refused
+    by permissions, so the errno is injected where the write starts)."""
+    import errno
+
+    storage = get_storage(str(tmp_path / "ds"))
+
+    def refuse(*args, **kwargs):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr("rayflow.datastore.local.tempfile.mkstemp", refuse)
+    with pytest.raises(DataStoreError, match=hint) as err:
+        storage.put("a/b", b"x")
+    assert str(tmp_path / "ds") in str(err.value) and "write a/b" in str(err.value)
+
+
+def test_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        from rayflow.datastore import local
+
+        storage = get_storage(str(tmp_path / "ds"))
+        storage.put("f/x.json", b"{}")
+        mode = stat.S_IMODE(os.stat(tmp_path / "ds" / "f" / "x.json").st_mode)
+        assert mode == local._FILE_MODE == 0o644
+    finally:
+        os.umask(old)
