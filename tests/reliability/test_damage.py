@@ -87,7 +87,7 @@ def test_a_flipped_byte_is_an_error_naming_the_artifact_task_and_datastore(flow_
     flip_bytes(path)
     task = Run(s.pathspec, datastore=ds)["double"].task
     with pytest.raises(DamagedArtifactError) as err:
-        task.data.doubled
+        _ = task.data.doubled
     message = str(err.value)
     assert f"doubled of task {s.pathspec}/double/0" in message
     assert ds in message and "does not match its hash" in message
@@ -100,7 +100,7 @@ def test_a_deleted_blob_is_an_error_naming_the_artifact(flow_file, tmp_path):
     os.remove(blob_file(ds, s.run_id, "start", "values"))
     with pytest.raises(DamagedArtifactError, match=r"values of task .*/start/0 cannot be "
                                                    r"read: .* is missing from datastore"):
-        Run(s.pathspec, datastore=ds)["start"].task.data.values
+        _ = Run(s.pathspec, datastore=ds)["start"].task.data.values
 
 
 @pytest.mark.parametrize("damage", ["flip", "delete"])
