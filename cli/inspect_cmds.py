@@ -154,10 +154,10 @@ def runs(flow_name: str, datastore: str | None, ns: str | None, all_: bool,
     if json_:
         typer.echo(json.dumps(out, indent=2))
         return
-    typer.echo(f"{'RUN ID':<22} {'STATUS':<8} {'START':<19} {'DURATION':>9}  TAGS")
+    typer.echo(f"{'RUN ID':<22} {'STATUS':<11} {'START':<19} {'DURATION':>9}  TAGS")
     for r in out:
         dur = f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "-"
-        typer.echo(f"{r['id']:<22} {r['status']:<8} {r['start']:<19} {dur:>9}  "
+        typer.echo(f"{r['id']:<22} {r['status']:<11} {r['start']:<19} {dur:>9}  "
                    f"{', '.join(r['tags'])}")
     if not out:
         typer.echo(f"(no runs of {flow_name} in this namespace; try --all)")

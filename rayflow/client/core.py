@@ -302,8 +302,9 @@ class Run(MetaflowObject):
 
     @property
     def status(self) -> str:
-        """"running", "success" or "failed"; a finished `end` wins over a stale run record."""
-        return "success" if self.successful else self._record.status
+        """"running", "success", "failed", or "interrupted" (its driver died without recording
+        an end: resume it). A finished `end` wins over a stale run record."""
+        return "success" if self.successful else self._store.run_status(self._record)
 
     @property
     def parameters(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ It must never decide *when* a task is finished (the runtime does), never cache w
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import threading
@@ -45,6 +46,20 @@ from rayflow.datastore.storage import DataStoreStorage, get_storage
 from rayflow.exceptions import DataStoreError
 
 RUN_RECORD = "_run.json"
+HEARTBEAT = "_heartbeat.json"
+# A running run's driver renews its heartbeat this often; a reader calls the run
+# "interrupted" once its heartbeat is older than the lease (the driver died, or lost the
+# datastore, without recording an end): LEASE_S, or RAYFLOW_RUN_LEASE_S seconds.
+HEARTBEAT_S = 10.0
+LEASE_S = 60.0
+LEASE_ENV = "RAYFLOW_RUN_LEASE_S"
+
+
+def run_lease_seconds() -> float:
+    try:
+        return float(os.environ.get(LEASE_ENV, LEASE_S))
+    except ValueError:
+        return LEASE_S
 TAGS_FILE = "_tags.json"
 DONE_MARKER = "DONE"
 LOG_STREAMS = ("stdout", "stderr")
@@ -122,6 +137,31 @@ class FlowDataStore:
         what = f"run record of {rec.pathspec}"
         self.storage.put(f"{self.run_path(rec.run_id)}/{RUN_RECORD}",
                          dumps_record(rec.to_json(), what))
+
+    def write_heartbeat(self, run_id: str, info: dict) -> None:
+        self.storage.put(f"{self.run_path(run_id)}/{HEARTBEAT}",
+                         dumps_record({**info, "at": time.time()}, f"heartbeat of {run_id}"))
+
+    def read_heartbeat(self, run_id: str) -> float | None:
+        """When the run's driver last said it was alive; None if it never did."""
+        try:
+            raw = self.storage.get(f"{self.run_path(run_id)}/{HEARTBEAT}")
+        except FileNotFoundError:
+            return None
+        try:
+            return float(loads_record(raw, f"heartbeat of {run_id}").get("at", 0.0))
+        except (DataStoreError, TypeError, ValueError):
+            return None
+
+    def run_status(self, rec: RunRecord, now: float | None = None) -> str:
+        """The record's status, except that a "running" run whose driver stopped renewing
+        its heartbeat (for LEASE_S) is "interrupted": it will not end by itself, and can be
+        resumed."""
+        if rec.status != "running":
+            return rec.status
+        beat = self.read_heartbeat(rec.run_id) or rec.started_at
+        now = time.time() if now is None else now
+        return "interrupted" if now - beat > run_lease_seconds() else "running"
 
     def read_run(self, run_id: str) -> RunRecord | None:
         try:

@@ -116,6 +116,7 @@ class Runner:
         if self.executor is None:
             self.executor = self._make_executor()
         record = self._write_run_record("running", t0)
+        heartbeat = Heartbeat(self.ds, self.run_id)
         if self.opts.run_id_file:
             _write_run_id_file(self.opts.run_id_file, self.run_id)
         self.ctx = self._make_context()
@@ -127,10 +128,12 @@ class Runner:
             self._loop()
         except BaseException:
             self.executor.shutdown()
+            heartbeat.stop()
             self._flush_clones()
             self._finish_record(record, "failed")
             raise
         finally:
+            heartbeat.stop()
             self.progress.close()
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
@@ -376,6 +379,40 @@ class Runner:
         self.stopping = True
 
 
+class Heartbeat:
+    """Renews the run's heartbeat every HEARTBEAT_S from a daemon thread while the run goes
+    on, so that readers can tell a run that is running from one whose driver died. A failed
+    renewal is tried again at the next beat; it never stops the run."""
+
+    def __init__(self, ds, run_id: str):
+        import socket
+        import threading
+
+        from ..datastore.flow_datastore import HEARTBEAT_S
+
+        self._ds, self._run_id = ds, run_id
+        self._info = {"pid": os.getpid(), "host": socket.gethostname()}
+        self._every = HEARTBEAT_S
+        self._stop = threading.Event()
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name="rayflow-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        try:
+            self._ds.write_heartbeat(self._run_id, self._info)
+        except Exception:  # noqa: BLE001 - the next beat tries again; the run goes on
+            pass
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            self._beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class RetryQueue:
     """Tasks waiting out their @retry delay: a heap ordered by when each is due (ties in the
     order they failed)."""
@@ -448,7 +485,11 @@ def connect_ray(address: str | None, flow_file: str) -> None:
         # (Ray's single-machine mode), and its start-up chatter stays off the console.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         # address="local": always a fresh Ray of our own, never a cluster that happens to be
-        # running on this machine (plain ray.init() would join one).
+        # running on this machine (plain ray.init() would join one). Its processes must not
+        # outlive this one, even if it is killed: a watcher ends them then (reaper.py).
+        from . import reaper
+
+        reaper.start()
         ray.init(address="local", include_dashboard=False, log_to_driver=True,
                  logging_level=logging.ERROR)
 

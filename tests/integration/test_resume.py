@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -88,9 +90,18 @@ def test_kill_the_driver_mid_foreach_then_resume(cli, cli_env, wait_for_done, da
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     origin, done = wait_for_done(datastore, "ResumableFlow", "work", 4)
+    killed = Run(f"ResumableFlow/{origin}", datastore=datastore)
+    assert killed.status == "running"  # its driver renews the heartbeat
     os.killpg(proc.pid, signal.SIGKILL)  # the driver we started, by its pid
     proc.wait(timeout=30)
     assert 4 <= len(done) < 16, done
+    # Nobody will record its end: once the heartbeat is older than the lease (2 s here, 60 s
+    # by default), readers call it interrupted, the CLI included.
+    time.sleep(2.5)
+    runs = cli("runs", "ResumableFlow", "--all", "--json",
+               env={"RAYFLOW_RUN_LEASE_S": "2"}, check=0)
+    assert json.loads(runs.stdout)[0] == json.loads(runs.stdout)[0] | {
+        "id": origin, "status": "interrupted"}
     rid_file = tmp_path / "rid"
     cli("resume", FLOW, "--origin-run-id", origin, "--run-id-file", str(rid_file), "--quiet",
         check=0)
