@@ -212,5 +212,21 @@ class MetaflowExceptionWrapper(Exception):
 MetaflowException = RayflowException
 
 
+class FailureHandledByCatch(RayflowException):
+    """What @catch stores when the step's process kept dying on every attempt, so the step's
+    code never got to raise anything (Metaflow's name and words)."""
+
+    headline = "Task execution failed but @catch handled it"
+
+    def __init__(self, retry_count: int = 0):
+        super().__init__(
+            f"Task execution kept failing over {retry_count} attempts. Your code did not "
+            f"raise an exception. Something in the execution environment caused the failure.")
+        self.retry_count = retry_count
+
+    def __reduce__(self):
+        return (type(self), (self.retry_count,))
+
+
 class TimeoutException(Exception):
     """Raised inside a step by @timeout. Not a RayflowException: it is the step's failure."""

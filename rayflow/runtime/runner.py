@@ -21,7 +21,7 @@ from ..exceptions import DataStoreError, RayflowException, UnsaveableArtifactErr
 from ..parameters import flow_constants, params_as_json
 from .artifacts import ArtifactLoc, Scope
 from .batching import Batch, BatchResult, BatchSizer, chunking
-from .errors import TaskError
+from .errors import ErrorKind, TaskError
 from .executor import Executor, make_executor
 from .flowfile import LoadedFlow, display_path, flow_code_hash, step_code_hashes
 from .progress import Progress
@@ -280,10 +280,12 @@ class Runner:
         self.complete(task, clone.next_steps, clone.foreach, clone.num_splits, clone.own)
         return True
 
-    def _submit(self, tasks_attempts: list, flat_cache: dict) -> None:
+    def _submit(self, tasks_attempts: list, flat_cache: dict, fallback: bool = False) -> None:
         step = tasks_attempts[0][0].step
         decos = self.decos[step]
         specs = [self._spec_for(t, a, flat_cache) for t, a in tasks_attempts]
+        for spec in specs:
+            spec.fallback = fallback
         options = self._options_for(tasks_attempts[0][0], decos)
         batch = Batch(step, [t for t, _ in tasks_attempts], [a for _, a in tasks_attempts],
                       specs, options, timeout=decos.timeout_seconds)
@@ -370,6 +372,13 @@ class Runner:
         decos = self.decos[task.step]
         if error.retryable and attempt < decos.retry_times and not self.stopping:
             self.retries.push(time.time() + decos.retry_delay, task, attempt + 1)
+            self.progress.finished(task.step, 0, 0, retried=1)
+            return
+        died = error.kind is ErrorKind.SYSTEM or error.type.endswith(".StepCrashed")
+        if died and outcome is None and decos.get("catch") is not None and not self.stopping:
+            # Every attempt died before the step's code could raise (the worker was killed):
+            # @catch still catches it, with one more attempt that runs no user code.
+            self._submit([(task, attempt + 1)], {}, fallback=True)
             self.progress.finished(task.step, 0, 0, retried=1)
             return
         self.progress.finished(task.step, 0, 1)

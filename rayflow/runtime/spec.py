@@ -69,6 +69,9 @@ class TaskSpec:
     join_inputs: list[JoinInput] | None = None
     join_bases: list[dict[str, ArtifactLoc]] | None = None
     parents: tuple[str, ...] = ()
+    # @catch's fallback attempt: the step's process died on every attempt, so its code is not
+    # run again; the task records the failure in @catch's variable and takes its transition.
+    fallback: bool = False
 
     @property
     def is_join(self) -> bool:

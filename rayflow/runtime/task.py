@@ -29,6 +29,7 @@ from ..current import TaskContext, current
 from ..datastore.logs import encode_timed_log
 from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import (
+    FailureHandledByCatch,
     InvalidNextError,
     RayflowException,
     TimeoutException,
@@ -135,6 +136,8 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     with _captured_output(f"[{spec.step}/{spec.task_id}] ", sink) as (out, err):
         current._set(tctx)
         try:
+            if spec.fallback:
+                raise FailureHandledByCatch(spec.attempt)
             _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs, wf.graph)
             _finish_transition(flow, gnode, outcome)
             if outcome.foreach:
@@ -334,7 +337,8 @@ def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -
     catch = decos.get("catch")
     # A mistake rayflow found (raised from its own code) fails at once; an exception the
     # step's code raised, a MetaflowException included, is the step's own.
-    found_by_rayflow = isinstance(exc, RayflowException) and _raised_by_rayflow(exc)
+    found_by_rayflow = isinstance(exc, RayflowException) and _raised_by_rayflow(exc) and \
+        not isinstance(exc, FailureHandledByCatch)
     caught_switch = _switch_case_after_catch(flow, gnode) if gnode.is_switch else None
     if last_attempt and catch is not None and not found_by_rayflow and \
             (caught_switch is not None or not gnode.is_switch):

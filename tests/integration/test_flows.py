@@ -171,3 +171,13 @@ def test_a_segfaulting_step_is_named_recorded_with_its_logs_and_run_once(run_flo
     assert "Crash and burn!" in task.stdout
     assert "Fatal Python error: Segmentation fault" in task.stderr
     assert "segmentation fault" in task.stderr
+
+
+def test_catch_catches_a_step_whose_process_dies_on_every_attempt(run_flow, datastore):
+    s = run_flow("killed_catch_flow.py")
+    assert s.successful, s.failures
+    end = Run(s.pathspec, datastore=datastore)["end"].task
+    assert end.data.kind == "rayflow.exceptions.FailureHandledByCatch"
+    doomed = Task(f"{s.pathspec}/doomed/0", datastore=datastore)
+    assert doomed.current_attempt == 2  # two attempts died, the third ran no user code
+    assert "kept failing over 2 attempts" in doomed.data.ex.exception
