@@ -185,7 +185,7 @@ class MetaflowExceptionWrapper(Exception):
         super().__init__()
         if exc is not None:
             self.exception = str(exc)
-            self.type = f"{type(exc).__module__}.{type(exc).__name__}"
+            self.type = metaflow_type_name(type(exc))
             tb = exc.__traceback__
             self.stacktrace = "".join(
                 _traceback.format_exception(type(exc), exc, tb)) if tb is not None or \
@@ -230,3 +230,31 @@ class FailureHandledByCatch(RayflowException):
 
 class TimeoutException(Exception):
     """Raised inside a step by @timeout. Not a RayflowException: it is the step's failure."""
+
+
+# rayflow's classes that stand for Metaflow's, under the names Metaflow gives them. Code written
+# for Metaflow compares a caught exception's type *name* with these (`ex.type ==
+# "metaflow.exception.ExternalCommandFailed"`), so @catch records the Metaflow name for them.
+_METAFLOW_MODULES = {
+    "TimeoutException": "metaflow.plugins.timeout_decorator",
+    "FailureHandledByCatch": "metaflow.plugins.catch_decorator",
+}
+_METAFLOW_EXCEPTION_NAMES = (
+    "MetaflowException", "ExternalCommandFailed", "MetaflowNotFound",
+    "MetaflowNamespaceMismatch", "MetaflowInvalidPathspec", "MetaflowInternalError",
+    "MetaflowTaggingError", "MetaflowUnknownUser", "InvalidDecoratorAttribute",
+    "CommandException", "MetaflowDataMissing", "UnhandledInMergeArtifactsException",
+    "MissingInMergeArtifactsException", "ParameterFieldFailed", "ParameterFieldTypeMismatch",
+)
+
+
+def metaflow_type_name(cls: type) -> str:
+    """"module.Name" of an exception class, with Metaflow's module for rayflow's stand-ins
+    of Metaflow's classes (RayflowException is "metaflow.exception.MetaflowException")."""
+    if cls.__module__ == __name__:
+        name = "MetaflowException" if cls is RayflowException else cls.__name__
+        if name in _METAFLOW_MODULES:
+            return f"{_METAFLOW_MODULES[name]}.{name}"
+        if name in _METAFLOW_EXCEPTION_NAMES:
+            return f"metaflow.exception.{name}"
+    return f"{cls.__module__}.{cls.__name__}"

@@ -177,7 +177,7 @@ def test_catch_catches_a_step_whose_process_dies_on_every_attempt(run_flow, data
     s = run_flow("killed_catch_flow.py")
     assert s.successful, s.failures
     end = Run(s.pathspec, datastore=datastore)["end"].task
-    assert end.data.kind == "rayflow.exceptions.FailureHandledByCatch"
+    assert end.data.kind == "metaflow.plugins.catch_decorator.FailureHandledByCatch"
     doomed = Task(f"{s.pathspec}/doomed/0", datastore=datastore)
     assert doomed.current_attempt == 2  # two attempts died, the third ran no user code
     assert "kept failing over 2 attempts" in doomed.data.ex.exception
