@@ -50,7 +50,6 @@ class Batch:
     submitted_at: float = 0.0
     handle: Any = None
     payload_ref: Any = None
-    timeout_cancelled: bool = False
 
 
 @dataclass
@@ -119,6 +118,9 @@ def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
         spool = BatchSpool(ctx.flow_name, ctx.run_id, specs[0].step, specs[0].task_id,
                            specs[0].attempt)
         crash = spool.previous_crash()
+        timed_out = spool.previous_timeout() if crash is None else None
+        for spec in specs:
+            spec.timed_out = spec.task_id == timed_out
         if crash is not None:  # an earlier run of this batch died of the step's own crash
             _record_crash(ds, ctx, specs, crash)
             spool.close(remove=True)

@@ -6,6 +6,11 @@ file on its node, and points Python's `faulthandler` at the same file: on SIGSEG
 SIGFPE, SIGABRT or SIGILL, the interpreter writes "Fatal Python error: ..." and the traceback
 there before it dies.
 
+A step stuck past its @timeout where no signal can interrupt it (in C code) is ended the same
+way, by a watchdog thread that first writes a `timeout|<task>` line to the spool: the next run
+of the batch then fails that task with TimeoutException (which @retry and @catch see as the
+step's own) instead of running it again.
+
 Ray runs a task again when its worker dies. The new attempt of the batch first reads the spool
 the dead one left. A fatal-error message there means the step itself crashed the process:
 running it again would crash again, so the batch records that task as a failed attempt, with
@@ -105,6 +110,20 @@ class BatchSpool:
 
     def task_started(self, task_id: str) -> None:
         self._write(f"task|{task_id}\n")
+
+    def timed_out(self, task_id: str) -> None:
+        """The @timeout watchdog is about to end this process: say which task ran over."""
+        self._write(f"timeout|{task_id}\n")
+
+    def previous_timeout(self) -> str | None:
+        """The task whose @timeout made an earlier, dead run of this batch end, if any."""
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except FileNotFoundError:
+            return None
+        return next((line.split("|", 1)[1] for line in reversed(lines)
+                     if line.startswith("timeout|")), None)
 
     def line(self, stream: str, task_id: str, text: str) -> None:
         self._write(f"{stream}|{task_id}|{text.rstrip(chr(10))}\n")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..exceptions import SchedulingError, TimeoutException
+from ..exceptions import SchedulingError
 from .batching import Batch, BatchResult
 from .errors import TaskError
 from .executor import Executor
@@ -78,7 +78,6 @@ class RayExecutor(Executor):
     def wait(self, timeout: float) -> list[BatchResult]:
         if not self._pending:
             return []
-        self._cancel_overdue()
         self._cancel_unschedulable()
         refs = list(self._pending)
         ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
@@ -95,8 +94,8 @@ class RayExecutor(Executor):
             if why:
                 return BatchResult(batch, None, error=TaskError.from_exception(
                     SchedulingError(why, step=batch.step)))
-            return BatchResult(batch, None, error=TaskError.from_exception(TimeoutException(
-                f"Step {batch.step!r} timed out after {batch.timeout:g} s (@timeout).")))
+            return BatchResult(batch, None, error=TaskError.system(RuntimeError(
+                f"the Ray task of step {batch.step!r} was cancelled")))
         except self._ray.exceptions.RayTaskError as exc:
             # The batch's own code failed outside any task (not a user step: those become
             # failed outcomes), e.g. the flow file no longer imports on this worker.
@@ -107,18 +106,6 @@ class RayExecutor(Executor):
         except self._ray.exceptions.RayError as exc:
             return BatchResult(batch, None, error=TaskError.system(exc))
         return BatchResult(batch, outcomes, batch.payload_ref)
-
-    def _cancel_overdue(self) -> None:
-        """@timeout inside the worker uses SIGALRM; this catches steps stuck in C code."""
-        now = time.time()
-        for ref, batch in list(self._pending.items()):
-            if batch.timeout and not batch.timeout_cancelled and \
-                    now - batch.submitted_at > batch.timeout + 10:
-                try:
-                    self._ray.cancel(ref, force=True)
-                except Exception:  # noqa: BLE001 - the task may have just finished
-                    pass
-                batch.timeout_cancelled = True
 
     def _cancel_unschedulable(self) -> None:
         by_batch = {id(b): ref for ref, b in self._pending.items()}

@@ -72,6 +72,8 @@ class TaskSpec:
     # @catch's fallback attempt: the step's process died on every attempt, so its code is not
     # run again; the task records the failure in @catch's variable and takes its transition.
     fallback: bool = False
+    # Set in the worker when an earlier run of this attempt was ended by the @timeout watchdog.
+    timed_out: bool = False
 
     @property
     def is_join(self) -> bool:

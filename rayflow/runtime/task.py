@@ -138,7 +138,10 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
         try:
             if spec.fallback:
                 raise FailureHandledByCatch(spec.attempt)
-            _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs, wf.graph)
+            if spec.timed_out:  # an earlier run of this attempt was ended by the watchdog
+                raise TimeoutException(timeout_message(spec.step, decos.timeout_seconds))
+            hard = (lambda: spool.timed_out(spec.task_id)) if spool is not None else None
+            _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs, wf.graph, hard)
             _finish_transition(flow, gnode, outcome)
             if outcome.foreach:
                 outcome.split_shapes = _split_shapes(wf, gnode, flow, outcome)
@@ -176,12 +179,12 @@ def _foreach_vars(graph, stack) -> list:
 
 
 def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
-                    param_locs: dict, graph) -> None:
+                    param_locs: dict, graph, hard_timeout=None) -> None:
     for d in decos.all:
         d.task_pre_step(flow, tctx)
     try:
         func = getattr(flow, spec.step)
-        with _time_limit(decos.timeout_seconds, spec.step):
+        with _time_limit(decos.timeout_seconds, spec.step, hard_timeout):
             if spec.is_join:
                 func(_make_inputs(flow, spec, loader, param_locs, graph))
             else:
@@ -228,26 +231,47 @@ def _join_read_sink(join_state: FlowState, step: str, task_id: str):
     return record
 
 
+HARD_TIMEOUT_GRACE_S = 10.0
+
+
+def timeout_message(step: str, seconds: float) -> str:
+    return f"Step {step!r} timed out after {seconds:g} s (@timeout)."
+
+
 @contextmanager
-def _time_limit(seconds: float | None, step: str):
-    """Raise TimeoutException in the step after `seconds`. Uses SIGALRM, which only works on
-    the main thread; elsewhere the driver's watchdog cancels the task instead."""
-    usable = seconds and threading.current_thread() is threading.main_thread() \
-        and hasattr(signal, "SIGALRM")
-    if not usable:
+def _time_limit(seconds: float | None, step: str, on_hard_timeout=None):
+    """Raise TimeoutException in the step after `seconds` (SIGALRM, on the main thread). A
+    step stuck where no signal handler runs (in C code) cannot be interrupted: a watchdog
+    thread then ends the process HARD_TIMEOUT_GRACE_S later, after `on_hard_timeout()` noted
+    why, so the batch's next run records the timeout instead of running the step again."""
+    if not seconds:
         yield
         return
+    usable = threading.current_thread() is threading.main_thread() and \
+        hasattr(signal, "SIGALRM")
+    watchdog = None
+    if on_hard_timeout is not None:
+        def kill_stuck_step():
+            on_hard_timeout()
+            os.kill(os.getpid(), signal.SIGKILL)
 
-    def on_alarm(signum, frame):
-        raise TimeoutException(f"Step {step!r} timed out after {seconds:g} s (@timeout).")
+        watchdog = threading.Timer(seconds + HARD_TIMEOUT_GRACE_S, kill_stuck_step)
+        watchdog.daemon = True
+        watchdog.start()
+    if usable:
+        def on_alarm(signum, frame):
+            raise TimeoutException(timeout_message(step, seconds))
 
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+        old = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
+        if usable:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
+        if watchdog is not None:
+            watchdog.cancel()
 
 
 def _finish_transition(flow, gnode, outcome: TaskOutcome) -> None:

@@ -4,6 +4,7 @@ decorators, merge_artifacts, GPU scheduling, and the client reading what the run
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -181,3 +182,12 @@ def test_catch_catches_a_step_whose_process_dies_on_every_attempt(run_flow, data
     doomed = Task(f"{s.pathspec}/doomed/0", datastore=datastore)
     assert doomed.current_attempt == 2  # two attempts died, the third ran no user code
     assert "kept failing over 2 attempts" in doomed.data.ex.exception
+
+
+def test_a_step_stuck_past_its_timeout_is_ended_and_caught(run_flow, datastore):
+    t0 = time.time()
+    s = run_flow("stuck_timeout_flow.py")
+    assert s.successful, s.failures
+    assert time.time() - t0 < 50, "the stuck step ran its full minute"
+    end = Run(s.pathspec, datastore=datastore)["end"].task
+    assert end.data.kind == "metaflow.plugins.timeout_decorator.TimeoutException"
