@@ -103,8 +103,15 @@ class BatchSpool:
                      out.get(task_id, []), err.get(task_id, []) + report)
 
     def open(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        for _ in range(3):  # another batch may remove the empty folder just as we make it
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            try:
+                self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+                break
+            except FileNotFoundError:
+                continue
+        else:
+            return  # no spool: the batch runs as it would without one
         self._faulthandler_was_on = faulthandler.is_enabled()
         faulthandler.enable(file=self._file, all_threads=False)
 
@@ -145,5 +152,6 @@ class BatchSpool:
         if remove:
             try:
                 os.remove(self.path)
-            except FileNotFoundError:
+                os.removedirs(os.path.dirname(self.path))  # the empty folders of the run
+            except OSError:
                 pass
