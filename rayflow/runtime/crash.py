@@ -103,15 +103,11 @@ class BatchSpool:
                      out.get(task_id, []), err.get(task_id, []) + report)
 
     def open(self) -> None:
-        for _ in range(3):  # another batch may remove the empty folder just as we make it
+        try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            try:
-                self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
-                break
-            except FileNotFoundError:
-                continue
-        else:
-            return  # no spool: the batch runs as it would without one
+            self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        except OSError:
+            return  # no spool (a full /tmp, say): the batch runs as it would without one
         self._faulthandler_was_on = faulthandler.is_enabled()
         faulthandler.enable(file=self._file, all_threads=False)
 
@@ -152,6 +148,16 @@ class BatchSpool:
         if remove:
             try:
                 os.remove(self.path)
-                os.removedirs(os.path.dirname(self.path))  # the empty folders of the run
             except OSError:
                 pass
+
+
+def remove_run_spool(flow: str, run_id: str) -> None:
+    """Remove the run's spool folders on this node once the run is over, where they are
+    empty (a batch that died leaves its file, the evidence of its crash)."""
+    top = os.path.join(spool_root(), flow, run_id)
+    for folder, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass

@@ -21,6 +21,7 @@ from ..exceptions import DataStoreError, RayflowException, UnsaveableArtifactErr
 from ..parameters import flow_constants, params_as_json
 from .artifacts import ArtifactLoc, Scope
 from .batching import Batch, BatchResult, BatchSizer, chunking
+from .crash import remove_run_spool
 from .errors import ErrorKind, TaskError
 from .executor import Executor, make_executor
 from .flowfile import LoadedFlow, display_path, flow_code_hash, step_code_hashes
@@ -135,6 +136,7 @@ class Runner:
         finally:
             heartbeat.stop()
             self.progress.close()
+            remove_run_spool(self.flow.name, self.run_id)
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
         self._finish_record(record, status)
