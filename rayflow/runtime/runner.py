@@ -118,13 +118,13 @@ class Runner:
             self.executor = self._make_executor()
         record = self._write_run_record("running", t0)
         heartbeat = Heartbeat(self.ds, self.run_id)
-        if self.opts.run_id_file:
-            _write_run_id_file(self.opts.run_id_file, self.run_id)
-        self.ctx = self._make_context()
-        self.executor.start(self.ctx)
-        self.sizer = BatchSizer(self.executor.total_cpus())
-        self.max_in_flight = self.opts.max_in_flight or max(8, 2 * self.sizer.parallelism)
         try:
+            if self.opts.run_id_file:
+                _write_run_id_file(self.opts.run_id_file, self.run_id)
+            self.ctx = self._make_context()
+            self.executor.start(self.ctx)
+            self.sizer = BatchSizer(self.executor.total_cpus())
+            self.max_in_flight = self.opts.max_in_flight or max(8, 2 * self.sizer.parallelism)
             self._enqueue(self.scheduler.start())
             self._loop()
         except BaseException:
