@@ -1,5 +1,9 @@
 """Shared pytest fixtures.
 
+Ray: `ray_session` is one real Ray for the whole test session (ray.init takes ~4 s here), with
+two fake GPUs so that GPU scheduling is exercised on machines without one; `run_flow`, `cli`
+and `cli_env` run flows on it, in-process or through the CLI.
+
 S3: `s3_server` starts one real SeaweedFS server per session (tests/s3server.py) and points the
 standard AWS_* variables at it; `s3_url` gives each test its own empty `s3://bucket/prefix`.
 """
@@ -8,9 +12,13 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import uuid
 
 import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLOWS = os.path.join(ROOT, "tests", "flows")
 
 # Every Ray the suite starts (the session's, the CLI's, the multi-node scenarios') keeps its
 # servers on 127.0.0.1, Ray's single-machine mode: the tests send traffic only to loopback.
@@ -47,3 +55,104 @@ def s3_url(s3_server, request) -> str:
     """A fresh, empty `s3://<bucket>/<prefix>` for one test."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", request.node.name)[:60]
     return f"s3://{s3_server.bucket}/{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="session")
+def ray_session(tmp_path_factory):
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False,
+                 log_to_driver=False,
+                 _temp_dir=None)
+    yield ray
+    # Ends only the Ray this session started (ray.shutdown stops our own processes by pid).
+    ray.shutdown()
+
+
+@pytest.fixture
+def global_namespace():
+    """The client sees every run (namespace(None)) during the test, then the default again."""
+    from rayflow import default_namespace, namespace
+
+    namespace(None)
+    yield
+    default_namespace()
+
+
+@pytest.fixture
+def datastore(tmp_path):
+    return str(tmp_path / "ds")
+
+
+@pytest.fixture
+def run_flow(ray_session, datastore):
+    """Run a flow file in-process on the session's Ray; returns the RunSummary."""
+    from rayflow.parameters import resolve_parameters
+    from rayflow.runtime.flowfile import load_flow
+    from rayflow.runtime.runner import Runner, RunOptions
+
+    def _run(path, params=None, **opts):
+        path = path if os.path.isabs(path) else os.path.join(FLOWS, path)
+        loaded = load_flow(path)
+        values = resolve_parameters(loaded.cls, {k: str(v) for k, v in (params or {}).items()})
+        options = RunOptions(datastore_url=opts.pop("datastore_url", datastore),
+                             progress=False, **opts)
+        return Runner(loaded, values, options).run()
+
+    return _run
+
+
+@pytest.fixture
+def cli(ray_session, datastore):
+    """Run the `rayflow` CLI in a subprocess, joined to the session's Ray."""
+    import subprocess
+
+    address = ray_session.get_runtime_context().gcs_address
+
+    def _cli(*args, env=None, check=None, cwd=None, timeout=180):
+        full_env = {**os.environ, "RAY_ADDRESS": address, "RAYFLOW_DATASTORE": datastore,
+                    **(env or {})}
+        cmd = [sys.executable, "-m", "rayflow_cli.main", *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env,
+                              cwd=cwd or ROOT, timeout=timeout)
+        if check is not None:
+            assert proc.returncode == check, proc.stdout + proc.stderr
+        return proc
+
+    return _cli
+
+
+@pytest.fixture
+def cli_env(ray_session):
+    """The environment of a `rayflow` subprocess joined to the session's Ray."""
+    address = ray_session.get_runtime_context().gcs_address
+
+    def _env(datastore_url: str) -> dict:
+        return {**os.environ, "RAY_ADDRESS": address, "RAYFLOW_DATASTORE": datastore_url}
+
+    return _env
+
+
+@pytest.fixture
+def wait_for_done():
+    """Wait until the newest run of a flow has at least `count` finished tasks in `step`;
+    returns (run_id, done task ids)."""
+    import time
+
+    from rayflow.datastore import FlowDataStore
+
+    def _wait(datastore_url: str, flow: str, step: str, count: int, timeout: float = 120):
+        ds = FlowDataStore.from_url(datastore_url, flow)
+        deadline = time.time() + timeout
+        run_id, done = None, set()
+        while time.time() < deadline:
+            runs = ds.list_run_ids()
+            if runs:
+                run_id, done = runs[0], ds.done_task_ids(runs[0], step)
+                if len(done) >= count:
+                    break
+            time.sleep(0.2)
+        return run_id, done
+
+    return _wait

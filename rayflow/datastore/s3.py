@@ -47,11 +47,32 @@ S3FS_RETRIES = 2
 # A server's own transient failures (HTTP 500/503) are retried here, with backoff.
 TRANSIENT_RETRIES = 4
 TRANSIENT_BACKOFF_S = 0.25
+# Once a storage has reached its server, a server that stops answering (a restart, a network
+# blip) is waited for this long, with backoff, before the operation fails: a long run should
+# not die of a restart that takes seconds. A server never reached fails fast, so a wrong
+# endpoint is one quick message. RAYFLOW_DATASTORE_OUTAGE_S overrides it (0: never wait).
+OUTAGE_S = 30.0
+OUTAGE_BACKOFF_MAX_S = 2.0
 _TRANSIENT_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
 
 
 class _TransientServerError(DataStoreUnreachable):
     """The server answered with a failure it says may pass (500, 503): worth another try."""
+
+
+class _ServerGone(DataStoreUnreachable):
+    """The server did not answer at all (refused, closed, timed out): worth waiting for, once
+    it has answered before."""
+
+
+def outage_s() -> float:
+    """How long a reached server that stops answering is waited for (see OUTAGE_S)."""
+    raw = os.environ.get("RAYFLOW_DATASTORE_OUTAGE_S", "")
+    try:
+        return max(0.0, float(raw)) if raw.strip() else OUTAGE_S
+    except ValueError:
+        raise DataStoreError(f"RAYFLOW_DATASTORE_OUTAGE_S={raw!r} is not a number of seconds. "
+                             "Set it to a number such as 30, or unset it.") from None
 
 
 def _is_transient(exc: OSError) -> bool:
@@ -61,15 +82,19 @@ def _is_transient(exc: OSError) -> bool:
     return exc.errno in (errno.EREMOTEIO, errno.EBUSY) or "internal error" in text or \
         "slow down" in text or "service unavailable" in text
 
-_UNREACHABLE_ERRORS = (
+# The server did not answer: refused, closed, timed out.
+_GONE_ERRORS = (
     boto_errors.ConnectionError,        # EndpointConnectionError, ConnectTimeoutError; not OSError
     boto_errors.HTTPClientError,        # ConnectionClosedError, ReadTimeoutError
-    boto_errors.NoCredentialsError,
-    boto_errors.PartialCredentialsError,
-    boto_errors.CredentialRetrievalError,
     FSTimeoutError,
     ConnectionError,
     TimeoutError,
+)
+# No waiting helps these.
+_CREDENTIAL_ERRORS = (
+    boto_errors.NoCredentialsError,
+    boto_errors.PartialCredentialsError,
+    boto_errors.CredentialRetrievalError,
 )
 
 
@@ -104,9 +129,18 @@ class S3Storage(DataStoreStorage):
         self.storage_options = dict(storage_options or {})
         self._fs: s3fs.S3FileSystem | None = None
         self._fs_lock = threading.Lock()
+        # Set once the server has answered; a copy sent to a worker keeps it, so workers wait
+        # out an outage that begins after the run has reached its datastore.
+        self.reached = False
+        # Set when an outage outlasted the wait: later operations try once and fail fast, so
+        # a batch of many writes fails in one wait, not one wait per write. A success clears it.
+        self.gave_up = False
 
     def __reduce__(self):
-        return (type(self), (self.url, self.storage_options))
+        return (_rebuild, (type(self), self.url, self.storage_options, self.reached))
+
+    def expect_reachable(self) -> None:
+        self.reached = True
 
     @property
     def is_local(self) -> bool:
@@ -161,15 +195,29 @@ class S3Storage(DataStoreStorage):
 
     def _retrying(self, action: str, path: str, fn):
         """Call `fn`, retrying the server's transient failures (500 InternalError, 503
-        SlowDown; SeaweedFS answers 500 for a few seconds after a restart) with backoff."""
-        for attempt in range(TRANSIENT_RETRIES + 1):
+        SlowDown; SeaweedFS answers 500 for a few seconds after a restart) with backoff, and,
+        once the server has answered before, waiting up to `outage_s()` for a server that
+        stopped answering to come back."""
+        deadline = None
+        attempt = 0
+        while True:
             try:
                 with self._translated(action, path):
-                    return fn()
-            except _TransientServerError:
-                if attempt == TRANSIENT_RETRIES:
+                    result = fn()
+                self.reached, self.gave_up = True, False
+                return result
+            except (_ServerGone, _TransientServerError) as exc:
+                retries_left = isinstance(exc, _TransientServerError) and \
+                    attempt < TRANSIENT_RETRIES
+                if self.reached and not self.gave_up:
+                    deadline = deadline or time.monotonic() + outage_s()
+                    if time.monotonic() >= deadline and not retries_left:
+                        self.gave_up = True
+                        raise
+                elif not retries_left:
                     raise
-                time.sleep(TRANSIENT_BACKOFF_S * 2 ** attempt)
+            time.sleep(min(TRANSIENT_BACKOFF_S * 2 ** attempt, OUTAGE_BACKOFF_MAX_S))
+            attempt += 1
 
     @contextlib.contextmanager
     def _translated(self, action: str, path: str) -> Iterator[None]:
@@ -184,8 +232,10 @@ class S3Storage(DataStoreStorage):
                 f"{self._key(path)}).") from e
         except PermissionError as e:
             raise self._unreachable(action, path, e) from e
-        except _UNREACHABLE_ERRORS as e:
+        except _CREDENTIAL_ERRORS as e:
             raise self._unreachable(action, path, e) from e
+        except _GONE_ERRORS as e:
+            raise _ServerGone(self._unreachable(action, path, e).msg) from e
         except OSError as e:
             if _is_transient(e):
                 raise _TransientServerError(
@@ -221,9 +271,10 @@ class S3Storage(DataStoreStorage):
     def list(self, prefix: str = "") -> list[str]:
         key = self._key(prefix) if prefix else self.prefix
         key_prefix = f"{key}/" if key else ""
-        names: set[str] = set()
-        token: dict = {}
-        with self._translated("list", prefix):
+
+        def list_all() -> set[str]:
+            names: set[str] = set()
+            token: dict = {}
             while True:
                 page = self.fs.call_s3("list_objects_v2", Bucket=self.bucket,
                                        Prefix=key_prefix, Delimiter="/", **token)
@@ -231,11 +282,19 @@ class S3Storage(DataStoreStorage):
                 names.update(p["Prefix"][len(key_prefix):].rstrip("/")
                              for p in page.get("CommonPrefixes", []))
                 if not page.get("IsTruncated"):
-                    break
+                    return names
                 token = {"ContinuationToken": page["NextContinuationToken"]}
+
+        names = self._retrying("list", prefix, list_all)
         names.discard("")
         return sorted(names)
 
     def delete(self, path: str) -> None:
-        with self._translated("delete", path):
-            self.fs.call_s3("delete_object", Bucket=self.bucket, Key=self._key(path))
+        self._retrying("delete", path, lambda: self.fs.call_s3(
+            "delete_object", Bucket=self.bucket, Key=self._key(path)))
+
+
+def _rebuild(cls, url: str, storage_options: dict, reached: bool) -> S3Storage:
+    storage = cls(url, storage_options)
+    storage.reached = reached
+    return storage

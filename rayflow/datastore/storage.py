@@ -81,6 +81,11 @@ class DataStoreStorage(abc.ABC):
     @abc.abstractmethod
     def delete(self, path: str) -> None: ...
 
+    def expect_reachable(self) -> None:
+        """Tell the storage that its datastore has answered this run before (the driver
+        checked it), so an outage that begins now is a blip worth waiting out, not a wrong
+        address to report at once. Backends that can wait override it."""
+
     def check_writable(self) -> None:
         """Raise the datastore's own error now if objects cannot be written under the root
         (a run checks this before it starts anything). The default writes and deletes a

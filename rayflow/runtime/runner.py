@@ -466,7 +466,7 @@ def check_width_fits_memory(step: str, num_splits: int) -> None:
             f"driver on a machine with more memory.", step=step)
 
 
-DATASTORE_ENV_PREFIXES = ("AWS_",)
+DATASTORE_ENV_PREFIXES = ("AWS_", "RAYFLOW_DATASTORE_OUTAGE_S")
 
 
 def datastore_env(url: str) -> dict[str, str]:

@@ -56,6 +56,9 @@ def datastore_for(url: str, flow_name: str):
     ds = _DATASTORES.get(key)
     if ds is None:
         ds = _DATASTORES[key] = FlowDataStore.from_url(url, flow_name)
+        # The driver reached this datastore before it sent any task: an outage now is waited
+        # out for a while (see rayflow/datastore/s3.py), not failed at once.
+        ds.storage.expect_reachable()
     return ds
 
 
