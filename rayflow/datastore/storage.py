@@ -81,7 +81,7 @@ class DataStoreStorage(abc.ABC):
     @abc.abstractmethod
     def delete(self, path: str) -> None: ...
 
-    def expect_reachable(self) -> None:
+    def expect_reachable(self) -> None:  # noqa: B027 - a hook; most backends need nothing
         """Tell the storage that its datastore has answered this run before (the driver
         checked it), so an outage that begins now is a blip worth waiting out, not a wrong
         address to report at once. Backends that can wait override it."""
