@@ -34,6 +34,9 @@ NamespaceOpt = Annotated[str | None, typer.Option(
 RUN_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 RunIdFileOpt = Annotated[str | None, typer.Option(
     "--run-id-file", help="Write the run id to this file as soon as the run has one.")]
+RunnerAttributeFileOpt = Annotated[str | None, typer.Option(
+    "--runner-attribute-file", hidden=True,
+    help="Write {flow_name, run_id, datastore} as JSON here (used by rayflow.Runner).")]
 
 
 @dataclass
@@ -49,12 +52,14 @@ class RunSettings:
     quiet: bool = False
     executor: str = "ray"
     run_id_file: str | None = None
+    runner_attribute_file: str | None = None
 
 
 def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = None,
                         tag: TagOpt = None, with_: WithOpt = None, flow: FlowNameOpt = None,
                         max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
-                        executor: ExecutorOpt = "ray", run_id_file: RunIdFileOpt = None):
+                        executor: ExecutorOpt = "ray", run_id_file: RunIdFileOpt = None,
+                        runner_attribute_file: RunnerAttributeFileOpt = None):
     """Only its signature is used: the options of every command that runs a flow."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import json
 import os
 import time
 from collections import deque
@@ -45,6 +46,9 @@ class RunOptions:
     resume: ResumeRequest | None = None  # set: resume that run instead of starting afresh
     run_id: str | None = None
     run_id_file: str | None = None   # the run id is written here as soon as the run starts
+    # JSON {flow_name, run_id, datastore}, written with the run id: how `rayflow.Runner`
+    # finds the run its subprocess started.
+    runner_attribute_file: str | None = None
 
 
 @dataclass
@@ -121,6 +125,10 @@ class Runner:
         try:
             if self.opts.run_id_file:
                 _write_run_id_file(self.opts.run_id_file, self.run_id)
+            if self.opts.runner_attribute_file:
+                _write_run_id_file(self.opts.runner_attribute_file, json.dumps(
+                    {"flow_name": self.flow.name, "run_id": self.run_id,
+                     "datastore": self.ds.url}), what="--runner-attribute-file")
             self.ctx = self._make_context()
             self.executor.start(self.ctx)
             self.sizer = BatchSizer(self.executor.total_cpus())
@@ -505,13 +513,17 @@ def connect_ray(address: str | None, flow_file: str) -> None:
                  logging_level=logging.ERROR)
 
 
-def _write_run_id_file(path: str, run_id: str) -> None:
+def _write_run_id_file(path: str, text: str, what: str = "--run-id-file") -> None:
+    """Write `text` whole: into a temporary file beside `path`, then renamed, so a reader
+    polling for the file never sees it half written."""
+    tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        with open(path, "w") as fh:
-            fh.write(run_id)
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
     except OSError as exc:
         raise RayflowException(
-            f"Cannot write the run id to --run-id-file {path!r}: {exc.strerror}. Pass a path "
+            f"Cannot write the run id to {what} {path!r}: {exc.strerror}. Pass a path "
             f"in a folder you can write to.") from None
 
 
