@@ -27,7 +27,8 @@ def run_options(settings, resume=None):
         tags=list(settings.tag or []), with_decorators=list(settings.with_ or []),
         executor=settings.executor, max_in_flight=settings.max_workers,
         progress=not settings.quiet, resume=resume, run_id_file=settings.run_id_file,
-        runner_attribute_file=settings.runner_attribute_file)
+        runner_attribute_file=settings.runner_attribute_file, branch=settings.branch,
+        production=settings.production or None)
 
 
 def display_path(path: str) -> str:

@@ -1,4 +1,4 @@
-"""Commands about runs that already exist: resume, logs, dump, runs, tag.
+"""Commands about runs that already exist: resume, logs, dump, runs, tag, status.
 
 Only `resume` needs Ray; the others read the datastore through the client, so they work on a
 laptop with nothing running.
@@ -182,6 +182,62 @@ def tag_cmd(action: str, run_pathspec: str, tags: list[str], datastore: str | No
     typer.echo(" ".join(sorted(run.user_tags)))
 
 
+def _flow_and_steps(target: str) -> tuple[str, str | None, list[str] | None]:
+    """(flow name, run id or None, the flow's steps in graph order or None) of a flow file,
+    a flow name or a Flow/run pathspec."""
+    import os
+
+    if target.endswith(".py") or os.path.isfile(target):
+        from rayflow.runtime.flowfile import load_flow
+
+        loaded = load_flow(target, None, lint_it=False)
+        return loaded.name, None, list(loaded.graph.steps)
+    parts = _split_pathspec(target)
+    if len(parts) > 2:
+        raise RayflowException(f"status takes a flow file, a flow name or Flow/run_id, not the "
+                               f"{'step' if len(parts) == 3 else 'task'} {target!r}.")
+    return parts[0], parts[1] if len(parts) == 2 else None, None
+
+
+def status(target: str, run_id: str | None, datastore: str | None, ns: str | None,
+           json_: bool) -> None:
+    from rayflow.client import Flow, Run
+
+    _use_datastore(datastore)
+    _use_namespace(ns)
+    flow_name, in_path, steps = _flow_and_steps(target)
+    run_id = run_id or in_path
+    if run_id:
+        run = Run(f"{flow_name}/{run_id}")
+    else:
+        run = next(iter(Flow(flow_name)), None)
+        if run is None:
+            raise RayflowException(f"Flow {flow_name} has no run in namespace "
+                                   f"{ns or 'user:<you>'}. Pass --namespace or a run id.")
+    counts: dict[str, dict[str, int]] = {}
+    for step in run:
+        tally = counts.setdefault(step.id, {"done": 0, "failed": 0, "running": 0})
+        for task in step:
+            key = "done" if task.successful else "failed" if task.finished else "running"
+            tally[key] += 1
+    order = steps or sorted(counts, key=lambda name: min(
+        (t.created_at for t in run[name]), default=None) or 0)
+    start, end = run.created_at, run.finished_at
+    info = {"pathspec": run.pathspec, "status": run.status, "started": _fmt_time(start),
+            "duration_s": round((end - start).total_seconds(), 1) if start and end else None,
+            "steps": [{"step": name, **counts.get(name, {"done": 0, "failed": 0,
+                                                          "running": 0})} for name in order]}
+    if json_:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    took = f", {info['duration_s']} s" if info["duration_s"] is not None else ""
+    typer.echo(f"Run {run.pathspec}: {run.status} (started {info['started']}{took})")
+    width = max((len(name) for name in order), default=4)
+    for row in info["steps"]:
+        parts = [f"{row[k]} {k}" for k in ("done", "failed", "running") if row[k]]
+        typer.echo(f"  {row['step']:<{width}}  {', '.join(parts) or 'not started'}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the commands to the app, with their options and help."""
 
@@ -224,6 +280,17 @@ def register(app: typer.Typer) -> None:
             json_: JsonOpt = False):
         """List a flow's runs: id, status, start, duration and tags."""
         runs(flow_name, datastore, namespace, all_, limit, json_)
+
+    @app.command("status")
+    def status_command(
+            target: Annotated[str, typer.Argument(
+                metavar="FILE_OR_FLOW", help="A flow file, a flow name, or Flow/run_id.")],
+            run_id: Annotated[str | None, typer.Option(
+                "--run-id", help="This run (default: the latest in the namespace).")] = None,
+            datastore: DatastoreOpt = None, namespace: NamespaceOpt = None,
+            json_: JsonOpt = False):
+        """Show a run's status and each step's finished, failed and running tasks."""
+        status(target, run_id, datastore, namespace, json_)
 
     @app.command("tag")
     def tag_command(

@@ -62,6 +62,15 @@ def check(file: FlowFile, flow: FlowNameOpt = None):
                f"{display_path(loaded.file)}.")
 
 
+@app.command("output-dot")
+def output_dot(file: FlowFile, flow: FlowNameOpt = None):
+    """Print the flow's graph in Graphviz's DOT language (e.g. | dot -Tpng > flow.png)."""
+    from rayflow.graph.show import graph_to_dot
+    from rayflow.runtime.flowfile import load_flow
+
+    typer.echo(graph_to_dot(load_flow(file, flow, lint_it=False).graph), nl=False)
+
+
 def _register_more_commands() -> None:
     from . import inspect_cmds
 
@@ -71,28 +80,47 @@ def _register_more_commands() -> None:
 _register_more_commands()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line and exit 1."""
-    import click
+def _cli_error_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(exit, abort, usage-error) classes. Typer 0.29 and later carry their own copy of click,
+    whose classes are not click's: both kinds are caught."""
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    usage: list[type] = [t for t in (getattr(typer, "TyperException", None),) if t]
+    try:
+        import click
+    except ImportError:
+        pass
+    else:
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        usage.append(click.ClickException)
+    return tuple(exits), tuple(aborts), tuple(usage)
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one message and exit 1; usage errors print
+    the command's usage and exit 2."""
+    exits, aborts, usage_errors = _cli_error_types()
     args = argv if argv is not None else sys.argv[1:]
     try:
         app(args=argv, standalone_mode=False, prog_name="rayflow")
         _flow_parameter_help(args)
     except RayflowException as exc:
         _fail(exc)
-    except click.exceptions.Exit as exc:
+    except exits as exc:
         _flow_parameter_help(args)
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+        sys.exit(getattr(exc, "exit_code", 0))
+    except aborts:
         _say("Aborted.")
         sys.exit(130)
     except KeyboardInterrupt:
         _say("Interrupted. The run can be continued with `rayflow resume`.")
         sys.exit(130)
+    except usage_errors as exc:
+        if not hasattr(exc, "show"):
+            raise
+        exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))
 
 
 def _flow_parameter_help(args: list[str]) -> None:
@@ -119,44 +147,112 @@ def _fail(exc: RayflowException) -> None:
 
 
 # Metaflow's top-level options that may come before the command in `python flow.py ...`.
-_IGNORED_TOP = {"--no-pylint", "--pylint", "--quiet"}
+# Those rayflow has no use for are skipped (with their value, for those that take one).
+_IGNORED_TOP = {"--no-pylint", "--pylint"}
 _IGNORED_TOP_WITH_VALUE = {"--metadata", "--environment", "--event-logger", "--monitor",
-                           "--datastore-root", "--package-suffixes"}
-_FLOW_COMMANDS = {"run", "resume", "show", "check"}
+                           "--datastore-root", "--package-suffixes", "--profile"}
+# Top-level options rayflow keeps, and whether each takes a value (--config takes two).
+_KEPT_TOP = {"--with": 1, "--datastore": 1, "--quiet": 0, "--branch": 1, "--production": 0,
+             "--config": 2, "--config-value": 2}
+# Which of the kept options each command understands; the rest are dropped for it.
+_RUNNING = {"--with", "--datastore", "--quiet", "--branch", "--production", "--config",
+            "--config-value"}
+_READING = {"--datastore"}
+# `python flow.py COMMAND ...` -> how rayflow's command takes the flow: its file, or its name
+# in front of a pathspec.
+_FILE_COMMANDS = {"run": _RUNNING, "resume": _RUNNING, "spin": _RUNNING, "show": set(),
+                  "check": set(), "output-dot": set(), "status": _READING}
+_PATHSPEC_COMMANDS = {"logs": _READING, "dump": _READING}
 
 
-def main_for_flow(flow_cls) -> None:
-    """`python flow.py run ...`: the same commands, with the file and class filled in."""
-    file = os.path.abspath(sys.modules[flow_cls.__module__].__file__)
-    words, leading = list(sys.argv[1:]), []
+def _leading_options(words: list[str], file: str) -> list[tuple[str, list[str]]]:
+    """Pop the options before the command off `words`: [(option, values), ...]."""
+    kept: list[tuple[str, list[str]]] = []
     while words and words[0].startswith("--") and words[0] not in ("--help",):
-        opt, eq, _ = words.pop(0).partition("=")
+        opt, eq, inline = words.pop(0).partition("=")
         if opt in _IGNORED_TOP:
             continue
         if opt in _IGNORED_TOP_WITH_VALUE:
             if not eq and words:
                 words.pop(0)
             continue
-        if opt == "--with":
-            leading += ["--with", _ if eq else words.pop(0)]
-            continue
-        if opt == "--datastore":
-            value = _ if eq else words.pop(0)
-            if value not in ("local",):
-                leading += ["--datastore", value]
-            continue
-        _say(f"Unknown option {opt} before the command. Try: python "
-             f"{os.path.basename(file)} run --help")
-        sys.exit(2)
+        if opt not in _KEPT_TOP:
+            _say(f"Unknown option {opt} before the command. Try: python "
+                 f"{os.path.basename(file)} --help")
+            sys.exit(2)
+        count = _KEPT_TOP[opt]
+        values = [inline] if eq else []
+        while len(values) < count and words:
+            values.append(words.pop(0))
+        if len(values) < count:
+            _say(f"Option {opt} needs {count} value{'s' if count > 1 else ''}.")
+            sys.exit(2)
+        if opt == "--datastore" and values == ["local"]:
+            continue  # Metaflow's name for the default
+        kept.append((opt, values))
+    return kept
+
+
+def _flow_usage(file: str) -> str:
+    commands = sorted({*_FILE_COMMANDS, *_PATHSPEC_COMMANDS, "tag", "runs"})
+    return (f"Usage: python {os.path.basename(file)} [OPTIONS] COMMAND [ARGS]...\n"
+            f"Commands: {', '.join(commands)}.\n"
+            f"Each is `rayflow COMMAND` with this flow filled in; see `rayflow COMMAND --help`.")
+
+
+def flow_command_argv(flow_cls, file: str, argv: list[str]) -> list[str] | None:
+    """The `rayflow` words for `python flow.py ARGV` (None: print the usage)."""
+    words = list(argv)
+    leading = _leading_options(words, file)
     if not words or words[0] in ("--help", "-h", "help"):
-        _say(f"Usage: python {os.path.basename(file)} [run|resume|show|check] [OPTIONS]\n"
-             f"Same as `rayflow COMMAND {os.path.basename(file)}`.")
-        sys.exit(0 if words else 2)
+        return None
     command, rest = words[0], words[1:]
-    if command not in _FLOW_COMMANDS:
-        _say(f"Unknown command {command!r}. Use one of: {', '.join(sorted(_FLOW_COMMANDS))}.")
-        sys.exit(2)
-    main([command, file, "--flow", flow_cls.__name__, *leading, *rest])
+    name = flow_cls.__name__
+
+    def options(allowed: set[str]) -> list[str]:
+        return [w for opt, values in leading if opt in allowed for w in (opt, *values)]
+
+    if command in _FILE_COMMANDS:
+        flow_opt = [] if command == "status" else ["--flow", name]
+        return [command, file, *flow_opt, *options(_FILE_COMMANDS[command]), *rest]
+    if command in _PATHSPEC_COMMANDS:
+        # Metaflow's pathspecs here leave the flow out: run_id/step/task.
+        paths = [w if w.startswith("-") or w.startswith(f"{name}/") else f"{name}/{w}"
+                 for w in rest[:1]]
+        return [command, *paths, *options(_PATHSPEC_COMMANDS[command]), *rest[1:]]
+    if command == "tag":
+        # Metaflow: tag add|remove|replace|list [--run-id ID] TAGS...
+        action, more = (rest[0], rest[1:]) if rest else ("list", [])
+        run_id = None
+        tags = []
+        i = 0
+        while i < len(more):
+            if more[i] == "--run-id" and i + 1 < len(more):
+                run_id = more[i + 1]
+                i += 2
+                continue
+            tags.append(more[i])
+            i += 1
+        if run_id is None:
+            _say(f"Give the run: python {os.path.basename(file)} tag {action} --run-id ID ...")
+            sys.exit(2)
+        return ["tag", action, f"{name}/{run_id}", *tags, *options(_READING)]
+    if command == "runs":
+        return ["runs", name, *options(_READING), *rest]
+    _say(f"Unknown command {command!r}.\n{_flow_usage(file)}")
+    sys.exit(2)
+
+
+def main_for_flow(flow_cls) -> None:
+    """`python flow.py COMMAND ...`: the same commands, with the file and class filled in.
+    Flow-level options (--with, --datastore, --quiet, --branch, ...) may come before the
+    command, as in Metaflow, or after it."""
+    file = os.path.abspath(sys.modules[flow_cls.__module__].__file__)
+    words = flow_command_argv(flow_cls, file, sys.argv[1:])
+    if words is None:
+        _say(_flow_usage(file))
+        sys.exit(0 if sys.argv[1:] else 2)
+    main(words)
     sys.exit(0)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-FlowFile = Annotated[str, typer.Argument(help="Path to the flow's Python file.")]
+FlowFile = Annotated[str, typer.Argument(metavar="FILE", help="Path to the flow's Python file.")]
 DatastoreOpt = Annotated[str | None, typer.Option(
     "--datastore", envvar="RAYFLOW_DATASTORE",
     help="Where checkpoints go: a local folder (default ./.rayflow) or s3://bucket/prefix.")]
@@ -34,6 +34,12 @@ NamespaceOpt = Annotated[str | None, typer.Option(
 RUN_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 RunIdFileOpt = Annotated[str | None, typer.Option(
     "--run-id-file", help="Write the run id to this file as soon as the run has one.")]
+BranchOpt = Annotated[str | None, typer.Option(
+    "--branch", envvar="METAFLOW_BRANCH",
+    help="@project flows: run on this branch (test.<branch>, or prod.<branch> with "
+         "--production). Default: user.<you>.")]
+ProductionOpt = Annotated[bool, typer.Option(
+    "--production", help="@project flows: run on the production branch.")]
 RunnerAttributeFileOpt = Annotated[str | None, typer.Option(
     "--runner-attribute-file", hidden=True,
     help="Write {flow_name, run_id, datastore} as JSON here (used by rayflow.Runner).")]
@@ -53,13 +59,16 @@ class RunSettings:
     executor: str = "ray"
     run_id_file: str | None = None
     runner_attribute_file: str | None = None
+    branch: str | None = None
+    production: bool = False
 
 
 def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = None,
                         tag: TagOpt = None, with_: WithOpt = None, flow: FlowNameOpt = None,
                         max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
                         executor: ExecutorOpt = "ray", run_id_file: RunIdFileOpt = None,
-                        runner_attribute_file: RunnerAttributeFileOpt = None):
+                        runner_attribute_file: RunnerAttributeFileOpt = None,
+                        branch: BranchOpt = None, production: ProductionOpt = False):
     """Only its signature is used: the options of every command that runs a flow."""
 
 

@@ -40,6 +40,7 @@ from .decorators import (
 from .exceptions import MetaflowNotFound, RayflowException
 from .flowspec import FlowSpec, StepException, step
 from .parameters import IncludeFile, JSONType, Parameter
+from .project import project
 from .runner import ExecutingRun, NBRunner, Runner
 
 __version__ = "0.1.0"
@@ -51,4 +52,5 @@ __all__ = [
     "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
     "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
     "RayflowException", "StepException", "Runner", "NBRunner", "ExecutingRun",
+    "project",
 ]

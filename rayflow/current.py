@@ -23,10 +23,17 @@ class TaskContext:
     tags: list[str] = field(default_factory=list)
     # The run's datastore: what the client reads inside a step unless told otherwise.
     datastore_url: str | None = None
+    # @project's values (project_name, branch_name, ...); None for a flow without @project,
+    # whose `current` then has no such attributes, as in Metaflow.
+    project: dict | None = None
 
     @property
     def pathspec(self) -> str:
         return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+
+PROJECT_FIELDS = ("project_name", "branch_name", "project_flow_name", "is_production",
+                  "is_user_branch")
 
 
 class Current:
@@ -47,9 +54,14 @@ class Current:
             raise AttributeError(name)
         ctx = self.__dict__.get("_ctx")
         if ctx is None:
-            if name in TaskContext.__dataclass_fields__ or name == "pathspec":
+            if name in TaskContext.__dataclass_fields__ or name in ("pathspec", *PROJECT_FIELDS):
                 return None
             raise AttributeError(f"current has no attribute {name!r}")
+        if name in PROJECT_FIELDS:
+            if ctx.project is None:
+                raise AttributeError(f"current has no attribute {name!r}: the flow has no "
+                                     "@project decorator")
+            return ctx.project[name]
         try:
             return getattr(ctx, name)
         except AttributeError:

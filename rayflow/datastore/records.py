@@ -136,6 +136,7 @@ class RunRecord:
     origin_run_id: str | None = None
     datastore: str = ""
     ray_address: str | None = None
+    project: dict | None = None                 # @project: name, branch, flow name, ...
 
     @property
     def pathspec(self) -> str:

@@ -79,3 +79,32 @@ def describe_graph(graph: FlowGraph) -> str:
     for node in graph:
         lines += _describe_node(node) + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _dot_id(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def graph_to_dot(graph: FlowGraph) -> str:
+    """The graph in Graphviz's DOT language (`rayflow output-dot`, as Metaflow's): one box per
+    step labelled with its name and type; foreach edges dashed and labelled with the foreach
+    variable, switch edges labelled with their case."""
+    lines = [f"digraph {_dot_id(graph.name)} {{", '  rankdir="TB";',
+             '  node [shape="box", style="rounded"];']
+    for node in graph:
+        label = f"{node.name}\\n({node.type})"
+        lines.append(f'  {_dot_id(node.name)} [label="{label}"];')
+    for node in graph:
+        cases = {}
+        for value, target in node.switch_cases:
+            cases.setdefault(target, []).append(repr(value))
+        for target in node.out_funcs:
+            attrs = []
+            if node.foreach_param is not None:
+                attrs += ['style="dashed"', f'label="foreach {node.foreach_param}"']
+            elif target in cases:
+                attrs.append(f'label={_dot_id(", ".join(cases[target]))}')
+            suffix = f" [{', '.join(attrs)}]" if attrs else ""
+            lines.append(f"  {_dot_id(node.name)} -> {_dot_id(target)}{suffix};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

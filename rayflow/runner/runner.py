@@ -20,7 +20,8 @@ from .process import CommandProcess, ExecutingRun, async_wait_for_file, new_fold
 # Runner(...) keyword -> CLI option ("" : a flag).
 _TOP_LEVEL = {"datastore": "--datastore", "address": "--address", "executor": "--executor",
               "quiet": "--quiet", "decospecs": "--with", "with_": "--with", "flow": "--flow",
-              "max_workers": "--max-workers"}
+              "max_workers": "--max-workers", "branch": "--branch",
+              "production": "--production"}
 # Metaflow's top-level options with no meaning here (metadata service, environments, ...).
 _IGNORED_TOP_LEVEL = {"metadata", "environment", "event_logger", "monitor", "pylint",
                       "package_suffixes", "datastore_root"}
@@ -58,7 +59,7 @@ def _options(kwargs: dict[str, Any], known: dict[str, str], ignored: set[str],
                     f"{', '.join(sorted(known))}; flow parameters go to run(...).")
             words.append(f"--{key}={_value(value)}")  # a flow parameter, by its own name
             continue
-        if option == "--quiet":
+        if option in ("--quiet", "--production"):
             words += [option] if value else []
         elif isinstance(value, (list, tuple, set)):
             for item in value:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import DataStoreError, RayflowException, UnsaveableArtifactError
 from ..parameters import flow_constants, params_as_json
+from ..project import resolve_project
 from .artifacts import ArtifactLoc, Scope
 from .batching import Batch, BatchResult, BatchSizer, chunking
 from .crash import remove_run_spool
@@ -49,6 +50,8 @@ class RunOptions:
     # JSON {flow_name, run_id, datastore}, written with the run id: how `rayflow.Runner`
     # finds the run its subprocess started.
     runner_attribute_file: str | None = None
+    branch: str | None = None        # @project's --branch (None: METAFLOW_BRANCH or none)
+    production: bool | None = None   # @project's --production (None: METAFLOW_PRODUCTION)
 
 
 @dataclass
@@ -116,6 +119,11 @@ class Runner:
         if self.cloner is not None:
             self.cloner.begin(self.run_id)
         self.user = self.opts.user or _username()
+        self.project = resolve_project(self.flow.cls, self.flow.name, self.user,
+                                       self.opts.branch, self.opts.production)
+        if self.project is not None:
+            self.progress.say(f"Project: {self.project.project_name}, "
+                              f"Branch: {self.project.branch_name}")
         # Connect (and let the cluster refuse this datastore) before the run record exists, so
         # a refused or unreachable cluster leaves no run that looks forever "running".
         if self.executor is None:
@@ -159,10 +167,13 @@ class Runner:
         rec = RunRecord(
             flow=self.flow.name, run_id=self.run_id, user=self.user,
             params=params_as_json(self.params),
-            tags=list(self.opts.tags), sys_tags=[f"user:{self.user}", "runtime:rayflow"],
+            tags=list(self.opts.tags),
+            sys_tags=[f"user:{self.user}", "runtime:rayflow",
+                      *(self.project.sys_tags if self.project else [])],
             code_hash=flow_code_hash(self.flow.file), status=status, started_at=started,
             finished_at=None, flow_file=self.flow.file, origin_run_id=self.origin_run_id,
-            datastore=self.ds.url, ray_address=self.opts.address)
+            datastore=self.ds.url, ray_address=self.opts.address,
+            project=self.project.to_json() if self.project else None)
         self.ds.write_run(rec)
         return rec
 
@@ -218,7 +229,9 @@ class Runner:
             tags=list(self.opts.tags), origin_run_id=self.origin_run_id,
             with_decorators=tuple(self.opts.with_decorators),
             namespace=self.opts.namespace, source_dir=os.path.dirname(self.flow.file),
-            datastore_env=datastore_env(self.ds.url))
+            datastore_env=datastore_env(self.ds.url),
+            project=self.project.to_json() if self.project else None,
+            sys_tags=self.project.sys_tags if self.project else [])
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:

@@ -36,6 +36,8 @@ class RunContext:
     # The driver's datastore settings (AWS endpoint, region, credentials), so every worker
     # reaches the same datastore the driver checked, even one started before they were set.
     datastore_env: dict[str, str] = field(default_factory=dict)
+    project: dict | None = None         # ProjectInfo.to_json() of a @project flow
+    sys_tags: list[str] = field(default_factory=list)   # the run's system tags beyond user:
 
 
 @dataclass(slots=True)

@@ -132,7 +132,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     cap = CapturedTask(outcome)
     tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
                        ctx.origin_run_id, ctx.user, ctx.namespace, list(ctx.params), ctx.tags,
-                       ctx.datastore_url)
+                       ctx.datastore_url, ctx.project)
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
