@@ -18,7 +18,7 @@ from rayflow.exceptions import RayflowException
 
 from .common import _execute, _load, _say, display_path, run_options
 from .options import RUN_SETTINGS, FlowFile, FlowNameOpt, JsonOpt, RunSettings, with_run_options
-from .params import describe_parameters, split_flow_args
+from .params import describe_parameters, split_config_args, split_flow_args
 
 app = typer.Typer(
     name="rayflow", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -33,11 +33,15 @@ def run(ctx: typer.Context, file: FlowFile,
         max_num_splits: Annotated[int | None, typer.Option(
             "--max-num-splits", help="Accepted for Metaflow compatibility; rayflow has no cap.",
             hidden=True)] = None, *, settings: RunSettings):
-    """Run a flow. Flow parameters follow as --name value (see `rayflow show FILE`)."""
+    """Run a flow. Flow parameters follow as --name value (see `rayflow show FILE`); configs
+    as --config NAME FILE or --config-value NAME JSON."""
     from rayflow.parameters import resolve_parameters
 
     loaded = _load(file, settings.flow)
-    params = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, list(ctx.args)))
+    files, values, words = split_config_args(list(ctx.args))
+    params = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, words),
+                                config_files=files, config_values=values,
+                                branch=settings.branch, production=settings.production or None)
     _execute(loaded, params, run_options(settings))
 
 

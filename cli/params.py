@@ -9,6 +9,31 @@ from __future__ import annotations
 from rayflow.exceptions import ParameterError
 from rayflow.parameters import flow_parameters
 
+CONFIG_OPTIONS = {"--config": "file", "--config-value": "value"}
+
+
+def split_config_args(words: list[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """Take `--config NAME FILE` and `--config-value NAME JSON` (each repeatable) out of the
+    leftover words: (files, values, the other words)."""
+    files: dict[str, str] = {}
+    values: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(words):
+        option = words[i]
+        kind = CONFIG_OPTIONS.get(option)
+        if kind is None:
+            rest.append(option)
+            i += 1
+            continue
+        if len(words) - i < 3:
+            raise ParameterError(f"{option} takes two values: {option} NAME "
+                                 f"{'FILE' if kind == 'file' else 'JSON'}.")
+        name, value = words[i + 1], words[i + 2]
+        (files if kind == "file" else values)[name] = value
+        i += 3
+    return files, values, rest
+
 
 def split_flow_args(flow_cls, words: list[str]) -> dict[str, str]:
     """`["--alpha", "0.3", "--flag", "--name=x"]` -> {"alpha": "0.3", "flag": "true", ...}."""
@@ -48,7 +73,16 @@ def split_flow_args(flow_cls, words: list[str]) -> dict[str, str]:
 
 
 def describe_parameters(flow_cls) -> str:
+    from rayflow.config import flow_configs
+
     lines = []
+    for c in flow_configs(flow_cls):
+        source = f" (default file: {c.default_file!r})" if isinstance(c.default_file, str) \
+            else " (has a default)" if c.default_file or c.default_config_value is not None \
+            else ""
+        req = " [required]" if c.required else ""
+        lines.append(f"  --config {c.name} FILE | --config-value {c.name} JSON{req}{source}  "
+                     f"{c.help}".rstrip())
     for p in flow_parameters(flow_cls):
         default = "" if p.default is None else f" (default: {p.default!r})"
         req = " [required]" if p.required else ""

@@ -18,6 +18,7 @@ from .client import (
                      metadata,
                      namespace,
 )
+from .config import Config, ConfigValue, config_expr
 from .current import current
 from .decorators import (
                      batch,
@@ -52,5 +53,5 @@ __all__ = [
     "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
     "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
     "RayflowException", "StepException", "Runner", "NBRunner", "ExecutingRun",
-    "project",
+    "project", "Config", "ConfigValue", "config_expr",
 ]

@@ -6,6 +6,7 @@ running task, `current.is_running_flow` is False and the other fields are None.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 
@@ -41,6 +42,18 @@ class Current:
 
     def __init__(self):
         self._ctx: TaskContext | None = None
+        # Outside a task, while a run is being prepared (its parameters' default functions
+        # run): the flow's name and @project values.
+        self._flow: dict | None = None
+
+    @contextlib.contextmanager
+    def _flow_env(self, flow_name: str, project: dict | None):
+        saved = self.__dict__.get("_flow")
+        self.__dict__["_flow"] = {"flow_name": flow_name, "project": project}
+        try:
+            yield
+        finally:
+            self.__dict__["_flow"] = saved
 
     def _set(self, ctx: TaskContext | None) -> None:
         self._ctx = ctx
@@ -53,6 +66,12 @@ class Current:
         if name.startswith("_"):
             raise AttributeError(name)
         ctx = self.__dict__.get("_ctx")
+        flow = self.__dict__.get("_flow")
+        if ctx is None and flow is not None:
+            if name == "flow_name":
+                return flow["flow_name"]
+            if name in PROJECT_FIELDS and flow["project"] is not None:
+                return flow["project"][name]
         if ctx is None:
             if name in TaskContext.__dataclass_fields__ or name in ("pathspec", *PROJECT_FIELDS):
                 return None

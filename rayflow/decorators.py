@@ -213,6 +213,24 @@ class ComputeDecorator(StepDecorator):
         return ResourcesDecorator(**picked)
 
 
+class DeferredDecorator:
+    """A decorator whose attributes use the flow's configs (`config.x`, `config_expr(...)`,
+    `**config`): kept as written until the run knows the configs, then built (`build`)."""
+
+    def __init__(self, cls: type[StepDecorator], name: str, attributes: dict):
+        self.cls, self.name, self.raw = cls, name, attributes
+
+    def build(self, configs: dict[str, Any]) -> StepDecorator:
+        from .config import resolve_delayed
+
+        deco = self.cls(**resolve_delayed(self.raw, configs))
+        deco.name = self.name
+        return deco
+
+    def __repr__(self) -> str:
+        return f"@{self.name}(<waits for configs>)"
+
+
 def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
     """Build the user-facing decorator function for `cls`: usable as @x and @x(...)."""
 
@@ -222,9 +240,14 @@ def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
                 raise InvalidFlowError(
                     f"@{deco_name} is applied to {getattr(f, '__name__', f)!r}, which is not a "
                     f"step. Put @{deco_name} above @step.")
-            deco = cls(**attributes)
-            if name:
-                deco.name = name
+            from .config import has_delayed
+
+            if has_delayed(attributes):
+                deco = DeferredDecorator(cls, deco_name, attributes)
+            else:
+                deco = cls(**attributes)
+                if name:
+                    deco.name = name
             if any(d.name == deco.name for d in f.decorators):
                 raise InvalidFlowError(
                     f"Step {f.__name__!r} has @{deco.name} twice. Keep one.")
@@ -337,8 +360,12 @@ class StepDecorators:
         return t.total_seconds if t else None
 
     @classmethod
-    def for_step(cls, func, extra: list[StepDecorator] = ()) -> "StepDecorators":
-        decos = list(func.decorators)
+    def for_step(cls, func, extra: list[StepDecorator] = (),
+                 configs: dict[str, Any] | None = None) -> "StepDecorators":
+        """The step's decorators, those that wait for configs built from `configs` (the
+        run's, by name), then the `--with` ones the step does not have already."""
+        decos = [d.build(configs or {}) if isinstance(d, DeferredDecorator) else d
+                 for d in func.decorators]
         names = {d.name for d in decos}
         decos += [d for d in extra if d.name not in names]
         return cls(decos)

@@ -104,13 +104,6 @@ class Parameter:
         """The environment variable that gives the default, as in Metaflow."""
         return "METAFLOW_RUN_" + self.name.upper().replace("-", "_")
 
-    def default_value(self, context=None):
-        """The default, calling it first when it is a function (Metaflow's deploy-time form)."""
-        default = self.default
-        if callable(default) and not isinstance(default, type):
-            default = default(context)
-        return default
-
     def convert(self, raw, where: str = "") -> Any:
         """Turn a command-line string (or a default) into the parameter's typed value."""
         if raw is None:
@@ -185,15 +178,50 @@ def flow_parameters(flow_cls) -> list[Parameter]:
     seen: dict[str, Parameter] = {}
     for klass in reversed(flow_cls.__mro__):
         for value in vars(klass).values():
-            if isinstance(value, Parameter):
+            if isinstance(value, Parameter) and not getattr(value, "IS_CONFIG_PARAMETER", False):
                 seen[value.name] = value
     return list(seen.values())
 
 
-def resolve_parameters(flow_cls, given: dict[str, str]) -> dict[str, Any]:
-    """Parse `given` (name -> raw string from the command line) against the flow's Parameters.
+def resolve_parameters(flow_cls, given: dict[str, str], config_files: dict | None = None,
+                       config_values: dict | None = None, branch: str | None = None,
+                       production: bool | None = None, user: str | None = None
+                       ) -> dict[str, Any]:
+    """The values a run starts with: first the flow's Configs (`config_files` and
+    `config_values` from --config and --config-value, else the environment, else their
+    defaults), then its Parameters from `given` (name -> raw string from the command line),
+    the environment or their defaults, which may read the configs. Both are returned, by name.
+    `branch` and `production` are @project's, which a parameter's default function may read
+    through `current`.
 
     Raises ParameterError for unknown names, missing required values and bad types."""
+    from .config import (
+        ParameterContext,
+        apply_configs,
+        config_values_of,
+        has_delayed,
+        resolve_configs,
+        resolve_delayed,
+    )
+    from .current import current
+    from .project import resolve_project
+
+    if user is None:
+        from .client import get_username
+
+        user = get_username()
+    configs = resolve_configs(flow_cls, config_files, config_values, user)
+    apply_configs(flow_cls, configs)
+    project = resolve_project(flow_cls, flow_cls.__name__, user, branch, production,
+                              resolve_value=lambda v: resolve_delayed(v, configs))
+    with current._flow_env(flow_cls.__name__, project.to_json() if project else None):
+        params = _resolve_params(flow_cls, given, user, config_values_of(flow_cls),
+                                 has_delayed, resolve_delayed, ParameterContext)
+    return {**configs, **params}
+
+
+def _resolve_params(flow_cls, given, user, configs, has_delayed, resolve_delayed,
+                    context_cls) -> dict[str, Any]:
     params = flow_parameters(flow_cls)
     by_name = {p.name: p for p in params}
     by_name.update({p.name.replace("_", "-"): p for p in params})
@@ -212,7 +240,14 @@ def resolve_parameters(flow_cls, given: dict[str, str]) -> dict[str, Any]:
         if from_env is not None:  # as in Metaflow: METAFLOW_RUN_<NAME> sets the default
             values[param.name] = param.convert(from_env, f" (from ${param.env_var})")
             continue
-        default = param.default_value()
+        default = param.default
+        if has_delayed(default):
+            default = resolve_delayed(default, configs)
+        elif callable(default) and not isinstance(default, type):
+            from .config import ConfigValue
+
+            default = default(context_cls(flow_cls.__name__, user, param.name,
+                                          ConfigValue(configs)))
         if default is None and param.required:
             raise ParameterError(
                 f"Parameter {param.name!r} of flow {flow_cls.__name__} is required. "

@@ -171,9 +171,11 @@ def latest_run_id(ds, flow_name: str, namespace: str | None) -> str:
 def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
     """The origin run's parameter values: from the start task's artifacts when it finished
     (exact values), else from the run record (JSON)."""
+    from ..config import as_config_value, flow_configs
     from ..parameters import flow_parameters
 
-    names = [p.name for p in flow_parameters(flow_cls)]
+    configs = {c.name: c for c in flow_configs(flow_cls)}
+    names = [*configs, *(p.name for p in flow_parameters(flow_cls))]
     start = ds.read_task(origin_run_id, "start", "0")
     if start is not None and start.status == "success" and all(
             n in start.artifacts for n in names):
@@ -184,4 +186,5 @@ def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
         raise RayflowException(
             f"Run {flow_cls.__name__}/{origin_run_id} does not exist in {ds.url}. Check "
             f"--origin-run-id and --datastore.")
-    return {n: run.params.get(n) for n in names}
+    return {n: as_config_value(run.params.get(n), configs[n].plain) if n in configs
+            else run.params.get(n) for n in names}

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from ..config import apply_configs, config_values_of, resolve_delayed
 from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import DataStoreError, RayflowException, UnsaveableArtifactError
 from ..parameters import flow_constants, params_as_json
@@ -87,8 +88,7 @@ class Runner:
         self.params = params or {}
         self.opts = options
         self.extra_decorators = [parse_with_spec(s) for s in options.with_decorators]
-        self.decos = {s: StepDecorators.for_step(getattr(flow.cls, s), self.extra_decorators)
-                      for s in self.graph.steps}
+        self._build_decorators()
         self.scheduler = Scheduler(self.graph)
         self.queue: deque = deque()
         self.retries = RetryQueue()
@@ -99,6 +99,14 @@ class Runner:
         self.executor = executor
         self.cloner: Cloner | None = None
         self.origin_run_id: str | None = None
+
+    def _build_decorators(self) -> None:
+        """Each step's decorators, those that read configs built from this run's."""
+        apply_configs(self.flow.cls, self.params)
+        configs = config_values_of(self.flow.cls)
+        self.decos = {s: StepDecorators.for_step(getattr(self.flow.cls, s),
+                                                 self.extra_decorators, configs)
+                      for s in self.graph.steps}
 
     # ------------------------------------------------------------------------------ set-up
     def run(self) -> RunSummary:
@@ -112,6 +120,7 @@ class Runner:
             plan = plan_resume(self.ds, self.flow, self.opts.resume)
             self.origin_run_id, self.params, self.cloner = \
                 plan.origin_run_id, plan.params, plan.cloner
+            self._build_decorators()  # the origin's configs
             self.progress.say(f"Resuming {self.flow.name}/{plan.origin_run_id}"
                               + (f" from step {self.opts.resume.step}"
                                  if self.opts.resume.step else ""))
@@ -119,8 +128,10 @@ class Runner:
         if self.cloner is not None:
             self.cloner.begin(self.run_id)
         self.user = self.opts.user or _username()
+        configs = config_values_of(self.flow.cls)
         self.project = resolve_project(self.flow.cls, self.flow.name, self.user,
-                                       self.opts.branch, self.opts.production)
+                                       self.opts.branch, self.opts.production,
+                                       resolve_value=lambda v: resolve_delayed(v, configs))
         if self.project is not None:
             self.progress.say(f"Project: {self.project.project_name}, "
                               f"Branch: {self.project.branch_name}")
@@ -231,7 +242,9 @@ class Runner:
             namespace=self.opts.namespace, source_dir=os.path.dirname(self.flow.file),
             datastore_env=datastore_env(self.ds.url),
             project=self.project.to_json() if self.project else None,
-            sys_tags=self.project.sys_tags if self.project else [])
+            sys_tags=self.project.sys_tags if self.project else [],
+            configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
+                                   default=repr))
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:

@@ -37,6 +37,7 @@ class RunContext:
     # reaches the same datastore the driver checked, even one started before they were set.
     datastore_env: dict[str, str] = field(default_factory=dict)
     project: dict | None = None         # ProjectInfo.to_json() of a @project flow
+    configs_key: str = ""               # the run's config values, as canonical JSON
     sys_tags: list[str] = field(default_factory=list)   # the run's system tags beyond user:
 
 

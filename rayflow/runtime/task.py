@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import apply_configs, config_values_of
 from ..current import TaskContext, current
 from ..datastore.logs import encode_timed_log
 from ..decorators import StepDecorators, parse_with_spec
@@ -76,14 +77,19 @@ _WORKER_FLOWS: dict[tuple, WorkerFlow] = {}
 
 
 def worker_flow(ctx: RunContext) -> WorkerFlow:
-    key = (ctx.flow_file, ctx.module_name, ctx.class_name, tuple(ctx.with_decorators))
+    # Decorators may read the run's configs: runs with other configs build their own.
+    key = (ctx.flow_file, ctx.module_name, ctx.class_name, tuple(ctx.with_decorators),
+           ctx.configs_key)
     wf = _WORKER_FLOWS.get(key)
     if wf is None:
         module = import_flow_file(ctx.flow_file, ctx.module_name)
         cls = find_flow_class(module, ctx.class_name)
+        apply_configs(cls, ctx.params)
+        configs = config_values_of(cls)
         graph = graph_of(cls)
         extra = [parse_with_spec(s) for s in ctx.with_decorators]
-        decos = {name: StepDecorators.for_step(getattr(cls, name), extra) for name in graph.steps}
+        decos = {name: StepDecorators.for_step(getattr(cls, name), extra, configs)
+                 for name in graph.steps}
         wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos)
     return wf
 

@@ -88,11 +88,15 @@ def _assert_unreachable_quickly(call, url: str) -> None:
     assert not isinstance(info.value, botocore_exceptions.BotoCoreError)
 
 
-def test_stopped_server_is_unreachable_then_recovers(s3_server, s3_url):
+def test_stopped_server_is_unreachable_then_recovers(s3_server, s3_url, monkeypatch):
+    # A storage that reached the server waits out an outage for RAYFLOW_DATASTORE_OUTAGE_S
+    # (tests/reliability/test_s3_faults.py); a short wait here, and none for a fresh storage.
+    monkeypatch.setenv("RAYFLOW_DATASTORE_OUTAGE_S", "1")
     storage = S3Storage(s3_url)
     storage.put("before", b"kept across the restart")
     s3_server.stop(timeout_s=2)  # like a crash: no waiting for a graceful shutdown
     try:
+        _assert_unreachable_quickly(lambda: S3Storage(s3_url).get("before"), s3_url)
         _assert_unreachable_quickly(lambda: storage.get("before"), s3_url)
         _assert_unreachable_quickly(lambda: storage.put("during", b"x"), s3_url)
         _assert_unreachable_quickly(lambda: storage.exists_many(["a", "b"]), s3_url)
