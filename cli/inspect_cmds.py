@@ -238,6 +238,32 @@ def status(target: str, run_id: str | None, datastore: str | None, ns: str | Non
         typer.echo(f"  {row['step']:<{width}}  {', '.join(parts) or 'not started'}")
 
 
+def spin(file: str, pathspec: str, settings, artifacts_module: str | None,
+         skip_decorators: bool, persist: bool, ns: str | None) -> None:
+    import sys
+
+    from rayflow.exceptions import StepFailed
+    from rayflow.runtime.spin import spin as spin_task
+
+    loaded = _load(file, settings.flow)
+    url = _datastore(settings.datastore)
+    print(f"Spinning {pathspec} of {loaded.name} in this process (datastore {url})",
+          file=sys.stderr, flush=True)
+    result = spin_task(loaded, pathspec, url, artifacts_module=artifacts_module,
+                       skip_decorators=skip_decorators, persist=persist, namespace=ns,
+                       run_id_file=settings.run_id_file,
+                       runner_attribute_file=settings.runner_attribute_file)
+    where = (f" Read it with Task({result.pathspec!r}, datastore={result.datastore!r})."
+             if result.datastore else " (not kept: --no-persist)")
+    if not result.ok:
+        err = result.error
+        detail = err.traceback or f"{err.type}: {err.message}"
+        raise StepFailed(f"The spun task {result.pathspec} (of {result.origin}) failed:\n\n"
+                         f"{detail}\n{where.strip()}", step=result.pathspec.split("/")[2])
+    print(f"Spun {result.origin} again as {result.pathspec}.{where}", file=sys.stderr,
+          flush=True)
+
+
 def register(app: typer.Typer) -> None:
     """Attach the commands to the app, with their options and help."""
 
@@ -252,6 +278,28 @@ def register(app: typer.Typer) -> None:
             namespace: NamespaceOpt = None, *, settings: RunSettings):
         """Resume a failed run: finished tasks are cloned (no bytes copied), the rest runs."""
         resume(ctx, file, step, origin_run_id, namespace, settings)
+
+    @app.command("spin", context_settings=RUN_SETTINGS)
+    @with_run_options
+    def spin_command(
+            ctx: typer.Context, file: FlowFile,
+            pathspec: Annotated[str, typer.Argument(
+                help="The task: STEP (latest run), RUN_ID/STEP, RUN_ID/STEP/TASK_ID or "
+                     "Flow/RUN_ID/STEP/TASK_ID.")],
+            artifacts_module: Annotated[str | None, typer.Option(
+                "--artifacts-module", help="A Python file with ARTIFACTS = {name: value}: "
+                                           "these inputs replace the recorded ones.")] = None,
+            skip_decorators: Annotated[bool, typer.Option(
+                "--skip-decorators", help="Run the step without its decorators.")] = False,
+            persist: Annotated[bool, typer.Option(
+                "--persist/--no-persist", help="Keep the spun task's artifacts (in "
+                                               "<datastore>/_spin).")] = True,
+            namespace: NamespaceOpt = None, *, settings: RunSettings):
+        """Run one past task again here, from its recorded inputs, without touching its run."""
+        if ctx.args:
+            raise RayflowException(f"spin takes no flow parameters: the task's run gave them. "
+                                   f"Unexpected: {' '.join(ctx.args)}")
+        spin(file, pathspec, settings, artifacts_module, skip_decorators, persist, namespace)
 
     @app.command("logs")
     def logs_command(

@@ -73,9 +73,19 @@ class Current:
             if name in PROJECT_FIELDS and flow["project"] is not None:
                 return flow["project"][name]
         if ctx is None:
-            if name in TaskContext.__dataclass_fields__ or name in ("pathspec", *PROJECT_FIELDS):
+            if name in TaskContext.__dataclass_fields__ or \
+                    name in ("pathspec", "task", "run", *PROJECT_FIELDS):
                 return None
             raise AttributeError(f"current has no attribute {name!r}")
+        if name in ("task", "run"):
+            # The running task and its run, as client objects (Metaflow's current.task and
+            # current.run): they pickle, so a step may keep them as artifacts.
+            from .client import Run, Task
+
+            if name == "task":
+                return Task(ctx.pathspec, datastore=ctx.datastore_url, _namespace_check=False)
+            return Run(f"{ctx.flow_name}/{ctx.run_id}", datastore=ctx.datastore_url,
+                       _namespace_check=False)
         if name in PROJECT_FIELDS:
             if ctx.project is None:
                 raise AttributeError(f"current has no attribute {name!r}: the flow has no "

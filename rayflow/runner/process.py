@@ -212,6 +212,18 @@ class ExecutingRun:
         self.command_obj.kill()
 
 
+class ExecutingTask(ExecutingRun):
+    """A task spun by `Runner.spin`: the process, and the spun task (`task`, a client
+    `Task` in the spin datastore)."""
+
+    def __init__(self, runner, command: CommandProcess, task):
+        super().__init__(runner, command, task.parent.parent)
+        self.task = task
+
+    def __repr__(self) -> str:
+        return f"ExecutingTask({self.task.pathspec!r}, status={self.status!r})"
+
+
 def _file_check(path: str, command: CommandProcess, deadline: float) -> tuple[bool, str | None]:
     """(settled, contents): the file's contents once written; (True, None) once the command
     ended without writing it, or was still silent at `deadline` (then it is ended)."""

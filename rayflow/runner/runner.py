@@ -15,7 +15,14 @@ import sys
 from typing import Any
 
 from ..exceptions import RayflowException
-from .process import CommandProcess, ExecutingRun, async_wait_for_file, new_folder, wait_for_file
+from .process import (
+    CommandProcess,
+    ExecutingRun,
+    ExecutingTask,
+    async_wait_for_file,
+    new_folder,
+    wait_for_file,
+)
 
 # Runner(...) keyword -> CLI option ("" : a flag).
 _TOP_LEVEL = {"datastore": "--datastore", "address": "--address", "executor": "--executor",
@@ -31,6 +38,8 @@ _RUN_OPTIONS = {"tags": "--tag", "tag": "--tag", "max_workers": "--max-workers",
                 "namespace": "--namespace", "user_namespace": "--namespace"}
 _RESUME_OPTIONS = {**_RUN_OPTIONS, "origin_run_id": "--origin-run-id"}
 _IGNORED_RUN = {"runner_attribute_file"}
+_SPIN_OPTIONS = {"artifacts_module": "--artifacts-module", "run_id_file": "--run-id-file",
+                 "namespace": "--namespace"}
 
 
 class RunnerError(RayflowException):
@@ -171,6 +180,45 @@ class Runner:
         proc, attribute_file = self._start(command, words, False)
         text = await async_wait_for_file(attribute_file, proc, self.file_read_timeout)
         return self._executing(proc, text)
+
+    def spin(self, pathspec: str, **kwargs: Any) -> ExecutingTask:
+        """Run one past task again from its recorded inputs (`rayflow spin`) and wait.
+        Keywords: `artifacts_module`, `skip_decorators`, `persist`."""
+        proc, attribute_file = self._start("spin", self._spin_words(pathspec, kwargs),
+                                           self.show_output)
+        text = wait_for_file(attribute_file, proc, self.file_read_timeout)
+        proc.sync_wait()
+        return self._executing_task(proc, text)
+
+    async def async_spin(self, pathspec: str, **kwargs: Any) -> ExecutingTask:
+        proc, attribute_file = self._start("spin", self._spin_words(pathspec, kwargs), False)
+        text = await async_wait_for_file(attribute_file, proc, self.file_read_timeout)
+        return self._executing_task(proc, text)
+
+    def _spin_words(self, pathspec: str, kwargs: dict[str, Any]) -> list[str]:
+        kwargs = dict(kwargs)
+        flags = []
+        if kwargs.pop("skip_decorators", False):
+            flags.append("--skip-decorators")
+        if kwargs.pop("persist", True) is False:
+            flags.append("--no-persist")
+        return [pathspec, *flags,
+                *_options(kwargs, _SPIN_OPTIONS, _IGNORED_RUN, False, "spin(...)")]
+
+    def _executing_task(self, proc: CommandProcess, text: str | None) -> ExecutingTask:
+        from ..client import Task
+
+        if text is None:
+            proc.sync_wait()
+            message = self._no_run_message(proc)
+            proc.cleanup()
+            raise RunnerError(message)
+        info = json.loads(text)
+        if proc.returncode is None:
+            proc.sync_wait()
+        task = Task(f"{info['flow_name']}/{info['run_id']}/{info['step_name']}/"
+                    f"{info['task_id']}", datastore=info["datastore"], _namespace_check=False)
+        return ExecutingTask(self, proc, task)
 
     def _resume_words(self, kwargs: dict[str, Any]) -> list[str]:
         kwargs = dict(kwargs)

@@ -1,0 +1,233 @@
+"""`rayflow spin`: run one past task again, in this process, from the inputs it had, without
+touching its run (Metaflow's `spin`).
+
+The task's record names its parents; their records give the artifacts it saw (and a foreach
+split's own item, by index into its parent's foreach variable). The task runs again under a
+new run id in a datastore of its own beside the run's, `<datastore>/_spin`, so the flow's runs,
+its latest run and its namespaces stay as they were. The blobs it reads are copied there
+first, so the spun task reads (and the client later shows) only that datastore. An artifacts
+module (a Python file with a dict `ARTIFACTS`) replaces inputs by name, to try a change.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import dataclass
+
+from ..exceptions import RayflowException
+from .artifacts import ArtifactLoc, InlineRef
+from .spec import ItemLoc, JoinInput, TaskSpec
+
+SPIN_DIR = "_spin"
+
+
+@dataclass
+class SpinResult:
+    origin: str          # Flow/run/step/task that was spun
+    pathspec: str        # the spun task, in the spin datastore
+    datastore: str       # where it is (None when not persisted)
+    ok: bool
+    error: object = None  # TaskError of a failed spin
+
+
+def spin_datastore_url(url: str) -> str:
+    from ..datastore.storage import join_path
+
+    return join_path(url, SPIN_DIR)
+
+
+def _parse(pathspec: str, flow_name: str) -> list[str]:
+    parts = [p for p in pathspec.strip("/").split("/") if p]
+    if parts and parts[0] == flow_name:
+        parts = parts[1:]
+    if not 1 <= len(parts) <= 3:
+        raise RayflowException(
+            f"spin takes a step, run_id/step, run_id/step/task_id or {flow_name}/run_id/step/"
+            f"task_id, not {pathspec!r}.")
+    # step | run/step | run/step/task
+    if len(parts) == 1:
+        return [None, parts[0], None]
+    if len(parts) == 2:
+        return [parts[0], parts[1], None]
+    return parts
+
+
+def find_task(ds, loaded, pathspec: str, namespace: str | None):
+    """(run_id, step, task_id, record) of the task to spin: a step alone means the latest
+    run in the namespace; a step with several tasks needs the task id."""
+    from ..client import Flow
+    from ..client import namespace as set_namespace
+
+    run_id, step, task_id = _parse(pathspec, loaded.name)
+    if step not in loaded.graph:
+        raise RayflowException(f"Flow {loaded.name} has no step {step!r}. Its steps: "
+                               f"{', '.join(loaded.graph.steps)}.")
+    if run_id is None:
+        set_namespace(namespace)
+        run = Flow(loaded.name, datastore=ds.url).latest_run
+        if run is None:
+            raise RayflowException(f"Flow {loaded.name} has no run to spin a task of in "
+                                   f"{ds.url}. Run it first, or name the run.")
+        run_id = run.id
+    if task_id is None:
+        tasks = ds.list_tasks(run_id, step)
+        if len(tasks) != 1:
+            shown = ", ".join(tasks[:10]) or "none"
+            raise RayflowException(
+                f"Step {step} of {loaded.name}/{run_id} has {len(tasks)} tasks ({shown}); "
+                f"name one: rayflow spin FILE {run_id}/{step}/TASK_ID.")
+        task_id = tasks[0]
+    rec = ds.read_task(run_id, step, task_id)
+    if rec is None:
+        raise RayflowException(f"Task {loaded.name}/{run_id}/{step}/{task_id} has no record "
+                               f"in {ds.url}; it never started. Spin a task that ran.")
+    return run_id, step, task_id, rec
+
+
+def _locs(artifacts: dict) -> dict[str, ArtifactLoc]:
+    return {name: ArtifactLoc.from_info(name, info) for name, info in artifacts.items()}
+
+
+def _parent_records(ds, rec) -> list:
+    out = []
+    for pathspec in rec.parents:
+        _, run_id, step, task_id = pathspec.split("/")
+        parent = ds.read_task(run_id, step, task_id)
+        if parent is None or parent.status != "success":
+            raise RayflowException(f"Parent task {pathspec} of {rec.pathspec} did not finish, "
+                                   "so the inputs of the task cannot be rebuilt.")
+        out.append(parent)
+    return out
+
+
+def build_spec(ds, loaded, rec, overrides: dict[str, ArtifactLoc]) -> TaskSpec:
+    """The task's spec as it first ran: what it saw, from its parents' records."""
+    node = loaded.graph[rec.step]
+    parents = _parent_records(ds, rec)
+    stack = tuple(tuple(f) for f in rec.foreach_stack)
+    spec = TaskSpec(rec.step, rec.task_id, 0, stack, parents=tuple(rec.parents))
+    if node.is_join:
+        spec.join_inputs = [JoinInput(p.step, p.task_id, {**_locs(p.artifacts), **overrides}, 0)
+                            for p in parents]
+        spec.join_bases = [{}]
+        return spec
+    if parents:
+        parent = parents[0]
+        spec.view = {**_locs(parent.artifacts), **overrides}
+        pnode = loaded.graph[parent.step]
+        if pnode.foreach_param is not None and stack:
+            var = pnode.foreach_param
+            info = parent.artifacts.get(var)
+            if info is None:
+                raise RayflowException(f"Parent {parent.pathspec} has no foreach variable "
+                                       f"{var!r} in its record.")
+            frame = next((f for f in reversed(stack) if f[0] == parent.step), stack[-1])
+            index = frame[1]
+            items = list(ds.load_artifact(info, f"self.{var} of {parent.pathspec}"))
+            spec.item = ItemLoc(InlineRef([items[index]]), 0, var, info.sha, index)
+    else:  # start: the run's parameters, configs and constants, as its record kept them
+        from ..config import flow_configs
+        from ..parameters import flow_constant_names, flow_parameters
+
+        names = {p.name for p in flow_parameters(loaded.cls)} | \
+            {c.name for c in flow_configs(loaded.cls)} | set(flow_constant_names(loaded.cls))
+        spec.view = {**{n: loc for n, loc in _locs(rec.artifacts).items() if n in names},
+                     **overrides}
+    return spec
+
+
+def _copy_blobs(origin, target, locs) -> None:
+    """Copy the blobs the spun task reads into its own datastore (present ones are kept)."""
+    shas = sorted({loc.sha for loc in locs if loc.inline is None})
+    paths = [origin.cas.blob_path(sha) for sha in shas]
+    present = target.storage.exists_many(paths)
+    missing = [p for p, there in zip(paths, present) if not there]
+    if missing:
+        target.storage.put_many(list(zip(missing, origin.storage.get_many(missing))))
+
+
+def load_artifacts_module(path: str) -> dict:
+    spec = importlib.util.spec_from_file_location("rayflow_spin_artifacts", path)
+    if spec is None or not os.path.isfile(path):
+        raise RayflowException(f"--artifacts-module {path!r} is not a Python file. Pass a file "
+                               "that defines ARTIFACTS = {{name: value, ...}}.")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    artifacts = getattr(module, "ARTIFACTS", None)
+    if not isinstance(artifacts, dict):
+        raise RayflowException(f"--artifacts-module {path}: define a dict ARTIFACTS of "
+                               "artifact names to values.")
+    return artifacts
+
+
+def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | None = None,
+         skip_decorators: bool = False, persist: bool = True, namespace: str | None = None,
+         user: str | None = None, run_id_file: str | None = None,
+         runner_attribute_file: str | None = None) -> SpinResult:
+    import json
+
+    from ..config import config_values_of
+    from ..datastore import FlowDataStore, RunRecord
+    from ..decorators import StepDecorators
+    from ..parameters import params_as_json
+    from .batching import _node_name
+    from .batching import persist as persist_batch
+    from .resume import origin_parameters
+    from .runner import _username, _write_run_id_file
+    from .task import WorkerFlow, run_task, worker_flow
+
+    origin = FlowDataStore.from_url(datastore_url, loaded.name)
+    origin.storage.check_writable()
+    run_id, step, task_id, rec = find_task(origin, loaded, pathspec, namespace)
+    target = FlowDataStore.from_url(spin_datastore_url(origin.url), loaded.name)
+    overrides = {}
+    if artifacts_module:
+        values = load_artifacts_module(artifacts_module)
+        infos = target.save_artifacts(values)
+        overrides = _locs(infos)
+    spec = build_spec(origin, loaded, rec, overrides)
+    locs = list(spec.view.values()) + [loc for j in spec.join_inputs or [] for loc in
+                                      j.own.values()]
+    _copy_blobs(origin, target, [loc for loc in locs if loc.name not in overrides])
+    params = origin_parameters(origin, run_id, loaded.cls)
+    spin_run = target.new_run_id()
+    user = user or _username()
+    from .flowfile import step_code_hashes
+    from .spec import RunContext
+
+    ctx = RunContext(
+        flow_file=loaded.file, module_name=loaded.module_name, class_name=loaded.cls.__name__,
+        flow_name=loaded.name, run_id=spin_run, datastore_url=target.url, params=params,
+        param_locs={}, code_hashes=step_code_hashes(loaded.cls, loaded.graph), user=user,
+        origin_run_id=run_id, namespace=namespace, source_dir=os.path.dirname(loaded.file),
+        configs_key=json.dumps(config_values_of(loaded.cls), sort_keys=True, default=repr))
+    started = time.time()
+    record = RunRecord(flow=loaded.name, run_id=spin_run, user=user,
+                       params=params_as_json(params), tags=[],
+                       sys_tags=[f"user:{user}", "runtime:rayflow", "spin",
+                                 f"spin_of:{rec.pathspec}"],
+                       status="running", started_at=started, flow_file=loaded.file,
+                       origin_run_id=run_id, datastore=target.url)
+    if persist:
+        target.write_run(record)
+    for path, text in ((run_id_file, spin_run), (runner_attribute_file, json.dumps(
+            {"flow_name": loaded.name, "run_id": spin_run, "step_name": step,
+             "task_id": task_id, "datastore": target.url}))):
+        if path:
+            _write_run_id_file(path, text)
+    wf = worker_flow(ctx)
+    if skip_decorators:
+        wf = WorkerFlow(wf.cls, wf.graph, {**wf.decorators, step: StepDecorators([])})
+    from ..runtime.artifacts import ArtifactLoader
+
+    loader = ArtifactLoader(lambda: target, consumers=1)
+    cap = run_task(ctx, wf, spec, loader, target, _node_name())
+    if persist:
+        persist_batch(target, ctx, [spec], [cap])
+        record.status = "success" if cap.outcome.ok else "failed"
+        record.finished_at = time.time()
+        target.write_run(record)
+    return SpinResult(rec.pathspec, f"{loaded.name}/{spin_run}/{step}/{task_id}",
+                      target.url if persist else None, cap.outcome.ok, cap.outcome.error)
