@@ -323,8 +323,9 @@ def _config_default(config: Config, flow_cls, user: str, so_far: dict):
     if callable(default_file):
         default_file = default_file(ctx)
     if default_file is not None:
-        if os.path.isfile(default_file) or config.default_config_value is None:
-            return config.read_file(default_file)
+        # A default file that is not there means no value (as in Metaflow); one named on the
+        # command line or in the environment must exist.
+        return config.read_file(default_file) if os.path.isfile(default_file) else None
     default = config.default_config_value
     if callable(default):
         default = default(ctx)

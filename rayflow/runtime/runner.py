@@ -88,7 +88,9 @@ class Runner:
         self.params = params or {}
         self.opts = options
         self.extra_decorators = [parse_with_spec(s) for s in options.with_decorators]
-        self._build_decorators()
+        self.decos: dict[str, StepDecorators] = {}
+        if options.resume is None:  # a resume builds them once it has the origin's configs
+            self._build_decorators()
         self.scheduler = Scheduler(self.graph)
         self.queue: deque = deque()
         self.retries = RetryQueue()
