@@ -71,6 +71,12 @@ class StorageContract:
         assert storage.list("root/") == ["x", "y"]
         assert "root" in storage.list("") and "rootsibling" in storage.list("")
 
+    def test_walk_gives_every_object_below_in_one_pass(self, storage: DataStoreStorage):
+        for path in ("w/a/1.json", "w/a/DONE", "w/b/c/deep", "w/top", "other/x"):
+            storage.put(path, b"x")
+        assert storage.walk("w") == ["a/1.json", "a/DONE", "b/c/deep", "top"]
+        assert storage.walk("absent") == []
+
     def test_list_absent_prefix_is_empty(self, storage: DataStoreStorage):
         assert storage.list("never/written") == []
 

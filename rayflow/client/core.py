@@ -13,6 +13,7 @@ task as successful only with `DONE`. This module must never import ray.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -51,6 +52,11 @@ def running_task(flow: str, run_id: str, step: str, task_id: str | None = None):
     return TaskRecord(flow=flow, run_id=run_id, step=step, task_id=current.task_id,
                       attempt=current.retry_count, status="running",
                       user=current.username or "")
+
+
+# Steps of finished runs already read (their records cannot change), newest use last.
+_FINISHED_STEPS: OrderedDict = OrderedDict()
+_FINISHED_STEPS_KEPT = 8
 
 
 class Flow(MetaflowObject):
@@ -362,14 +368,53 @@ class Step(MetaflowObject):
             record = running_task(self._run._flow.id, self._run.id, self.id, task_id)
         return record
 
+    def _index(self) -> dict:
+        """task id -> (record, DONE) of every task of the step, read in one pass (see
+        FlowDataStore.step_records). A finished run's steps cannot change: they are kept for
+        the next Step object that asks."""
+        index = self.__dict__.get("_task_index")
+        if index is None:
+            key = (self._url, self._run._flow.id, self._run.id, self.id)
+            index = _FINISHED_STEPS.get(key)
+            if index is None:
+                index = self._store.step_records(self._run.id, self.id)
+                if self._run._record.status in ("success", "failed"):
+                    _FINISHED_STEPS[key] = index
+                    while len(_FINISHED_STEPS) > _FINISHED_STEPS_KEPT:
+                        _FINISHED_STEPS.popitem(last=False)
+            else:
+                _FINISHED_STEPS.move_to_end(key)
+            self._task_index = index
+        return index
+
     def _child_ids(self) -> list[str]:
-        ids = self._store.list_tasks(self._run.id, self.id)
+        ids = list(self._index())
         me = running_task(self._run._flow.id, self._run.id, self.id)
         if me is not None and me.task_id not in ids:
             ids = [*ids, me.task_id]
         return sorted(ids, key=natural_key)
 
+    def _children(self) -> Iterator[Task]:
+        index = self._index()
+        for task_id in self._child_ids():
+            entry = index.get(task_id)
+            if entry is None:
+                child = self._child(task_id)
+                if child is not None:
+                    yield child
+                continue
+            record, done = entry
+            task = Task._from_step(self, task_id, record, attempt=None)
+            task._done = done
+            yield task
+
     def _child(self, task_id: str) -> Task | None:
+        index = self.__dict__.get("_task_index")
+        if index is not None and task_id in index:
+            record, done = index[task_id]
+            task = Task._from_step(self, task_id, record, attempt=None)
+            task._done = done
+            return task
         record = self._read_task(task_id)
         return None if record is None else Task._from_step(self, task_id, record, attempt=None)
 

@@ -63,6 +63,18 @@ class TaskBundles:
         data = loads_record(raw, f"task bundle {name} of {self._pathspec(run_id, step)}")
         return [TaskRecord.from_json(r) for r in data.get("records", [])]
 
+    def best_all_of(self, run_id: str, step: str, names: list[str]) -> dict[str, TaskRecord]:
+        """The best record of every task in the bundles `names`, read in one parallel batch."""
+        base = self._dir(run_id, step)
+        out: dict[str, TaskRecord] = {}
+        for name, raw in zip(names, self.storage.get_many([f"{base}/{n}" for n in names])):
+            data = loads_record(raw, f"task bundle {name} of {self._pathspec(run_id, step)}")
+            for r in data.get("records", []):
+                rec = TaskRecord.from_json(r)
+                if better(rec, out.get(rec.task_id)):
+                    out[rec.task_id] = rec
+        return out
+
     def best_of(self, run_id: str, step: str, task_id: str) -> TaskRecord | None:
         """The best bundled record of one task, or None."""
         key = natural_key(task_id)

@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rayflow.datastore.artifact_store import ArtifactStore
-from rayflow.datastore.bundles import TaskBundles
+from rayflow.datastore.bundles import BUNDLE_DIR, TaskBundles
 from rayflow.datastore.cas import DATA_DIR, ContentAddressedStore
 from rayflow.datastore.records import (
     ArtifactInfo,
@@ -298,6 +298,63 @@ class FlowDataStore:
         out = {t for t, is_done in zip(task_ids, done) if is_done}
         out.update(t for t, rec in self.bundles.best_all(run_id, step).items()
                    if rec.status == "success")
+        return out
+
+    def step_records(self, run_id: str, step: str) -> dict[str, tuple[TaskRecord, bool]]:
+        """Every task of a step: task id -> (the record `read_task` gives it, whether it is
+        DONE), for the cost of one recursive listing of the step, one parallel read of its
+        bundles, one of its DONE markers and one of the records it needs; not a few requests
+        per task."""
+        base = self.step_path(run_id, step)
+        dirs: dict[str, tuple[set[int], list[bool]]] = {}
+        bundle_names: list[str] = []
+        for key in self.storage.walk(base):
+            head, _, name = key.partition("/")
+            if head == BUNDLE_DIR:
+                if name.endswith(".json") and "/" not in name:
+                    bundle_names.append(name)
+                continue
+            if not name or "/" in name or not _is_listable(head):
+                continue
+            attempts, done = dirs.setdefault(head, (set(), [False]))
+            if (m := _ATTEMPT_FILE.match(name)) is not None:
+                attempts.add(int(m.group(1)))
+            elif name == DONE_MARKER:
+                done[0] = True
+        bundled = self.bundles.best_all_of(run_id, step, bundle_names)
+        done_ids = [t for t, (_, done) in dirs.items() if done[0]]
+        markers = self.storage.get_many([f"{base}/{t}/{DONE_MARKER}" for t in done_ids])
+        want: dict[str, int] = {}
+        for task_id, raw in zip(done_ids, markers):
+            try:
+                want[task_id] = int(raw.decode().strip())
+            except ValueError:
+                raise DataStoreError(
+                    f"The DONE marker of task {self._pathspec(run_id, step, task_id)} holds "
+                    f"{raw[:40]!r}, not an attempt number; the datastore is corrupt. Delete "
+                    "the task's folder and resume the run.") from None
+        for task_id, (attempts, done) in dirs.items():
+            if done[0]:
+                continue
+            b = bundled.get(task_id)
+            latest = max(attempts) if attempts else None
+            if (b is not None and b.status == "success") or latest is None or \
+                    (b is not None and b.attempt > latest):
+                continue
+            want[task_id] = latest
+        readable = {t: a for t, a in want.items() if a in dirs[t][0]}
+        raws = self.storage.get_many([f"{base}/{t}/{a}.json" for t, a in readable.items()])
+        out: dict[str, tuple[TaskRecord, bool]] = {
+            t: (rec, rec.status == "success") for t, rec in bundled.items()}
+        for (task_id, attempt), raw in zip(readable.items(), raws):
+            what = f"task record of {self._pathspec(run_id, step, task_id)} attempt {attempt}"
+            rec = TaskRecord.from_json(loads_record(raw, what))
+            b = bundled.get(task_id)
+            out[task_id] = (rec, dirs[task_id][1][0] or (b is not None and
+                                                        b.status == "success"))
+        for task_id in set(want) - set(readable):  # DONE, its record kept in a bundle
+            if task_id in bundled:
+                out[task_id] = (bundled[task_id], True)
         return out
 
     def done_records(self, run_id: str, step: str) -> dict[str, TaskRecord]:

@@ -144,6 +144,16 @@ class LocalStorage(DataStoreStorage):
             return []
         return sorted(names)
 
+    def walk(self, prefix: str) -> list[str]:
+        base = self._full(prefix)
+        out: list[str] = []
+        for folder, _, files in os.walk(base):
+            rel = os.path.relpath(folder, base)
+            for name in files:
+                if not name.startswith(TEMP_PREFIX):
+                    out.append(name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}")
+        return sorted(out)
+
     def delete(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError), storage_errors(self.root, f"delete {path}"):
             os.remove(self._full(path))

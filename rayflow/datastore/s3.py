@@ -289,6 +289,23 @@ class S3Storage(DataStoreStorage):
         names.discard("")
         return sorted(names)
 
+    def walk(self, prefix: str) -> list[str]:
+        key = self._key(prefix) if prefix else self.prefix
+        key_prefix = f"{key}/" if key else ""
+
+        def list_all() -> list[str]:
+            keys: list[str] = []
+            token: dict = {}
+            while True:
+                page = self.fs.call_s3("list_objects_v2", Bucket=self.bucket,
+                                       Prefix=key_prefix, **token)
+                keys += [o["Key"][len(key_prefix):] for o in page.get("Contents", [])]
+                if not page.get("IsTruncated"):
+                    return keys
+                token = {"ContinuationToken": page["NextContinuationToken"]}
+
+        return sorted(k for k in self._retrying("list", prefix, list_all) if k)
+
     def delete(self, path: str) -> None:
         self._retrying("delete", path, lambda: self.fs.call_s3(
             "delete_object", Bucket=self.bucket, Key=self._key(path)))

@@ -81,6 +81,22 @@ class DataStoreStorage(abc.ABC):
     @abc.abstractmethod
     def delete(self, path: str) -> None: ...
 
+    def walk(self, prefix: str) -> list[str]:
+        """Every object under `prefix`, as paths relative to it ("a/b/c"), in one pass where
+        the backend can (one paginated listing on S3). The default walks `list` level by
+        level, treating a name that lists nothing as an object."""
+        out: list[str] = []
+        pending = [""]
+        while pending:
+            rel = pending.pop()
+            for name in self.list(join_path(prefix, rel) if rel else prefix):
+                child = f"{rel}/{name}" if rel else name
+                if self.list(join_path(prefix, child)):
+                    pending.append(child)
+                else:
+                    out.append(child)
+        return sorted(out)
+
     def expect_reachable(self) -> None:  # noqa: B027 - a hook; most backends need nothing
         """Tell the storage that its datastore has answered this run before (the driver
         checked it), so an outage that begins now is a blip worth waiting out, not a wrong

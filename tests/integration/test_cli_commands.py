@@ -73,7 +73,7 @@ def test_usage_errors_print_the_usage_and_exit_2(args, needle):
 def test_help_lists_every_command():
     out = rayflow("--help").stdout
     for command in ("run", "resume", "show", "check", "logs", "dump", "runs", "tag", "status",
-                    "output-dot"):
+                    "output-dot", "spin"):
         assert f"  {command} " in out, command
 
 

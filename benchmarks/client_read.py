@@ -1,0 +1,168 @@
+"""How fast the client reads a big foreach step, from a fresh process (issue 13, item 2).
+
+    .venv/bin/python benchmarks/client_read.py [--n 100000] [--baseline REV]
+
+A run of `start -> foreach over range(N) -> work (self.out = self.input * 2) -> join -> end`
+is made once (in-process Runner on an embedded Ray, local datastore). Then, each in a fresh
+Python process: (1) list every task of `work` with `list(Run(...)["work"])`, checking each is
+successful; (2) load the small artifact `out` of 1,000 of them, checking its value. The same
+two reads run with the rayflow revision `--baseline` (default: the one before the one-pass
+step index), unpacked beside this one, on the same datastore, alternated with the current
+code, on a smaller run (`--baseline-n`, 2,000 splits): per-task reads take hours at 100,000.
+Targets (not asserted): listing 100,000 tasks in at most 5 s; 1,000 loads in 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+
+from _common import log, markdown_table, met, ray_init, scratch_dir, write_section
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET_LIST_S = 5.0
+TARGET_LOAD_S = 5.0
+LOADS = 1000
+
+FLOW = '''
+from rayflow import FlowSpec, Parameter, step
+
+
+class ClientReadFlow(FlowSpec):
+    n = Parameter("n", default=1000, type=int)
+
+    @step
+    def start(self):
+        self.items = list(range(self.n))
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.out = self.input * 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.out for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        assert self.total == self.n * (self.n - 1), self.total
+'''
+
+READER = '''
+import json, sys, time
+t0 = time.perf_counter()
+from rayflow import Run, namespace
+namespace(None)
+run = Run(sys.argv[1], datastore=sys.argv[2])
+imported = time.perf_counter() - t0
+t1 = time.perf_counter()
+tasks = list(run["work"])
+assert all(t.successful for t in tasks)
+listed = time.perf_counter() - t1
+t2 = time.perf_counter()
+picked = tasks[:: max(1, len(tasks) // int(sys.argv[3]))][: int(sys.argv[3])]
+for t in picked:
+    assert t["out"].data == 2 * int(t.id), t.id
+loaded = time.perf_counter() - t2
+print(json.dumps({"tasks": len(tasks), "list_s": listed, "load_s": loaded,
+                  "loads": len(picked), "import_s": imported}))
+'''
+
+
+def make_run(n: int, ds: str) -> str:
+    from rayflow.parameters import resolve_parameters
+    from rayflow.runtime.flowfile import load_flow
+    from rayflow.runtime.runner import Runner, RunOptions
+
+    folder = scratch_dir("client-read-flow-")
+    path = os.path.join(folder, "client_read_flow.py")
+    with open(path, "w") as fh:
+        fh.write(textwrap.dedent(FLOW))
+    ray = ray_init()
+    loaded = load_flow(path)
+    t0 = time.perf_counter()
+    summary = Runner(loaded, resolve_parameters(loaded.cls, {"n": str(n)}),
+                     RunOptions(datastore_url=ds, progress=False)).run()
+    log(f"made {summary.pathspec} with {n:,} splits in {time.perf_counter() - t0:.1f} s")
+    ray.shutdown()
+    if not summary.successful:
+        raise SystemExit(f"{summary.pathspec} failed")
+    return summary.pathspec
+
+
+def unpack(rev: str) -> str:
+    folder = scratch_dir(f"client-read-{rev}-")
+    archive = subprocess.run(["git", "archive", rev, "rayflow"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+    return folder
+
+
+def read(pathspec: str, ds: str, code_dir: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": code_dir}
+    out = subprocess.run([sys.executable, "-c", READER, pathspec, ds, str(LOADS)], env=env,
+                         cwd=code_dir, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--baseline-n", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--baseline", default="9623a3d",
+                        help="rayflow revision to compare with (default: before the index)")
+    args = parser.parse_args()
+
+    ds = scratch_dir("client-read-ds-")
+    big = make_run(args.n, ds)
+    small = make_run(args.baseline_n, ds)
+    current = unpack("HEAD")
+    baseline = unpack(args.baseline)
+    cases = [("current", current, big, args.n), ("current", current, small, args.baseline_n),
+             ("baseline", baseline, small, args.baseline_n)]
+    results: dict[tuple, list[dict]] = {(c[0], c[3]): [] for c in cases}
+    for r in range(args.repeat):
+        for name, code, pathspec, n in cases:
+            got = read(pathspec, ds, code)
+            results[(name, n)].append(got)
+            log(f"round {r + 1} {name} N={n:,}: {got['tasks']:,} tasks listed in "
+                f"{got['list_s']:.2f} s, {got['loads']} loads in {got['load_s']:.2f} s")
+    labels = {"current": "rayflow (one-pass step index)",
+              "baseline": f"rayflow at {args.baseline} (per-task reads)"}
+    rows = []
+    for (name, n), runs in results.items():
+        list_s = statistics.median(r["list_s"] for r in runs)
+        load_s = statistics.median(r["load_s"] for r in runs)
+        rows.append([labels[name], f"{runs[0]['tasks']:,}", f"{list_s:.2f}",
+                     f"{runs[0]['tasks'] / list_s:,.0f}", f"{runs[0]['loads']:,}",
+                     f"{load_s:.2f}",
+                     met(list_s <= TARGET_LIST_S) if n >= 100_000 else "-",
+                     met(load_s <= TARGET_LOAD_S) if runs[0]["loads"] >= LOADS else "-"])
+    table = markdown_table(["code", "tasks", "list s (median)", "tasks/s", "loads",
+                            "loads s", "list of 100k <= 5 s", "1,000 loads <= 5 s"], rows)
+    print(table)
+    notes = (f"Runs of {args.n:,} and {args.baseline_n:,} foreach splits (local datastore; "
+             "splits batched, so most task records live in bundles). Each cell: a fresh Python "
+             "process that lists every task of the step (`list(Run(...)['work'])`, each "
+             f"checked successful), then loads the small artifact `out` of up to {LOADS:,} of "
+             f"them, checking each value. Median of {args.repeat} rounds, cases alternated, "
+             "on the same datastore.\n\n")
+    write_section("client_read", "client_read: reading a big foreach step (issue 13)",
+                  notes + table)
+    for folder in (ds, current, baseline):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
