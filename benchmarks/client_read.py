@@ -8,7 +8,7 @@ Python process: (1) list every task of `work` with `list(Run(...)["work"])`, che
 successful; (2) load the small artifact `out` of 1,000 of them, checking its value. The same
 two reads run with the rayflow revision `--baseline` (default: the one before the one-pass
 step index), unpacked beside this one, on the same datastore, alternated with the current
-code, on a smaller run (`--baseline-n`, 2,000 splits): per-task reads take hours at 100,000.
+code, on a smaller run (`--baseline-n`, 1,000 splits): per-task reads take hours at 100,000.
 Targets (not asserted): listing 100,000 tasks in at most 5 s; 1,000 loads in 5 s.
 """
 
@@ -118,7 +118,7 @@ def read(pathspec: str, ds: str, code_dir: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--baseline-n", type=int, default=2_000)
+    parser.add_argument("--baseline-n", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", default="9623a3d",
                         help="rayflow revision to compare with (default: before the index)")

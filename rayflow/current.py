@@ -77,6 +77,8 @@ class Current:
                     name in ("pathspec", "task", "run", *PROJECT_FIELDS):
                 return None
             raise AttributeError(f"current has no attribute {name!r}")
+        if name == "tags":  # a set, as in Metaflow (a fresh one: changing it changes nothing)
+            return set(ctx.tags)
         if name in ("task", "run"):
             # The running task and its run, as client objects (Metaflow's current.task and
             # current.run): they pickle, so a step may keep them as artifacts.

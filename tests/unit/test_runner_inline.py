@@ -219,3 +219,39 @@ def test_resume_reruns_a_recursive_step_from_the_iteration_that_failed(tmp_path)
     for task_id in ("1.2", "1.3"):
         assert store.read_task(second.run_id, "loop", task_id).origin_pathspec is None
     assert Run(second.pathspec, datastore=ds)["join"].task.data.counts == [2, 4, 1]
+
+
+CURRENT_FLOW = '''
+import pickle
+from rayflow import FlowSpec, current, step
+
+
+class CurrentFlow(FlowSpec):
+    @step
+    def start(self):
+        self.tags_seen = current.tags
+        self.tags_seen.add("changed-here-only")
+        self.task_obj = current.task
+        self.run_obj = current.run
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.tags_seen.update(current.tags)
+        self.same = pickle.loads(pickle.dumps(current.task)).pathspec == current.pathspec
+'''
+
+
+def test_current_tags_task_and_run_as_in_metaflow(tmp_path):
+    path = tmp_path / "current_flow.py"
+    path.write_text(CURRENT_FLOW)
+    s = run(str(path), str(tmp_path / "ds"), tags=["t1"])
+    assert s.successful, s.failures
+    from rayflow import Run
+
+    run_ = Run(s.pathspec, datastore=str(tmp_path / "ds"))
+    end = run_["end"].task.data
+    assert end.tags_seen == {"t1", "changed-here-only"} and end.same
+    start = run_["start"].task.data
+    assert start.task_obj.pathspec == f"{s.pathspec}/start/0"
+    assert start.run_obj.pathspec == s.pathspec and start.run_obj["end"].task.successful
