@@ -514,10 +514,15 @@ def datastore_env(url: str) -> dict[str, str]:
 
 def connect_ray(address: str | None, flow_file: str) -> None:
     """Join the cluster at `address` (or RAY_ADDRESS), or start an embedded Ray."""
+    # Task output already carries rayflow's "[step/task] " prefix: Ray's own "(name pid=...)"
+    # prefix, coloured even when the output is not a terminal, would double it. Ray reads
+    # this when it is imported; a Ray imported earlier is told through the same constant.
+    os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
     import ray
 
     if ray.is_initialized():
         return
+    _no_worker_log_prefix()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
@@ -539,6 +544,17 @@ def connect_ray(address: str | None, flow_file: str) -> None:
         reaper.start()
         ray.init(address="local", include_dashboard=False, log_to_driver=True,
                  logging_level=logging.ERROR)
+
+
+def _no_worker_log_prefix() -> None:
+    if os.environ.get("RAY_DISABLE_WORKER_LOG_PREFIX", "1").lower() in ("0", "false"):
+        return
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # another Ray layout: its prefix stays
+        return
+    if hasattr(ray_constants, "RAY_DISABLE_WORKER_LOG_PREFIX"):
+        ray_constants.RAY_DISABLE_WORKER_LOG_PREFIX = True
 
 
 def _write_run_id_file(path: str, text: str, what: str = "--run-id-file") -> None:

@@ -153,3 +153,11 @@ def test_project_branches_current_and_tags(tmp_path):
                       "--datastore", ds, cwd=tmp_path)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert "branch name 'Not-Valid'" in bad.stderr
+
+
+def test_task_output_has_one_prefix_and_no_colour_codes(cli):
+    proc = cli("run", os.path.join(ROOT, "examples", "hello.py"), check=0)
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "Hello, world!" in ln]
+    assert sorted(ln.split("] ")[0] for ln in lines) == ["[end/0", "[hello/0"], lines
+    assert all(ln.startswith("[") for ln in lines), lines
+    assert "\x1b[" not in proc.stdout + proc.stderr and "pid=" not in proc.stdout
