@@ -75,6 +75,31 @@ def output_dot(file: FlowFile, flow: FlowNameOpt = None):
     typer.echo(graph_to_dot(load_flow(file, flow, lint_it=False).graph), nl=False)
 
 
+@app.command("up")
+def up(idle_timeout: Annotated[float, typer.Option(
+           "--idle-timeout", help="Stop after this many seconds with no run.")] = 3600.0,
+       num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs it offers.")] = None,
+       num_gpus: Annotated[int | None, typer.Option("--num-gpus", help="GPUs it offers.")] = None):
+    """Start a local Ray that later runs join (no start-up cost); `rayflow down` stops it."""
+    from rayflow.runtime import warm
+
+    local, started = warm.up(idle_timeout, num_cpus, num_gpus)
+    verb = "Started" if started else "Already up:"
+    typer.echo(f"{verb} a local Ray at {local.address} (keeper pid {local.pid}). `rayflow run` "
+               f"without --address uses it; it stops after {local.idle_timeout_s:.0f} s "
+               "without a run, or with `rayflow down`.")
+
+
+@app.command("down")
+def down():
+    """Stop the local Ray that `rayflow up` started."""
+    from rayflow.runtime import warm
+
+    stopped = warm.down()
+    typer.echo(f"Stopped the local Ray at {stopped.address} (keeper pid {stopped.pid})."
+               if stopped else "No local Ray from `rayflow up` is running.")
+
+
 def _register_more_commands() -> None:
     from . import inspect_cmds
 

@@ -23,6 +23,9 @@ FLOWS = os.path.join(ROOT, "tests", "flows")
 # Every Ray the suite starts (the session's, the CLI's, the multi-node scenarios') keeps its
 # servers on 127.0.0.1, Ray's single-machine mode: the tests send traffic only to loopback.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+# No run of the suite joins a warm Ray a developer keeps with `rayflow up`; the tests of
+# `rayflow up` itself use their own RAYFLOW_HOME and lift this.
+os.environ["RAYFLOW_NO_WARM_RAY"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -217,7 +217,8 @@ class Runner:
 
             from .cluster import check_datastore_fits_cluster
 
-            connect_ray(self.opts.address, self.flow.file)
+            connect_ray(self.opts.address, self.flow.file,
+                        say=self.progress.say if self.opts.progress else None)
             check_datastore_fits_cluster(ray, self.ds.url)
         return make_executor(self.opts.executor)
 
@@ -512,20 +513,53 @@ def datastore_env(url: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(DATASTORE_ENV_PREFIXES)}
 
 
-def connect_ray(address: str | None, flow_file: str) -> None:
-    """Join the cluster at `address` (or RAY_ADDRESS), or start an embedded Ray."""
+def connect_ray(address: str | None, flow_file: str, say=None) -> None:
+    """Join the cluster at `address` (or RAY_ADDRESS), else the warm local Ray of
+    `rayflow up` (unless RAYFLOW_NO_WARM_RAY=1), else start an embedded Ray. `say` tells the
+    user which."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    say = say or (lambda text: None)
     # Task output already carries rayflow's "[step/task] " prefix: Ray's own "(name pid=...)"
-    # prefix, coloured even when the output is not a terminal, would double it. Ray reads
-    # this when it is imported; a Ray imported earlier is told through the same constant.
+    # prefix, coloured even when the output is not a terminal, would double it.
     os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
+    local = None
+    if not address:
+        # A warm or an embedded Ray serves this machine alone: Ray's single-machine mode
+        # (servers and the driver's own address on 127.0.0.1).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        if os.environ.get("RAYFLOW_NO_WARM_RAY", "") not in ("1", "true"):
+            from . import warm
+
+            local = warm.current()
+            if local is not None:
+                os.environ.update(local.join_env())  # its token, before Ray reads one
+    # Ray reads these settings when it is imported (or first connects); one imported
+    # earlier is told through the values it keeps.
     import ray
 
     if ray.is_initialized():
         return
     _no_worker_log_prefix()
+    if not address:
+        _single_machine_mode()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    if local is not None:
+        from . import warm
+
+        _forget_cached_auth_token()
+        try:
+            # The same machine and files: the flow is imported from where it is, no upload.
+            ray.init(address=local.address, log_to_driver=True)
+        except (ConnectionError, RuntimeError) as exc:
+            raise RayflowException(
+                f"The local Ray that `rayflow up` started ({local.address}, keeper pid "
+                f"{local.pid}) did not answer: {exc}. Restart it with `rayflow down` then "
+                "`rayflow up`, or run without it: RAYFLOW_NO_WARM_RAY=1.") from None
+        warm.mark_in_use()
+        say(f"Using the local Ray that `rayflow up` keeps warm ({local.address})")
+        return
     if address:
+        say(f"Joining the Ray cluster at {address}")
         folder = os.path.dirname(os.path.abspath(flow_file))
         runtime_env = {"working_dir": folder,
                        "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/"]}
@@ -533,17 +567,44 @@ def connect_ray(address: str | None, flow_file: str) -> None:
     else:
         import logging
 
-        # An embedded Ray serves this process alone: its servers listen on 127.0.0.1 only
-        # (Ray's single-machine mode), and its start-up chatter stays off the console.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        # address="local": always a fresh Ray of our own, never a cluster that happens to be
-        # running on this machine (plain ray.init() would join one). Its processes must not
-        # outlive this one, even if it is killed: a watcher ends them then (reaper.py).
+        # An embedded Ray serves this process alone, and its start-up chatter stays off the
+        # console. address="local": always a fresh Ray of our own, never a cluster that
+        # happens to be running on this machine (plain ray.init() would join one). Its
+        # processes must not outlive this one, even if it is killed: a watcher ends them then
+        # (reaper.py).
         from . import reaper
 
+        say("Starting an embedded Ray (`rayflow up` keeps one warm between runs)")
         reaper.start()
         ray.init(address="local", include_dashboard=False, log_to_driver=True,
                  logging_level=logging.ERROR)
+
+
+def _forget_cached_auth_token() -> None:
+    """Ray keeps the first auth token it loads: one loaded before the warm Ray's token was
+    set must be read again."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:
+        return
+    Config.initialize("")  # it keeps RAY_AUTH_MODE as it was on import
+    loader = getattr(AuthenticationTokenLoader, "instance", None)
+    if loader is not None and hasattr(loader(), "reset_cache"):
+        loader().reset_cache()
+
+
+def _single_machine_mode() -> None:
+    """Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, on import: a Ray imported before it
+    was set is told through the constant it keeps (else a driver joining a Ray on 127.0.0.1
+    would look for it at the machine's own address)."""
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0").lower() not in ("0", "false"):
+        return
+    try:
+        from ray._private import ray_constants
+    except ImportError:
+        return
+    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _no_worker_log_prefix() -> None:

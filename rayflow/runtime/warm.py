@@ -1,0 +1,229 @@
+"""A warm local Ray: `rayflow up` starts one that later runs join, `rayflow down` stops it.
+
+Starting Ray costs a run 5 to 15 s on a laptop. `rayflow up` starts a small keeper process,
+in a session of its own, which starts a local Ray (`ray.init(address="local")`, on 127.0.0.1)
+and writes a state file: its pid, the Ray address, when it started. A run with no `--address`
+and no RAY_ADDRESS joins that Ray when the keeper is alive, instead of starting its own; while
+it runs it keeps a marker file named after its pid, so the keeper knows it is in use. After
+`--idle-timeout` seconds with no run, the keeper shuts its Ray down and exits; `rayflow down`
+ends it at once by its pid (SIGTERM: it shuts Ray down itself). The keeper is watched like an
+embedded Ray's driver (reaper.py), so a killed keeper leaves no Ray behind.
+
+The state lives in RAYFLOW_HOME (default ~/.rayflow): `local-ray.json` and `local-ray.runs/`.
+It never stops a process it did not start: only the keeper's own pid, read from its file and
+checked to be a keeper before it is signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from ..exceptions import RayflowException
+
+STATE_FILE = "local-ray.json"
+RUNS_DIR = "local-ray.runs"
+DEFAULT_IDLE_S = 3600.0
+POLL_S = 2.0
+START_TIMEOUT_S = 120.0
+
+
+def home() -> str:
+    return os.path.abspath(os.path.expanduser(os.environ.get("RAYFLOW_HOME", "~/.rayflow")))
+
+
+def _state_path() -> str:
+    return os.path.join(home(), STATE_FILE)
+
+
+@dataclass
+class WarmRay:
+    pid: int
+    address: str
+    started_at: float
+    idle_timeout_s: float
+    token: str = ""     # its Ray's auth token: only this user's runs, who can read it, join
+
+    def join_env(self) -> dict[str, str]:
+        """The environment a driver joins it with (Ray's token authentication)."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token} if self.token else {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_keeper(pid: int) -> bool:
+    """The process is alive and is a keeper (not another process that reused the pid)."""
+    if not _alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"rayflow.runtime.warm" in fh.read()
+    except OSError:
+        return True  # no /proc: trust the pid
+
+
+def current() -> WarmRay | None:
+    """The warm Ray started by `rayflow up`, if its keeper is alive."""
+    try:
+        with open(_state_path()) as fh:
+            data = json.load(fh)
+        warm = WarmRay(int(data["pid"]), str(data["address"]), float(data["started_at"]),
+                       float(data["idle_timeout_s"]), str(data.get("token", "")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return warm if _is_keeper(warm.pid) else None
+
+
+# -- the commands --------------------------------------------------------------------------
+def up(idle_timeout_s: float = DEFAULT_IDLE_S, num_cpus: int | None = None,
+       num_gpus: int | None = None) -> tuple[WarmRay, bool]:
+    """(the warm Ray, whether this call started it)."""
+    running = current()
+    if running is not None:
+        return running, False
+    os.makedirs(os.path.join(home(), RUNS_DIR), exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(_state_path())
+    import secrets
+
+    log_path = os.path.join(home(), "local-ray.log")
+    # A token of its own: Ray 2.60 authenticates every process that joins, and a run must
+    # join this Ray only with what the state file (readable by this user alone) gives it.
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    argv = [sys.executable, "-m", "rayflow.runtime.warm", "--idle-timeout", str(idle_timeout_s)]
+    if num_cpus is not None:
+        argv += ["--num-cpus", str(num_cpus)]
+    if num_gpus is not None:
+        argv += ["--num-gpus", str(num_gpus)]
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                env=env, start_new_session=True, close_fds=True)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        warm = current()
+        if warm is not None and warm.pid == proc.pid:
+            return warm, True
+        if proc.poll() is not None:
+            raise RayflowException(f"The local Ray did not start (exit {proc.returncode}); "
+                                   f"see {log_path}.")
+        time.sleep(0.2)
+    proc.terminate()
+    raise RayflowException(f"The local Ray did not start within {START_TIMEOUT_S:.0f} s; "
+                           f"see {log_path}.")
+
+
+def down(timeout_s: float = 30.0) -> WarmRay | None:
+    """Stop the warm Ray; None when there was none."""
+    warm = current()
+    if warm is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_state_path())
+        return None
+    os.kill(warm.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(warm.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(warm.pid):
+        os.kill(warm.pid, signal.SIGKILL)  # its reaper ends the Ray it started
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(_state_path())
+    return warm
+
+
+def mark_in_use() -> None:
+    """Mark the warm Ray as used by this process until it exits (the keeper also drops the
+    marker of a process that is gone)."""
+    import atexit
+
+    folder = os.path.join(home(), RUNS_DIR)
+    os.makedirs(folder, exist_ok=True)
+    marker = os.path.join(folder, str(os.getpid()))
+    with open(marker, "w") as fh:
+        fh.write(str(time.time()))
+
+    def remove() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(marker)
+
+    atexit.register(remove)
+
+
+def _busy() -> bool:
+    folder = os.path.join(home(), RUNS_DIR)
+    busy = False
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if name.isdigit() and _alive(int(name)):
+            busy = True
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+    return busy
+
+
+# -- the keeper ----------------------------------------------------------------------------
+def keep(idle_timeout_s: float, num_cpus: int | None, num_gpus: int | None) -> None:
+    import logging
+
+    # Ray's single-machine mode, read when ray is imported: its servers on 127.0.0.1 only.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    import ray
+
+    from . import reaper
+
+    reaper.start()
+    kwargs = {k: v for k, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)) if v is not None}
+    ctx = ray.init(address="local", include_dashboard=False, logging_level=logging.ERROR,
+                   **kwargs)
+    address = ctx.address_info["gcs_address"]
+    stopping = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    state = {"pid": os.getpid(), "address": address, "started_at": time.time(),
+             "idle_timeout_s": idle_timeout_s, "token": os.environ.get("RAY_AUTH_TOKEN", "")}
+    tmp = _state_path() + f".{os.getpid()}.tmp"
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        json.dump(state, fh)
+    os.replace(tmp, _state_path())
+    last_used = time.monotonic()
+    try:
+        while not stopping["now"]:
+            if _busy():
+                last_used = time.monotonic()
+            elif time.monotonic() - last_used > idle_timeout_s:
+                break
+            time.sleep(POLL_S)
+    finally:
+        with contextlib.suppress(FileNotFoundError, OSError):
+            with open(_state_path()) as fh:
+                mine = json.load(fh).get("pid") == os.getpid()
+            if mine:
+                os.remove(_state_path())
+        ray.shutdown()
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m rayflow.runtime.warm")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_S)
+    parser.add_argument("--num-cpus", type=int, default=None)
+    parser.add_argument("--num-gpus", type=int, default=None)
+    args = parser.parse_args()
+    keep(args.idle_timeout, args.num_cpus, args.num_gpus)
+
+
+if __name__ == "__main__":
+    main()

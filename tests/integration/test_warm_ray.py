@@ -1,0 +1,79 @@
+"""`rayflow up` keeps a local Ray warm, runs join it, `rayflow down` ends it (by its pid, with
+every process of that Ray); an idle one ends itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELLO = os.path.join(ROOT, "examples", "hello.py")
+
+
+def _env(home):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
+                        "RAYFLOW_NO_WARM_RAY")}
+    env["RAYFLOW_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    return env
+
+
+def rayflow(home, *args, timeout=180):
+    return subprocess.run([sys.executable, "-m", "rayflow_cli.main", *args], env=_env(home),
+                          cwd=str(home), capture_output=True, text=True, timeout=timeout)
+
+
+def _gone(pids, timeout=30.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if not [p for p in pids if psutil.pid_exists(p) and
+                psutil.Process(p).status() != psutil.STATUS_ZOMBIE]:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_up_run_down(tmp_path):
+    home = tmp_path / "home"
+    up = rayflow(home, "up", "--idle-timeout", "600")
+    assert up.returncode == 0 and "Started a local Ray at 127.0.0.1:" in up.stdout, up.stderr
+    state = json.loads((home / "local-ray.json").read_text())
+    assert oct((home / "local-ray.json").stat().st_mode & 0o777) == "0o600"
+    keeper = psutil.Process(state["pid"])
+    try:
+        again = rayflow(home, "up")
+        assert again.returncode == 0 and "Already up:" in again.stdout
+        ds = str(tmp_path / "ds")
+        for _ in range(2):
+            run = rayflow(home, "run", HELLO, "--datastore", ds)
+            assert run.returncode == 0, run.stderr
+            assert "Using the local Ray that `rayflow up` keeps warm" in run.stderr
+            assert "Starting an embedded Ray" not in run.stderr
+        ray_pids = [c.pid for c in keeper.children(recursive=True)]
+        assert ray_pids, "the keeper's Ray has processes"
+    finally:
+        down = rayflow(home, "down")
+    assert down.returncode == 0 and "Stopped the local Ray" in down.stdout, down.stderr
+    assert _gone([state["pid"], *ray_pids]), "a process of the warm Ray outlived `down`"
+    assert not (home / "local-ray.json").exists()
+    assert "No local Ray" in rayflow(home, "down").stdout
+
+
+def test_an_idle_warm_ray_ends_itself(tmp_path):
+    home = tmp_path / "home"
+    up = rayflow(home, "up", "--idle-timeout", "1")
+    assert up.returncode == 0, up.stderr
+    pid = json.loads((home / "local-ray.json").read_text())["pid"]
+    try:
+        assert _gone([pid], timeout=60), "an idle warm Ray did not stop"
+    finally:
+        rayflow(home, "down")
