@@ -9,7 +9,7 @@ own: `python -m rayflow.runtime.reaper <driver pid>`. Once a second it notes the
 descendants (pid and start time, so a reused pid is never mistaken for one of them). When the
 driver is gone, it ends those it noted that are still alive, by pid: SIGTERM, then SIGKILL for
 any left after a grace period. Then it exits. It never touches a process it did not see
-descend from the driver.
+descend from the driver (or from one of those, when the driver is gone).
 """
 
 from __future__ import annotations
@@ -58,6 +58,17 @@ def watch(driver_pid: int) -> None:
 def _end(seen: dict[int, float]) -> None:
     import psutil
 
+    # What the noted processes started since the last look (in the second before the driver
+    # died, say: Ray's agents, started by the raylet) descends from them still: note it too.
+    for pid, started in list(seen.items()):
+        try:
+            proc = psutil.Process(pid)
+            if abs(proc.create_time() - started) < 1e-3:
+                for child in proc.children(recursive=True):
+                    if child.pid != os.getpid():
+                        seen.setdefault(child.pid, child.create_time())
+        except psutil.Error:
+            continue
     alive = []
     for pid, started in seen.items():
         try:

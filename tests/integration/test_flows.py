@@ -4,7 +4,6 @@ decorators, merge_artifacts, GPU scheduling, and the client reading what the run
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -156,38 +155,3 @@ def test_inline_executor_gives_the_same_results(run_flow, datastore):
                  executor="inline")
     assert s.successful
     assert Run(s.pathspec, datastore=datastore).data.totals == {"region-0": 5, "region-1": 5}
-
-
-def test_a_segfaulting_step_is_named_recorded_with_its_logs_and_run_once(run_flow, datastore,
-                                                                        tmp_path):
-    counter = tmp_path / "runs"
-    s = run_flow("segfault_flow.py", {"counter": str(counter)})
-    assert not s.successful
-    [failure] = s.failures
-    assert failure.step == "crash" and failure.error.kind.value == "user"
-    assert "died with SIGSEGV (segmentation fault)" in failure.error.message
-    assert counter.read_text() == "ran\n", "Ray ran the crashing step again"
-    task = Task(f"{s.pathspec}/crash/0", datastore=datastore)
-    assert not task.successful and "SIGSEGV" in str(task.exception)
-    assert "Crash and burn!" in task.stdout
-    assert "Fatal Python error: Segmentation fault" in task.stderr
-    assert "segmentation fault" in task.stderr
-
-
-def test_catch_catches_a_step_whose_process_dies_on_every_attempt(run_flow, datastore):
-    s = run_flow("killed_catch_flow.py")
-    assert s.successful, s.failures
-    end = Run(s.pathspec, datastore=datastore)["end"].task
-    assert end.data.kind == "metaflow.plugins.catch_decorator.FailureHandledByCatch"
-    doomed = Task(f"{s.pathspec}/doomed/0", datastore=datastore)
-    assert doomed.current_attempt == 2  # two attempts died, the third ran no user code
-    assert "kept failing over 2 attempts" in doomed.data.ex.exception
-
-
-def test_a_step_stuck_past_its_timeout_is_ended_and_caught(run_flow, datastore):
-    t0 = time.time()
-    s = run_flow("stuck_timeout_flow.py")
-    assert s.successful, s.failures
-    assert time.time() - t0 < 50, "the stuck step ran its full minute"
-    end = Run(s.pathspec, datastore=datastore)["end"].task
-    assert end.data.kind == "metaflow.plugins.timeout_decorator.TimeoutException"
