@@ -38,7 +38,7 @@ def run(ctx: typer.Context, file: FlowFile,
     from rayflow.parameters import resolve_parameters
 
     loaded = _load(file, settings.flow)
-    files, values, words = split_config_args(list(ctx.args))
+    files, values, words = split_config_args(loaded.cls, list(ctx.args))
     params = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, words),
                                 config_files=files, config_values=values,
                                 branch=settings.branch, production=settings.production or None)

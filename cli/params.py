@@ -12,16 +12,25 @@ from rayflow.parameters import flow_parameters
 CONFIG_OPTIONS = {"--config": "file", "--config-value": "value"}
 
 
-def split_config_args(words: list[str]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+def split_config_args(flow_cls, words: list[str]
+                      ) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """Take `--config NAME FILE` and `--config-value NAME JSON` (each repeatable) out of the
-    leftover words: (files, values, the other words)."""
+    leftover words: (files, values, the other words). A flow with no Config but a Parameter
+    of that name keeps the option as its parameter."""
+    from rayflow.config import flow_configs
+
+    options = dict(CONFIG_OPTIONS)
+    if not flow_configs(flow_cls):
+        names = {p.name for p in flow_parameters(flow_cls)}
+        names |= {n.replace("_", "-") for n in names}
+        options = {o: k for o, k in options.items() if o[2:] not in names}
     files: dict[str, str] = {}
     values: dict[str, str] = {}
     rest: list[str] = []
     i = 0
     while i < len(words):
         option = words[i]
-        kind = CONFIG_OPTIONS.get(option)
+        kind = options.get(option)
         if kind is None:
             rest.append(option)
             i += 1
