@@ -29,7 +29,7 @@ from rayflow.client.base import (
 from rayflow.client.namespaces import get_namespace, in_namespace
 from rayflow.client.task import Task
 from rayflow.datastore import RunRecord, TaskRecord
-from rayflow.datastore.records import natural_key
+from rayflow.datastore.records import gc_paused, natural_key
 from rayflow.exceptions import MetaflowNamespaceMismatch
 
 END_STEP = "end"
@@ -396,7 +396,16 @@ class Step(MetaflowObject):
 
     def _children(self) -> Iterator[Task]:
         index = self._index()
-        for task_id in self._child_ids():
+        ids = self._child_ids()
+        if len(ids) > 1000:  # build them all at once, without collector passes
+            with gc_paused():
+                tasks = list(self._tasks_of(index, ids))
+            yield from tasks
+            return
+        yield from self._tasks_of(index, ids)
+
+    def _tasks_of(self, index: dict, ids: list[str]) -> Iterator[Task]:
+        for task_id in ids:
             entry = index.get(task_id)
             if entry is None:
                 child = self._child(task_id)

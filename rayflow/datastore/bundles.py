@@ -20,7 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rayflow.datastore.records import TaskRecord, dumps_record, loads_record, natural_key
+from rayflow.datastore.records import (
+    TaskRecord,
+    dumps_record,
+    gc_paused,
+    loads_record,
+    natural_key,
+)
 from rayflow.datastore.storage import DataStoreStorage
 
 BUNDLE_DIR = "_bundles"
@@ -67,12 +73,14 @@ class TaskBundles:
         """The best record of every task in the bundles `names`, read in one parallel batch."""
         base = self._dir(run_id, step)
         out: dict[str, TaskRecord] = {}
-        for name, raw in zip(names, self.storage.get_many([f"{base}/{n}" for n in names])):
-            data = loads_record(raw, f"task bundle {name} of {self._pathspec(run_id, step)}")
-            for r in data.get("records", []):
-                rec = TaskRecord.from_json(r)
-                if better(rec, out.get(rec.task_id)):
-                    out[rec.task_id] = rec
+        raws = self.storage.get_many([f"{base}/{n}" for n in names])
+        with gc_paused():
+            for name, raw in zip(names, raws):
+                data = loads_record(raw, f"task bundle {name} of {self._pathspec(run_id, step)}")
+                for r in data.get("records", []):
+                    rec = TaskRecord.from_json(r)
+                    if better(rec, out.get(rec.task_id)):
+                        out[rec.task_id] = rec
         return out
 
     def best_of(self, run_id: str, step: str, task_id: str) -> TaskRecord | None:

@@ -39,6 +39,7 @@ from rayflow.datastore.records import (
     RunRecord,
     TaskRecord,
     dumps_record,
+    gc_paused,
     loads_record,
     natural_key,
 )
@@ -344,6 +345,14 @@ class FlowDataStore:
             want[task_id] = latest
         readable = {t: a for t, a in want.items() if a in dirs[t][0]}
         raws = self.storage.get_many([f"{base}/{t}/{a}.json" for t, a in readable.items()])
+        with gc_paused():
+            out = self._index_of(run_id, step, bundled, readable, raws, dirs)
+        for task_id in set(want) - set(readable):  # DONE, its record kept in a bundle
+            if task_id in bundled:
+                out[task_id] = (bundled[task_id], True)
+        return out
+
+    def _index_of(self, run_id, step, bundled, readable, raws, dirs) -> dict:
         out: dict[str, tuple[TaskRecord, bool]] = {
             t: (rec, rec.status == "success") for t, rec in bundled.items()}
         for (task_id, attempt), raw in zip(readable.items(), raws):
@@ -352,9 +361,6 @@ class FlowDataStore:
             b = bundled.get(task_id)
             out[task_id] = (rec, dirs[task_id][1][0] or (b is not None and
                                                         b.status == "success"))
-        for task_id in set(want) - set(readable):  # DONE, its record kept in a bundle
-            if task_id in bundled:
-                out[task_id] = (bundled[task_id], True)
         return out
 
     def done_records(self, run_id: str, step: str) -> dict[str, TaskRecord]:
