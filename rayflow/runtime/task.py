@@ -137,7 +137,10 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                           started_at=time.time(), node=node)
     cap = CapturedTask(outcome)
     tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
-                       ctx.origin_run_id, ctx.user, ctx.namespace, list(ctx.params), ctx.tags,
+                       ctx.origin_run_id, ctx.user,
+                       # The namespace the run was made in: user:<you> unless one was given.
+                       ctx.namespace if ctx.namespace is not None else f"user:{ctx.user}",
+                       list(ctx.params), ctx.tags,
                        ctx.datastore_url, ctx.project)
     if spool is not None:
         spool.task_started(spec.task_id)

@@ -231,6 +231,7 @@ class CurrentFlow(FlowSpec):
     def start(self):
         self.tags_seen = current.tags
         self.tags_seen.add("changed-here-only")
+        self.ns = current.namespace
         self.task_obj = current.task
         self.run_obj = current.run
         self.next(self.end)
@@ -253,5 +254,6 @@ def test_current_tags_task_and_run_as_in_metaflow(tmp_path):
     end = run_["end"].task.data
     assert end.tags_seen == {"t1", "changed-here-only"} and end.same
     start = run_["start"].task.data
+    assert start.ns == f"user:{run_.user}"
     assert start.task_obj.pathspec == f"{s.pathspec}/start/0"
     assert start.run_obj.pathspec == s.pathspec and start.run_obj["end"].task.successful
