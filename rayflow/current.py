@@ -27,6 +27,8 @@ class TaskContext:
     # @project's values (project_name, branch_name, ...); None for a flow without @project,
     # whose `current` then has no such attributes, as in Metaflow.
     project: dict | None = None
+    # `current.card`: the step's CardComponentCollector (an empty one for a step without @card).
+    card: object = None
 
     @property
     def pathspec(self) -> str:
@@ -74,9 +76,15 @@ class Current:
                 return flow["project"][name]
         if ctx is None:
             if name in TaskContext.__dataclass_fields__ or \
-                    name in ("pathspec", "task", "run", *PROJECT_FIELDS):
+                    name in ("pathspec", "task", "run", "card", *PROJECT_FIELDS):
                 return None
             raise AttributeError(f"current has no attribute {name!r}")
+        if name == "card":
+            if ctx.card is None:
+                from .cards.collector import CardComponentCollector
+
+                ctx.card = CardComponentCollector()
+            return ctx.card
         if name == "tags":  # a set, as in Metaflow (a fresh one: changing it changes nothing)
             return set(ctx.tags)
         if name in ("task", "run"):

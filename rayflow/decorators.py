@@ -201,6 +201,27 @@ class AcceptedDecorator(StepDecorator):
         self.attributes = dict(attributes)
 
 
+class CardDecorator(StepDecorator):
+    """@card: a page about the task, rendered once it finishes (see rayflow.cards). A step may
+    have several; `current.card` adds components to them while the step runs."""
+
+    name = "card"
+    allow_multiple = True
+    defaults = {"type": "default", "options": {}, "scope": "task", "timeout": 45, "id": None,
+                "save_errors": True, "customize": False, "refresh_interval": 5}
+
+    def validate(self) -> None:
+        a = self.attributes
+        if not isinstance(a["type"], str) or not a["type"]:
+            raise InvalidFlowError(f"@card(type={a['type']!r}): type names a card type, a "
+                                   "non-empty string such as 'default' or 'blank'.")
+        if a["id"] is not None and not isinstance(a["id"], str):
+            raise InvalidFlowError(f"@card(id={a['id']!r}): an id is a string.")
+        if not isinstance(a["options"], dict):
+            raise InvalidFlowError(f"@card(options={a['options']!r}): options is a dict.")
+        a["timeout"] = _number("card", "timeout", a["timeout"])
+
+
 class ComputeDecorator(StepDecorator):
     """@kubernetes and @batch: their cpu/gpu/memory become Ray resources; the rest is ignored."""
 
@@ -248,7 +269,8 @@ def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
                 deco = cls(**attributes)
                 if name:
                     deco.name = name
-            if any(d.name == deco.name for d in f.decorators):
+            if not getattr(cls, "allow_multiple", False) and \
+                    any(d.name == deco.name for d in f.decorators):
                 raise InvalidFlowError(
                     f"Step {f.__name__!r} has @{deco.name} twice. Keep one.")
             f.decorators.append(deco)
@@ -269,7 +291,7 @@ timeout = _make(TimeoutDecorator)
 environment = _make(EnvironmentDecorator)
 kubernetes = _make(ComputeDecorator, "kubernetes")
 batch = _make(ComputeDecorator, "batch")
-card = _make(AcceptedDecorator, "card")
+card = _make(CardDecorator)
 conda = _make(AcceptedDecorator, "conda")
 pypi = _make(AcceptedDecorator, "pypi")
 secrets = _make(AcceptedDecorator, "secrets")
@@ -298,7 +320,7 @@ trigger_on_finish = _accepted_flow_decorator("trigger_on_finish")
 # Decorators a user may attach to every step from the command line: `--with retry`.
 BY_NAME: dict[str, type[StepDecorator]] = {
     "resources": ResourcesDecorator, "retry": RetryDecorator, "catch": CatchDecorator,
-    "timeout": TimeoutDecorator, "environment": EnvironmentDecorator,
+    "timeout": TimeoutDecorator, "environment": EnvironmentDecorator, "card": CardDecorator,
 }
 
 
@@ -336,6 +358,9 @@ class StepDecorators:
     def get(self, name: str) -> StepDecorator | None:
         return next((d for d in self.all if d.name == name), None)
 
+    def all_named(self, name: str) -> list[StepDecorator]:
+        return [d for d in self.all if d.name == name]
+
     @property
     def resources(self) -> ResourcesDecorator:
         res = self.get("resources")
@@ -367,5 +392,6 @@ class StepDecorators:
         decos = [d.build(configs or {}) if isinstance(d, DeferredDecorator) else d
                  for d in func.decorators]
         names = {d.name for d in decos}
+        # `--with card` adds a card only to a step that has none, as in Metaflow.
         decos += [d for d in extra if d.name not in names]
         return cls(decos)

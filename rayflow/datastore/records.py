@@ -125,6 +125,8 @@ class TaskRecord:
     exception: dict | None = None               # {"type", "message", "traceback", "kind"}
     origin_pathspec: str | None = None          # set on tasks cloned by resume
     python_version: str = ""                    # of the process that ran the task
+    worker: int = 0                             # pid of the worker process
+    peak_rss: int = 0                           # its peak resident memory, bytes
 
     @property
     def pathspec(self) -> str:
@@ -166,6 +168,8 @@ class RunRecord:
     datastore: str = ""
     ray_address: str | None = None
     project: dict | None = None                 # @project: name, branch, flow name, ...
+    graph: dict | None = None                   # steps, transitions, resources (run report)
+    dashboard_url: str | None = None            # the Ray dashboard, when Ray served one
 
     @property
     def pathspec(self) -> str:

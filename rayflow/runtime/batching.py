@@ -19,9 +19,11 @@ keeping its own pathspec, record, retry and catch. This module owns every part o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import socket
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +137,7 @@ def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
             persist(ds, ctx, specs, captured)
         finally:
             spool.close(remove=True)
+        render_cards(ds, ctx, wf, specs, captured)
     payload = {c.outcome.task_id: c.values for c in captured if c.values}
     return [c.outcome for c in captured], payload
 
@@ -160,13 +163,60 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             code_hash=ctx.code_hashes.get(spec.step, ""), params=params,
             user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
             exception=o.error.to_json() if o.error else None, origin_pathspec=None,
-            python_version=platform.python_version()))
+            python_version=platform.python_version(), worker=o.worker, peak_rss=o.peak_rss))
     ds.write_tasks(records, bundle=len(records) > 1)
     for spec, cap in zip(specs, captured):
         for stream in ("stdout", "stderr"):
             text = getattr(cap, stream)
             if text:
                 ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream, text)
+
+
+def render_cards(ds, ctx: RunContext, wf, specs: list[TaskSpec],
+                 captured: list[CapturedTask]) -> None:
+    """The @card pages of the tasks that have them, now that their records are durable: for
+    a task that succeeded, or failed its last attempt."""
+    todo = [(spec, cap) for spec, cap in zip(specs, captured) if cap.cards is not None and
+            (cap.outcome.ok or spec.attempt >= wf.decorators[spec.step].retry_times)]
+    if not todo:
+        return
+    from ..cards.render import render_final
+
+    for spec, cap in todo:
+        pathspec = f"{ctx.flow_name}/{ctx.run_id}/{spec.step}/{spec.task_id}"
+        with _prefixed_stderr(f"[{spec.step}/{spec.task_id}] "):
+            render_final(ds, pathspec, ctx.datastore_url, spec.attempt, cap.cards,
+                         graph=_graph_info(wf.graph))
+
+
+@contextlib.contextmanager
+def _prefixed_stderr(prefix: str):
+    """Card warnings printed after the task's own output was saved: shown with its prefix."""
+    real = sys.stderr
+
+    class _Prefixed:
+        def write(self, text):
+            for line in text.splitlines(keepends=True):
+                real.write(prefix + line if line.strip() else line)
+            return len(text)
+
+        def flush(self):
+            real.flush()
+
+    sys.stderr = _Prefixed()
+    try:
+        yield
+    finally:
+        sys.stderr = real
+
+
+def _graph_info(graph) -> dict:
+    """The flow's graph as a card type receives it (step name -> type, next steps)."""
+    try:
+        return {node.name: {"type": node.type, "next": list(node.out_funcs),
+                            "foreach": node.foreach_param} for node in graph}
+    except Exception:  # noqa: BLE001 - informative only
+        return {}
 
 
 def _record_crash(ds, ctx: RunContext, specs: list[TaskSpec], crash) -> None:

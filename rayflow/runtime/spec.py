@@ -101,5 +101,7 @@ class TaskOutcome:
     started_at: float = 0.0
     finished_at: float = 0.0
     node: str = ""
+    worker: int = 0        # the worker process's pid: the run report's timeline lanes
+    peak_rss: int = 0      # that process's peak resident memory (bytes) when the task ended
     # A merge in a join can point at artifacts of its inputs; those keep their own location.
     adopted: dict[str, ArtifactLoc] = field(default_factory=dict)

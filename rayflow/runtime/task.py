@@ -40,7 +40,7 @@ from ..flowspec import Inputs
 from ..flowstate import FlowState, state_of
 from .artifacts import ArtifactLoader, ArtifactLoc
 from .errors import TaskError
-from .flowfile import find_flow_class, graph_of, import_flow_file
+from .flowfile import file_version, find_flow_class, graph_of, import_flow_file
 from .spec import RunContext, TaskOutcome, TaskSpec
 
 # Values whose identity means "unchanged": they cannot be mutated in place.
@@ -71,6 +71,7 @@ class WorkerFlow:
     cls: type
     graph: Any
     decorators: dict[str, StepDecorators]
+    module: Any = None
 
 
 _WORKER_FLOWS: dict[tuple, WorkerFlow] = {}
@@ -78,9 +79,16 @@ _WORKER_FLOWS: dict[tuple, WorkerFlow] = {}
 
 def worker_flow(ctx: RunContext) -> WorkerFlow:
     # Decorators may read the run's configs: runs with other configs build their own.
+    # A worker of a warm Ray (`rayflow up`) serves many runs: a flow file edited since it was
+    # imported is imported again, and the module name two flows share ("flow") points at this
+    # run's module while its tasks run, so what they pickle and unpickle is this flow's.
     key = (ctx.flow_file, ctx.module_name, ctx.class_name, tuple(ctx.with_decorators),
-           ctx.configs_key)
+           ctx.configs_key, file_version(ctx.flow_file))
     wf = _WORKER_FLOWS.get(key)
+    if wf is not None:
+        if wf.module is not None and sys.modules.get(ctx.module_name) is not wf.module:
+            sys.modules[ctx.module_name] = wf.module
+        return wf
     if wf is None:
         module = import_flow_file(ctx.flow_file, ctx.module_name)
         cls = find_flow_class(module, ctx.class_name)
@@ -90,7 +98,7 @@ def worker_flow(ctx: RunContext) -> WorkerFlow:
         extra = [parse_with_spec(s) for s in ctx.with_decorators]
         decos = {name: StepDecorators.for_step(getattr(cls, name), extra, configs)
                  for name in graph.steps}
-        wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos)
+        wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos, module)
     return wf
 
 
@@ -121,6 +129,7 @@ class CapturedTask:
     inputs_read: dict[str, str] = field(default_factory=dict)
     stdout: str = ""
     stderr: str = ""
+    cards: object = None  # the step's current.card, when it has @card: rendered once persisted
 
 
 def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLoader, ds,
@@ -142,6 +151,11 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                        ctx.namespace if ctx.namespace is not None else f"user:{ctx.user}",
                        list(ctx.params), ctx.tags,
                        ctx.datastore_url, ctx.project)
+    card_decos = decos.all_named("card")
+    if card_decos:
+        from ..cards.render import collector_for
+
+        tctx.card = cap.cards = collector_for(card_decos, lambda: ds, tctx)
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
@@ -172,7 +186,18 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                 _handle_failure(flow, gnode, spec, decos, tctx, outcome, exc)
     cap.stdout, cap.stderr = out.stored(), err.stored()
     outcome.finished_at = time.time()
+    outcome.worker, outcome.peak_rss = os.getpid(), _peak_rss()
     return cap
+
+
+def _peak_rss() -> int:
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(peak if sys.platform == "darwin" else peak * 1024)
+    except (ImportError, OSError, ValueError):
+        return 0
 
 
 def _input_loader(spec: TaskSpec, loader: ArtifactLoader):

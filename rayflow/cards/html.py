@@ -1,0 +1,277 @@
+"""HTML for cards and the run report: one page shell with its style inline, a small Markdown
+converter, and the HTML of each built-in component (from the dict its `render()` returns).
+
+Everything here is plain Python that writes static HTML and SVG, so a card opens in any browser,
+offline, with nothing fetched and no script needed to see it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from typing import Any
+
+STYLE = """
+:root{--fg:#1d2330;--muted:#5c6478;--line:#dde1ea;--bg:#fff;--soft:#f5f7fb;--accent:#2f6fde;
+--ok:#2e9d57;--bad:#d64545;--run:#e0a526;--idle:#9aa3b5}
+*{box-sizing:border-box}
+body{font:14px/1.45 -apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:var(--fg);
+background:var(--bg);margin:0;padding:24px 32px;max-width:1280px}
+h1{font-size:22px;margin:0 0 4px}
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 6px}
+.sub{color:var(--muted);margin-bottom:12px}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:13px}
+th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}
+th{background:var(--soft);font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+code,pre{font:12px/1.4 SFMono-Regular,Menlo,Consolas,monospace;background:var(--soft)}
+code{padding:1px 4px;border-radius:3px}pre{padding:8px 10px;border-radius:4px;overflow:auto;
+white-space:pre-wrap;word-break:break-word}
+.card-section{margin:10px 0 18px}.label{color:var(--muted);font-size:12px;margin-top:2px}
+.error{border-left:4px solid var(--bad);background:#fdf0f0;padding:8px 12px;margin:8px 0}
+.warning{border-left:4px solid var(--run);background:#fdf7e8;padding:8px 12px;margin:8px 0}
+.progress{display:flex;align-items:center;gap:10px;margin:8px 0}
+.progress .bar{flex:0 0 320px;height:12px;background:var(--soft);border:1px solid var(--line);
+border-radius:6px;overflow:hidden}.progress .fill{height:100%;background:var(--accent)}
+.kv td:first-child{color:var(--muted);white-space:nowrap}
+.pill{display:inline-block;padding:0 8px;border-radius:9px;font-size:12px;color:#fff}
+.st-done{background:var(--ok)}.st-failed{background:var(--bad)}.st-running{background:var(--run)}
+.st-not-run{background:var(--idle)}
+img{max-width:100%}svg text{font-family:inherit}
+.legend span{display:inline-block;margin-right:14px;font-size:12px;color:var(--muted)}
+.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def page(title: str, body: str, extra_head: str = "") -> str:
+    """A whole HTML document: `body` inside the shared style, nothing fetched."""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{STYLE}</style>{extra_head}</head>"
+            f"<body>{body}</body></html>\n")
+
+
+# ------------------------------------------------------------------------------- Markdown
+_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), r'<img alt="\1" src="\2">'),
+    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
+    (re.compile(r"\*\*(.+?)\*\*|__(.+?)__"),
+     lambda m: f"<strong>{m.group(1) or m.group(2)}</strong>"),
+    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?!\w)|(?<!\w)_(?!\s)(.+?)(?<!\s)_(?!\w)"),
+     lambda m: f"<em>{m.group(1) or m.group(2)}</em>"),
+    (re.compile(r"~~(.+?)~~"), r"<del>\1</del>"),
+]
+
+
+def _inline(text: str) -> str:
+    # Code spans first, kept out of the other rules.
+    parts = re.split(r"(`[^`]+`)", text)
+    out = []
+    for part in parts:
+        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
+            out.append(f"<code>{esc(part[1:-1])}</code>")
+            continue
+        part = esc(part)
+        for pattern, repl in _INLINE:
+            part = pattern.sub(repl, part)
+        out.append(part)
+    return "".join(out)
+
+
+def markdown(source: str) -> str:
+    """Markdown to HTML: headings, paragraphs, emphasis, code spans and fences, links, images,
+    lists, block quotes, rules and pipe tables. Raw HTML in the source is shown as text."""
+    lines = str(source).replace("\r\n", "\n").split("\n")
+    out: list[str] = []
+    para: list[str] = []
+    i = 0
+
+    def flush():
+        if para:
+            out.append(f"<p>{_inline(' '.join(s.strip() for s in para))}</p>")
+            para.clear()
+
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            flush()
+            lang = stripped[3:].strip()
+            body = []
+            i += 1
+            while i < len(lines) and not lines[i].strip().startswith("```"):
+                body.append(lines[i])
+                i += 1
+            cls = f' class="language-{esc(lang)}"' if lang else ""
+            out.append(f"<pre><code{cls}>{esc(chr(10).join(body))}</code></pre>")
+            i += 1
+            continue
+        if not stripped:
+            flush()
+            i += 1
+            continue
+        heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", stripped)
+        if heading:
+            flush()
+            n = len(heading.group(1))
+            out.append(f"<h{n}>{_inline(heading.group(2))}</h{n}>")
+            i += 1
+            continue
+        if re.match(r"^(\*\s*){3,}$|^(-\s*){3,}$|^(_\s*){3,}$", stripped):
+            flush()
+            out.append("<hr>")
+            i += 1
+            continue
+        if stripped.startswith(">"):
+            flush()
+            quote = []
+            while i < len(lines) and lines[i].strip().startswith(">"):
+                quote.append(lines[i].strip()[1:].lstrip())
+                i += 1
+            out.append(f"<blockquote>{markdown(chr(10).join(quote))}</blockquote>")
+            continue
+        if stripped.startswith("|") and i + 1 < len(lines) and \
+                re.match(r"^\|?\s*:?-{2,}", lines[i + 1].strip()):
+            flush()
+            rows = []
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+                i += 1
+            head, body_rows = rows[0], rows[2:]
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
+                       + "</tr></thead><tbody>" + "".join(
+                           "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
+                           for r in body_rows) + "</tbody></table>")
+            continue
+        bullet = re.match(r"^([-*+]|\d+[.)])\s+", stripped)
+        if bullet:
+            flush()
+            ordered = bullet.group(1)[0].isdigit()
+            items = []
+            while i < len(lines):
+                m = re.match(r"^\s*([-*+]|\d+[.)])\s+(.*)$", lines[i])
+                if m:
+                    items.append(m.group(2))
+                elif lines[i].strip() and items and lines[i].startswith((" ", "\t")):
+                    items[-1] += " " + lines[i].strip()
+                else:
+                    break
+                i += 1
+            tag = "ol" if ordered else "ul"
+            out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items)
+                       + f"</{tag}>")
+            continue
+        para.append(line)
+        i += 1
+    flush()
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- components
+def component_html(rendered: Any) -> str:
+    """The HTML of one rendered component: a dict from a built-in component, or anything else
+    (a user component's string, say), shown as text."""
+    if isinstance(rendered, dict) and "type" in rendered:
+        handler = _HANDLERS.get(rendered["type"])
+        if handler is not None:
+            return handler(rendered)
+        return f"<pre>{esc(json.dumps(rendered, indent=1, default=str))}</pre>"
+    if rendered is None:
+        return ""
+    return f"<div class=\"card-section\">{esc(rendered)}</div>"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict) and "type" in value:
+        return component_html(value)
+    return esc("" if value is None else value)
+
+
+def _table(d: dict) -> str:
+    headers = d.get("headers") or []
+    rows = d.get("data") or []
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for value in row:
+            num = isinstance(value, (int, float)) and not isinstance(value, bool)
+            cells.append(f"<td class=\"num\">{_cell(value)}</td>" if num else
+                         f"<td>{_cell(value)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = d.get("truncated")
+    note = f"<div class=\"label\">{esc(more)}</div>" if more else ""
+    thead = f"<thead><tr>{head}</tr></thead>" if head else ""
+    return (f"<div class=\"card-section\"><table>{thead}"
+            f"<tbody>{''.join(body)}</tbody></table>{note}</div>")
+
+
+def _image(d: dict) -> str:
+    label = d.get("label")
+    if not d.get("src"):
+        return f"<div class=\"error\">{esc(d.get('error') or 'No image')}</div>"
+    cap = f"<div class=\"label\">{esc(label)}</div>" if label else ""
+    return (f"<figure class=\"card-section\"><img src=\"{esc(d['src'])}\" "
+            f"alt=\"{esc(label or 'image')}\">{cap}</figure>")
+
+
+def _vega(d: dict) -> str:
+    from .vega import render_svg
+
+    try:
+        svg = render_svg(d.get("spec") or {})
+    except Exception as exc:  # noqa: BLE001 - a spec the renderer cannot draw
+        return (f"<div class=\"error\">This Vega-Lite chart could not be drawn: "
+                f"{esc(type(exc).__name__)}: {esc(exc)}</div>")
+    return f"<div class=\"card-section vega-chart\">{svg}</div>"
+
+
+def _progress(d: dict) -> str:
+    top = float(d.get("max") or 100) or 1.0
+    value = float(d.get("value") or 0)
+    pct = max(0.0, min(100.0, 100.0 * value / top))
+    unit = f" {esc(d['unit'])}" if d.get("unit") else ""
+    label = f"<b>{esc(d['label'])}</b>" if d.get("label") else ""
+    details = f"<span class=\"label\">{esc(d['details'])}</span>" if d.get("details") else ""
+    return (f"<div class=\"progress\">{label}<div class=\"bar\"><div class=\"fill\" "
+            f"style=\"width:{pct:.1f}%\"></div></div><span>{value:g} / {top:g}{unit}</span>"
+            f"{details}</div>")
+
+
+def _artifact(d: dict) -> str:
+    name = f"<h3>{esc(d['name'])}</h3>" if d.get("name") else ""
+    return f"<div class=\"card-section\">{name}<pre>{esc(d.get('data', ''))}</pre></div>"
+
+
+def _error(d: dict) -> str:
+    return (f"<div class=\"error\"><b>{esc(d.get('title', 'Error'))}</b>"
+            f"<pre>{esc(d.get('message', ''))}</pre></div>")
+
+
+def _warning(d: dict) -> str:
+    return f"<div class=\"warning\"><b>@card WARNING</b> {esc(d.get('message', ''))}</div>"
+
+
+_HANDLERS = {
+    "markdown": lambda d: (f"<div class=\"card-section markdown\">"
+                           f"{markdown(d.get('source', ''))}</div>"),
+    "table": _table,
+    "image": _image,
+    "vegaChart": _vega,
+    "progressBar": _progress,
+    "artifact": _artifact,
+    "error": _error,
+    "warning": _warning,
+    "text": lambda d: f"<div class=\"card-section\">{esc(d.get('text', ''))}</div>",
+    "pythonCode": lambda d: (f"<pre><code class=\"language-python\">"
+                             f"{esc(d.get('data', ''))}</code></pre>"),
+    "html": lambda d: f"<div class=\"card-section\">{d.get('data', '')}</div>",
+    "section": lambda d: (f"<section class=\"card-section\"><h2>{esc(d.get('title', ''))}</h2>"
+                          + "".join(component_html(c) for c in d.get("contents", []))
+                          + "</section>"),
+}

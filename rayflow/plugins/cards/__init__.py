@@ -1,0 +1,1 @@
+"""Metaflow's `metaflow.plugins.cards` path; see `rayflow.cards`."""

@@ -1,0 +1,137 @@
+"""Cards' pure logic: Markdown, the Vega-Lite drawing, components, which card `current.card`
+edits, and the timeline's aggregate mode."""
+
+import pyarrow as pa
+import pytest
+
+from rayflow.cards import Artifact, Markdown, MetaflowCard, ProgressBar, Table, VegaChart
+from rayflow.cards.base import card_class
+from rayflow.cards.collector import CardComponentCollector
+from rayflow.cards.html import component_html, markdown
+from rayflow.cards.vega import render_svg
+from rayflow.report.graph import graph_svg
+from rayflow.report.timeline import BINS, MAX_BOXES, timeline_svg
+
+
+def test_markdown_blocks_and_inline():
+    html = markdown("# Title\n\nSome *em* and **strong** and `co<de>`.\n\n- a\n- b\n\n"
+                    "1. one\n2. two\n\n```py\nx = 1 < 2\n```\n\n> quoted\n\n"
+                    "| h1 | h2 |\n|---|---|\n| c1 | c2 |\n\n[link](http://x.y) <b>raw</b>")
+    assert "<h1>Title</h1>" in html
+    assert "<em>em</em>" in html and "<strong>strong</strong>" in html
+    assert "<code>co&lt;de&gt;</code>" in html
+    assert "<ul><li>a</li><li>b</li></ul>" in html and "<ol><li>one</li>" in html
+    assert "x = 1 &lt; 2" in html and "<blockquote>" in html
+    assert "<th>h1</th>" in html and "<td>c2</td>" in html
+    assert '<a href="http://x.y">link</a>' in html
+    assert "&lt;b&gt;raw&lt;/b&gt;" in html          # raw HTML is shown, not run
+
+
+@pytest.mark.parametrize("mark", ["bar", "line", "area", "point", "circle", "square", "tick",
+                                  "rule", "text"])
+def test_vega_marks_draw(mark):
+    spec = {"mark": mark, "title": "T",
+            "data": {"values": [{"k": "a", "v": 1, "g": "x"}, {"k": "b", "v": 3, "g": "y"}]},
+            "encoding": {"x": {"field": "k", "type": "nominal"},
+                         "y": {"field": "v", "type": "quantitative"},
+                         "color": {"field": "g", "type": "nominal"},
+                         "text": {"field": "v"}}}
+    svg = render_svg(spec)
+    assert svg.startswith("<svg") and svg.endswith("</svg>") and ">T<" in svg
+
+
+def test_vega_aggregate_bin_layer_and_errors():
+    values = [{"x": i % 3, "y": float(i)} for i in range(30)]
+    svg = render_svg({"mark": "bar", "data": {"values": values},
+                      "encoding": {"x": {"field": "x", "type": "ordinal"},
+                                   "y": {"aggregate": "sum", "field": "y"}}})
+    assert svg.count("<rect") >= 3 and "sum of y" in svg
+    hist = render_svg({"mark": "bar", "data": {"values": values},
+                       "encoding": {"x": {"field": "y", "bin": True}}})
+    assert "(binned)" in hist and "count" in hist
+    layered = render_svg({"data": {"values": values}, "layer": [
+        {"mark": "line", "encoding": {"x": {"field": "y", "type": "quantitative"},
+                                      "y": {"field": "x", "type": "quantitative"}}},
+        {"mark": "rule", "encoding": {"y": {"datum": 1, "field": "x"}}}]})
+    assert "<polyline" in layered
+    with pytest.raises(ValueError, match="not drawn here"):
+        render_svg({"mark": "geoshape", "data": {"values": []}})
+    with pytest.raises(ValueError, match="inline data"):
+        render_svg({"mark": "bar", "data": {"url": "http://example.com/x.json"}})
+    # In a card, a chart that cannot be drawn is an error box, not a failed card.
+    assert "could not be drawn" in component_html(VegaChart({"mark": "geoshape"}).render())
+
+
+def test_table_from_arrow_pandas_and_cells():
+    t = Table.from_dataframe(pa.table({"a": [1, 2], "b": ["x", "y"]}))
+    r = t.render()
+    assert r["headers"] == ["a", "b"] and r["data"] == [[1, "x"], [2, "y"]]
+    pd = pytest.importorskip("pandas")
+    big = pd.DataFrame({"v": range(1500)})
+    r = Table.from_dataframe(big).render()
+    assert len(r["data"]) == 1000 and "1,500" in r["truncated"]
+    nested = Table([[Markdown("**b**"), 3]], headers=["m", "n"]).render()
+    assert "<strong>b</strong>" in component_html(nested)
+    assert "40.0%" in component_html(ProgressBar(max=10, value=4).render())
+    assert "[0, 1, 2" in Artifact(list(range(1000))).render()["data"]
+
+
+def _collector(*attrs):
+    c = CardComponentCollector()
+    for a in attrs:
+        c._add_card({"type": "default", **a})
+    c._finalize()
+    return c
+
+
+def test_default_editable_card_rules():
+    one = _collector({"type": "blank", "id": "x"})
+    one.append(Markdown("a"))
+    assert len(one["x"].components) == 1                  # the only editable card, id or not
+    two = _collector({"type": "blank", "id": "x"}, {"type": "default"})
+    two.append(Markdown("a"))
+    assert len(two._cards[1].components) == 1             # the one without an id
+    ambiguous = _collector({"type": "blank", "id": "x"}, {"type": "default", "id": "y"})
+    ambiguous.append(Markdown("a"))                       # no single one: ignored
+    assert all(not any(isinstance(c, Markdown) for c in m.components) for m in ambiguous._cards)
+    custom = _collector({"type": "blank"}, {"type": "default"},
+                        {"type": "default", "customize": True})
+    custom.append(Markdown("a"))
+    assert len(custom._cards[2].components) == 1
+    fixed = _collector({"type": "taskspec_card", "id": "t"})
+    fixed["t"].append(Markdown("by id"))                  # not editable, but reachable by id
+    assert len(fixed["t"].components) == 1
+    assert fixed["nope"] == []
+    assert fixed.get(type="taskspec_card") and not fixed.get(type="other")
+
+
+def test_card_types_register_by_subclassing():
+    class MineCard(MetaflowCard):
+        type = "unit_test_mine"
+
+    assert card_class("unit_test_mine") is MineCard
+    assert card_class("default").ALLOW_USER_COMPONENTS
+    assert card_class("test_editable_card") is not None    # Metaflow's test cards ship too
+    assert card_class("no_such_type") is None
+
+
+def test_timeline_boxes_then_bins():
+    small = [("s", str(i), 1.0 + i, i + 1.5, "n", 1 + i % 2, True) for i in range(50)]
+    svg = timeline_svg(small, ["s"])
+    assert svg.count('class="task"') == 50 and 'data-lanes="2"' in svg
+    big = [("s", str(i), 1 + i / 1000, 1 + i / 1000 + 0.01, "n", i % 4, i % 97 != 0)
+           for i in range(100_000)]
+    svg = timeline_svg(big, ["s"])
+    assert 'class="task"' not in svg
+    assert svg.count('class="bin"') <= 4 * BINS and len(svg) < 400_000
+    assert MAX_BOXES < 100_000
+
+
+def test_graph_picture_marks_status_and_width():
+    steps = [{"name": "start", "type": "start", "next": ["body"], "foreach": "xs"},
+             {"name": "body", "type": "linear", "next": ["join"]},
+             {"name": "join", "type": "join", "next": ["end"]},
+             {"name": "end", "type": "end", "next": []}]
+    svg = graph_svg(steps, {"start": "done", "body": "failed"}, {"body": 1234})
+    assert 'data-step="body" data-status="failed"' in svg and "×1,234" in svg
+    assert 'data-step="end" data-status="not-run"' in svg
