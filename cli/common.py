@@ -56,10 +56,14 @@ def _execute(loaded, params, opts) -> None:
         # Ray forwards workers' output to this console about half a second late; let the last
         # step's lines land before the summary, so the summary is the last thing printed.
         time.sleep(LOG_DRAIN_SECONDS)
+    if summary.report and not summary.successful:
+        _say(f"Report: {summary.report}")
     raise_for_failures(summary)
     cloned = f", {summary.tasks_cloned} cloned" if summary.tasks_cloned else ""
     _say(f"Done: {summary.pathspec} finished in {time.time() - t0:.1f} s "
          f"({summary.tasks_done} tasks{cloned}).")
+    if summary.report:
+        _say(f"Report: {summary.report}")
 
 
 def _say(text: str) -> None:

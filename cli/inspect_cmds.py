@@ -265,6 +265,8 @@ def spin(file: str, pathspec: str, settings, artifacts_module: str | None,
 
 
 def register(app: typer.Typer) -> None:
+    register_card(app)
+
     """Attach the commands to the app, with their options and help."""
 
     @app.command("resume", context_settings=RUN_SETTINGS)
@@ -348,3 +350,114 @@ def register(app: typer.Typer) -> None:
             datastore: DatastoreOpt = None):
         """Add, remove, replace or list a run's tags."""
         tag_cmd(action, run, list(tags or []), datastore)
+
+
+def card(words: list[str], card_type: str | None, card_id: str | None, open_: bool,
+         datastore: str | None, rebuild: bool):
+    """`rayflow card Flow/run`: the run report; `rayflow card [list|get|view] Flow/run/step/task`:
+    that task's cards."""
+    action = "show"
+    if words and words[0] in ("list", "get", "view", "show"):
+        action, words = words[0], words[1:]
+    if not words:
+        raise RayflowException("Name a run (Flow/run) for its report, or a task "
+                               "(Flow/run/step/task) for its cards.")
+    url = _use_datastore(datastore)
+    _use_namespace(None, all_=True)
+    parts = _split_pathspec(words[0])
+    if len(parts) == 2:
+        path = _run_report(url, parts, rebuild)
+        typer.echo(path)
+        if open_ or action == "view":
+            _open(path)
+        return
+    from rayflow.cards import CardNotPresentException, get_cards
+
+    task = _task_of(words[0])
+    try:
+        cards = list(get_cards(task, id=card_id, type=card_type))
+    except CardNotPresentException as exc:
+        raise RayflowException(str(exc)) from None
+    if action == "list":
+        for c in cards:
+            typer.echo(f"{c.type:<24} id={c.id or '-':<12} {c.hash[:12]}  {c.url}")
+        return
+    if action == "get":
+        out = words[1] if len(words) > 1 else None
+        html = cards[0].get()
+        if out:
+            with open(out, "w", encoding="utf-8") as fh:
+                fh.write(html)
+            typer.echo(out)
+        else:
+            typer.echo(html, nl=False)
+        return
+    for c in cards:
+        path = _local_copy(c.url, c.get())
+        typer.echo(path)
+        if open_ or action == "view":
+            _open(path)
+
+
+def _run_report(url: str, parts: list[str], rebuild: bool) -> str:
+    from rayflow.datastore import FlowDataStore
+    from rayflow.report import located, report_path, write_report
+
+    flow, run_id = parts
+    ds = FlowDataStore.from_url(url, flow)
+    if ds.read_run(run_id) is None:
+        raise RayflowException(f"Run {flow}/{run_id} does not exist in {ds.url}. Check the "
+                               f"run id (rayflow runs {flow}) and --datastore.")
+    path = report_path(ds, run_id)
+    if rebuild or ds.run_status(ds.read_run(run_id)) == "running" or \
+            not ds.storage.exists(path):
+        where = write_report(ds, run_id)
+    else:
+        where = located(ds, path)
+    if "://" in where:  # not on this disk: a local copy to open
+        return _local_copy(where, ds.storage.get(path).decode("utf-8"))
+    return where
+
+
+def _local_copy(url: str, html: str) -> str:
+    """A file on this machine with the page (cards and reports kept in S3 are copied to
+    ~/.rayflow/pages/)."""
+    import hashlib
+    import os
+
+    if "://" not in url and os.path.exists(url):
+        return url
+    folder = os.path.join(os.path.expanduser("~"), ".rayflow", "pages")
+    os.makedirs(folder, exist_ok=True)
+    name = url.rstrip("/").split("/")
+    path = os.path.join(folder, hashlib.sha1(url.encode()).hexdigest()[:10] + "-" +
+                        "-".join(name[-5:]))
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(html)
+    return path
+
+
+def _open(path: str) -> None:
+    import webbrowser
+
+    if not webbrowser.open(f"file://{path}"):
+        typer.echo(f"No browser could be opened here; open {path} yourself.", err=True)
+
+
+def register_card(app: typer.Typer) -> None:
+    @app.command("card")
+    def card_command(
+            words: Annotated[list[str], typer.Argument(
+                metavar="[list|get|view] PATHSPEC [FILE]",
+                help="Flow/run for the run report; Flow/run/step/task for the task's cards.")],
+            card_type: Annotated[str | None, typer.Option("--type", help="Only cards of this "
+                                                                        "type.")] = None,
+            card_id: Annotated[str | None, typer.Option("--id", help="Only the card with this "
+                                                                    "id.")] = None,
+            open_: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+            rebuild: Annotated[bool, typer.Option(
+                "--rebuild", help="Build the run report again from the datastore.")] = False,
+            datastore: DatastoreOpt = None):
+        """Print where a run's report (Flow/run) or a task's cards (Flow/run/step/task) are;
+        `list` lists the cards, `get` prints one's HTML, `view` or --open opens it."""
+        card(list(words), card_type, card_id, open_, datastore, rebuild)

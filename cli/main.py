@@ -223,7 +223,7 @@ def _leading_options(words: list[str], file: str) -> list[tuple[str, list[str]]]
 
 
 def _flow_usage(file: str) -> str:
-    commands = sorted({*_FILE_COMMANDS, *_PATHSPEC_COMMANDS, "tag", "runs"})
+    commands = sorted({*_FILE_COMMANDS, *_PATHSPEC_COMMANDS, "tag", "runs", "card"})
     return (f"Usage: python {os.path.basename(file)} [OPTIONS] COMMAND [ARGS]...\n"
             f"Commands: {', '.join(commands)}.\n"
             f"Each is `rayflow COMMAND` with this flow filled in; see `rayflow COMMAND --help`.")
@@ -249,6 +249,13 @@ def flow_command_argv(flow_cls, file: str, argv: list[str]) -> list[str] | None:
         paths = [w if w.startswith("-") or w.startswith(f"{name}/") else f"{name}/{w}"
                  for w in rest[:1]]
         return [command, *paths, *options(_PATHSPEC_COMMANDS[command]), *rest[1:]]
+    if command == "card":
+        # Metaflow: card [view|get|list] run_id/step/task
+        action = [rest.pop(0)] if rest and rest[0] in ("view", "get", "list", "show") else []
+        i = next((k for k, w in enumerate(rest) if not w.startswith("-")), None)
+        if i is not None and not rest[i].startswith(f"{name}/"):
+            rest[i] = f"{name}/{rest[i]}"
+        return ["card", *action, *rest, *options(_READING)]
     if command == "tag":
         # Metaflow: tag add|remove|replace|list [--run-id ID] TAGS...
         action, more = (rest[0], rest[1:]) if rest else ("list", [])

@@ -67,6 +67,7 @@ class RunSummary:
     failures: list = field(default_factory=list)
     datastore: str = ""
     flow_file: str = ""
+    report: str | None = None  # where the run report is (a file path, or a URL)
 
     @property
     def pathspec(self) -> str:
@@ -141,6 +142,9 @@ class Runner:
         # a refused or unreachable cluster leaves no run that looks forever "running".
         if self.executor is None:
             self.executor = self._make_executor()
+        from ..report.graph import step_info
+
+        self.graph_info = step_info(self.graph, self.decos)
         record = self._write_run_record("running", t0)
         heartbeat = Heartbeat(self.ds, self.run_id)
         try:
@@ -161,6 +165,7 @@ class Runner:
             heartbeat.stop()
             self._flush_clones()
             self._finish_record(record, "failed")
+            self._write_report()
             raise
         finally:
             heartbeat.stop()
@@ -169,10 +174,26 @@ class Runner:
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
         self._finish_record(record, status)
+        report = self._write_report()
         cloned = self.cloner.count if self.cloner is not None else 0
         return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
                           self.done_count, len(self.failures), cloned,
-                          self.failures, self.ds.url, self.flow.file)
+                          self.failures, self.ds.url, self.flow.file, report)
+
+    def _write_report(self) -> str | None:
+        """The run report (rayflow.report), beside the run's records. A report that cannot be
+        written costs the run nothing: it says why and `rayflow card` can build it later."""
+        if os.environ.get("RAYFLOW_NO_REPORT", "").lower() in ("1", "true", "yes"):
+            return None
+        from ..report import write_report
+
+        try:
+            return write_report(self.ds, self.run_id, self.graph_info)
+        except Exception as exc:  # noqa: BLE001 - the report never fails a run
+            self.progress.say(f"The run report could not be written ({type(exc).__name__}: "
+                              f"{exc}); build it with: rayflow card {self.flow.name}/"
+                              f"{self.run_id}")
+            return None
 
     def _write_run_record(self, status: str, started: float):
         from ..datastore import RunRecord
@@ -186,7 +207,8 @@ class Runner:
             code_hash=flow_code_hash(self.flow.file), status=status, started_at=started,
             finished_at=None, flow_file=self.flow.file, origin_run_id=self.origin_run_id,
             datastore=self.ds.url, ray_address=self.opts.address,
-            project=self.project.to_json() if self.project else None)
+            project=self.project.to_json() if self.project else None,
+            graph=self.graph_info, dashboard_url=RAY_DASHBOARD["url"])
         self.ds.write_run(rec)
         return rec
 
@@ -513,6 +535,9 @@ def datastore_env(url: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(DATASTORE_ENV_PREFIXES)}
 
 
+RAY_DASHBOARD: dict = {"url": None}  # the cluster's dashboard, when the Ray joined serves one
+
+
 def connect_ray(address: str | None, flow_file: str, say=None) -> None:
     """Join the cluster at `address` (or RAY_ADDRESS), else the warm local Ray of
     `rayflow up` (unless RAYFLOW_NO_WARM_RAY=1), else start an embedded Ray. `say` tells the
@@ -563,7 +588,10 @@ def connect_ray(address: str | None, flow_file: str, say=None) -> None:
         folder = os.path.dirname(os.path.abspath(flow_file))
         runtime_env = {"working_dir": folder,
                        "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/"]}
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        dashboard = getattr(info, "dashboard_url", None)
+        RAY_DASHBOARD["url"] = f"http://{dashboard}" if dashboard and "://" not in dashboard \
+            else dashboard
     else:
         import logging
 

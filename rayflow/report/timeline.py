@@ -1,0 +1,109 @@
+"""The task timeline (a Gantt chart) as SVG: one lane per worker process (or per node when
+there are too many workers to read), time across. Up to MAX_BOXES tasks are drawn one box
+each; above that each lane is cut into time bins, each shaded by how busy the lane was and
+coloured by the step that used it most, so a 100,000-task run stays a few hundred shapes."""
+
+from __future__ import annotations
+
+from ..cards.html import esc
+
+PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#72b7b2", "#eeca3b", "#9d755d",
+           "#ff9da6", "#bab0ac", "#e45756"]
+FAILED = "#d64545"
+MAX_BOXES = 3000
+MAX_LANES = 48
+BINS = 240
+LANE_H, LABEL_W, PLOT_W = 18, 190, 900
+
+
+def step_colours(steps: list[str]) -> dict[str, str]:
+    return {s: PALETTE[i % len(PALETTE)] for i, s in enumerate(steps)}
+
+
+def timeline_svg(tasks: list[tuple], steps: list[str], t0: float | None = None) -> str:
+    """`tasks`: (step, task_id, started, finished, node, worker, ok) tuples."""
+    tasks = [t for t in tasks if t[2] and t[3]]
+    if not tasks:
+        return '<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="400" height="30">' \
+               '<text x="4" y="20" font-size="12">No task has finished yet.</text></svg>'
+    lanes_by_worker = sorted({(t[4], t[5]) for t in tasks})
+    by_node = len(lanes_by_worker) > MAX_LANES
+    lane_key = (lambda t: (t[4], 0)) if by_node else (lambda t: (t[4], t[5]))
+    lanes = sorted({lane_key(t) for t in tasks})
+    index = {k: i for i, k in enumerate(lanes)}
+    start = min(t[2] for t in tasks)
+    lead = start - t0 if t0 is not None and t0 < start else 0.0
+    end = max(t[3] for t in tasks)
+    span = max(end - start, 1e-3)
+    colours = step_colours(steps)
+    height = len(lanes) * LANE_H + 40
+    width = LABEL_W + PLOT_W + 20
+
+    def x(ts):
+        return LABEL_W + (ts - start) / span * PLOT_W
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{width}" '
+           f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="task timeline" data-tasks="{len(tasks)}" data-lanes="{len(lanes)}">']
+    for i, (node, worker) in enumerate(lanes):
+        y = 8 + i * LANE_H
+        label = node.split("@")[-1] if node else "?"
+        label = f"{label} (node)" if by_node else f"{label} pid {worker}"
+        fill = "#f5f7fb" if i % 2 == 0 else "#fff"
+        out.append(f'<rect x="{LABEL_W}" y="{y}" width="{PLOT_W}" height="{LANE_H}" '
+                   f'fill="{fill}"/><text x="{LABEL_W - 6}" y="{y + 13}" font-size="10" '
+                   f'text-anchor="end">{esc(label)}</text>')
+    if len(tasks) <= MAX_BOXES:
+        for step, task_id, s, f, node, worker, ok in tasks:
+            y = 8 + index[lane_key((step, task_id, s, f, node, worker, ok))] * LANE_H + 2
+            w = max(0.8, x(f) - x(s))
+            col = colours.get(step, PALETTE[0]) if ok else FAILED
+            out.append(f'<rect class="task" x="{x(s):.1f}" y="{y}" width="{w:.1f}" '
+                       f'height="{LANE_H - 4}" fill="{col}"><title>{esc(step)}/{esc(task_id)}: '
+                       f'{f - s:.3f} s{"" if ok else ", failed"}</title></rect>')
+    else:
+        bin_w = span / BINS
+        busy: dict[tuple[int, int], dict[str, float]] = {}
+        failed_bins: set[tuple[int, int]] = set()
+        for step, task_id, s, f, node, worker, ok in tasks:
+            lane = index[lane_key((step, task_id, s, f, node, worker, ok))]
+            b0, b1 = int((s - start) / bin_w), min(BINS - 1, int((f - start) / bin_w))
+            for b in range(b0, b1 + 1):
+                lo, hi = start + b * bin_w, start + (b + 1) * bin_w
+                used = min(f, hi) - max(s, lo)
+                if used > 0:
+                    cell = busy.setdefault((lane, b), {})
+                    cell[step] = cell.get(step, 0.0) + used
+            if not ok:
+                failed_bins.add((lane, b1))
+        workers_per_lane = {}
+        if by_node:
+            for node, _worker in lanes_by_worker:
+                workers_per_lane[(node, 0)] = workers_per_lane.get((node, 0), 0) + 1
+        for (lane, b), used in busy.items():
+            capacity = bin_w * (workers_per_lane.get(lanes[lane], 1) if by_node else 1)
+            frac = min(1.0, sum(used.values()) / capacity)
+            step = max(used, key=used.get)
+            col = FAILED if (lane, b) in failed_bins else colours.get(step, PALETTE[0])
+            y = 8 + lane * LANE_H + 2
+            out.append(f'<rect class="bin" x="{x(start + b * bin_w):.1f}" y="{y}" '
+                       f'width="{PLOT_W / BINS + 0.3:.2f}" height="{LANE_H - 4}" fill="{col}" '
+                       f'fill-opacity="{0.25 + 0.75 * frac:.2f}"><title>{esc(step)}: '
+                       f'{100 * frac:.0f}% busy</title></rect>')
+    axis_y = 8 + len(lanes) * LANE_H + 12
+    for k in range(6):
+        ts = span * k / 5
+        out.append(f'<text x="{LABEL_W + PLOT_W * k / 5:.1f}" y="{axis_y}" font-size="10" '
+                   f'text-anchor="middle">{ts:.1f} s</text>')
+    out.append("</svg>")
+    legend = "".join(f'<span><i style="background:{c}"></i>{esc(s)}</span>'
+                     for s, c in colours.items())
+    note = (f"{len(tasks):,} tasks in {len(lanes)} lanes"
+            + (" (one per node: too many workers to show one each)" if by_node else
+               " (one per worker process)")
+            + ("; each lane cut into time bins, darker where busier" if len(tasks) > MAX_BOXES
+               else "")
+            + (f". Time 0 is the first task's start, {lead:.1f} s after the run began "
+               "(connecting to Ray, preparing the run)" if lead >= 0.05 else ""))
+    return "".join(out) + f'<div class="legend">{legend}<span><i style="background:{FAILED}">' \
+                          f'</i>failed</span></div><div class="label">{esc(note)}</div>'
