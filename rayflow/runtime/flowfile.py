@@ -30,14 +30,25 @@ def module_name_for(path: str) -> str:
     return name
 
 
+def file_version(path: str) -> tuple:
+    """What changes when the file is edited: its modification time and size."""
+    try:
+        st = os.stat(os.path.abspath(path))
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
 def import_flow_file(path: str, module_name: str | None = None):
-    """Import the file at `path` (cached per process). A relative path is taken from the cwd,
-    which on a cluster worker is the unpacked runtime_env working_dir."""
+    """Import the file at `path` (cached per process, until the file changes). A relative
+    path is taken from the cwd, which on a cluster worker is the unpacked runtime_env
+    working_dir."""
     path = os.path.abspath(path)
     module_name = module_name or module_name_for(path)
-    key = (path, module_name)
+    key = (path, module_name, file_version(path))
     module = _LOADED.get(key)
     if module is not None:
+        sys.modules[module_name] = module
         return module
     if not os.path.isfile(path):
         raise InvalidFlowError(f"Flow file {path!r} does not exist. Check the path.")
