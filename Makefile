@@ -18,6 +18,7 @@ run: $(STAMP)
 	$(BIN)/rayflow run examples/identity_resolution/flow.py --records 200000
 
 test: $(STAMP)
+	@bash tools/ensure-chromium
 	$(BIN)/ruff check rayflow cli tests examples benchmarks
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

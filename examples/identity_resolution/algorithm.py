@@ -571,6 +571,20 @@ class MatchResult:
     pairs: pa.Table
     candidates: int
     seconds: float
+    # For the run's card: candidate pairs per score bin (SCORE_BINS), blocks per size bin
+    # (BLOCK_BINS).
+    score_hist: np.ndarray | None = None
+    block_hist: np.ndarray | None = None
+
+
+SCORE_BINS = np.arange(-30.0, 31.0, 1.0)          # bin edges of match weights
+BLOCK_BINS = np.array([1, 2, 3, 5, 9, 17, 33, 65, 129, 257, 513, 1025, 1 << 62])
+
+
+def block_size_hist(part: pa.Table) -> np.ndarray:
+    """How many blocks of each size (BLOCK_BINS) the partition has, before giant ones split."""
+    _, sizes = np.unique(part["block"].to_numpy(), return_counts=True)
+    return np.histogram(sizes, bins=BLOCK_BINS)[0]
 
 
 DEFAULT_MAX_BLOCK = 200
@@ -591,7 +605,10 @@ def match_partition(part: pa.Table, giant: pa.Table | np.ndarray | None = None,
     a, b = rid[left[hit]], rid[right[hit]]
     pairs = pa.table([pa.array(np.minimum(a, b)), pa.array(np.maximum(a, b)),
                       pa.array(score[hit])], schema=PAIR_SCHEMA)
-    return MatchResult(pairs, len(left), time.perf_counter() - started)
+    score_hist = np.histogram(np.clip(score, SCORE_BINS[0], SCORE_BINS[-1] - 1e-9),
+                              bins=SCORE_BINS)[0]
+    return MatchResult(pairs, len(left), time.perf_counter() - started, score_hist,
+                       block_size_hist(part))
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rayflow import FlowSpec, Parameter, step
+from rayflow import FlowSpec, Parameter, card, current, step
+from rayflow.cards import Markdown, Table, VegaChart
 
 try:  # imported from the repository root (tests, benchmarks)
     from examples.identity_resolution import algorithm
@@ -102,6 +103,7 @@ class IdentityResolutionFlow(FlowSpec):
         self.pairs = result.pairs
         self.candidates = result.candidates
         self.match_seconds = result.seconds
+        self.score_hist, self.block_hist = result.score_hist, result.block_hist
         self.next(self.resolve)
 
     @step
@@ -114,8 +116,12 @@ class IdentityResolutionFlow(FlowSpec):
         self.candidates = sum(inp.candidates for inp in inputs)
         self.matched_pairs = sum(inp.pairs.num_rows for inp in inputs)
         self.match_seconds = sum(inp.match_seconds for inp in inputs)
+        self.score_hist = sum(inp.score_hist for inp in inputs)
+        self.block_hist = sum(inp.block_hist for inp in inputs)
+        self.matches = pa.concat_tables([inp.pairs for inp in inputs])
         self.next(self.end)
 
+    @card(type="blank", id="results")
     @step
     def end(self):
         """Write the entity table, score it against the truth if there is one, summarize."""
@@ -137,7 +143,68 @@ class IdentityResolutionFlow(FlowSpec):
         metrics_url = self.output_url.rsplit(".", 1)[0] + ".metrics.json"
         with fsspec.open(metrics_url, "w") as fh:
             json.dump(self.metrics, fh, indent=2)
+        self.sweep = threshold_sweep(self.record_ids, self.matches, truth, self.threshold)
+        results_card(current.card["results"], self.metrics, self.sweep, self.score_hist,
+                     self.block_hist, self.threshold)
         print(summary(self.metrics, self.output_url, metrics_url))
+
+
+def threshold_sweep(record_ids: pa.Table, matches: pa.Table, truth, threshold: float,
+                    steps: int = 6) -> list[dict]:
+    """Precision and recall of the entities at thresholds from the run's upward (the pairs
+    below the run's threshold were not kept, so the sweep cannot go lower)."""
+    if truth is None or matches.num_rows == 0:
+        return []
+    top = float(pc.max(matches["score"]).as_py())
+    ids = record_ids["record_id"].to_numpy()
+    out = []
+    for k in range(steps):
+        t = threshold + (top - threshold) * k / steps
+        kept = matches.filter(pc.greater_equal(matches["score"], t))
+        m = algorithm.pairwise_metrics(algorithm.resolve_entities(ids, [kept]), truth)
+        out.append({"threshold": round(t, 2), "precision": m["precision"],
+                    "recall": m["recall"], "f1": m["f1"]})
+    return out
+
+
+def results_card(card_, m: dict, sweep: list[dict], score_hist, block_hist,
+                 threshold: float) -> None:
+    """The end step's card: the metrics, then pictures of the threshold, scores and blocks."""
+    card_.append(Markdown(f"# Identity resolution\n{m['records']:,} records became "
+                          f"**{m['entities']:,} entities** in {m['seconds']:.1f} s "
+                          f"(threshold {threshold:g})."))
+    card_.append(Table([[k, f"{v:.4f}" if isinstance(v, float) else f"{v:,}"]
+                        for k, v in m.items()], headers=["metric", "value"]))
+    if sweep:
+        rows = [{"threshold": r["threshold"], "value": r[k], "metric": k}
+                for r in sweep for k in ("precision", "recall", "f1")]
+        card_.append(VegaChart({
+            "title": "Precision and recall against the threshold (from the run's upward)",
+            "width": 520, "height": 240, "data": {"values": rows},
+            "mark": {"type": "line", "point": True},
+            "encoding": {"x": {"field": "threshold", "type": "quantitative"},
+                         "y": {"field": "value", "type": "quantitative"},
+                         "color": {"field": "metric", "type": "nominal"}}}))
+    edges = algorithm.SCORE_BINS
+    card_.append(VegaChart({
+        "title": "Candidate pairs by match weight (the threshold is the rule)",
+        "width": 520, "height": 220,
+        "layer": [
+            {"data": {"values": [{"weight": float(edges[i]), "pairs": int(c)}
+                                 for i, c in enumerate(score_hist)]},
+             "mark": "bar", "encoding": {"x": {"field": "weight", "type": "quantitative"},
+                                         "y": {"field": "pairs", "type": "quantitative"}}},
+            {"data": {"values": [{"weight": threshold}]}, "mark": {"type": "rule",
+                                                                 "color": "#d64545"},
+             "encoding": {"x": {"field": "weight", "type": "quantitative"}}}]}))
+    labels = [f"{lo}" if hi - lo == 1 else f"{lo}-{hi - 1}" if hi < 1 << 62 else f"{lo}+"
+              for lo, hi in zip(algorithm.BLOCK_BINS[:-1], algorithm.BLOCK_BINS[1:])]
+    card_.append(VegaChart({
+        "title": "Blocks by size (records sharing a blocking key)", "width": 520,
+        "height": 220, "data": {"values": [{"size": lab, "blocks": int(c)}
+                                           for lab, c in zip(labels, block_hist)]},
+        "mark": "bar", "encoding": {"x": {"field": "size", "type": "ordinal", "sort": labels},
+                                    "y": {"field": "blocks", "type": "quantitative"}}}))
 
 
 def summary(m: dict, output_url: str, metrics_url: str) -> str:
