@@ -72,7 +72,7 @@ listed = time.perf_counter() - t1
 t2 = time.perf_counter()
 picked = tasks[:: max(1, len(tasks) // int(sys.argv[3]))][: int(sys.argv[3])]
 for t in picked:
-    assert t["out"].data == 2 * int(t.id), t.id
+    assert t["out"].data == 2 * t.index, t.id
 loaded = time.perf_counter() - t2
 print(json.dumps({"tasks": len(tasks), "list_s": listed, "load_s": loaded,
                   "loads": len(picked), "import_s": imported}))

@@ -159,3 +159,19 @@ def wait_for_done():
         return run_id, done
 
     return _wait
+
+
+@pytest.fixture
+def task_at():
+    """task_at(run, step, *indices, iteration=0): the client Task of `step` at these foreach
+    split indices (outermost first). Task ids are unique in the run, as Metaflow's, so a test
+    finds a split by where it is, not by a guessed id."""
+
+    def _find(run, step, *indices, iteration=0):
+        for task in run[step]:
+            if tuple(f[1] for f in task.foreach_stack) == indices and \
+                    task._record.iteration == iteration:
+                return task
+        raise AssertionError(f"{run.pathspec} has no task of {step} at {indices}")
+
+    return _find

@@ -112,6 +112,7 @@ class TaskRecord:
     status: str = "success"                     # "success" | "failed"
     artifacts: dict[str, ArtifactInfo] = field(default_factory=dict)
     foreach_stack: list[tuple[str, int, int]] = field(default_factory=list)
+    iteration: int = 0                          # a recursive switch's run of the step
     foreach_num_splits: int | None = None
     transition: dict = field(default_factory=lambda: {"steps": [], "foreach": None})
     parents: list[str] = field(default_factory=list)
@@ -146,6 +147,9 @@ class TaskRecord:
                              for name, info in d.get("artifacts", {}).items()}
         data["foreach_stack"] = [tuple(frame) for frame in d.get("foreach_stack", [])]
         data["attempt"] = int(d.get("attempt", 0))
+        if "iteration" not in d:  # records before run-wide ids: "3.2" was iteration 2
+            _, dot, it = str(d.get("task_id", "")).partition(".")
+            data["iteration"] = int(it) if dot and it.isdigit() else 0
         return cls(**data)
 
 

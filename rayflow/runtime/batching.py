@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 import socket
 import sys
@@ -114,6 +115,8 @@ def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
     from .task import _SOURCE_DIR
 
     _SOURCE_DIR["dir"] = ctx.source_dir
+    if ctx.driver_cwd and os.getcwd() != ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
+        os.chdir(ctx.driver_cwd)  # a warm Ray's worker serves only this run (Ray's job)
     with scoped_environ(ctx.datastore_env):
         wf = worker_flow(ctx)
         ds = datastore_for(ctx.datastore_url, ctx.flow_name)
@@ -156,7 +159,7 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
             attempt=spec.attempt, status="success" if o.ok else "failed",
             artifacts={n: loc.info() for n, loc in cap.record_artifacts.items()},
-            foreach_stack=[list(f) for f in spec.foreach_stack],
+            foreach_stack=[list(f) for f in spec.foreach_stack], iteration=spec.iteration,
             foreach_num_splits=o.num_splits,
             transition={"steps": list(o.next_steps), "foreach": o.foreach},
             parents=list(spec.parents), inputs=cap.inputs_read,
@@ -234,6 +237,7 @@ def _record_crash(ds, ctx: RunContext, specs: list[TaskSpec], crash) -> None:
     ds.write_tasks([TaskRecord(
         flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
         attempt=spec.attempt, status="failed", foreach_stack=[list(f) for f in spec.foreach_stack],
+        iteration=spec.iteration,
         parents=list(spec.parents), code_hash=ctx.code_hashes.get(spec.step, ""),
         params=params_as_json(ctx.params), user=ctx.user, node=_node_name(),
         started_at=now, finished_at=now, exception=error.to_json(),

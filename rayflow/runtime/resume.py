@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from ..exceptions import RayflowException
 from .artifacts import ArtifactLoc
-from .scheduler import ReadyTask, TaskKey
+from .scheduler import ReadyTask, TaskKey, structural_key
 
 FLUSH_EVERY = 500
 
@@ -87,9 +87,13 @@ class Cloner:
         return len(self.cloned)
 
     def _origin_done(self, step: str) -> dict:
+        """The origin's finished tasks of `step`, by what names them across runs (their
+        split indices and iteration): task ids are handed out afresh in each run."""
         recs = self._done.get(step)
         if recs is None:
-            recs = self._done[step] = self.ds.done_records(self.origin, step)
+            recs = self._done[step] = {
+                structural_key(rec.foreach_stack, rec.iteration): rec
+                for rec in self.ds.done_records(self.origin, step).values()}
         return recs
 
     def try_clone(self, task: ReadyTask) -> ClonedTask | None:
@@ -98,7 +102,7 @@ class Cloner:
             return None
         if any(p.key not in self.cloned for p in task.parents):
             return None
-        rec = self._origin_done(task.step).get(task.task_id)
+        rec = self._origin_done(task.step).get(structural_key(task.stack, task.iteration))
         if rec is None or rec.status != "success" or not self._intact(rec):
             return None
         self._write_clone(task, rec)
@@ -123,7 +127,8 @@ class Cloner:
     def _write_clone(self, task: ReadyTask, rec) -> None:
         flow = self.ds.flow_name
         parents = [f"{flow}/{self.run_id}/{p.key.step}/{p.key.task_id}" for p in task.parents]
-        clone = dataclasses.replace(rec, run_id=self.run_id, parents=parents,
+        clone = dataclasses.replace(rec, run_id=self.run_id, task_id=task.task_id,
+                                    parents=parents,
                                     origin_pathspec=rec.origin_pathspec or rec.pathspec)
         self._pending.append(clone)
         if len(self._pending) >= FLUSH_EVERY:

@@ -3,10 +3,12 @@
 How tasks are chosen
 --------------------
 Every task is identified by its step and its *foreach stack*: one `Frame` per enclosing
-foreach, outermost first, holding the split step, the split's index and the number of splits.
-The task id is derived from the stack alone ("0" outside any foreach, "3" for split 3,
-"3_5" for split 5 of the inner foreach of split 3), so a task has the same id in every run of
-the same flow, which is what lets resume match a task to its earlier attempt.
+foreach, outermost first, holding the split step, the split's index and the number of splits
+(and, for a step a recursive switch runs again, its `iteration`). That is what resume matches
+a task to its earlier attempt by. Its *task id* is a number unique in the run, as Metaflow's
+are: the scheduler hands them out in the order tasks become ready ("0" is start), and a
+foreach takes a block of N consecutive ids when it fans out, so split i of it is first + i
+and a 100,000-way foreach costs one counter step, not 100,000.
 
 When a task finishes, `task_done` looks at the step's transition in the graph:
 - a linear edge into a non-join step makes one task with the same stack;
@@ -15,7 +17,7 @@ When a task finishes, `task_done` looks at the step's transition in the graph:
   caller so that a 100,000-way foreach costs the scheduler O(1) memory until it is submitted;
 - a switch makes one task, of the case it chose; a case that runs the switch's own step
   again (recursion) makes a task of the same step and stack with its `iteration` one higher,
-  so each run of the step has its own id ("0", then "0.1", "0.2", ...);
+  so each run of the step is a task of its own;
 - an edge into a join parks the finished task in a `JoinBucket`. A static join waits for one
   task from each branch of its split with the same stack (a branch with a switch in it may
   arrive from any of its cases); a foreach join waits for all N splits that share the stack
@@ -36,9 +38,10 @@ from ..exceptions import InvalidNextError
 Frame = tuple  # (split_step: str, index: int, num_splits: int)
 
 
-def task_id_for(stack: tuple[Frame, ...], iteration: int = 0) -> str:
-    base = "_".join(str(f[1]) for f in stack) if stack else "0"
-    return f"{base}.{iteration}" if iteration else base
+def structural_key(stack, iteration: int = 0) -> tuple:
+    """What names a task of a step across runs of the flow: its split indices, outermost
+    first, and its iteration (for a step a recursive switch ran again)."""
+    return (tuple(int(f[1]) for f in stack), int(iteration))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +72,7 @@ class ReadyTask:
     foreach_var: str | None = None
     fanout: Any = None  # the Fanout a split came from (the runtime keeps its chunk refs there)
     iteration: int = 0  # how many times a recursive switch ran this step before, here
-
-    @property
-    def task_id(self) -> str:
-        return task_id_for(self.stack, self.iteration)
+    task_id: str = ""   # unique in the run, given by the scheduler
 
     @property
     def key(self) -> TaskKey:
@@ -98,6 +98,7 @@ class Fanout:
     chunk_refs: Any = None  # object refs of those chunks (set by the runtime)
     var_sha: str = ""       # the foreach variable's hash, for each split's lineage
     shapes: Any = None      # per-split Ray options, when resources depend on the item
+    first_id: int = 0       # split i's task id is first_id + i
 
     def take(self, n: int) -> list[ReadyTask]:
         out = []
@@ -106,7 +107,7 @@ class Fanout:
             frame = (self.split_step, i, self.num_splits)
             out.append(ReadyTask(self.step, self.stack + (frame,), [self.parent],
                                  split_parent=self.parent.key, foreach_var=self.foreach_var,
-                                 fanout=self))
+                                 fanout=self, task_id=str(self.first_id + i)))
         self.next_index = end
         return out
 
@@ -126,10 +127,11 @@ class TaskDone:
     num_splits: int | None = None
     scope: Any = None
     iteration: int = 0
+    task_id: str = ""
 
     @property
     def key(self) -> TaskKey:
-        return TaskKey(self.step, task_id_for(self.stack, self.iteration))
+        return TaskKey(self.step, self.task_id)
 
 
 @dataclass(slots=True)
@@ -150,9 +152,20 @@ class Scheduler:
         self.graph = graph
         self._buckets: dict[tuple, JoinBucket] = {}
         self.finished = False
+        self._next_id = 0
+
+    def _new_id(self) -> str:
+        tid = self._next_id
+        self._next_id += 1
+        return str(tid)
+
+    def _reserve(self, n: int) -> int:
+        first = self._next_id
+        self._next_id += n
+        return first
 
     def start(self) -> list[ReadyTask]:
-        return [ReadyTask("start", (), [])]
+        return [ReadyTask("start", (), [], task_id=self._new_id())]
 
     def task_done(self, done: TaskDone) -> Iterator[ReadyTask | Fanout]:
         """Record a finished task; yield what became ready because of it."""
@@ -167,12 +180,14 @@ class Scheduler:
             if done.num_splits == 0:
                 yield from self._arrive_empty_foreach(node, done, link)
                 return
-            yield Fanout(target, link, done.stack, done.step, done.foreach, done.num_splits)
+            yield Fanout(target, link, done.stack, done.step, done.foreach, done.num_splits,
+                         first_id=self._reserve(done.num_splits))
             return
         if node.is_switch:
             (target,) = done.next_steps
             if target == node.name:  # recursion: the same step again, one iteration on
-                yield ReadyTask(target, done.stack, [link], iteration=done.iteration + 1)
+                yield ReadyTask(target, done.stack, [link], iteration=done.iteration + 1,
+                                task_id=self._new_id())
             else:
                 yield from self._arrive(target, done, link)
             return
@@ -182,7 +197,7 @@ class Scheduler:
     def _arrive(self, target: str, done: TaskDone, link: ParentLink) -> Iterator[ReadyTask]:
         tnode = self.graph[target]
         if tnode.type != "join":
-            yield ReadyTask(target, done.stack, [link])
+            yield ReadyTask(target, done.stack, [link], task_id=self._new_id())
             return
         if tnode.is_foreach_join:
             outer, frame = done.stack[:-1], done.stack[-1]
@@ -197,7 +212,8 @@ class Scheduler:
         bucket.arrived[slot] = link
         if len(bucket.arrived) == bucket.expected:
             del self._buckets[(target, outer)]
-            yield ReadyTask(target, outer, self._ordered(tnode, bucket), is_join=True)
+            yield ReadyTask(target, outer, self._ordered(tnode, bucket), is_join=True,
+                            task_id=self._new_id())
 
     def _arrival_branch(self, step: str, join_node) -> str:
         """The branch of the join's split that a task of `step` arrives on (a split that
@@ -219,7 +235,7 @@ class Scheduler:
     def _arrive_empty_foreach(self, node, done: TaskDone, link: ParentLink):
         """A foreach over nothing: its join runs at once, with no inputs."""
         join = node.matching_join
-        yield ReadyTask(join, done.stack, [], is_join=True)
+        yield ReadyTask(join, done.stack, [], is_join=True, task_id=self._new_id())
 
     def _check_transition(self, node, done: TaskDone) -> None:
         if node.type == "end":

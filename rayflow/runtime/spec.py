@@ -39,6 +39,10 @@ class RunContext:
     project: dict | None = None         # ProjectInfo.to_json() of a @project flow
     configs_key: str = ""               # the run's config values, as canonical JSON
     sys_tags: list[str] = field(default_factory=list)   # the run's system tags beyond user:
+    # On a warm local Ray (`rayflow up`) the workers were not started from the `rayflow run`
+    # that uses them: they take its working directory here (its environment variables come
+    # through Ray's runtime_env), so a step sees what it would with an embedded Ray.
+    driver_cwd: str | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +81,7 @@ class TaskSpec:
     fallback: bool = False
     # Set in the worker when an earlier run of this attempt was ended by the @timeout watchdog.
     timed_out: bool = False
+    iteration: int = 0  # a recursive switch's run of the step (its record keeps it)
 
     @property
     def is_join(self) -> bool:

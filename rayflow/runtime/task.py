@@ -248,7 +248,8 @@ def _make_inputs(flow, spec: TaskSpec, loader, param_locs: dict, graph) -> Input
         view_flow = cls.__new__(cls)
         stack = list(spec.foreach_stack)
         if inner is not None:
-            stack.append((inner[0], int(inp.task_id.split("_")[-1]), inner[1]))
+            # The inputs of a foreach join come in split order: input i is split i.
+            stack.append((inner[0], i, inner[1]))
         FlowState(step=inp.step, params=join_state.params, view=view, loader=loader,
                   foreach_stack=stack, foreach_vars=_foreach_vars(graph, stack),
                   read_sink=_join_read_sink(join_state, inp.step, inp.task_id)

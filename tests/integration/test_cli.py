@@ -100,7 +100,7 @@ def test_inspection_commands(cli, datastore, tmp_path):
     cli("run", "examples/hello.py", "--name", "Dump", "--tag", "first",
         "--run-id-file", str(id_file), check=0)
     rid = id_file.read_text()
-    logs = cli("logs", f"HelloFlow/{rid}/hello/0", check=0)
+    logs = cli("logs", f"HelloFlow/{rid}/hello/1", check=0)  # start is task 0, hello 1
     assert "Hello, Dump!" in logs.stdout
     dump = cli("dump", f"HelloFlow/{rid}/start/0", check=0)
     assert "greeting" in dump.stdout and "code_hash" in dump.stdout

@@ -107,9 +107,9 @@ def test_python_flow_py_has_every_command_with_options_before_or_after(tmp_path)
         [("start", 1), ("hello", 1), ("end", 1)]
 
     rid = info["pathspec"].split("/")[1]
-    logs = python_flow(str(flow), "--datastore", ds, "logs", f"{rid}/hello/0", cwd=tmp_path)
+    logs = python_flow(str(flow), "--datastore", ds, "logs", f"{rid}/hello/1", cwd=tmp_path)
     assert logs.returncode == 0 and "Hello, world!" in logs.stdout, logs.stderr
-    dump = python_flow(str(flow), "dump", f"{rid}/hello/0", "--datastore", ds, cwd=tmp_path)
+    dump = python_flow(str(flow), "dump", f"{rid}/hello/1", "--datastore", ds, cwd=tmp_path)
     assert dump.returncode == 0 and "greeting" in dump.stdout, dump.stderr
     tag = python_flow(str(flow), "--datastore", ds, "tag", "add", "--run-id", rid, "mine",
                       cwd=tmp_path)
@@ -158,6 +158,6 @@ def test_project_branches_current_and_tags(tmp_path):
 def test_task_output_has_one_prefix_and_no_colour_codes(cli):
     proc = cli("run", os.path.join(ROOT, "examples", "hello.py"), check=0)
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "Hello, world!" in ln]
-    assert sorted(ln.split("] ")[0] for ln in lines) == ["[end/0", "[hello/0"], lines
+    assert sorted(ln.split("] ")[0] for ln in lines) == ["[end/2", "[hello/1"], lines
     assert all(ln.startswith("[") for ln in lines), lines
     assert "\x1b[" not in proc.stdout + proc.stderr and "pid=" not in proc.stdout

@@ -62,16 +62,16 @@ def test_a_config_file_and_resume_reusing_the_origins_configs(datastore, tmp_pat
 
 
 def test_spin_reruns_one_task_from_its_inputs_without_touching_its_run(cli, datastore,
-                                                                       tmp_path):
+                                                                       tmp_path, task_at):
     cli("run", FOREACH, "--regions", "2", "--shards", "2", "--executor", "inline", check=0)
     origin = _latest(datastore, "ForeachFlow")
-    task = origin["shard"]["1_0"]
-    spun = cli("spin", FOREACH, f"{origin.id}/shard/1_0", check=0)
+    task = task_at(origin, "shard", 1, 0)
+    spun = cli("spin", FOREACH, f"{origin.id}/shard/{task.id}", check=0)
     assert "Spun ForeachFlow/" in spun.stderr
     spin_ds = os.path.join(datastore, "_spin")
     namespace(None)
     [spin_run] = list(Flow("ForeachFlow", datastore=spin_ds))
-    again = spin_run["shard"]["1_0"]
+    again = spin_run["shard"][task.id]
     assert {a.id: a.data for a in again} == {a.id: a.data for a in task}
     assert {"spin", f"spin_of:{task.pathspec}"} <= spin_run.tags
     assert _latest(datastore, "ForeachFlow").id == origin.id  # the run list is untouched
@@ -79,7 +79,7 @@ def test_spin_reruns_one_task_from_its_inputs_without_touching_its_run(cli, data
     override = tmp_path / "over.py"
     override.write_text("ARTIFACTS = {'region_name': 'region-9'}\n")
     with Runner(FOREACH, show_output=False, datastore=datastore, executor="inline") as r:
-        executing = r.spin(f"{origin.id}/shard/1_0", artifacts_module=str(override))
+        executing = r.spin(f"{origin.id}/shard/{task.id}", artifacts_module=str(override))
         assert executing.status == "successful", executing.stderr
         assert executing.task.data.region_name == "region-9"
         assert Task(executing.task.pathspec, datastore=spin_ds).data.value == \

@@ -39,7 +39,8 @@ def test_nested_foreach(run_flow, datastore, executor):
 def test_failure_is_reported_not_raised(run_flow, executor):
     s = run_flow("failing_flow.py", executor=executor)
     assert not s.successful
-    assert s.failures[0].step == "work" and s.failures[0].task_id == "3"
+    # Task ids are unique in the run: start is 0, so split 3 of its foreach is task 4.
+    assert s.failures[0].step == "work" and s.failures[0].task_id == "4"
     error = s.failures[0].error
     assert error.kind.value == "user" and error.retryable
     assert "split three is broken" in error.traceback

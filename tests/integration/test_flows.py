@@ -39,29 +39,34 @@ def test_branches_join_and_merge(run_flow, datastore):
     assert sorted(p.pathspec.split("/")[2] for p in join.parent_tasks) == ["sum_even", "sum_odd"]
     # Lineage: what the join read from each input, by hash.
     reads = join.lineage["inputs"]
-    assert reads["sum_even/0:even"] == Run(s.pathspec, datastore=datastore)["sum_even"].task[
-        "even"].sha and "sum_odd/0:odd" in reads
+    run = Run(s.pathspec, datastore=datastore)
+    even, odd = run["sum_even"].task, run["sum_odd"].task
+    assert even.id != odd.id                      # task ids are unique in the run
+    assert reads[f"sum_even/{even.id}:even"] == even["even"].sha
+    assert f"sum_odd/{odd.id}:odd" in reads
 
 
-def test_nested_foreach(run_flow, datastore):
+def test_nested_foreach(run_flow, datastore, task_at):
     s = run_flow(os.path.join(EXAMPLES, "foreach.py"), {"regions": 3, "shards": 5})
     assert s.successful, s.failures
     run = Run(s.pathspec, datastore=datastore)
     assert run.data.totals == {f"region-{i}": 30 for i in range(3)}
     shard_tasks = list(run["shard"])
     assert len(shard_tasks) == 15
-    t = Task(f"{s.pathspec}/shard/2_4", datastore=datastore)
+    t = task_at(run, "shard", 2, 4)
     assert t.data.value == 16 and t.index == 4
+    assert len({t.id for t in shard_tasks}) == 15
 
 
-def test_split_gets_only_its_item(run_flow, datastore):
+def test_split_gets_only_its_item(run_flow, datastore, task_at):
     """A split never loads the parent's list unless it asks for it."""
     s = run_flow(os.path.join(EXAMPLES, "foreach.py"), {"regions": 2, "shards": 3})
-    task = Task(f"{s.pathspec}/shard/1_2", datastore=datastore)
+    run = Run(s.pathspec, datastore=datastore)
+    task = task_at(run, "shard", 1, 2)
     rec = task.lineage
     assert "shard_ids" not in rec["inputs"] and "region_names" not in rec["inputs"]
     # ... yet its lineage names the item it got: the foreach variable, its hash, the index.
-    region = Task(f"{s.pathspec}/region/1", datastore=datastore)
+    region = task_at(run, "region", 1)
     assert rec["inputs"]["shard_ids[2]"] == region["shard_ids"].sha
 
 
@@ -104,7 +109,7 @@ def test_decorators_retry_catch_timeout_environment(run_flow, datastore):
     assert run.data.env_after is None
 
 
-def test_failing_split_fails_the_run_with_user_traceback(run_flow, datastore):
+def test_failing_split_fails_the_run_with_user_traceback(run_flow, datastore, task_at):
     s = run_flow("failing_flow.py")
     assert not s.successful
     with pytest.raises(StepFailed) as info:
@@ -114,7 +119,7 @@ def test_failing_split_fails_the_run_with_user_traceback(run_flow, datastore):
     assert "work" in msg and "rayflow resume" in msg
     run = Run(s.pathspec, datastore=datastore)
     assert not run.successful
-    failed = Task(f"{s.pathspec}/work/3", datastore=datastore)
+    failed = task_at(run, "work", 3)
     assert not failed.successful and "split three is broken" in str(failed.exception)
 
 

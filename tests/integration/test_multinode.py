@@ -116,7 +116,7 @@ def test_node_removed_mid_foreach_loses_no_split_and_records_none_twice(report):
     assert r["finished"], "the run did not finish after node_c was removed"
     assert r.get("status") == "success", r.get("failure") or r.get("run_error") or r
     n = r["n"]
-    ids = [str(i) for i in range(n)]
+    ids = [str(i + 1) for i in range(n)]  # start is task 0; split i is task i + 1
     assert sorted(r["task_dirs"]) == sorted(ids)
     assert sorted(r["done_ids"]) == sorted(ids)  # exactly one DONE task per split
     records = r["records"]

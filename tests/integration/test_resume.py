@@ -25,7 +25,7 @@ def _blob_files(datastore: str) -> dict[str, float]:
     return out
 
 
-def test_resume_after_a_failed_split_clones_the_rest(cli, datastore, tmp_path):
+def test_resume_after_a_failed_split_clones_the_rest(cli, datastore, tmp_path, task_at):
     (tmp_path / "fail-5").write_text("")
     rid_file = tmp_path / "rid"
     failed = cli("run", FLOW, "--width", "8", "--marker_dir", str(tmp_path),
@@ -43,17 +43,17 @@ def test_resume_after_a_failed_split_clones_the_rest(cli, datastore, tmp_path):
     assert run.successful and run.data.final == sum(2 * i for i in range(8))
     start = run["start"].task
     assert start.origin_pathspec == f"ResumableFlow/{origin}/start/0"
-    assert "split 5 was told to fail" in Run(f"ResumableFlow/{origin}", datastore=datastore)[
-        "work"]["5"].stderr
-    works = {t.id: t for t in run["work"]}
-    assert len(works) == 8
-    for tid, task in works.items():
-        if tid == "5":
+    origin_run = Run(f"ResumableFlow/{origin}", datastore=datastore)
+    assert "split 5 was told to fail" in task_at(origin_run, "work", 5).stderr
+    works = {t.index: t for t in run["work"]}
+    assert sorted(works) == list(range(8))
+    for i, task in works.items():
+        if i == 5:
             assert task.origin_pathspec is None  # it ran again
         else:
-            assert task.origin_pathspec == f"ResumableFlow/{origin}/work/{tid}"
-            assert task.data.blob.startswith(f"result-{tid}-")
-            assert f"working on {tid}" in task.stdout  # the origin's log
+            assert task.origin_pathspec == task_at(origin_run, "work", i).pathspec
+            assert task.data.blob.startswith(f"result-{i}-")
+            assert f"working on {i}" in task.stdout  # the origin's log
     assert run["join"].task.origin_pathspec is None
     # Cloning copied no bytes: every blob written before is untouched, and the only new blobs
     # are the artifacts of the split that ran again.

@@ -41,7 +41,7 @@ def test_a_failed_run_then_resume_through_the_runner(datastore, tmp_path):
     resumed = runner.resume(origin_run_id=failed.run.id)
     assert resumed.status == "successful"
     assert resumed.run.data.final == 6 and resumed.run.id != failed.run.id
-    assert {t.id for t in resumed.run["work"] if t.origin_pathspec} == {"0", "2"}
+    assert {t.index for t in resumed.run["work"] if t.origin_pathspec} == {0, 2}
     runner.cleanup()
 
 
@@ -57,7 +57,7 @@ def test_async_run_streams_the_logs_while_the_run_goes_on(datastore, tmp_path):
     running, lines = asyncio.run(go())
     assert running.status == "successful"
     assert [ln for ln in lines if "working on" in ln] == \
-        [f"[work/{i}] working on {i}" for i in range(4)]
+        [f"[work/{i + 1}] working on {i}" for i in range(4)]  # split i is task i + 1
 
 
 def test_wait_with_a_timeout_ends_the_run(datastore, tmp_path):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from rayflow import Run, Task
+from rayflow import Run
 from rayflow.runtime.resume import ResumeRequest
 from tests.reliability.audit import audit_run
 
@@ -25,7 +25,7 @@ def test_a_segfaulting_step_is_named_recorded_with_its_logs_and_run_once(run_flo
     assert failure.step == "crash" and failure.error.kind.value == "user"
     assert "died with SIGSEGV (segmentation fault)" in failure.error.message
     assert counter.read_text() == "ran\n", "Ray ran the crashing step again"
-    task = Task(f"{s.pathspec}/crash/0", datastore=datastore)
+    task = Run(s.pathspec, datastore=datastore)["crash"].task
     assert not task.successful and "SIGSEGV" in str(task.exception)
     assert "Crash and burn!" in task.stdout
     assert "Fatal Python error: Segmentation fault" in task.stderr
@@ -37,7 +37,7 @@ def test_catch_catches_a_step_whose_process_dies_on_every_attempt(run_flow, data
     assert s.successful, s.failures
     end = Run(s.pathspec, datastore=datastore)["end"].task
     assert end.data.kind == "metaflow.plugins.catch_decorator.FailureHandledByCatch"
-    doomed = Task(f"{s.pathspec}/doomed/0", datastore=datastore)
+    doomed = Run(s.pathspec, datastore=datastore)["doomed"].task
     assert doomed.current_attempt == 2  # two attempts died, the third ran no user code
     assert "kept failing over 2 attempts" in doomed.data.ex.exception
 
@@ -97,11 +97,11 @@ def test_an_unsaveable_artifact_fails_its_task_by_name_and_resume_finishes(run_f
     assert "lock" in err.message, err.message
     audit = audit_run(datastore, "UnsaveableFlow", s.run_id)
     assert audit.status == "failed"
-    assert audit.done["work"] == {"0", "2"}        # the other splits are kept
+    assert audit.done["work"] == {"1", "3"}        # splits 0 and 2 (tasks 1, 3) are kept
     assert "join" not in audit.done
     marker.unlink()
     resumed = run_flow(str(flow), None, resume=ResumeRequest(origin_run_id=s.run_id))
     assert resumed.successful, resumed.failures
     run = Run(resumed.pathspec, datastore=datastore)
     assert run["join"].task.data.total == 60
-    assert {t.id for t in run["work"] if t.origin_pathspec} == {"0", "2"}
+    assert {t.index for t in run["work"] if t.origin_pathspec} == {0, 2}

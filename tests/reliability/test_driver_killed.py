@@ -114,5 +114,7 @@ def test_kill_the_driver_mid_foreach_then_resume(cli, cli_env, wait_for_done, da
     assert len(cloned) >= len(done)
     assert Task(f"ResumableFlow/{run.id}/start/0", datastore=datastore).origin_pathspec
     audit = audit_run(datastore, "ResumableFlow", run.id)
-    assert audit.status == "success" and audit.done["work"] == {str(i) for i in range(16)}
-    assert {t.id for t in cloned} <= audit_run(datastore, "ResumableFlow", origin).done["work"]
+    # Task ids are unique in the run: start is 0, split i is task i + 1.
+    assert audit.status == "success" and audit.done["work"] == {str(i + 1) for i in range(16)}
+    assert {t.origin_pathspec.rsplit("/", 1)[1] for t in cloned} <= \
+        audit_run(datastore, "ResumableFlow", origin).done["work"]

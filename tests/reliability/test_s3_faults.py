@@ -42,8 +42,9 @@ def test_an_s3_restart_mid_checkpoint_is_waited_out_and_the_run_finishes(
     assert (tmp_path / "rid").read_text() == run_id
     audit = audit_run(s3_url, "CheckpointFlow", run_id)
     assert audit.status == "success"
-    assert audit.done == {"start": {"0"}, "work": {str(i) for i in range(WIDTH)},
-                          "join": {"0"}, "end": {"0"}}
+    # Task ids are unique in the run: start 0, the splits 1..WIDTH, then join and end.
+    assert audit.done == {"start": {"0"}, "work": {str(i + 1) for i in range(WIDTH)},
+                          "join": {str(WIDTH + 1)}, "end": {str(WIDTH + 2)}}
     assert audit.blobs >= WIDTH
     run = Run(f"CheckpointFlow/{run_id}", datastore=s3_url)
     assert run.successful and run.data.final == sum(2 * i for i in range(WIDTH))
@@ -81,7 +82,7 @@ def test_an_s3_outage_longer_than_the_wait_fails_cleanly_then_resume_finishes(
     resumed = rid_file.read_text()
     audit = audit_run(s3_url, "ResumableFlow", resumed)
     assert audit.status == "success"
-    assert audit.done["work"] == {str(i) for i in range(10)}
+    assert audit.done["work"] == {str(i + 1) for i in range(10)}
     run = Run(f"ResumableFlow/{resumed}", datastore=s3_url)
     assert run.successful and run.data.final == sum(2 * i for i in range(10))
     cloned = {t.id for t in run["work"] if t.origin_pathspec}
@@ -102,6 +103,6 @@ def test_two_runs_started_at_once_on_one_s3_datastore_keep_apart(cli_env, s3_url
         width = 4 + i
         audit = audit_run(s3_url, "ResumableFlow", rid)
         assert audit.status == "success"
-        assert audit.done["work"] == {str(k) for k in range(width)}
+        assert audit.done["work"] == {str(k + 1) for k in range(width)}
         run = Run(f"ResumableFlow/{rid}", datastore=s3_url)
         assert run.data.final == sum(2 * k for k in range(width))

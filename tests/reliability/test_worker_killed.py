@@ -79,8 +79,9 @@ def test_a_worker_killed_mid_foreach_loses_no_split_and_records_none_twice(cli_e
     run_id = (tmp_path / "rid").read_text()
     audit = audit_run(ds, "KilledWorkerFlow", run_id)
     assert audit.status == "success"
-    assert audit.done == {"start": {"0"}, "work": {str(i) for i in range(WIDTH)},
-                          "join": {"0"}, "end": {"0"}}
+    # Task ids are unique in the run: start 0, the splits 1..WIDTH, then join and end.
+    assert audit.done == {"start": {"0"}, "work": {str(i + 1) for i in range(WIDTH)},
+                          "join": {str(WIDTH + 1)}, "end": {str(WIDTH + 2)}}
     run = Run(f"KilledWorkerFlow/{run_id}", datastore=ds)
     assert run.data.outs == [10 * i for i in range(WIDTH)]
     again = _attempts(markers, 2)

@@ -57,7 +57,8 @@ def test_failure_is_a_typed_task_error(tmp_path):
     s = run("failing_flow.py", str(tmp_path / "ds"))
     assert s.status == "failed"
     [failure] = s.failures
-    assert (failure.step, failure.task_id, failure.attempt) == ("work", "3", 0)
+    # Task ids are unique in the run: start is 0, so split 3 of its foreach is task 4.
+    assert (failure.step, failure.task_id, failure.attempt) == ("work", "4", 0)
     assert failure.error.kind is ErrorKind.USER and failure.error.retryable
     assert failure.error.type == "builtins.RuntimeError"
     assert "split three is broken" in failure.error.traceback
@@ -83,9 +84,11 @@ def test_resume_clones_what_finished_and_reruns_the_rest(tmp_path):
     assert second.tasks_cloned == 1 + 4
     store = FlowDataStore.from_url(ds, "ResumableFlow")
     assert store.read_run(second.run_id).origin_run_id == first.run_id
-    split = store.read_task(second.run_id, "work", "0")
-    assert split.origin_pathspec == f"ResumableFlow/{first.run_id}/work/0"
-    assert store.read_task(second.run_id, "work", "2").origin_pathspec is None
+    # Split i is task i + 1 (start is 0) in both runs; the clone keeps where it came from.
+    split = store.read_task(second.run_id, "work", "1")
+    assert split.origin_pathspec == f"ResumableFlow/{first.run_id}/work/1"
+    assert split.foreach_stack[0][1] == 0
+    assert store.read_task(second.run_id, "work", "3").origin_pathspec is None
     assert Run(second.pathspec, datastore=ds).data.final == sum(2 * i for i in range(5))
 
 
@@ -111,13 +114,22 @@ def test_resume_from_an_unknown_step_is_refused(tmp_path):
         Runner(loaded, None, opts).run()
 
 
+def task_at(store, run_id, step, *indices, iteration=0):
+    """The record of the task of `step` at these split indices (task ids are run-wide)."""
+    for rec, _ in store.step_records(run_id, step).values():
+        if tuple(f[1] for f in rec.foreach_stack) == indices and rec.iteration == iteration:
+            return rec
+    raise AssertionError(f"no task of {step} at {indices} iteration {iteration}")
+
+
 def test_retry_then_success_records_both_attempts(tmp_path):
     ds = str(tmp_path / "ds")
     s = run("batching_flow.py", ds, {"width": 20, "flaky_at": 7})
     assert s.successful, s.failures
     store = FlowDataStore.from_url(ds, "BatchingFlow")
-    assert store.read_task(s.run_id, "work", "7", attempt=0).status == "failed"
-    assert store.read_task(s.run_id, "work", "7").attempt == 1
+    seven = task_at(store, s.run_id, "work", 7).task_id
+    assert store.read_task(s.run_id, "work", seven, attempt=0).status == "failed"
+    assert store.read_task(s.run_id, "work", seven).attempt == 1
 
 
 def test_a_deleted_artifact_stays_deleted_downstream(tmp_path):
@@ -193,31 +205,44 @@ def test_switch_and_recursion_inside_a_foreach(tmp_path):
     run_ = Run(s.pathspec, datastore=ds)
     assert run_["end"].task.data.side == "right"
     assert "left" not in [step.id for step in run_]
-    assert run_["join"].task.data.ids == [["0", "0.1"], ["1", "1.1", "1.2", "1.3"], ["2"]]
+    ids = run_["join"].task.data.ids
+    assert [len(i) for i in ids] == [2, 4, 1]
     loop = run_["loop"]
-    assert [t.id for t in loop] == ["0", "0.1", "1", "1.1", "1.2", "1.3", "2"]
-    assert loop["1.2"].parent_task_pathspecs == [f"{s.pathspec}/loop/1.1"]
-    assert [t.pathspec for t in loop["1.2"].child_tasks] == [f"{s.pathspec}/loop/1.3"]
-    assert run_["route"].task.child_tasks[0].pathspec == f"{s.pathspec}/right/0"
+    flat = [t for split in ids for t in split]
+    assert sorted(t.id for t in loop) == sorted(flat) and len(set(flat)) == 7  # all distinct
+    store = FlowDataStore.from_url(ds, "SwitchFlow")
+    third = task_at(store, s.run_id, "loop", 1, iteration=2).task_id
+    second = task_at(store, s.run_id, "loop", 1, iteration=1).task_id
+    fourth = task_at(store, s.run_id, "loop", 1, iteration=3).task_id
+    assert ids[1] == [task_at(store, s.run_id, "loop", 1, iteration=k).task_id
+                      for k in range(4)]
+    assert loop[third].parent_task_pathspecs == [f"{s.pathspec}/loop/{second}"]
+    assert [t.pathspec for t in loop[third].child_tasks] == [f"{s.pathspec}/loop/{fourth}"]
+    right = run_["right"].task.id
+    assert run_["route"].task.child_tasks[0].pathspec == f"{s.pathspec}/right/{right}"
 
 
 def test_resume_reruns_a_recursive_step_from_the_iteration_that_failed(tmp_path):
     ds = str(tmp_path / "ds")
     (tmp_path / "fail-3").touch()
     first = run("switch_flow.py", ds, {"marker_dir": str(tmp_path)})
-    assert not first.successful and first.failures[0].task_id == "1.2"
+    store = FlowDataStore.from_url(ds, "SwitchFlow")
+    failed = first.failures[0].task_id
+    assert not first.successful
+    assert task_at(store, first.run_id, "loop", 1, iteration=2).task_id == failed
     (tmp_path / "fail-3").unlink()
     loaded = load_flow(os.path.join(FLOWS, "switch_flow.py"))
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
                       resume=ResumeRequest(origin_run_id=first.run_id))
     second = Runner(loaded, None, opts).run()
     assert second.successful, second.failures
-    store = FlowDataStore.from_url(ds, "SwitchFlow")
-    for task_id in ("0", "0.1", "1", "1.1", "2"):
-        rec = store.read_task(second.run_id, "loop", task_id)
-        assert rec.origin_pathspec == f"SwitchFlow/{first.run_id}/loop/{task_id}"
-    for task_id in ("1.2", "1.3"):
-        assert store.read_task(second.run_id, "loop", task_id).origin_pathspec is None
+    for index, iteration in ((0, 0), (0, 1), (1, 0), (1, 1), (2, 0)):
+        rec = task_at(store, second.run_id, "loop", index, iteration=iteration)
+        origin = task_at(store, first.run_id, "loop", index, iteration=iteration)
+        assert rec.origin_pathspec == origin.pathspec
+    for iteration in (2, 3):
+        assert task_at(store, second.run_id, "loop", 1,
+                       iteration=iteration).origin_pathspec is None
     assert Run(second.pathspec, datastore=ds)["join"].task.data.counts == [2, 4, 1]
 
 

@@ -104,25 +104,29 @@ def _record(step, task_id, status="success", **kw) -> TaskRecord:
 def test_cloner_reuses_done_tasks_whose_parents_were_reused(store):
     infos = store.save_artifacts({"x": 41})
     store.write_tasks([_record("start", "0", artifacts=infos)])
-    store.write_tasks([_record("work", "0"), _record("work", "1", status="failed")])
+    # The origin's splits 0 and 1 were tasks 1 and 2; the resumed run numbers them anew, and
+    # the cloner matches them by their split index, not their id.
+    store.write_tasks([_record("work", "1", foreach_stack=[("start", 0, 2)]),
+                       _record("work", "2", status="failed", foreach_stack=[("start", 1, 2)])])
     cloner = Cloner(store, "1", _Graph())
     cloner.begin("2")
-    start = ReadyTask("start", (), [])
+    start = ReadyTask("start", (), [], task_id="0")
     clone = cloner.try_clone(start)
     assert clone is not None and clone.next_steps == ("work",)
     assert clone.own["x"].sha == infos["x"].sha and clone.own["x"].ref is None
     link = ParentLink(TaskKey("start", "0"), None)
-    ok = ReadyTask("work", (("start", 0, 2),), [link])
-    failed = ReadyTask("work", (("start", 1, 2),), [link])
+    ok = ReadyTask("work", (("start", 0, 2),), [link], task_id="7")
+    failed = ReadyTask("work", (("start", 1, 2),), [link], task_id="8")
     assert cloner.try_clone(ok) is not None
     assert cloner.try_clone(failed) is None          # it failed in the origin: run again
-    orphan = ReadyTask("end", (), [ParentLink(TaskKey("work", "1"), None)])
+    orphan = ReadyTask("end", (), [ParentLink(TaskKey("work", "8"), None)], task_id="9")
     assert cloner.try_clone(orphan) is None          # its parent was not cloned
     cloner.flush()
     assert cloner.count == 2
     assert store.read_task("2", "start", "0").origin_pathspec == "F/1/start/0"
-    assert store.read_task("2", "work", "0").parents == ["F/2/start/0"]
-    assert store.read_task("2", "work", "1") is None
+    assert store.read_task("2", "work", "7").parents == ["F/2/start/0"]
+    assert store.read_task("2", "work", "7").origin_pathspec == "F/1/work/1"
+    assert store.read_task("2", "work", "8") is None
 
 
 def test_cloner_reruns_the_step_asked_for_and_all_after_it(store):

@@ -16,9 +16,10 @@ from _graph_helpers import load_module  # noqa: E402
 
 from rayflow.exceptions import InvalidNextError  # noqa: E402
 from rayflow.graph import FlowGraph  # noqa: E402
-from rayflow.runtime.scheduler import Fanout, Scheduler, TaskDone, task_id_for  # noqa: E402
+from rayflow.runtime.scheduler import Fanout, Scheduler, TaskDone, structural_key  # noqa: E402
 
 SHAPES = load_module(HERE / "flows_bad" / "good_shapes.py")
+STACKS: dict = {}  # task key -> its foreach stack, for the tests that check join order
 LOOPS = 3
 
 
@@ -30,6 +31,7 @@ def simulate(graph, width: int = 3, seed: int = 0, empty: set[str] = frozenset()
     counts: Counter = Counter()
     joins: list = []
     seen = set()
+    ids: list = []
     while ready:
         task = ready.pop(rng.randrange(len(ready)))
         if isinstance(task, Fanout):
@@ -37,6 +39,8 @@ def simulate(graph, width: int = 3, seed: int = 0, empty: set[str] = frozenset()
             continue
         assert task.key not in seen, f"{task.key} ran twice"
         seen.add(task.key)
+        ids.append(task.task_id)
+        STACKS[str(task.key)] = task.stack
         counts[task.step] += 1
         node = graph[task.step]
         if task.is_join:
@@ -48,8 +52,10 @@ def simulate(graph, width: int = 3, seed: int = 0, empty: set[str] = frozenset()
             again = node.is_recursive and task.iteration < LOOPS
             next_steps = (node.name,) if again else (others[rng.randrange(len(others))],)
         done = TaskDone(task.step, task.stack, next_steps, node.foreach_param, num,
-                        scope=task.key, iteration=task.iteration)
+                        scope=task.key, iteration=task.iteration, task_id=task.task_id)
         ready.extend(sched.task_done(done))
+    # Task ids are unique in the run, as Metaflow's are, whatever the steps.
+    assert len(set(ids)) == len(ids), f"task ids repeat: {sorted(ids, key=int)}"
     return sched, counts, joins
 
 
@@ -75,9 +81,11 @@ def test_nested_foreach_counts_and_join_order(seed):
         if graph[name].type == "join":
             continue
         assert counts[name] == per_depth[name], (name, counts)
-    for _, parents in joins:
-        indices = [p.split("/")[1].split("_")[-1] for p in parents]
-        assert indices == sorted(indices, key=int)  # inputs[i] is split i
+    for step, parents in joins:
+        if not graph[step].is_foreach_join:
+            continue
+        indices = [STACKS[p][-1][1] for p in parents]
+        assert indices == list(range(len(parents)))  # inputs[i] is split i
 
 
 @pytest.mark.parametrize("shape", ["LinearFlow", "ForeachFlow", "BranchInForeachFlow",
@@ -97,10 +105,17 @@ def test_empty_foreach_runs_its_join_with_no_inputs():
     assert sched.finished and joins and joins[0][1] == []
 
 
-def test_task_ids_come_from_the_foreach_stack():
-    assert task_id_for(()) == "0"
-    assert task_id_for((("a", 3, 5),)) == "3"
-    assert task_id_for((("a", 3, 5), ("b", 12, 20))) == "3_12"
+def test_task_ids_are_unique_in_the_run_and_resume_matches_by_the_stack():
+    graph = FlowGraph.from_class(SHAPES.BranchFlow)
+    sched = Scheduler(graph)
+    (start,) = sched.start()
+    assert start.task_id == "0"
+    node = graph["start"]
+    branches = list(sched.task_done(TaskDone("start", (), tuple(node.out_funcs), None, None,
+                                             task_id="0")))
+    assert len(branches) == 2 and len({b.task_id for b in branches}) == 2  # static branches
+    assert structural_key(()) == ((), 0)
+    assert structural_key((("a", 3, 5), ("b", 12, 20)), 2) == ((3, 12), 2)
 
 
 def test_a_transition_other_than_the_code_says_is_an_error():
@@ -118,12 +133,16 @@ def test_fanout_is_lazy():
     sched = Scheduler(graph)
     (start,) = sched.start()
     node = graph["start"]
-    done = TaskDone("start", (), tuple(node.out_funcs), node.foreach_param, 1_000_000)
+    done = TaskDone("start", (), tuple(node.out_funcs), node.foreach_param, 1_000_000,
+                    task_id=start.task_id)
     (fan,) = list(sched.task_done(done))
     assert isinstance(fan, Fanout) and fan.remaining == 1_000_000
     first = fan.take(10)
-    assert [t.task_id for t in first] == [str(i) for i in range(10)]
+    # One block of ids for the whole foreach: split i is first + i.
+    assert [t.task_id for t in first] == [str(fan.first_id + i) for i in range(10)]
+    assert [t.split_index for t in first] == list(range(10))
     assert fan.remaining == 999_990
+    assert sched._reserve(1) == fan.first_id + 1_000_000
 
 
 # ---------------------------------------------------------------------------------- switches
@@ -153,9 +172,9 @@ def test_a_recursive_switch_runs_its_step_again_with_new_task_ids():
         if node.is_switch:
             nxt = ("loop",) if task.iteration < LOOPS else ("after",)
         ready.extend(sched.task_done(TaskDone(task.step, task.stack, nxt, None, None,
-                                              scope=task.key, iteration=task.iteration)))
-    assert ids == ["0", "0.1", "0.2", "0.3"] and sched.finished
-    assert task_id_for((("start", 2, 5),), 4) == "2.4"
+                                              scope=task.key, iteration=task.iteration,
+                                              task_id=task.task_id)))
+    assert len(ids) == 4 and len(set(ids)) == 4 and sched.finished
 
 
 def test_a_static_join_waits_for_one_task_per_branch_through_a_switch():
@@ -173,7 +192,7 @@ def test_a_switch_in_a_foreach_joins_every_split():
     sched, counts, joins = simulate(graph, width=5, seed=1)
     assert sched.finished and counts["odd"] + counts["even"] == 5
     (_, parents), = joins
-    assert [p.split("/")[1] for p in parents] == ["0", "1", "2", "3", "4"]
+    assert [STACKS[p][-1][1] for p in parents] == [0, 1, 2, 3, 4]
 
 
 def test_a_switch_must_take_one_of_its_cases():
