@@ -269,7 +269,8 @@ class Runner:
             project=self.project.to_json() if self.project else None,
             sys_tags=self.project.sys_tags if self.project else [],
             configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
-                                   default=repr))
+                                   default=repr),
+            driver_cwd=WARM_JOIN["cwd"])
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -364,7 +365,8 @@ class Runner:
     def _spec_for(self, task: ReadyTask, attempt: int, flat_cache: dict) -> TaskSpec:
         parents = tuple(f"{self.flow.name}/{self.run_id}/{p.key.step}/{p.key.task_id}"
                         for p in task.parents)
-        spec = TaskSpec(task.step, task.task_id, attempt, task.stack, parents=parents)
+        spec = TaskSpec(task.step, task.task_id, attempt, task.stack, parents=parents,
+                        iteration=task.iteration)
         if task.is_join:
             spec.join_inputs, spec.join_bases = self._join_inputs(task)
             return spec
@@ -417,7 +419,7 @@ class Runner:
         scope = Scope(own, parent, removed)
         self.done_count += 1
         done = TaskDone(task.step, task.stack, tuple(next_steps), foreach, num_splits, scope,
-                        iteration=task.iteration)
+                        iteration=task.iteration, task_id=task.task_id)
         ready = list(self.scheduler.task_done(done))
         if split_shapes is not None:
             import array
@@ -536,6 +538,17 @@ def datastore_env(url: str) -> dict[str, str]:
 
 
 RAY_DASHBOARD: dict = {"url": None}  # the cluster's dashboard, when the Ray joined serves one
+WARM_JOIN: dict = {"cwd": None}      # the run's cwd, when it joined a warm local Ray
+# Environment variables a run does not hand to the workers of a warm local Ray: Ray's own
+# (the keeper's Ray has its settings) and the shell's bookkeeping.
+_NOT_HANDED_ON = ("RAY_", "PWD", "OLDPWD", "SHLVL", "_")
+
+
+def driver_env_for_workers() -> dict[str, str]:
+    """The driver's environment, for the workers of a Ray that it did not start, as a step
+    run by an embedded Ray (or by Metaflow's local runtime) inherits it."""
+    return {k: v for k, v in os.environ.items()
+            if not (k.startswith("RAY_") or k in _NOT_HANDED_ON)}
 
 
 def connect_ray(address: str | None, flow_file: str, say=None) -> None:
@@ -573,8 +586,11 @@ def connect_ray(address: str | None, flow_file: str, say=None) -> None:
 
         _forget_cached_auth_token()
         try:
-            # The same machine and files: the flow is imported from where it is, no upload.
-            ray.init(address=local.address, log_to_driver=True)
+            # The same machine and files: the flow is imported from where it is, no upload;
+            # the steps see this run's environment and working directory.
+            ray.init(address=local.address, log_to_driver=True,
+                     runtime_env={"env_vars": driver_env_for_workers()})
+            WARM_JOIN["cwd"] = os.getcwd()
         except (ConnectionError, RuntimeError) as exc:
             raise RayflowException(
                 f"The local Ray that `rayflow up` started ({local.address}, keeper pid "

@@ -27,9 +27,28 @@ def _env(home):
     return env
 
 
-def rayflow(home, *args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "rayflow_cli.main", *args], env=_env(home),
-                          cwd=str(home), capture_output=True, text=True, timeout=timeout)
+def rayflow(home, *args, timeout=180, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rayflow_cli.main", *args],
+                          env={**_env(home), **(env or {})}, cwd=str(cwd or home),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+ENV_FLOW = """
+import os
+from rayflow import FlowSpec, step
+
+
+class EnvFlow(FlowSpec):
+    @step
+    def start(self):
+        self.seen = os.environ.get("WARM_TEST_VALUE")
+        self.cwd = os.getcwd()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
 
 
 def _gone(pids, timeout=30.0) -> bool:
@@ -58,6 +77,21 @@ def test_up_run_down(tmp_path):
             assert run.returncode == 0, run.stderr
             assert "Using the local Ray that `rayflow up` keeps warm" in run.stderr
             assert "Starting an embedded Ray" not in run.stderr
+        # A step on the warm Ray sees the environment and the working directory of the
+        # `rayflow run` that started it, not the keeper's, as with an embedded Ray.
+        flow = tmp_path / "env_flow.py"
+        flow.write_text(ENV_FLOW)
+        where = tmp_path / "elsewhere"
+        where.mkdir()
+        for value in ("first", "second"):
+            run = rayflow(home, "run", str(flow), "--datastore", ds, cwd=where,
+                          env={"WARM_TEST_VALUE": value})
+            assert run.returncode == 0, run.stderr
+            from rayflow import Flow, namespace
+
+            namespace(None)
+            data = Flow("EnvFlow", datastore=ds).latest_run["start"].task.data
+            assert (data.seen, data.cwd) == (value, str(where))
         ray_pids = [c.pid for c in keeper.children(recursive=True)]
         assert ray_pids, "the keeper's Ray has processes"
     finally:
