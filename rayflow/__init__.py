@@ -21,6 +21,7 @@ from .client import (
 from .config import Config, ConfigValue, config_expr
 from .current import current
 from .decorators import (
+                     actor_pool,
                      batch,
                      card,
                      catch,
@@ -53,5 +54,5 @@ __all__ = [
     "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
     "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
     "RayflowException", "StepException", "Runner", "NBRunner", "ExecutingRun",
-    "project", "Config", "ConfigValue", "config_expr",
+    "project", "Config", "ConfigValue", "config_expr", "actor_pool",
 ]

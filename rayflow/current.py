@@ -29,6 +29,9 @@ class TaskContext:
     project: dict | None = None
     # `current.card`: the step's CardComponentCollector (an empty one for a step without @card).
     card: object = None
+    # `current.actor`: the pool actor serving the task (runtime.pool.ActorInfo), in an
+    # @actor_pool step; None elsewhere.
+    actor: object = None
 
     @property
     def pathspec(self) -> str:
@@ -76,7 +79,7 @@ class Current:
                 return flow["project"][name]
         if ctx is None:
             if name in TaskContext.__dataclass_fields__ or \
-                    name in ("pathspec", "task", "run", "card", *PROJECT_FIELDS):
+                    name in ("pathspec", "task", "run", "card", "actor", *PROJECT_FIELDS):
                 return None
             raise AttributeError(f"current has no attribute {name!r}")
         if name == "card":

@@ -222,6 +222,47 @@ class CardDecorator(StepDecorator):
         a["timeout"] = _number("card", "timeout", a["timeout"])
 
 
+class ActorPoolDecorator(StepDecorator):
+    """@actor_pool: the step's tasks run on a pool of long-lived Ray actors, each of which
+    runs `setup` once and hands what it made to its tasks as `current.actor.state` (see
+    rayflow/runtime/pool.py). The pool grows with the queue up to `max` actors and shrinks to
+    `min` after `idle_timeout` seconds without work; steps that give the same `name` share
+    one pool. Each actor is sized by the step's @resources (fractional GPUs included)."""
+
+    name = "actor_pool"
+    defaults = {"min": 0, "max": 4, "setup": None, "name": None, "idle_timeout": 30.0,
+                "max_in_flight": 1}
+
+    def validate(self) -> None:
+        a = self.attributes
+        for key in ("min", "max", "max_in_flight"):
+            value = _number("actor_pool", key, a[key])
+            if value != int(value):
+                raise InvalidFlowError(f"@actor_pool({key}={a[key]!r}): {key} is a whole "
+                                       "number.")
+            a[key] = int(value)
+        if a["max"] < 1 or a["max"] < a["min"]:
+            raise InvalidFlowError(f"@actor_pool(min={a['min']}, max={a['max']}): max must be "
+                                   "at least 1 and at least min.")
+        if a["max_in_flight"] < 1:
+            raise InvalidFlowError("@actor_pool(max_in_flight=...): at least 1.")
+        a["idle_timeout"] = _number("actor_pool", "idle_timeout", a["idle_timeout"])
+        setup = a["setup"]
+        if setup is not None and not callable(setup) and not (
+                isinstance(setup, str) and ":" in setup):
+            raise InvalidFlowError(f"@actor_pool(setup={setup!r}): setup is a function (or "
+                                   "'module:function') that returns what the tasks share.")
+        if a["name"] is not None and (not isinstance(a["name"], str) or not a["name"]):
+            raise InvalidFlowError(f"@actor_pool(name={a['name']!r}): a pool's name is a "
+                                   "non-empty string.")
+
+    def task_pre_step(self, flow, ctx) -> None:
+        from .runtime.pool import ensure_setup
+
+        ctx.actor = ensure_setup(self.attributes["name"] or ctx.step_name,
+                                 self.attributes["setup"])
+
+
 class ComputeDecorator(StepDecorator):
     """@kubernetes and @batch: their cpu/gpu/memory become Ray resources; the rest is ignored."""
 
@@ -292,6 +333,7 @@ environment = _make(EnvironmentDecorator)
 kubernetes = _make(ComputeDecorator, "kubernetes")
 batch = _make(ComputeDecorator, "batch")
 card = _make(CardDecorator)
+actor_pool = _make(ActorPoolDecorator)
 conda = _make(AcceptedDecorator, "conda")
 pypi = _make(AcceptedDecorator, "pypi")
 secrets = _make(AcceptedDecorator, "secrets")

@@ -11,8 +11,9 @@ Implementations:
 - `InlineExecutor` (here): every batch at once, in this process. For debugging, and so the
   runner and scheduler are tested without Ray.
 - `RayExecutor` (`ray_executor.py`): each batch is one Ray task.
-An actor-pool executor is a third implementation of the same interface. Every executor passes
-the contract tests in `tests/integration/test_executor_contract.py`.
+- `ActorPoolExecutor` (`pool.py`): the steps with @actor_pool on pools of warm actors, the
+  others as RayExecutor runs them.
+Every executor passes the contract tests in `tests/integration/test_executor_contract.py`.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ class Executor(abc.ABC):
     def shutdown(self) -> None:
         """Cancel whatever is still running. Called once, when the run fails."""
 
+    def close(self) -> None:  # noqa: B027 - most executors hold nothing between batches
+        """Let go of what the run held (an actor pool's actors). Called once, when it ends."""
+
 
 class InlineExecutor(Executor):
     """Runs every batch at once, in this process."""
@@ -105,13 +109,21 @@ class InlineExecutor(Executor):
         self._done.clear()
 
 
-def make_executor(name: str) -> Executor:
-    """The executor called `name` ("ray" or "inline"). Ray must be connected for "ray"."""
+def make_executor(name: str, graph=None, decos=None) -> Executor:
+    """The executor called `name` ("ray" or "inline"). Ray must be connected for "ray"; a
+    flow with @actor_pool steps gets the actor-pool executor (pool.py), which runs its other
+    steps as RayExecutor does."""
     if name == "inline":
         return InlineExecutor()
     if name == "ray":
         from .ray_executor import RayExecutor
 
+        if graph is not None and decos is not None:
+            from .pool import ActorPoolExecutor, pool_configs
+
+            pools, step_pool = pool_configs(graph, decos)
+            if pools:
+                return ActorPoolExecutor(pools, step_pool)
         return RayExecutor()
     from ..exceptions import RayflowException
 

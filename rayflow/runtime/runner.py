@@ -68,6 +68,8 @@ class RunSummary:
     datastore: str = ""
     flow_file: str = ""
     report: str | None = None  # where the run report is (a file path, or a URL)
+    # An actor-pool run: (time, pool, actors) at every change of a pool's size.
+    pool_history: list | None = None
 
     @property
     def pathspec(self) -> str:
@@ -162,6 +164,7 @@ class Runner:
             self._loop()
         except BaseException:
             self.executor.shutdown()
+            self.executor.close()
             heartbeat.stop()
             self._flush_clones()
             self._finish_record(record, "failed")
@@ -171,6 +174,7 @@ class Runner:
             heartbeat.stop()
             self.progress.close()
             remove_run_spool(self.flow.name, self.run_id)
+        self.executor.close()
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
         self._finish_record(record, status)
@@ -178,7 +182,8 @@ class Runner:
         cloned = self.cloner.count if self.cloner is not None else 0
         return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
                           self.done_count, len(self.failures), cloned,
-                          self.failures, self.ds.url, self.flow.file, report)
+                          self.failures, self.ds.url, self.flow.file, report,
+                          getattr(self.executor, "history", None))
 
     def _write_report(self) -> str | None:
         """The run report (rayflow.report), beside the run's records. A report that cannot be
@@ -242,7 +247,7 @@ class Runner:
             connect_ray(self.opts.address, self.flow.file,
                         say=self.progress.say if self.opts.progress else None)
             check_datastore_fits_cluster(ray, self.ds.url)
-        return make_executor(self.opts.executor)
+        return make_executor(self.opts.executor, self.graph, self.decos)
 
     def _make_context(self) -> RunContext:
         # Parameters and the flow's class-level constants are artifacts of every task.

@@ -1,0 +1,102 @@
+"""@actor_pool on a real Ray with fake GPUs (the session's ray.init(num_gpus=2)): setup once
+per actor, the pool grows to max under load and back to min when idle, a crashed actor is
+replaced and its task run again, fractional GPUs, and resume of a pooled step."""
+
+import os
+from collections import defaultdict
+
+import pytest
+
+from rayflow.client import Run, namespace
+from rayflow.exceptions import InvalidFlowError
+
+
+def _seen(run):
+    return run["join"].task.data.seen
+
+
+def test_setup_once_per_actor_and_the_pool_follows_the_load(run_flow, datastore):
+    namespace(None)
+    s = run_flow("pool_flow.py", {"width": 12, "work": 0.3, "hold": 3.0})
+    assert s.successful, s.failures
+    run = Run(s.pathspec, datastore=datastore)
+    assert run["join"].task.data.outs == [1000 + i for i in range(12)]
+    by_token = defaultdict(list)
+    for token, pid, index, before, _gpus in _seen(run):
+        by_token[token].append((pid, index, before))
+    # One setup per actor process, and each actor served several splits in turn.
+    assert len(by_token) == len({pid for pid, _, _ in sum(by_token.values(), [])})
+    assert 1 <= len(by_token) <= 3
+    assert any(len(v) > 1 for v in by_token.values())
+    for served in by_token.values():
+        assert sorted(b for _, _, b in served) == list(range(len(served)))
+    sizes = [n for _, pool, n in s.pool_history if pool == "infer"]
+    assert max(sizes) == 3 and sizes[0] == 1      # grew with the queue, to max
+    assert sizes[-1] == 0                         # and back to min=0 while `linger` ran
+    # Every task is its own record, with its worker: the timeline shows the actors as lanes.
+    pids = {t["pid"].data for t in run["infer"]}
+    assert pids == {pid for pid, _, _ in sum(by_token.values(), [])}
+
+
+def test_fractional_gpus_one_device_per_actor(run_flow, datastore):
+    namespace(None)
+    s = run_flow("pool_flow.py", {"width": 9, "work": 0.2})
+    assert s.successful, s.failures
+    per_pid = {}
+    for _, pid, _, _, gpus in _seen(Run(s.pathspec, datastore=datastore)):
+        assert len(gpus) == 1, gpus                  # gpu=0.5: one device, shared
+        per_pid[pid] = gpus[0]
+    # Two fake GPUs, half a GPU each: no device holds more than two actors at once.
+    assert all(list(per_pid.values()).count(g) <= 2 for g in set(per_pid.values()))
+
+
+def test_a_crashed_actor_is_replaced_and_its_task_runs_again(run_flow, datastore, tmp_path):
+    namespace(None)
+    s = run_flow("pool_flow.py", {"width": 8, "crash_at": 5, "marker_dir": str(tmp_path)})
+    assert s.successful, s.failures
+    assert (tmp_path / "crashed-5").exists()
+    run = Run(s.pathspec, datastore=datastore)
+    assert run["join"].task.data.outs == [1000 + i for i in range(8)]
+    tokens = {t for t, *_ in _seen(run)}
+    pids = {p for _, p, *_ in _seen(run)}
+    assert len(tokens) == len(pids)   # the restarted actor ran setup again, in its new process
+
+
+def test_resume_of_a_pooled_step(run_flow, datastore, tmp_path, task_at):
+    from rayflow.runtime.resume import ResumeRequest
+
+    namespace(None)
+    (tmp_path / "fail").touch()
+    first = run_flow("pool_flow.py", {"width": 6, "fail_at": 4, "marker_dir": str(tmp_path)})
+    assert not first.successful
+    (tmp_path / "fail").unlink()
+    second = run_flow("pool_flow.py", None, resume=ResumeRequest(origin_run_id=first.run_id))
+    assert second.successful, second.failures
+    run = Run(second.pathspec, datastore=datastore)
+    assert run["join"].task.data.outs == [1000 + i for i in range(6)]
+    assert task_at(run, "infer", 4).origin_pathspec is None
+    assert all(task_at(run, "infer", i).origin_pathspec for i in (0, 1, 2, 3, 5))
+
+
+def test_pool_settings_are_checked():
+    from rayflow import actor_pool, step
+
+    with pytest.raises(InvalidFlowError, match="max must be at least 1 and at least min"):
+        @actor_pool(min=3, max=2)
+        @step
+        def a(self):
+            pass
+    with pytest.raises(InvalidFlowError, match="setup is a function"):
+        @actor_pool(setup=42)
+        @step
+        def b(self):
+            pass
+
+
+def test_setup_runs_once_per_process_inline(run_flow, datastore):
+    namespace(None)
+    s = run_flow("pool_flow.py", {"width": 5, "work": 0.0}, executor="inline")
+    assert s.successful, s.failures
+    seen = _seen(Run(s.pathspec, datastore=datastore))
+    assert len({t for t, *_ in seen}) == 1 and {p for _, p, *_ in seen} == {os.getpid()}
+    assert [b for *_, b, _ in seen] == sorted(b for *_, b, _ in seen)
