@@ -363,6 +363,7 @@ trigger_on_finish = _accepted_flow_decorator("trigger_on_finish")
 BY_NAME: dict[str, type[StepDecorator]] = {
     "resources": ResourcesDecorator, "retry": RetryDecorator, "catch": CatchDecorator,
     "timeout": TimeoutDecorator, "environment": EnvironmentDecorator, "card": CardDecorator,
+    "actor_pool": ActorPoolDecorator,
 }
 
 

@@ -1,4 +1,5 @@
-"""One contract, two executors: the in-process InlineExecutor and the RayExecutor must give the
+"""One contract, three executors: the in-process InlineExecutor, the RayExecutor, and the
+ActorPoolExecutor (every step on an actor pool, through `--with actor_pool`) must give the
 same results for the same flows (dask's GetFunctionTestMixin idea)."""
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 EXAMPLES = os.path.join(ROOT, "examples")
 
 
-@pytest.fixture(params=["inline", "ray"])
+def _opts(executor: str) -> dict:
+    if executor == "pools":
+        return {"executor": "ray", "with_decorators": ("actor_pool:max=2,idle_timeout=1",)}
+    return {"executor": executor}
+
+
+@pytest.fixture(params=["inline", "ray", "pools"])
 def executor(request):
     namespace(None)
     yield request.param
@@ -25,19 +32,19 @@ def executor(request):
 
 
 def test_branches(run_flow, datastore, executor):
-    s = run_flow(os.path.join(EXAMPLES, "branches.py"), {"size": 6}, executor=executor)
+    s = run_flow(os.path.join(EXAMPLES, "branches.py"), {"size": 6}, **_opts(executor))
     assert s.successful and Run(s.pathspec, datastore=datastore).data.total == 15
 
 
 def test_nested_foreach(run_flow, datastore, executor):
     s = run_flow(os.path.join(EXAMPLES, "foreach.py"), {"regions": 2, "shards": 4},
-                 executor=executor)
+                 **_opts(executor))
     assert s.successful
     assert Run(s.pathspec, datastore=datastore).data.totals == {"region-0": 14, "region-1": 14}
 
 
 def test_failure_is_reported_not_raised(run_flow, executor):
-    s = run_flow("failing_flow.py", executor=executor)
+    s = run_flow("failing_flow.py", **_opts(executor))
     assert not s.successful
     # Task ids are unique in the run: start is 0, so split 3 of its foreach is task 4.
     assert s.failures[0].step == "work" and s.failures[0].task_id == "4"
@@ -47,7 +54,7 @@ def test_failure_is_reported_not_raised(run_flow, executor):
 
 
 def test_merge_conflict(run_flow, executor):
-    s = run_flow("merge_flow.py", {"mode": "conflict"}, executor=executor)
+    s = run_flow("merge_flow.py", {"mode": "conflict"}, **_opts(executor))
     assert not s.successful
     error = s.failures[0].error
     assert error.kind.value == "user" and not error.retryable
@@ -58,7 +65,7 @@ def test_merge_conflict(run_flow, executor):
 def test_same_hashes_on_both(run_flow, datastore, executor, tmp_path):
     """A deterministic flow gives the same artifact hashes however it runs."""
     s = run_flow(os.path.join(EXAMPLES, "foreach.py"), {"regions": 2, "shards": 2},
-                 executor=executor)
+                 **_opts(executor))
     task = Run(s.pathspec, datastore=datastore)["join_regions"].task
     assert len(task["totals"].sha) == 32
     other = run_flow(os.path.join(EXAMPLES, "foreach.py"), {"regions": 2, "shards": 2},
