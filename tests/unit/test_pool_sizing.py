@@ -50,7 +50,10 @@ def test_grows_only_when_full_and_never_past_max():
 def test_shrinks_idle_actors_down_to_min():
     ray = _Ray()
     pool, history = _pool(min_=1, max_=3, per_actor=1, idle=5.0)
-    actors = [pool.free_actor() for _ in range(3)]
+    actors = []
+    for _ in range(3):
+        actors.append(pool.free_actor())
+        actors[-1].in_flight += 1
     for a in actors:
         a.in_flight, a.last_busy = 0, 100.0
     actors[2].in_flight = 1                                # still busy
