@@ -54,8 +54,9 @@ def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "–"
 
 
-def collect(ds, run_id: str, graph_info: dict | None = None) -> dict:
-    """Everything the report shows, read from the datastore."""
+def collect(ds, run_id: str, graph_info: dict | None = None, rows=None) -> dict:
+    """Everything the report shows: from `rows` (a TaskRows the driver kept) when given, else
+    read from the datastore."""
     rec = ds.read_run(run_id)
     if rec is None:
         from ..exceptions import DataStoreError
@@ -66,6 +67,14 @@ def collect(ds, run_id: str, graph_info: dict | None = None) -> dict:
     for name in ds.list_steps(run_id):
         if name not in steps:
             steps.append(name)
+    if rows is not None:
+        per_step = rows.per_step()
+        for s in steps:
+            per_step.setdefault(s, {"tasks": 0, "done": 0, "failed": 0, "retried": 0,
+                                    "durations": [], "peak_rss": 0, "cloned": 0})
+        steps += [s for s in per_step if s not in steps]
+        return {"run": rec, "status": ds.run_status(rec), "info": info, "steps": steps,
+                "tasks": rows.timeline(), "per_step": per_step}
     tasks, per_step = [], {}
     for step in steps:
         try:
@@ -120,9 +129,9 @@ def _card_links(ds, run_id: str, step: str) -> str:
     return ", ".join(links)
 
 
-def build_report(ds, run_id: str, graph_info: dict | None = None) -> str:
+def build_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> str:
     t0 = time.perf_counter()
-    data = collect(ds, run_id, graph_info)
+    data = collect(ds, run_id, graph_info, rows)
     rec, run_status, per_step = data["run"], data["status"], data["per_step"]
     info_steps = {s["name"]: s for s in data["info"].get("steps", [])}
     status = {s: _step_status(per_step[s], run_status) for s in data["steps"]}
@@ -214,10 +223,10 @@ def _short(v, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text):,} chars)"
 
 
-def write_report(ds, run_id: str, graph_info: dict | None = None) -> str:
+def write_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> str:
     """Build the report and save it beside the run's records. Returns where it is: a local
     file path for a local datastore, else its URL."""
-    html = build_report(ds, run_id, graph_info)
+    html = build_report(ds, run_id, graph_info, rows)
     path = report_path(ds, run_id)
     ds.storage.put(path, html.encode("utf-8"))
     return located(ds, path)

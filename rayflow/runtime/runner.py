@@ -145,8 +145,10 @@ class Runner:
         if self.executor is None:
             self.executor = self._make_executor()
         from ..report.graph import step_info
+        from ..report.rows import TaskRows
 
         self.graph_info = step_info(self.graph, self.decos)
+        self.rows = TaskRows(self.graph.steps)
         record = self._write_run_record("running", t0)
         heartbeat = Heartbeat(self.ds, self.run_id)
         try:
@@ -192,8 +194,11 @@ class Runner:
             return None
         from ..report import write_report
 
+        # A run that finished has told the driver about every task: no records to read again.
+        # One that failed may have left tasks the driver never heard of: read them.
+        rows = self.rows if self.scheduler.finished and not self.failures else None
         try:
-            return write_report(self.ds, self.run_id, self.graph_info)
+            return write_report(self.ds, self.run_id, self.graph_info, rows)
         except Exception as exc:  # noqa: BLE001 - the report never fails a run
             self.progress.say(f"The run report could not be written ({type(exc).__name__}: "
                               f"{exc}); build it with: rayflow card {self.flow.name}/"
@@ -344,6 +349,7 @@ class Runner:
             return False
         self.progress.submitted(task.step, 1)
         self.progress.finished(task.step, 1, 0)
+        self.rows.final(task.step, 0, True, cloned=True)
         self.complete(task, clone.next_steps, clone.foreach, clone.num_splits, clone.own)
         return True
 
@@ -411,6 +417,8 @@ class Runner:
                 self._on_failure(task, attempt, error, outcome)
 
     def _on_success(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
+        self.rows.attempt(outcome)
+        self.rows.final(task.step, outcome.attempt, True)
         own = {n: dataclasses.replace(loc, ref=payload_ref) for n, loc in outcome.new.items()}
         own.update(outcome.adopted)
         self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own,
@@ -438,6 +446,8 @@ class Runner:
     def _on_failure(self, task: ReadyTask, attempt: int, error: TaskError,
                     outcome: TaskOutcome | None = None) -> None:
         decos = self.decos[task.step]
+        if outcome is not None:
+            self.rows.attempt(outcome)
         if error.retryable and attempt < decos.retry_times and not self.stopping:
             self.retries.push(time.time() + decos.retry_delay, task, attempt + 1)
             self.progress.finished(task.step, 0, 0, retried=1)

@@ -119,3 +119,23 @@ def test_rayflow_card_cli(cards_run, cli):
     assert "has no card" in got.stderr and "Traceback" not in got.stderr
     gone = cli("card", "CardsFlow/12345", "--datastore", ds, check=1)
     assert "does not exist" in gone.stderr and "Traceback" not in gone.stderr
+
+
+def test_report_from_the_drivers_rows_matches_one_rebuilt_from_the_records(cards_run):
+    import re
+
+    from rayflow.report import build_report
+
+    ds, summary = cards_run
+    kept = open(summary.report, encoding="utf-8").read()
+    rebuilt = build_report(FlowDataStore.from_url(ds, "CardsFlow"), summary.run_id)
+
+    def part(html, tag_id):
+        return re.search(rf'<(table|svg)[^>]*id="{tag_id}".*?</\1>', html, re.S).group(0)
+
+    assert part(kept, "step-table") == part(rebuilt, "step-table")
+    # The same boxes in the timeline, in the order the driver heard of them, not record order.
+    boxes = re.compile(r'<rect class="task".*?</rect>')
+    assert sorted(boxes.findall(part(kept, "timeline"))) == \
+        sorted(boxes.findall(part(rebuilt, "timeline")))
+    assert len(boxes.findall(kept)) == sum(1 for _ in rebuilt.split('class="task"')) - 1
