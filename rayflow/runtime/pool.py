@@ -213,7 +213,8 @@ def pool_configs(graph, decos) -> tuple[dict[str, PoolConfig], dict[str, str]]:
         if have is not None:
             if have.options != options or (have.min, have.max) != (cfg.min, cfg.max):
                 raise InvalidFlowError(
-                    f"Steps {', '.join(have.steps)} and {node.name!r} share the actor pool "
+                    f"Steps {', '.join(repr(s) for s in have.steps)} and {node.name!r} share "
+                    f"the actor pool "
                     f"{name!r} but ask for different sizes ({have.options} with min/max "
                     f"{have.min}/{have.max}, against {options} with {cfg.min}/{cfg.max}). "
                     "Give them the same @resources and @actor_pool, or pools of their own.")

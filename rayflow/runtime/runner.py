@@ -248,7 +248,9 @@ class Runner:
             import ray
 
             from .cluster import check_datastore_fits_cluster
+            from .pool import pool_configs
 
+            pool_configs(self.graph, self.decos)  # a bad pool is a message before Ray starts
             connect_ray(self.opts.address, self.flow.file,
                         say=self.progress.say if self.opts.progress else None)
             check_datastore_fits_cluster(ray, self.ds.url)

@@ -93,6 +93,31 @@ def test_pool_settings_are_checked():
             pass
 
 
+def test_steps_that_share_a_pool_must_ask_for_the_same_size(run_flow, tmp_path):
+    flow = tmp_path / "two_sizes_flow.py"
+    flow.write_text(
+        "from rayflow import FlowSpec, actor_pool, resources, step\n\n"
+        "class TwoSizesFlow(FlowSpec):\n"
+        "    @step\n"
+        "    def start(self):\n"
+        "        self.next(self.a)\n\n"
+        "    @resources(cpu=1)\n"
+        "    @actor_pool(name='p')\n"
+        "    @step\n"
+        "    def a(self):\n"
+        "        self.next(self.b)\n\n"
+        "    @resources(cpu=2)\n"
+        "    @actor_pool(name='p')\n"
+        "    @step\n"
+        "    def b(self):\n"
+        "        self.next(self.end)\n\n"
+        "    @step\n"
+        "    def end(self):\n"
+        "        pass\n")
+    with pytest.raises(InvalidFlowError, match="Steps 'a' and 'b' share the actor pool 'p'"):
+        run_flow(str(flow))
+
+
 def test_setup_runs_once_per_process_inline(run_flow, datastore):
     namespace(None)
     s = run_flow("pool_flow.py", {"width": 5, "work": 0.0}, executor="inline")
