@@ -107,6 +107,48 @@ SPIKY = FLOW.replace('''        self.merge_artifacts(inputs, include=["batches"]
         self.next(self.end)''')
 
 
+class GpuBusy:
+    """The GPU's busy fraction while a block runs: `nvidia-smi` sampled every 100 ms (the
+    share of samples with utilization above 0, and the mean utilization). Inactive, with
+    `busy` None, where there is no nvidia-smi."""
+
+    def __init__(self):
+        import shutil
+
+        self.cmd = shutil.which("nvidia-smi")
+        self.samples: list[float] = []
+        self._proc = None
+
+    def __enter__(self):
+        import subprocess
+
+        if self.cmd:
+            self._proc = subprocess.Popen(
+                [self.cmd, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
+                 "-lms", "100"], stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self._proc is None:
+            return
+        self._proc.terminate()  # the sampler this block started, by its handle
+        out, _ = self._proc.communicate(timeout=10)
+        for line in out.splitlines():
+            try:
+                self.samples.append(float(line.split(",")[0]))
+            except ValueError:
+                pass
+
+    @property
+    def busy(self) -> float | None:
+        return (sum(1 for s in self.samples if s > 0) / len(self.samples)) if self.samples \
+            else None
+
+    @property
+    def mean(self) -> float | None:
+        return sum(self.samples) / len(self.samples) if self.samples else None
+
+
 def torch_loop(batches) -> float:
     net, device = media_model.build(seed=0)
     media_model.embed(net, device, batches[0][:2])  # warm up
@@ -206,11 +248,18 @@ def main() -> None:
     path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
     ray_init(runtime_env={"env_vars": {"PYTHONPATH": path}}, **kw)
     rows, results = [], {"torch": [], "data": [], "flow": [], "flow_whole": []}
+    busy: dict[str, list[float]] = {}  # GPU busy fraction per contender, where there is a GPU
     for r in range(a.repeat):
-        results["torch"].append(torch_loop(batches))
-        results["data"].append(ray_data(batches, a.actors, a.cpu, a.gpu))
-        step_fps, whole_fps, _ = flow_run(batches, a.actors, a.cpu, a.gpu, 0.0, a.idle,
-                                          scratch_dir("media-flow-"))
+        with GpuBusy() as g_torch:
+            results["torch"].append(torch_loop(batches))
+        with GpuBusy() as g_data:
+            results["data"].append(ray_data(batches, a.actors, a.cpu, a.gpu))
+        with GpuBusy() as g_flow:
+            step_fps, whole_fps, _ = flow_run(batches, a.actors, a.cpu, a.gpu, 0.0, a.idle,
+                                              scratch_dir("media-flow-"))
+        for name, g in (("torch", g_torch), ("data", g_data), ("flow", g_flow)):
+            if g.busy is not None:
+                busy.setdefault(name, []).append(g.busy)
         results["flow"].append(step_fps)
         results["flow_whole"].append(whole_fps)
         log(f"round {r + 1}: torch {results['torch'][-1]:,.0f}, Ray Data "
@@ -223,17 +272,27 @@ def main() -> None:
     t_first = history[0][0] if history else 0.0
     timeline = ", ".join(f"{t - t_first:.1f} s: {n}" for t, p, n in history if p == "model")
     device = "cuda" if a.gpu else "cpu"
+    def gpu(name):
+        return f"{statistics.median(busy[name]):.0%}" if busy.get(name) else "n/a"
+
     rows.append(["torch loop, one process", f"{med['torch']:,.0f}", "1.00x", "-"])
+    rows[0].append(gpu("torch"))
     rows.append([f"Ray Data map_batches, ActorPoolStrategy(1..{a.actors})",
-                 f"{med['data']:,.0f}", f"{med['data'] / med['torch']:.2f}x", "-"])
+                 f"{med['data']:,.0f}", f"{med['data'] / med['torch']:.2f}x", "-", gpu("data")])
     rows.append([f"rayflow @actor_pool(max={a.actors}), pooled step",
                  f"{med['flow']:,.0f}", f"{med['flow'] / med['torch']:.2f}x",
-                 f"{med['flow'] / med['data']:.2f}x ({met(med['flow'] >= med['data'])})"])
+                 f"{med['flow'] / med['data']:.2f}x ({met(med['flow'] >= med['data'])})",
+                 gpu("flow")])
     rows.append(["rayflow, whole run (Ray start excluded, checkpoints included)",
                  f"{med['flow_whole']:,.0f}", f"{med['flow_whole'] / med['torch']:.2f}x",
-                 f"{med['flow_whole'] / med['data']:.2f}x"])
-    table = markdown_table(["pipeline", "frames/s (median)", "vs torch loop", "vs Ray Data"],
-                           rows)
+                 f"{med['flow_whole'] / med['data']:.2f}x", "(the same run)"])
+    table = markdown_table(["pipeline", "frames/s (median)", "vs torch loop", "vs Ray Data",
+                            "GPU busy (share of 100 ms samples > 0)"], rows)
+    if a.gpu:
+        table += (f"\n\nTargets on the GPU: pooled step >= 85% of the torch loop: "
+                  f"{met(med['flow'] >= 0.85 * med['torch'])}; GPU busy >= 90% during the "
+                  f"flow: {met(bool(busy.get('flow')) and statistics.median(busy['flow']) >= 0.9)}"
+                  " (busy is sampled over the whole flow run, start and end included).")
     ups = ", ".join(f"{x:.1f} s" for x in sp["to_max_s"]) or "never reached max"
     spiky = (f"\n\nSpiky run (two bursts of {max(4 * a.actors, 8)} batches, {a.idle + 3:.0f} s "
              f"apart, idle_timeout {a.idle:g} s): pool size over time: {timeline}. First actor "
