@@ -17,6 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The hash of an artifact whose task handed it on before encoding it: the task that made it
+# (`key`) is not durable yet, and its record will have the hash.
+PENDING_SHA = ""
+
 
 @dataclass(frozen=True, slots=True)
 class ArtifactLoc:
@@ -28,6 +32,10 @@ class ArtifactLoc:
     ref: Any = None  # ObjectRef (or InlineRef) of a payload dict, or None: read the datastore
     key: str | None = None  # task id inside the payload
     inline: str | None = None  # a tiny value's bytes (base64), kept in records, not in a blob
+
+    @property
+    def pending(self) -> bool:
+        return self.sha == PENDING_SHA
 
     def info(self):
         from ..datastore import ArtifactInfo

@@ -53,6 +53,7 @@ class Batch:
     submitted_at: float = 0.0
     handle: Any = None
     payload_ref: Any = None
+    system_attempts: int = 0   # runs again after its worker died before it delivered
 
 
 @dataclass
@@ -64,6 +65,10 @@ class BatchResult:
     outcomes: list[TaskOutcome] | None
     payload_ref: Any = None
     error: TaskError | None = None
+    # "delivered": the tasks ran and their values are in the object store, but their
+    # checkpoints are still being written (a later "durable" result for the same batch says
+    # how that ended). "durable": the batch is over, its records written (or it failed).
+    phase: str = "durable"
 
     def per_task(self) -> list[tuple[Any, int, TaskOutcome | None, TaskError | None]]:
         """(task, attempt, outcome, error) for each task of the batch, in order."""
@@ -110,9 +115,18 @@ def chunking(num_splits: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------- in the worker
-def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
-    """Run `specs` (all of one step) and persist them. Returns (outcomes, payload)."""
-    from .task import _SOURCE_DIR
+def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
+    """Run `specs` (all of one step) and persist them, as a generator of three items:
+
+    1. the payload (task id -> new artifact values), for the object store;
+    2. the outcomes, as soon as the steps have run: the runner may start the next steps on
+       the payload now, while this worker writes the checkpoint;
+    3. the outcomes again once blobs, records and logs are durable, with the hashes of the
+       values whose encoding waited (`task.finish_encoding`).
+
+    The worker holds a batch's values until its checkpoint is written and takes no other
+    task meanwhile: that bounds the checkpoints in progress by the workers running."""
+    from .task import _SOURCE_DIR, finish_encoding
 
     _SOURCE_DIR["dir"] = ctx.source_dir
     if ctx.driver_cwd and os.getcwd() != ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
@@ -130,6 +144,10 @@ def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
             _record_crash(ds, ctx, specs, crash)
             spool.close(remove=True)
             raise StepCrashed(crash.describe(specs[0].step), crash.task_id, crash.signal_name)
+        awaited = AwaitedRecords(ds, ctx.run_id)
+        for spec in specs:
+            if spec.is_join and spec.awaits:  # merge_artifacts compares hashes
+                awaited.resolve_join(spec)
         # A join reads many inputs that share what they inherited: count it as several.
         consumers = len(specs) + sum(1 for spec in specs if spec.is_join)
         loader = ArtifactLoader(lambda: ds, consumers=consumers)
@@ -137,12 +155,87 @@ def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
         spool.open()
         try:
             captured = [run_task(ctx, wf, spec, loader, ds, node, spool) for spec in specs]
+            yield {c.outcome.task_id: c.values for c in captured if c.values}
+            yield [c.outcome for c in captured]
+            for spec, cap in zip(specs, captured):
+                finish_encoding(cap, spec, ds.artifacts)
+                if spec.awaits:
+                    awaited.resolve(spec, cap)
             persist(ds, ctx, specs, captured)
         finally:
             spool.close(remove=True)
         render_cards(ds, ctx, wf, specs, captured)
-    payload = {c.outcome.task_id: c.values for c in captured if c.values}
-    return [c.outcome for c in captured], payload
+    yield [c.outcome for c in captured]
+
+
+def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
+    """Run `specs` and persist them, all at once. Returns (outcomes, payload)."""
+    payload, _, outcomes = stream_batch(ctx, specs)
+    return outcomes, payload
+
+
+class AwaitedRecords:
+    """The records of the tasks a batch was started before they were durable: waited for
+    (they are being written as the batch runs), read once per batch."""
+
+    POLL_LIMIT_S = 600.0
+
+    def __init__(self, ds, run_id: str):
+        self.ds, self.run_id = ds, run_id
+        self._recs: dict[str, Any] = {}
+
+    def record(self, task_id: str, step: str):
+        rec = self._recs.get(task_id)
+        if rec is None:
+            rec = self._recs[task_id] = self._wait(task_id, step)
+        return rec
+
+    def _wait(self, task_id: str, step: str):
+        import time
+
+        from ..exceptions import DataStoreError
+
+        deadline, pause = time.time() + self.POLL_LIMIT_S, 0.002
+        while True:
+            if self.ds.is_done(self.run_id, step, task_id):
+                rec = self.ds.read_task(self.run_id, step, task_id)
+                if rec is not None and rec.status == "success":
+                    return rec
+            if time.time() > deadline:
+                raise DataStoreError(
+                    f"Task {self.ds.flow_name}/{self.run_id}/{step}/{task_id} handed its "
+                    f"artifacts on, but its checkpoint was not written within "
+                    f"{self.POLL_LIMIT_S:.0f} s. Resume the run to run it again.")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    def _final(self, loc, awaits: dict[str, str]):
+        if not loc.pending:
+            return loc
+        info = self.record(loc.key, awaits[loc.key]).artifacts[loc.name]
+        return type(loc).from_info(loc.name, info, ref=loc.ref, key=loc.key)
+
+    def resolve(self, spec: TaskSpec, cap: CapturedTask) -> None:
+        """Wait for every awaited task, and give the record of `cap` their hashes."""
+        for task_id, step in spec.awaits.items():
+            self.record(task_id, step)
+        arts = cap.record_artifacts
+        for name, loc in list(arts.items()):
+            if loc.pending and loc.key != spec.task_id:
+                arts[name] = self._final(loc, spec.awaits)
+                if name in cap.inputs_read:
+                    cap.inputs_read[name] = arts[name].sha
+        item = spec.item
+        if item is not None and item.var and not item.sha and item.var in spec.view:
+            sha = self._final(spec.view[item.var], spec.awaits).sha
+            cap.inputs_read[f"{item.var}[{item.index}]"] = sha
+
+    def resolve_join(self, spec: TaskSpec) -> None:
+        """The hashes a join compares (merge_artifacts), before it runs."""
+        for inp in spec.join_inputs:
+            inp.own = {n: self._final(loc, spec.awaits) for n, loc in inp.own.items()}
+        spec.join_bases = [{n: self._final(loc, spec.awaits) for n, loc in base.items()}
+                           for base in spec.join_bases]
 
 
 def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedTask]) -> None:

@@ -109,6 +109,12 @@ def raise_for_failures(summary) -> None:
             f"{err.message}\nThe run stopped at task {pathspec}. Once the datastore is "
             f"reachable again, continue with: {resume}", step=first.step)
     more = f" ({len(summary.failures) - 1} more failed tasks)" if len(summary.failures) > 1 else ""
+    if err.kind is ErrorKind.SYSTEM and not err.traceback:
+        # Not the step's code: its worker or node died, or Ray lost the task.
+        raise StepFailed(
+            f"Step {first.step!r} failed in task {pathspec} (attempt {first.attempt}){more}: "
+            f"{err.message} ({err.type})\nNothing of that task was recorded as done. Continue "
+            f"the run with: {resume}", step=first.step)
     if err.kind is ErrorKind.USER and not err.retryable and not err.traceback:
         # rayflow's own finding about the step: its message already says what to change.
         raise StepFailed(

@@ -41,7 +41,9 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def wait(self, timeout: float) -> list[BatchResult]:
         """Every batch that finished since the last call; waits at most `timeout` seconds for
-        the first one, and not at all when nothing is in flight."""
+        the first one, and not at all when nothing is in flight. A batch may come back
+        twice: first "delivered" (its values can be read, its checkpoint is being written),
+        then "durable"; or only once, "durable"."""
 
     @property
     @abc.abstractmethod
@@ -67,6 +69,9 @@ class Executor(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - most executors hold nothing between batches
         """Let go of what the run held (an actor pool's actors). Called once, when it ends."""
+
+    def cancel_where(self, predicate) -> None:  # noqa: B027 - in-process batches end at once
+        """Cancel the batches in flight for which `predicate(batch)` is true."""
 
 
 class InlineExecutor(Executor):

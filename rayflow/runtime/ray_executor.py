@@ -1,12 +1,17 @@
-"""RayExecutor: each batch is one Ray task, collected in windows with ray.wait.
+"""RayExecutor: each batch is one Ray task, a streaming generator, collected with ray.wait.
 
-A batch's Ray task has two returns (`num_returns=2`): the small outcomes, and the payload of
-artifact values. The payload stays in the object store, owned by the driver because it is a
-task return value, so it outlives the worker that made it. The run context is put in the
-object store once and every batch reads it by reference.
+A batch's Ray task yields three objects (`batching.stream_batch`): the payload of artifact
+values, the outcomes as soon as the steps have run, and the outcomes again once the
+checkpoint is durable. The payload stays in the object store, owned by the driver because it
+is a task return, so it outlives the worker that made it. So each batch comes back twice: a
+"delivered" result (the runner may start the next steps on the payload) and a "durable" one.
+The run context is put in the object store once and every batch reads it by reference.
 
-Ray retries a task whose worker died (`max_retries`); user exceptions are never retried by Ray
-(`retry_exceptions=False`): the runner retries them as @retry says.
+A worker that dies before its batch delivered is replaced: the batch runs again, up to
+`system_retries` times (as Ray's own `max_retries` would). Once it has delivered, other tasks
+may already read its values, so it never runs again in this run: a death then fails its tasks,
+and resume runs them. User exceptions are never retried here: the runner retries them as
+@retry says.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 
 from ..exceptions import SchedulingError
 from .batching import Batch, BatchResult
-from .errors import TaskError
+from .errors import ErrorKind, TaskError
 from .executor import Executor
 from .spec import RunContext
 
@@ -25,9 +30,9 @@ SYSTEM_RETRIES = 3
 
 def _entry(ctx, specs):
     # Imported inside the worker; kept tiny so the pickled function is a reference.
-    from .batching import execute_batch
+    from .batching import stream_batch
 
-    return execute_batch(ctx, specs)
+    yield from stream_batch(ctx, specs)
 
 
 def _slice(ctx, loc, chunk, num_chunks):
@@ -52,6 +57,7 @@ class RayExecutor(Executor):
         self._watch = FeasibilityWatch(ray)
         self._unschedulable: dict[Any, str] = {}
         self._ctx_ref = None
+        self._stage: dict[Any, int] = {}  # a streaming batch: how many items it has yielded
 
     def start(self, ctx: RunContext) -> None:
         self._ctx_ref = self._ray.put(ctx)
@@ -68,12 +74,13 @@ class RayExecutor(Executor):
 
     def submit(self, batch: Batch) -> None:
         opts = dict(batch.options)
-        opts.update(num_returns=2, retry_exceptions=False, name=batch.step,
-                    max_retries=self.system_retries)
-        out_ref, payload_ref = self._remote.options(**opts).remote(self._ctx_ref, batch.specs)
-        batch.handle, batch.payload_ref = out_ref, payload_ref
+        opts.update(num_returns="streaming", retry_exceptions=False, name=batch.step,
+                    max_retries=0)
+        gen = self._remote.options(**opts).remote(self._ctx_ref, batch.specs)
+        batch.handle, batch.payload_ref = gen, None
         batch.submitted_at = time.time()
-        self._pending[out_ref] = batch
+        self._pending[gen] = batch
+        self._stage[gen] = 0
 
     def wait(self, timeout: float) -> list[BatchResult]:
         if not self._pending:
@@ -83,28 +90,100 @@ class RayExecutor(Executor):
         ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:
             ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
-        return [self._collect(ref) for ref in ready]
+        out: list[BatchResult] = []
+        for handle in ready:
+            if handle in self._stage:
+                out.extend(self._advance(handle))
+            else:
+                out.append(self._collect(handle))
+        return out
 
-    def _collect(self, ref) -> BatchResult:
-        batch = self._pending.pop(ref)
+    def cancel_where(self, predicate) -> None:
+        for handle, batch in list(self._pending.items()):
+            if predicate(batch):
+                try:  # force: a task waiting in its checkpoint sees no gentler cancel
+                    self._ray.cancel(handle, force=True)
+                except Exception:  # noqa: BLE001 - it may have ended meanwhile
+                    pass
+
+    def _advance(self, gen) -> list[BatchResult]:
+        """Take what a batch's generator has yielded since the last look."""
+        batch = self._pending[gen]
+        out: list[BatchResult] = []
+        while True:
+            stage = self._stage[gen]
+            try:
+                ref = next(gen)
+            except StopIteration:
+                # It ended before its last item: its first ref holds the error.
+                return out + self._failed(gen, batch, self._error_of(batch.payload_ref))
+            except Exception as exc:  # noqa: BLE001 - the worker died, the task was cancelled
+                return out + self._failed(gen, batch, exc)
+            if stage == 0:
+                batch.payload_ref = ref  # fetched by the tasks that read it, never here
+            else:
+                try:
+                    outcomes = self._ray.get(ref)
+                except Exception as exc:  # noqa: BLE001 - the batch's error
+                    return out + self._failed(gen, batch, exc)
+                if stage == 1:
+                    out.append(BatchResult(batch, outcomes, batch.payload_ref,
+                                           phase="delivered"))
+                else:
+                    self._forget(gen)
+                    return out + [BatchResult(batch, outcomes, batch.payload_ref)]
+            self._stage[gen] = stage + 1
+            more, _ = self._ray.wait([gen], num_returns=1, timeout=0)
+            if not more:
+                return out
+
+    def _error_of(self, ref) -> BaseException:
         try:
-            outcomes = self._ray.get(ref)
-        except self._ray.exceptions.TaskCancelledError:
-            why = self._unschedulable.pop(ref, None)
+            self._ray.get(ref)
+        except Exception as exc:  # noqa: BLE001
+            return exc
+        return RuntimeError("the Ray task ended without its results")
+
+    def _forget(self, handle) -> None:
+        self._pending.pop(handle, None)
+        self._stage.pop(handle, None)
+
+    def _failed(self, gen, batch: Batch, exc: BaseException) -> list[BatchResult]:
+        delivered = self._stage.get(gen, 0) >= 2
+        self._forget(gen)
+        error = self._task_error(gen, batch, exc)
+        if (error.kind is ErrorKind.SYSTEM and not delivered and
+                batch.system_attempts < self.system_retries and
+                not isinstance(exc, self._ray.exceptions.TaskCancelledError)):
+            batch.system_attempts += 1
+            self.submit(batch)  # its worker died before it delivered: run it again
+            return []
+        return [BatchResult(batch, None, error=error)]
+
+    def _task_error(self, handle, batch: Batch, exc: BaseException) -> TaskError:
+        ray = self._ray
+        if isinstance(exc, ray.exceptions.TaskCancelledError):
+            why = self._unschedulable.pop(handle, None)
             if why:
-                return BatchResult(batch, None, error=TaskError.from_exception(
-                    SchedulingError(why, step=batch.step)))
-            return BatchResult(batch, None, error=TaskError.system(RuntimeError(
-                f"the Ray task of step {batch.step!r} was cancelled")))
-        except self._ray.exceptions.RayTaskError as exc:
+                return TaskError.from_exception(SchedulingError(why, step=batch.step))
+            return TaskError.system(RuntimeError(
+                f"the Ray task of step {batch.step!r} was cancelled"))
+        if isinstance(exc, ray.exceptions.RayTaskError):
             # The batch's own code failed outside any task (not a user step: those become
             # failed outcomes), e.g. the flow file no longer imports on this worker.
             cause = getattr(exc, "cause", None)
-            if cause is not None:
-                return BatchResult(batch, None, error=TaskError.from_exception(cause))
-            return BatchResult(batch, None, error=TaskError.system(exc))
-        except self._ray.exceptions.RayError as exc:
-            return BatchResult(batch, None, error=TaskError.system(exc))
+            if cause is not None and not isinstance(cause, ray.exceptions.RayError):
+                return TaskError.from_exception(cause)
+            return TaskError.system(exc)
+        return TaskError.system(exc)
+
+    def _collect(self, ref) -> BatchResult:
+        """A batch run as a plain task (an actor pool's): one result, durable."""
+        batch = self._pending.pop(ref)
+        try:
+            outcomes = self._ray.get(ref)
+        except Exception as exc:  # noqa: BLE001
+            return BatchResult(batch, None, error=self._task_error(ref, batch, exc))
         return BatchResult(batch, outcomes, batch.payload_ref)
 
     def _cancel_unschedulable(self) -> None:
@@ -129,3 +208,4 @@ class RayExecutor(Executor):
             except Exception:  # noqa: BLE001
                 pass
         self._pending.clear()
+        self._stage.clear()

@@ -104,6 +104,9 @@ class Runner:
         self.executor = executor
         self.cloner: Cloner | None = None
         self.origin_run_id: str | None = None
+        # Tasks whose values were handed to the next steps while their checkpoints are still
+        # being written: task id -> (step, the task's own artifact locations in its Scope).
+        self.undurable: dict[str, tuple[str, dict]] = {}
 
     def _build_decorators(self) -> None:
         """Each step's decorators, those that read configs built from this run's."""
@@ -382,19 +385,40 @@ class Runner:
                         iteration=task.iteration)
         if task.is_join:
             spec.join_inputs, spec.join_bases = self._join_inputs(task)
+            if self.undurable:
+                makers = {loc.key for base in spec.join_bases for loc in base.values()
+                          if loc.pending}
+                makers.update(loc.key for inp in spec.join_inputs for loc in inp.own.values()
+                              if loc.pending)
+                spec.awaits = self._awaits(task, makers)
             return spec
         if task.parents:
             scope = task.parents[0].scope
-            flat = flat_cache.get(id(scope))
-            if flat is None:
-                flat = flat_cache[id(scope)] = scope.flatten()
-            spec.view = flat
+            cached = flat_cache.get(id(scope))
+            if cached is None:
+                flat = scope.flatten()
+                makers = {loc.key for loc in flat.values() if loc.pending} \
+                    if self.undurable else ()
+                cached = flat_cache[id(scope)] = (flat, makers)
+            spec.view, makers = cached
+            if self.undurable:
+                spec.awaits = self._awaits(task, makers)
         if task.split_parent is not None:
             fan = task.fanout
             i = task.split_index
             spec.item = ItemLoc(fan.chunk_refs[i // fan.chunk], i % fan.chunk,
                                 fan.foreach_var, fan.var_sha, i)
         return spec
+
+    def _awaits(self, task: ReadyTask, makers) -> dict[str, str] | None:
+        """The not yet durable tasks that `task` depends on: its parents, and the makers of
+        artifacts it sees whose hashes are still to come."""
+        und = self.undurable
+        out = {tid: und[tid][0] for tid in makers if tid in und}
+        for p in task.parents:
+            if p.key.task_id in und:
+                out[p.key.task_id] = p.key.step
+        return out or None
 
     def _join_inputs(self, task: ReadyTask):
         bases, base_index, inputs = [], {}, []
@@ -410,29 +434,88 @@ class Runner:
 
     # --------------------------------------------------------------------------- results
     def _on_result(self, result: BatchResult) -> None:
+        if result.phase == "delivered":
+            # The steps ran; their values are in the object store and their checkpoints are
+            # being written. The next steps may start now, except a join: a join's inputs
+            # must be durable before it runs.
+            for task, outcome in zip(result.batch.tasks, result.outcomes):
+                if outcome.ok and self._starts_early(outcome):
+                    self._hand_on(task, outcome, result.payload_ref)
+            return
         if result.outcomes is not None:
             self.sizer.record(result.batch.step, result.outcomes)
         for task, attempt, outcome, error in result.per_task():
-            if outcome is not None and outcome.ok:
+            early = self.undurable.pop(task.task_id, None)
+            if early is not None:
+                self._on_durable(task, attempt, outcome, error, early[1])
+            elif outcome is not None and outcome.ok:
                 self._on_success(task, outcome, result.payload_ref)
             else:
                 self._on_failure(task, attempt, error, outcome)
 
+    def _starts_early(self, outcome: TaskOutcome) -> bool:
+        return bool(outcome.next_steps) and all(
+            self.graph[s].type != "join" for s in outcome.next_steps)
+
+    def _own_locs(self, outcome: TaskOutcome, payload_ref) -> dict:
+        own = {n: dataclasses.replace(loc, ref=payload_ref) for n, loc in outcome.new.items()}
+        own.update(outcome.adopted)
+        return own
+
+    def _hand_on(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
+        """Start the next steps of a task whose checkpoint is still being written."""
+        own = self._own_locs(outcome, payload_ref)
+        self.undurable[task.task_id] = (task.step, own)
+        self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own,
+                      outcome.split_shapes, outcome.removed, counted=False)
+
+    def _on_durable(self, task: ReadyTask, attempt: int, outcome: TaskOutcome | None,
+                    error: TaskError | None, own: dict) -> None:
+        """The checkpoint of a task already handed on was written, or could not be."""
+        if outcome is not None and outcome.ok and error is None:
+            for name, loc in outcome.new.items():
+                held = own.get(name)
+                if held is not None and held.pending:  # its hash, now that it is known
+                    own[name] = dataclasses.replace(loc, ref=held.ref)
+            self.rows.attempt(outcome)
+            self.rows.final(task.step, outcome.attempt, True)
+            self.done_count += 1
+            self.progress.finished(task.step, 1, 0)
+            return
+        cause = error or (outcome.error if outcome is not None else None) or \
+            TaskError.system(RuntimeError("the task's checkpoint was not written"))
+        # Not retried: the next steps already read this attempt's values.
+        err = dataclasses.replace(cause, retryable=False, message=(
+            f"the step finished, but its checkpoint could not be written, so the task is not "
+            f"done: {cause.message}"))
+        if outcome is not None:
+            self.rows.attempt(outcome)
+        self.progress.finished(task.step, 0, 1)
+        failed = outcome or TaskOutcome(task.step, task.task_id, attempt, ok=False)
+        failed.ok, failed.error = False, err
+        self.failures.append(failed)
+        self.stopping = True
+        # Tasks that wait for this checkpoint to write their own would wait in vain.
+        tid = task.task_id
+        self.executor.cancel_where(
+            lambda b: any(spec.awaits and tid in spec.awaits for spec in b.specs))
+
     def _on_success(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
         self.rows.attempt(outcome)
         self.rows.final(task.step, outcome.attempt, True)
-        own = {n: dataclasses.replace(loc, ref=payload_ref) for n, loc in outcome.new.items()}
-        own.update(outcome.adopted)
+        own = self._own_locs(outcome, payload_ref)
         self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own,
                       outcome.split_shapes, outcome.removed)
         self.progress.finished(task.step, 1, 0)
 
     def complete(self, task: ReadyTask, next_steps, foreach, num_splits, own: dict,
-                 split_shapes=None, removed: tuple[str, ...] = ()) -> None:
-        """Hand a finished (or cloned) task to the scheduler and queue what became ready."""
+                 split_shapes=None, removed: tuple[str, ...] = (), counted: bool = True) -> None:
+        """Hand a finished (or cloned) task to the scheduler and queue what became ready.
+        `counted=False`: its checkpoint is still being written; it counts as done later."""
         parent = None if task.is_join or not task.parents else task.parents[0].scope
         scope = Scope(own, parent, removed)
-        self.done_count += 1
+        if counted:
+            self.done_count += 1
         done = TaskDone(task.step, task.stack, tuple(next_steps), foreach, num_splits, scope,
                         iteration=task.iteration, task_id=task.task_id)
         ready = list(self.scheduler.task_done(done))

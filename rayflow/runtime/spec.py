@@ -82,6 +82,10 @@ class TaskSpec:
     # Set in the worker when an earlier run of this attempt was ended by the @timeout watchdog.
     timed_out: bool = False
     iteration: int = 0  # a recursive switch's run of the step (its record keeps it)
+    # Tasks this one started before they were durable (task id -> step): the task writes its
+    # own record only once theirs are written, and takes from them the hashes of the
+    # artifacts it was handed before they had one (PENDING_SHA).
+    awaits: dict[str, str] | None = None
 
     @property
     def is_join(self) -> bool:

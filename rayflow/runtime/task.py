@@ -28,6 +28,7 @@ from typing import Any
 from ..config import apply_configs, config_values_of
 from ..current import TaskContext, current
 from ..datastore.logs import encode_timed_log
+from ..datastore.serializers import type_name
 from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import (
     FailureHandledByCatch,
@@ -38,7 +39,7 @@ from ..exceptions import (
 )
 from ..flowspec import Inputs
 from ..flowstate import FlowState, state_of
-from .artifacts import ArtifactLoader, ArtifactLoc
+from .artifacts import PENDING_SHA, ArtifactLoader, ArtifactLoc
 from .errors import TaskError
 from .flowfile import file_version, find_flow_class, graph_of, import_flow_file
 from .spec import RunContext, TaskOutcome, TaskSpec
@@ -130,6 +131,9 @@ class CapturedTask:
     stdout: str = ""
     stderr: str = ""
     cards: object = None  # the step's current.card, when it has @card: rendered once persisted
+    # Big Arrow and numpy values whose encoding (serialize + hash) waits until the batch has
+    # handed its payload to the object store: the next step need not wait for it.
+    deferred: list = field(default_factory=list)
 
 
 def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLoader, ds,
@@ -478,6 +482,14 @@ def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
         prior = state.loaded.get(name)
         if prior is not None and prior[1] == id(value) and _unchanged_by_identity(value):
             continue
+        if (prior is None or prior[1] != id(value)) and defer_encoding(value):
+            # A new object: no hash to compare with, so its hash can come later.
+            loc = ArtifactLoc(name, PENDING_SHA, "", type_name(value), 0, key=spec.task_id)
+            artifacts[name] = loc
+            cap.outcome.new[name] = loc
+            cap.values[name] = value
+            cap.deferred.append(name)
+            continue
         enc = store.encode(name, value)
         if prior is not None and prior[0].sha == enc.info.sha:
             continue
@@ -489,6 +501,41 @@ def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
     cap.outcome.adopted = {k: v for k, v in state.adopted.items() if k not in cap.outcome.new}
     cap.outcome.removed = tuple(sorted(state.removed - set(cap.outcome.new)))
     cap.record_artifacts = artifacts
+
+
+DEFER_MIN_BYTES = 1 << 20
+
+
+def defer_encoding(value) -> bool:
+    """True for a value worth handing to the next step before it is encoded: an Arrow table,
+    batch or array, or a numpy array of plain numbers, of at least DEFER_MIN_BYTES. Their
+    encoding cannot fail, so the task's outcome is known before it is done."""
+    cls = type(value)
+    mod = cls.__module__
+    if mod.startswith("pyarrow"):
+        pa = sys.modules.get("pyarrow")
+        if pa is None or not isinstance(value, (pa.Table, pa.RecordBatch, pa.ChunkedArray,
+                                                pa.Array)):
+            return False
+        try:
+            return value.nbytes >= DEFER_MIN_BYTES
+        except Exception:  # noqa: BLE001 - e.g. an array type without a size
+            return False
+    if mod == "numpy" and cls.__name__ == "ndarray":
+        return not value.dtype.hasobject and value.nbytes >= DEFER_MIN_BYTES
+    return False
+
+
+def finish_encoding(cap: CapturedTask, spec: TaskSpec, store) -> None:
+    """Encode the values `_capture_artifacts` left for later; their locations get their
+    hashes."""
+    for name in cap.deferred:
+        enc = store.encode(name, cap.values[name])
+        loc = ArtifactLoc.from_info(name, enc.info, key=spec.task_id)
+        cap.record_artifacts[name] = loc
+        cap.outcome.new[name] = loc
+        cap.encoded.append(enc)
+    cap.deferred = []
 
 
 def _unchanged_by_identity(value) -> bool:
