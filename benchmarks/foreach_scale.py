@@ -218,8 +218,14 @@ def main() -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="N = 1,000 and 10,000 only")
     group.add_argument("--million", action="store_true", help="add N = 1,000,000")
+    group.add_argument("--data-path", action="store_true",
+                       help="issue 13's targets: rayflow at N = 100,000 and 1,000,000 beside "
+                            "raw Ray batched (raw unbatched at 1M takes ~15 minutes)")
     parser.add_argument("--skip-metaflow", action="store_true")
     args = parser.parse_args()
+    if args.data_path:
+        data_path()
+        return
     ns = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
     if args.million:
         ns.append(1_000_000)
@@ -288,6 +294,53 @@ def main() -> None:
              "subprocess (wall includes its Python start-up), local datastore and metadata.\n\n")
     write_section("foreach_scale", "foreach_scale: cost of a foreach split (issue 4)",
                   notes + table + "\n\nTargets:\n\n" + "\n".join(targets))
+
+
+TARGET_WARM_100K_S = 8.0
+TARGET_1M_S = 90.0
+
+
+def data_path() -> None:
+    """rayflow at 100,000 and 1,000,000 splits on a warm Ray, beside raw Ray batched."""
+    from rayflow.runtime.flowfile import load_flow
+
+    folder = scratch_dir("scale-flows-")
+    ray = ray_init()
+    loaded = load_flow(write_flow(folder, "rayflow_scale_flow.py", "rayflow"))
+    log("warm-up: rayflow N=200, then N=10,000 (workers started, imports done)")
+    rayflow_run(loaded, 200)
+    rayflow_run(loaded, 10_000)
+    rows, got = [], {}
+    for n in (100_000, 1_000_000):
+        rf = got[n] = rayflow_run(loaded, n)
+        batched = raw_ray_batched(ray, n)
+        rows.append(["rayflow (warm Ray, in-process Runner)", f"{n:,}", f"{rf['wall']:.2f}",
+                     f"{n / rf['wall']:,.0f}", mib(rf["peak"]), mib(rf["growth"]),
+                     f"{rf['done']:,} DONE"])
+        rows.append([f"raw Ray, batched ({batched['tasks']} tasks, nothing recorded)", f"{n:,}",
+                     f"{batched['wall']:.2f}", f"{n / batched['wall']:,.0f}",
+                     mib(batched["peak"]), mib(batched["growth"]), "none"])
+    ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
+    table = markdown_table(["system", "N splits", "wall s", "splits/s", "driver peak RSS",
+                            "RSS growth", "durable records"], rows)
+    w100, w1m, p1m = got[100_000]["wall"], got[1_000_000]["wall"], got[1_000_000]["peak"]
+    targets = [
+        f"- 100,000 splits in <= {TARGET_WARM_100K_S:.0f} s on a warm Ray: "
+        f"{met(w100 <= TARGET_WARM_100K_S)} ({w100:.1f} s)",
+        f"- 1,000,000 splits with a durable record each in <= {TARGET_1M_S:.0f} s: "
+        f"{met(w1m <= TARGET_1M_S)} ({w1m:.1f} s)",
+        f"- driver memory at 1,000,000 <= 1 GB: {met(p1m <= TARGET_RSS_BYTES)} "
+        f"(peak {mib(p1m)})",
+    ]
+    print(table)
+    print("\n".join(targets))
+    notes = ("Flow as in foreach_scale. One Ray started by the script (2 CPUs) and warmed by "
+             "runs of 200 and 10,000 splits; in-process Runner; local datastore on disk; RSS "
+             "measured as in foreach_scale.\n\n")
+    write_section("foreach_data_path", "foreach_data_path: 100,000 and 1,000,000 splits on a "
+                  "warm Ray (issue 13)", notes + table + "\n\nTargets:\n\n" +
+                  "\n".join(targets))
 
 
 def target_lines(ns: list[int], results: dict, mf: dict) -> list[str]:

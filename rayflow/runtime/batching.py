@@ -168,6 +168,22 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
     yield [c.outcome for c in captured]
 
 
+def warm_worker(ctx: RunContext) -> int:
+    """Run in a worker as the run starts: import rayflow's task code, the datastore and the
+    flow module, and build the flow's graph and decorators, so the first task of each worker
+    does not pay for them. Never fails: a flow that does not import fails its first task,
+    with the user's traceback."""
+    try:
+        if ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
+            os.chdir(ctx.driver_cwd)
+        with scoped_environ(ctx.datastore_env):
+            worker_flow(ctx)
+            datastore_for(ctx.datastore_url, ctx.flow_name)
+    except BaseException:  # noqa: BLE001 - the first task reports it
+        pass
+    return os.getpid()
+
+
 def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
     """Run `specs` and persist them, all at once. Returns (outcomes, payload)."""
     payload, _, outcomes = stream_batch(ctx, specs)

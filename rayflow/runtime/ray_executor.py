@@ -26,6 +26,7 @@ from .executor import Executor
 from .spec import RunContext
 
 SYSTEM_RETRIES = 3
+PRESTART_MAX = 8   # workers a run starts (and warms) before its first task
 
 
 def _entry(ctx, specs):
@@ -33,6 +34,12 @@ def _entry(ctx, specs):
     from .batching import stream_batch
 
     yield from stream_batch(ctx, specs)
+
+
+def _warm(ctx):
+    from .batching import warm_worker
+
+    return warm_worker(ctx)
 
 
 def _slice(ctx, loc, chunk, num_chunks):
@@ -57,10 +64,24 @@ class RayExecutor(Executor):
         self._watch = FeasibilityWatch(ray)
         self._unschedulable: dict[Any, str] = {}
         self._ctx_ref = None
+        self._warmups: list = []
         self._stage: dict[Any, int] = {}  # a streaming batch: how many items it has yielded
 
     def start(self, ctx: RunContext) -> None:
         self._ctx_ref = self._ray.put(ctx)
+        self._prestart()
+
+    def _prestart(self) -> None:
+        """Start this run's workers now, one per free CPU (at most PRESTART_MAX),
+        each importing rayflow and the flow, while the driver goes on with its own set-up:
+        the first tasks find them ready. Their results are not waited for."""
+        try:
+            node_cpus = int(self._ray.available_resources().get("CPU", 0))
+        except Exception:  # noqa: BLE001 - only an optimisation
+            return
+        warm = self._ray.remote(_warm).options(num_cpus=1, max_retries=0, name="rayflow-warm")
+        self._warmups = [warm.remote(self._ctx_ref)
+                         for _ in range(max(0, min(node_cpus, PRESTART_MAX)))]
 
     @property
     def in_flight(self) -> int:
