@@ -218,6 +218,8 @@ class Config(Parameter):
             parser = _import_parser(parser, self.name)
         try:
             return parser(text) if parser else json.loads(text)
+        except ParameterError as exc:  # the parser's own message for the user: keep it
+            raise ParameterError(f"Config {self.name!r} ({where}): {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a user's parser may raise anything
             how = getattr(parser, "__name__", "its parser") if parser else "JSON"
             raise ParameterError(f"Config {self.name!r}: {where} could not be parsed as "

@@ -1,68 +1,143 @@
-"""Identity resolution on rayflow: which of N people records are the same person?
+"""Identity resolution on rayflow: which records are the same person (or thing)?
 
     rayflow run examples/identity_resolution/flow.py --records 200000
-    rayflow run examples/identity_resolution/flow.py --data s3://bucket/people \
-        --output s3://bucket/out/entities.parquet
+    rayflow run examples/identity_resolution/flow.py --config settings my.yaml --data people.csv
+    rayflow run examples/identity_resolution/flow.py --config settings my.yaml \
+        --data s3://bucket/a/,s3://bucket/b.parquet --output s3://bucket/out
 
-The shape is a shuffle and a match, as at scale (millions of records, blocked into shards):
+A settings file (settings.py; `settings_files/` has two) names the columns, how each is
+compared, the blocking rules and the link type. With no --data the flow generates --records
+people records (generate.py) and uses settings_files/people.yaml.
 
-    start -> prepare (foreach shard) -> gather -> fan_out -> match (foreach partition)
-          -> resolve -> end
+    start -> prepare (foreach shard) -> gather -> split_compare -> compare (foreach partition)
+          -> train -> split_score -> score (foreach partition) -> cluster -> end
 
-prepare normalizes one shard and hashes its records, one row per blocking key, into P
-partitions; gather concatenates each partition's pieces and lists the giant blocks; match
-scores the candidate pairs of one partition; resolve takes connected components over all the
-matches. Every artifact between steps is an Arrow table (or a few numbers). The algorithm
-itself lives in algorithm.py as plain functions; this file only wires them into steps. The
-truth file, when there is one, is read by the end step alone, for the metrics.
+- prepare: normalizes one shard, and puts one row per (record, blocking rule) into the
+  partition its block hashes to: one artifact per partition (part_<p>), so a compare task
+  reads only its own partition's pieces.
+- gather: the global tables, all small: term frequencies, the giant blocks, a random sample of
+  records for u, the truth's pair count. No records pass through it.
+- compare: the partition's candidate pairs and their comparison vectors; the counts of each
+  distinct vector (what EM needs), and u counts from random pairs of the sample.
+- train: u from the random pairs, m and the share of matches by EM over the counted vectors of
+  all partitions (or a saved model: --model). Writes model.json.
+- score: match weight, probability and per-field weights of each of its partition's pairs.
+- cluster: connected components of the pairs at or above the threshold.
+- end: writes clusters.parquet, pairs.parquet, model.json and metrics.json, with a card.
 """
 
 import json
+import math
 import os
 import time
 
 import fsspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rayflow import FlowSpec, Parameter, card, current, step
+from rayflow import Config, FlowSpec, Parameter, Step, card, current, step
 from rayflow.cards import Markdown, Table, VegaChart
+from rayflow.exceptions import ParameterError
 
 try:  # imported from the repository root (tests, benchmarks)
-    from examples.identity_resolution import algorithm
     from examples.identity_resolution import generate as dataset
+    from examples.identity_resolution import model as er
+    from examples.identity_resolution import settings as cfg
 except ImportError:  # loaded by rayflow with this folder on sys.path (a cluster ships only it)
-    import algorithm
     import generate as dataset
+    import model as er
+    import settings as cfg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PEOPLE_SETTINGS = os.path.join(HERE, "settings_files", "people.yaml")
+
+
+def parse_settings_config(text: str) -> dict:
+    """The settings Config's parser: a bad file stops the run before any step, with one
+    message naming the key and the column."""
+    try:
+        return cfg.parse_settings(text).to_dict()
+    except cfg.SettingsError as exc:
+        raise ParameterError(str(exc)) from None
+
+
+class InputsType:
+    """--data: comma-separated inputs. Checked against the settings while the run is set up:
+    each file's columns and types, before any step runs."""
+
+    name = "inputs"
+
+    def __call__(self, raw):
+        from rayflow.config import config_values_of
+
+        settings = cfg.parse_settings(dict(config_values_of(IdentityResolutionFlow)["settings"]
+                                           .to_dict()), where="the settings")
+        urls = [u.strip() for u in str(raw).split(",") if u.strip()] or list(settings.inputs)
+        if not urls:
+            return ""
+        try:
+            cfg.check_inputs(settings, urls)
+        except cfg.SettingsError as exc:
+            raise ParameterError(f"{exc}") from None
+        return ",".join(urls)
+
+
+def read_artifact(pathspec: str, name: str):
+    """One artifact of one finished task of this run, read from the datastore (a partition's
+    piece, not the whole task)."""
+    flow, run, step_name, task_id = pathspec.split("/")
+    key = (flow, run, step_name)
+    steps = _STEPS.setdefault(current.run_id, {})
+    if key not in steps:
+        steps[key] = Step(f"{flow}/{run}/{step_name}")
+    return steps[key][task_id][name].data
+
+
+_STEPS: dict = {}
 
 
 class IdentityResolutionFlow(FlowSpec):
-    """Block, match and cluster people records; write the entity table and its metrics."""
+    """Block, compare, learn, score and cluster records as a settings file says."""
 
-    data = Parameter("data", default="",
-                     help="folder or s3:// URL with part-*.parquet shards (and truth.parquet); "
-                          "empty: generate --records records locally first")
+    settings = Config("settings", default=PEOPLE_SETTINGS, parser=parse_settings_config)
+    data = Parameter("data", default="", type=InputsType(),
+                     help="inputs, comma-separated: Parquet or CSV files or folders, local or "
+                          "s3:// (default: the settings' inputs; none: generate --records)")
+    truth = Parameter("truth", default="",
+                      help="Parquet or CSV of (id, entity) for the metrics; default: "
+                           "truth.parquet beside the first input, if there is one")
+    model = Parameter("model", default="",
+                      help="a model.json to score with instead of learning one")
     records = Parameter("records", default=200_000, help="records to generate when no --data")
-    seed = Parameter("seed", default=0, help="generator seed when no --data")
-    partitions = Parameter("partitions", default=16,
-                           help="match tasks; several per CPU so a slow one does not idle others")
-    threshold = Parameter("threshold", default=algorithm.DEFAULT_THRESHOLD,
-                          help="match weight at or above which two records are the same person")
-    max_block = Parameter("max_block", default=algorithm.DEFAULT_MAX_BLOCK,
-                          help="blocks larger than this are split into sorted windows")
-    output = Parameter("output", default="out/entities.parquet",
-                       help="where the entity table goes (local path or s3:// URL)")
+    seed = Parameter("seed", default=0, help="generator and sampling seed")
+    partitions = Parameter("partitions", default=0,
+                           help="compare tasks (default: the settings' partitions)")
+    threshold = Parameter("threshold", default=-1.0,
+                          help="match probability for a match (default: the settings')")
+    output = Parameter("output", default="out", help="output folder (local or s3://)")
+
+    @property
+    def setup(self) -> cfg.Settings:
+        """The parsed settings (kept as the settings Config, a plain dict, in the run)."""
+        return cfg.parse_settings(self.settings.to_dict(), where="the settings")
 
     @step
     def start(self):
-        """Find the shards, generating a dataset first when none was given."""
+        """Find the inputs (generating one when none was given) and cut them into shards."""
         started = time.time()
-        self.data_url = self.data or self._generate()
+        inputs = self.data.split(",") if self.data else [self._generate()]
         self.generate_seconds = time.time() - started
-        self.shards = dataset.list_shards(self.data_url)
-        self.started = time.time()  # throughput counts the job, not the data generation
+        self.started = time.time()
+        setup = self.setup
+        self.n_partitions = self.partitions or self.setup.partitions
+        self.cut = self.threshold if self.threshold >= 0 else setup.threshold
+        self.inputs = inputs
+        files = [cfg.list_input_files(url) for url in inputs]
+        self.shards = [{"source": s, "url": f, "index": i} for i, (s, f) in enumerate(
+            (s, f) for s, fs in enumerate(files) for f in fs)]
+        self.sample_per_shard = -(-setup.u_sample_records // len(self.shards))
+        self.truth_url = self.truth or _truth_beside(inputs[0])
         self.next(self.prepare, foreach="shards")
 
     def _generate(self) -> str:
@@ -74,118 +149,219 @@ class IdentityResolutionFlow(FlowSpec):
 
     @step
     def prepare(self):
-        """Normalize one shard and cut it into per-partition pieces (map side of the shuffle)."""
-        table = dataset.read_parquet(self.input)
-        self.slices = algorithm.prepare_shard(table, self.partitions)
-        self.record_ids = table.select(["record_id"])
+        """Normalize one shard and cut it into per-partition pieces (the shuffle's map side)."""
+        shard = self.input
+        table = cfg.read_table(shard["url"])
+        truth = _read_truth(self.truth_url) if self.truth_url else None
+        prepared = er.prepare_shard(table, self.setup, shard["source"], shard["index"],
+                                    self.n_partitions, self.sample_per_shard, truth, self.seed)
+        for p, piece in enumerate(prepared.pieces):
+            setattr(self, f"part_{p}", piece)
+        self.ids = prepared.ids
+        self.tf_counts = prepared.tf_counts
+        self.block_counts = prepared.block_counts
+        self.sample = prepared.sample
+        self.truth_counts = prepared.truth_counts
+        self.records_in = prepared.records
+        self.task_path = current.pathspec
         self.next(self.gather)
 
     @step
     def gather(self, inputs):
-        """One table per partition from every shard's piece (reduce side of the shuffle),
-        and the giant blocks among them (the match tasks split those)."""
-        self.parts = algorithm.gather_partitions([inp.slices for inp in inputs])
-        self.giant = algorithm.find_giant_blocks(self.parts, self.max_block)
-        self.record_ids = pa.concat_tables([inp.record_ids for inp in inputs])
-        self.merge_artifacts(inputs, include=["data_url", "started", "generate_seconds"])
-        self.next(self.fan_out)
+        """The global tables (all small) from every shard; the pieces stay where they are."""
+        self.merge_artifacts(inputs, include=["started", "generate_seconds",
+                                              "n_partitions", "cut", "truth_url", "inputs"])
+        setup = self.setup
+        self.tf = er.term_frequencies([inp.tf_counts for inp in inputs], setup)
+        self.giant = er.giant_blocks([inp.block_counts for inp in inputs], setup.max_block)
+        self.sample = pa.concat_tables([inp.sample for inp in inputs])
+        self.true_pairs = er.true_pair_count([inp.truth_counts for inp in inputs],
+                                             setup.link_type)
+        self.prepared = [inp.task_path for inp in inputs]
+        self.records_in = sum(inp.records_in for inp in inputs)
+        self.next(self.split_compare)
 
     @step
-    def fan_out(self):
+    def split_compare(self):
         """A join may not also split (Metaflow's rule), so the split over partitions is here."""
-        self.next(self.match, foreach="parts")
+        self.partition_ids = list(range(self.n_partitions))
+        self.next(self.compare, foreach="partition_ids")
 
     @step
-    def match(self):
-        """Candidate pairs, scores and decisions for one partition."""
-        result = algorithm.match_partition(self.input, self.giant, self.threshold,
-                                           self.max_block)
+    def compare(self):
+        """Candidate pairs of one partition and their comparison vectors."""
+        p = self.input
+        pieces = [read_artifact(path, f"part_{p}") for path in self.prepared]
+        part = pa.concat_tables(pieces)
+        result = er.compare_partition(part, self.giant, self.setup, self.tf, self.sample,
+                                      self.setup.u_sample_pairs // self.n_partitions,
+                                      (self.seed, p))
         self.pairs = result.pairs
-        self.candidates = result.candidates
-        self.match_seconds = result.seconds
-        self.score_hist, self.block_hist = result.score_hist, result.block_hist
-        self.next(self.resolve)
+        self.patterns, self.counts = result.patterns, result.counts
+        self.u_counts = result.u_counts
+        self.rule_pairs, self.rule_true = result.rule_pairs, result.rule_true
+        self.compare_seconds = result.seconds
+        self.block_hist = result.block_hist
+        self.candidates = result.pairs.num_rows
+        self.task_path = current.pathspec
+        self.next(self.train)
 
     @step
-    def resolve(self, inputs):
-        """Connected components over every partition's matched pairs."""
-        self.merge_artifacts(inputs, include=["data_url", "started", "generate_seconds",
-                                              "record_ids", "giant"])
-        self.entities = algorithm.resolve_entities(self.record_ids["record_id"].to_numpy(),
-                                                   [inp.pairs for inp in inputs])
+    def train(self, inputs):
+        """u from random pairs, m and the share of matches by EM -- or a saved model."""
+        self.merge_artifacts(inputs, include=["started", "generate_seconds",
+                                              "n_partitions", "cut", "truth_url", "inputs",
+                                              "records_in", "true_pairs", "prepared"])
+        setup = self.setup
+        if self.model:
+            self.trained = er.load_model(self.model, setup)
+            print(f"scoring with the saved model {self.model}")
+        else:
+            self.trained = er.train([inp.patterns for inp in inputs],
+                                    [inp.counts for inp in inputs],
+                                    [inp.u_counts for inp in inputs], setup)
+        self.compared = [inp.task_path for inp in inputs]
         self.candidates = sum(inp.candidates for inp in inputs)
-        self.matched_pairs = sum(inp.pairs.num_rows for inp in inputs)
-        self.match_seconds = sum(inp.match_seconds for inp in inputs)
-        self.score_hist = sum(inp.score_hist for inp in inputs)
+        self.rule_pairs = sum(inp.rule_pairs for inp in inputs)
+        self.rule_true = sum(inp.rule_true for inp in inputs)
         self.block_hist = sum(inp.block_hist for inp in inputs)
-        self.matches = pa.concat_tables([inp.pairs for inp in inputs])
+        self.compare_seconds = sum(inp.compare_seconds for inp in inputs)
+        self.next(self.split_score)
+
+    @step
+    def split_score(self):
+        self.partition_ids = list(range(len(self.compared)))
+        self.next(self.score, foreach="partition_ids")
+
+    @step
+    def score(self):
+        """Match weight, probability and per-field weights of one partition's pairs."""
+        pairs = read_artifact(self.compared[self.input], "pairs")
+        scored = er.score_pairs(pairs, self.trained, self.setup)
+        prob = scored["match_probability"]
+        self.kept = scored.filter(pc.greater_equal(prob, self.setup.keep_pairs_above))
+        self.edges = scored.filter(pc.greater_equal(prob, self.cut)).select(
+            ["__rid_l", "__rid_r"])
+        weight = np.clip(scored["match_weight"].to_numpy(), er.alg.SCORE_BINS[0],
+                         er.alg.SCORE_BINS[-1] - 1e-9)
+        self.score_hist = np.histogram(weight, bins=er.alg.SCORE_BINS)[0]
+        self.next(self.cluster)
+
+    @step
+    def cluster(self, inputs):
+        """Connected components of the matched pairs over every record's id."""
+        self.merge_artifacts(inputs, include=["started", "generate_seconds", "cut",
+                                              "truth_url", "inputs", "records_in",
+                                              "true_pairs", "prepared", "trained",
+                                              "candidates", "rule_pairs", "rule_true",
+                                              "block_hist", "compare_seconds"])
+        ids = er.concat_ids([read_artifact(path, "ids") for path in self.prepared])
+        self.clusters = er.cluster(ids, [inp.edges for inp in inputs])
+        self.pairs = pa.concat_tables([inp.kept for inp in inputs])
+        self.matched_pairs = sum(inp.edges.num_rows for inp in inputs)
+        self.score_hist = sum(inp.score_hist for inp in inputs)
         self.next(self.end)
 
     @card(type="blank", id="results")
     @step
     def end(self):
-        """Write the entity table, score it against the truth if there is one, summarize."""
-        self.output_url = dataset.write_parquet(self.entities, self.output)
+        """Write the outputs, score them against the truth if there is one, summarize."""
+        out = self.output.rstrip("/")
+        fs, root = fsspec.core.url_to_fs(out)
+        fs.makedirs(root, exist_ok=True)
+        setup = self.setup
+        clusters = self.clusters
+        self.clusters_url = dataset.write_parquet(clusters.select(
+            ["source", "id", "cluster_id", "cluster_size"]), f"{out}/clusters.parquet")
+        self.pairs_url = dataset.write_parquet(with_ids(self.pairs, clusters),
+                                               f"{out}/pairs.parquet")
+        self.model_url = er.save_model(self.trained, f"{out}/model.json")
         seconds = time.time() - self.started
-        records = self.entities.num_rows
+        records = clusters.num_rows
         self.metrics = {
-            "records": records, "entities": pc.count_distinct(self.entities["entity_id"]).as_py(),
-            "candidate_pairs": self.candidates, "matched_pairs": self.matched_pairs,
-            "giant_blocks_split": self.giant.num_rows, "seconds": round(seconds, 3),
-            "records_per_second": round(records / seconds), "pairs_per_second": round(
-                self.candidates / seconds),
-            "pairs_per_match_second": round(self.candidates / max(self.match_seconds, 1e-9)),
+            "records": records,
+            "clusters": pc.count_distinct(clusters["cluster_id"]).as_py(),
+            "candidate_pairs": int(self.candidates), "matched_pairs": int(self.matched_pairs),
+            "seconds": round(seconds, 3), "records_per_second": round(records / seconds),
+            "match_probability_threshold": self.cut,
+            "lambda": self.trained["lambda"],
         }
-        truth = dataset.read_truth(self.data_url)
-        if truth is not None:
-            self.metrics.update({k: v for k, v in algorithm.pairwise_metrics(
-                self.entities, truth).items() if k in ("precision", "recall", "f1")})
-        metrics_url = self.output_url.rsplit(".", 1)[0] + ".metrics.json"
-        with fsspec.open(metrics_url, "w") as fh:
+        quality = er.metrics(clusters)
+        if quality is not None:
+            self.metrics.update({k: quality[k] for k in ("precision", "recall", "f1")})
+        self.blocking_report = blocking_report(setup, self.rule_pairs, self.rule_true,
+                                               self.true_pairs)
+        self.metrics["blocking"] = self.blocking_report
+        self.metrics_url = f"{out}/metrics.json"
+        with fsspec.open(self.metrics_url, "w") as fh:
             json.dump(self.metrics, fh, indent=2)
-        self.sweep = threshold_sweep(self.record_ids, self.matches, truth, self.threshold)
-        results_card(current.card["results"], self.metrics, self.sweep, self.score_hist,
-                     self.block_hist, self.threshold)
-        print(summary(self.metrics, self.output_url, metrics_url))
+        results_card(current.card["results"], self.metrics, self.trained, setup,
+                     self.score_hist, self.block_hist, self.pairs, self.cut)
+        print(summary(self.metrics, out))
 
 
-def threshold_sweep(record_ids: pa.Table, matches: pa.Table, truth, threshold: float,
-                    steps: int = 6) -> list[dict]:
-    """Precision and recall of the entities at thresholds from the run's upward (the pairs
-    below the run's threshold were not kept, so the sweep cannot go lower)."""
-    if truth is None or matches.num_rows == 0:
-        return []
-    top = float(pc.max(matches["score"]).as_py())
-    ids = record_ids["record_id"].to_numpy()
-    out = []
-    for k in range(steps):
-        t = threshold + (top - threshold) * k / steps
-        kept = matches.filter(pc.greater_equal(matches["score"], t))
-        m = algorithm.pairwise_metrics(algorithm.resolve_entities(ids, [kept]), truth)
-        out.append({"threshold": round(t, 2), "precision": m["precision"],
-                    "recall": m["recall"], "f1": m["f1"]})
-    return out
+def _truth_beside(url: str) -> str:
+    fs, root = fsspec.core.url_to_fs(url)
+    if not fs.isdir(root):
+        return ""
+    path = f"{root.rstrip('/')}/truth.parquet"
+    return fs.unstrip_protocol(path) if fs.exists(path) else ""
 
 
-def results_card(card_, m: dict, sweep: list[dict], score_hist, block_hist,
-                 threshold: float) -> None:
-    """The end step's card: the metrics, then pictures of the threshold, scores and blocks."""
+def _read_truth(url: str) -> pa.Table:
+    table = cfg.read_table(url)
+    if table.num_columns < 2:
+        raise ValueError(f"The truth file {url!r} needs two columns: id and entity.")
+    return table.select([0, 1])
+
+
+def with_ids(pairs: pa.Table, clusters: pa.Table) -> pa.Table:
+    """Scored pairs with each side's source and own id in front of the internal ids."""
+    rid = clusters[er.RID].to_numpy()
+    out = {}
+    for side in ("l", "r"):
+        pos = np.searchsorted(rid, pairs[f"__rid_{side}"].to_numpy())
+        take = pa.array(pos)
+        out[f"source_{side}"] = clusters["source"].take(take)
+        out[f"id_{side}"] = clusters["id"].take(take)
+    rest = [c for c in pairs.column_names if not c.startswith("__")]
+    out.update({c: pairs[c] for c in rest})
+    return pa.table(out)
+
+
+def blocking_report(setup, rule_pairs, rule_true, true_pairs: int) -> list[dict]:
+    """Pairs each blocking rule made (each pair counted under the first rule that made it),
+    and, with a truth, the share of all true pairs they cover."""
+    rows, covered = [], 0
+    for name, n, t in zip(setup.rule_names(), rule_pairs, rule_true):
+        covered += int(t)
+        row = {"rule": name, "pairs": int(n)}
+        if true_pairs:
+            row.update({"true_pairs": int(t), "cumulative_recall": covered / true_pairs})
+        rows.append(row)
+    return rows
+
+
+def results_card(card_, m: dict, trained: dict, setup, score_hist, block_hist,
+                 pairs: pa.Table, threshold: float) -> None:
+    """The end step's card: metrics, the blocking report, the learned weights, a chart of
+    match weights, and the evidence of the closest calls."""
     card_.append(Markdown(f"# Identity resolution\n{m['records']:,} records became "
-                          f"**{m['entities']:,} entities** in {m['seconds']:.1f} s "
-                          f"(threshold {threshold:g})."))
+                          f"**{m['clusters']:,} clusters** in {m['seconds']:.1f} s "
+                          f"(match probability threshold {threshold:g})."))
     card_.append(Table([[k, f"{v:.4f}" if isinstance(v, float) else f"{v:,}"]
-                        for k, v in m.items()], headers=["metric", "value"]))
-    if sweep:
-        rows = [{"threshold": r["threshold"], "value": r[k], "metric": k}
-                for r in sweep for k in ("precision", "recall", "f1")]
-        card_.append(VegaChart({
-            "title": "Precision and recall against the threshold (from the run's upward)",
-            "width": 520, "height": 240, "data": {"values": rows},
-            "mark": {"type": "line", "point": True},
-            "encoding": {"x": {"field": "threshold", "type": "quantitative"},
-                         "y": {"field": "value", "type": "quantitative"},
-                         "color": {"field": "metric", "type": "nominal"}}}))
-    edges = algorithm.SCORE_BINS
+                        for k, v in m.items() if not isinstance(v, list)],
+                       headers=["metric", "value"]))
+    card_.append(Markdown("## Blocking"))
+    card_.append(Table([[r["rule"], f"{r['pairs']:,}", f"{r.get('cumulative_recall', ''):}"]
+                        for r in m["blocking"]], headers=["rule", "pairs", "recall so far"]))
+    card_.append(Markdown("## Learned weights (log2 m/u per level)"))
+    rows = []
+    for comp, bf in zip(setup.comparisons, er.bayes_factors(trained)):
+        rows += [[comp.column, level, f"{w:+.2f}"] for level, w in zip(comp.level_names, bf)]
+    card_.append(Table(rows, headers=["column", "level", "weight"]))
+    edges = er.alg.SCORE_BINS
+    cut_weight = math.log2(threshold / (1 - threshold)) if 0 < threshold < 1 else 0.0
     card_.append(VegaChart({
         "title": "Candidate pairs by match weight (the threshold is the rule)",
         "width": 520, "height": 220,
@@ -194,31 +370,33 @@ def results_card(card_, m: dict, sweep: list[dict], score_hist, block_hist,
                                  for i, c in enumerate(score_hist)]},
              "mark": "bar", "encoding": {"x": {"field": "weight", "type": "quantitative"},
                                          "y": {"field": "pairs", "type": "quantitative"}}},
-            {"data": {"values": [{"weight": threshold}]}, "mark": {"type": "rule",
-                                                                 "color": "#d64545"},
+            {"data": {"values": [{"weight": cut_weight}]},
+             "mark": {"type": "rule", "color": "#d64545"},
              "encoding": {"x": {"field": "weight", "type": "quantitative"}}}]}))
-    labels = [f"{lo}" if hi - lo == 1 else f"{lo}-{hi - 1}" if hi < 1 << 62 else f"{lo}+"
-              for lo, hi in zip(algorithm.BLOCK_BINS[:-1], algorithm.BLOCK_BINS[1:])]
-    card_.append(VegaChart({
-        "title": "Blocks by size (records sharing a blocking key)", "width": 520,
-        "height": 220, "data": {"values": [{"size": lab, "blocks": int(c)}
-                                           for lab, c in zip(labels, block_hist)]},
-        "mark": "bar", "encoding": {"x": {"field": "size", "type": "ordinal", "sort": labels},
-                                    "y": {"field": "blocks", "type": "quantitative"}}}))
+    if pairs.num_rows:
+        close = pc.abs(pc.subtract(pairs["match_probability"], threshold))
+        row = pairs.take(pc.sort_indices(close)[:1]).to_pylist()[0]
+        card_.append(Markdown("## The closest call, field by field"))
+        card_.append(Table([[r["field"], r["level"], f"{r['weight']:+.2f}"]
+                            for r in er.explain(row, trained, setup)],
+                           headers=["field", "level", "weight"]))
 
 
-def summary(m: dict, output_url: str, metrics_url: str) -> str:
+def summary(m: dict, out: str) -> str:
     lines = [
-        f"records            {m['records']:,} -> {m['entities']:,} entities",
-        (f"candidate pairs    {m['candidate_pairs']:,} ({m['matched_pairs']:,} matched, "
-         f"{m['giant_blocks_split']} giant blocks split)"),
-        (f"throughput         {m['records_per_second']:,} records/s, "
-         f"{m['pairs_per_second']:,} comparisons/s over {m['seconds']:.1f} s"),
+        f"records            {m['records']:,} -> {m['clusters']:,} clusters",
+        f"candidate pairs    {m['candidate_pairs']:,} ({m['matched_pairs']:,} matched)",
+        f"throughput         {m['records_per_second']:,} records/s over {m['seconds']:.1f} s",
     ]
     if "f1" in m:
         lines.append(f"quality            precision {m['precision']:.4f}  recall "
                      f"{m['recall']:.4f}  F1 {m['f1']:.4f}")
-    lines += [f"entities written   {output_url}", f"metrics written    {metrics_url}"]
+    for r in m["blocking"]:
+        recall = f", recall so far {r['cumulative_recall']:.4f}" if "cumulative_recall" in r \
+            else ""
+        lines.append(f"blocking rule      {r['rule']}: {r['pairs']:,} pairs{recall}")
+    lines.append(f"written            {out}/clusters.parquet, pairs.parquet, model.json, "
+                 f"metrics.json")
     return "\n".join(lines)
 
 
