@@ -279,7 +279,7 @@ def truth_labels(ids, truth: pa.Table) -> np.ndarray:
     tid = _as_text(truth.column(0))
     ent = truth.column(1)
     if not pa.types.is_integer(ent.type):
-        ent = pa.array(alg.hash_strings(_as_text(ent), width=64).view(np.int64) & (2**55 - 1))
+        ent = pa.array(alg.hash_strings(_as_text(ent), width=64).view(np.int64) & (2**50 - 1))
     pos = pc.index_in(key, value_set=tid)
     got = pc.take(_chunk(ent).cast(pa.int64()), pos)
     return pc.fill_null(got, NO_TRUTH).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -321,7 +321,7 @@ def true_pair_count(truth_counts: list, link_type: str) -> int:
         return 0
     merged = merge_counts(tables, "code")
     code, count = merged["code"].to_numpy(), merged["count"].to_numpy()
-    entity, source = code // 256, code % 256
+    entity = code // 256  # the code is entity * 256 + source
     if link_type == "dedupe":
         return int((count * (count - 1) // 2).sum())
     _, ent = np.unique(entity, return_inverse=True)
@@ -651,7 +651,7 @@ FLOOR = 1e-6
 
 def u_probabilities(u_counts: list[list[np.ndarray]], settings: Settings) -> list[np.ndarray]:
     out = []
-    for k, comp in enumerate(settings.comparisons):
+    for k in range(len(settings.comparisons)):
         total = np.sum([c[k] for c in u_counts], axis=0).astype(np.float64)
         # Half a pair for a level no random pair reached: rare, not impossible.
         total = np.maximum(total, 0.5)

@@ -234,8 +234,9 @@ def parse_settings(text: str | dict, where: str = "settings") -> Settings:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
                 kind is float or float(value).is_integer())
             if not ok or not low <= value <= high:
-                raise SettingsError(f"{where}: {key} must be a{'n integer' if kind is int else ' number'}"
-                                    f" from {low:g} to {high:g}, not {value!r}.")
+                what = "an integer" if kind is int else "a number"
+                raise SettingsError(f"{where}: {key} must be {what} from {low:g} to {high:g}, "
+                                    f"not {value!r}.")
             numbers[key] = kind(value)
     settings = Settings(link_type=link_type, unique_id=unique_id, comparisons=comparisons,
                         blocking=blocking, inputs=tuple(inputs), source_names=source_names,
@@ -268,8 +269,9 @@ def _parse_comparisons(items, where: str) -> tuple[Comparison, ...]:
         seen.add(column)
         kind = item.get("comparison", "exact")
         if kind not in COMPARISONS:
-            raise SettingsError(f"{at}: comparison {kind!r} is not known.{_suggest(kind, COMPARISONS)}"
-                                f" Use one of: {', '.join(COMPARISONS)}.")
+            raise SettingsError(f"{at}: comparison {kind!r} is not known."
+                                f"{_suggest(kind, COMPARISONS)} Use one of: "
+                                f"{', '.join(COMPARISONS)}.")
         meaning, default = COMPARISONS[kind]
         levels = item.get("levels", default)
         if not isinstance(levels, (list, tuple)) or not all(
@@ -434,7 +436,7 @@ def list_input_files(url: str) -> list[str]:
                            and not os.path.basename(p).startswith(("truth.", "_", ".")))
             if not found:
                 raise SettingsError(f"Input folder {url!r} holds no .parquet or .csv files.")
-            return [fs.unstrip_protocol(p) for p in found]
+            return [_url(fs, p) for p in found]
     except SettingsError:
         raise
     except Exception as exc:  # noqa: BLE001 - fsspec backends raise their own errors
@@ -443,7 +445,13 @@ def list_input_files(url: str) -> list[str]:
     if not path.lower().endswith(DATA_SUFFIXES):
         raise SettingsError(f"Input {url!r} is neither Parquet nor CSV (by its name). Give a "
                             f".parquet or .csv file, or a folder of them.")
-    return [fs.unstrip_protocol(path)]
+    return [_url(fs, path)]
+
+
+def _url(fs, path: str) -> str:
+    """A full URL for remote files; a plain path for local ones (as the user wrote it)."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
 
 
 def is_csv(url: str) -> bool:

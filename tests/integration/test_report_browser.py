@@ -103,11 +103,13 @@ def test_identity_resolution_report_renders(chromium, run_flow, datastore, tmp_p
                    cwd=ROOT, check=True, capture_output=True, timeout=120)
     s = run_flow(os.path.join(ROOT, "examples", "identity_resolution", "flow.py"),
                  {"data": str(out), "partitions": 4,
-                  "output": str(tmp_path / "entities.parquet")})
+                  "output": str(tmp_path / "out")})
     assert s.successful, s.failures
     check_report(chromium, s.report, tmp_path, "identity",
-                 ["start", "prepare", "gather", "fan_out", "match", "resolve", "end"])
+                 ["start", "prepare", "gather", "split_compare", "compare", "train",
+                  "split_score", "score", "cluster", "end"])
     namespace(None)
     (card,) = get_cards(Run(s.pathspec, datastore=datastore)["end"].task, id="results")
     html = card.get()
-    assert "Precision and recall against the threshold" in html and "Blocks by size" in html
+    assert "Learned weights" in html and "Candidate pairs by match weight" in html
+    assert "The closest call, field by field" in html

@@ -224,7 +224,8 @@ def test_flow_graph_lints():
 
     graph = graph_mod.FlowGraph.from_class(IdentityResolutionFlow)
     graph_mod.lint(graph)
-    assert [node.name for node in graph] == ["start", "prepare", "gather", "fan_out", "match",
-                                             "resolve", "end"]
-    assert graph["start"].type == graph["fan_out"].type == "split-foreach"
-    assert graph["gather"].type == graph["resolve"].type == "join"
+    assert [node.name for node in graph] == ["start", "prepare", "gather", "split_compare",
+                                             "compare", "train", "split_score", "score",
+                                             "cluster", "end"]
+    assert graph["start"].type == graph["split_compare"].type == "split-foreach"
+    assert graph["gather"].type == graph["train"].type == graph["cluster"].type == "join"
