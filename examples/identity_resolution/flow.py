@@ -163,6 +163,7 @@ class IdentityResolutionFlow(FlowSpec):
         self.sample = prepared.sample
         self.truth_counts = prepared.truth_counts
         self.records_in = prepared.records
+        self.source = shard["source"]
         self.task_path = current.pathspec
         self.next(self.gather)
 
@@ -179,6 +180,10 @@ class IdentityResolutionFlow(FlowSpec):
                                              setup.link_type)
         self.prepared = [inp.task_path for inp in inputs]
         self.records_in = sum(inp.records_in for inp in inputs)
+        per_source = [0] * len(self.inputs)
+        for inp in inputs:
+            per_source[inp.source] += inp.records_in
+        self.all_pairs = er.total_pairs(per_source, setup.link_type)
         self.next(self.split_compare)
 
     @step
@@ -211,7 +216,8 @@ class IdentityResolutionFlow(FlowSpec):
         """u from random pairs, m and the share of matches by EM -- or a saved model."""
         self.merge_artifacts(inputs, include=["started", "generate_seconds",
                                               "n_partitions", "cut", "truth_url", "inputs",
-                                              "records_in", "true_pairs", "prepared"])
+                                              "records_in", "true_pairs", "prepared",
+                                              "all_pairs"])
         setup = self.setup
         if self.model:
             self.trained = er.load_model(self.model, setup)
@@ -219,7 +225,8 @@ class IdentityResolutionFlow(FlowSpec):
         else:
             self.trained = er.train([inp.patterns for inp in inputs],
                                     [inp.counts for inp in inputs],
-                                    [inp.u_counts for inp in inputs], setup)
+                                    [inp.u_counts for inp in inputs], setup,
+                                    self.all_pairs)
         self.compared = [inp.task_path for inp in inputs]
         self.candidates = sum(inp.candidates for inp in inputs)
         self.rule_pairs = sum(inp.rule_pairs for inp in inputs)

@@ -247,7 +247,7 @@ def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
         piece = narrow.take(pa.array(row[cut]))
         piece = piece.append_column(BLOCK, pa.array(block[cut]))
         piece = piece.append_column(RULE, pa.array(rule[cut]))
-        for r in range(len(settings.blocking) - 1):  # earlier rules' keys: a pair once
+        for r in range(len(settings.blocking)):  # every rule's key: dedupe and training
             piece = piece.append_column(f"__key_{r}", pa.array(keys[row[cut], r]))
         pieces.append(piece)
     ids = pa.table({RID: cols[RID], SOURCE: cols[SOURCE],
@@ -441,7 +441,23 @@ def _email_local(col):
 def compare_column(comp, cols: Columns, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Gamma of one comparison for each (left, right) row pair: 0 exact ... last else, -1
     when either side is null."""
-    last = comp.n_levels - 1
+    g = _compare_column(comp, cols, left, right)
+    if comp.swapped_with:
+        last = comp.n_levels - 1
+        g[g == last - 1] = last  # _compare_column's "else" is one below: the swap sits there
+        todo = np.flatnonzero(g == last)
+        if len(todo):
+            mine, other = cols.table[comp.column], cols.table[comp.swapped_with]
+            lt, rt = pa.array(left[todo]), pa.array(right[todo])
+            swapped = pc.and_(pc.equal(pc.take(mine, lt), pc.take(other, rt)),
+                              pc.equal(pc.take(other, lt), pc.take(mine, rt)))
+            hit = pc.fill_null(swapped, False).to_numpy(zero_copy_only=False)
+            g[todo[hit]] = last - 1
+    return g
+
+
+def _compare_column(comp, cols: Columns, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    last = comp.n_levels - 1 - bool(comp.swapped_with)
     g = np.full(len(left), last, np.int8)
     if comp.kind in ("date", "numeric"):
         return _compare_values(comp, cols, left, right, g)
@@ -573,12 +589,25 @@ def tf_of_pairs(table: pa.Table, left: np.ndarray, gamma: np.ndarray, settings: 
     return out
 
 
-def pattern_counts(gamma: np.ndarray, rule: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (blocking rule, comparison vector) rows and how many pairs have each; the
-    rule is column 0."""
-    rows = np.concatenate([rule.reshape(-1, 1).astype(np.int8), gamma], axis=1)
+ALL_PAIRS = -1  # the session code of "every compared pair" in pattern counts
+
+
+def pattern_counts(part: pa.Table, left, right, gamma: np.ndarray,
+                   settings: Settings) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (session, comparison vector) rows and how many pairs have each. Session r is
+    a training rule: the pairs that agree on its keys, whichever rule made them (as in
+    Splink, not only those the rule made first, which would be biased towards pairs that
+    disagree on the earlier rules' fields). Session ALL_PAIRS is every pair."""
+    blocks = [np.full((len(gamma), 1), ALL_PAIRS, np.int8)]
+    chosen = [np.ones(len(gamma), bool)]
+    for r in settings.training:
+        key = part[f"__key_{r}"].to_numpy()
+        chosen.append((key[left] == key[right]) & (key[left] != MISSING))
+        blocks.append(np.full((len(gamma), 1), r, np.int8))
+    rows = np.concatenate([np.concatenate([b[c], gamma[c]], axis=1)
+                           for b, c in zip(blocks, chosen)])
     if not len(rows):
-        return rows, np.zeros(0, np.int64)
+        return rows.astype(np.int8), np.zeros(0, np.int64)
     patterns, counts = np.unique(rows, axis=0, return_counts=True)
     return patterns.astype(np.int8), counts.astype(np.int64)
 
@@ -630,7 +659,7 @@ def compare_partition(part: pa.Table, giant: np.ndarray, settings: Settings, tf:
     columns.update({f"tf_{k}": v for k, v in tfs.items()})
     columns["__truth_same"] = same
     pairs = pa.table(columns)
-    patterns, counts = pattern_counts(gamma, rule)
+    patterns, counts = pattern_counts(part, left, right, gamma, settings)
     sa, sb = random_pairs(sample, u_pairs, settings, seed)
     u_counts = level_counts(gammas(sample, sa, sb, settings), settings) if len(sa) else [
         np.zeros(c.n_levels, np.int64) for c in settings.comparisons]
@@ -677,13 +706,14 @@ def _log_terms(idx, valid, m, u, use) -> np.ndarray:
 
 
 def combine(terms: np.ndarray, settings: Settings, scale: float = 1.0) -> np.ndarray:
-    """The total of per-comparison weights, each group's sum capped at its max_weight (given
-    in bits; `scale` converts to the terms' unit)."""
+    """The total of per-comparison weights, each group's sum held within +-max_weight (given
+    in bits; `scale` converts to the terms' unit): a household shares its phone, address and
+    zip, and a move changes all three at once, so neither is three independent signs."""
     total = terms.sum(axis=1)
     for columns, cap in settings.groups:
         ks = [i for i, c in enumerate(settings.comparisons) if c.column in columns]
         part = terms[:, ks].sum(axis=1)
-        total += np.minimum(part, cap * scale) - part
+        total += np.clip(part, -cap * scale, cap * scale) - part
     return total
 
 
@@ -721,14 +751,25 @@ def em(patterns: np.ndarray, counts: np.ndarray, u: list[np.ndarray], settings: 
     return m, lam, history
 
 
-def train(patterns: list, counts: list, u_counts: list, settings: Settings) -> dict:
-    """The model as a plain dict (what model files hold): settings, u, m, lambda.
+def total_pairs(records_per_source: list[int], link_type: str) -> int:
+    """How many record pairs the link type could compare, blocked or not."""
+    n = sum(records_per_source)
+    if link_type == "link":
+        return (n * n - sum(k * k for k in records_per_source)) // 2
+    return n * (n - 1) // 2
+
+
+def train(patterns: list, counts: list, u_counts: list, settings: Settings,
+          all_pairs: int) -> dict:
+    """The model as a plain dict (what model files hold): settings, u, m, the share of
+    matches among the compared pairs (lambda) and among all `all_pairs` pairs (prior).
 
     As Splink does, m is estimated once per blocking rule, on the pairs that rule made, with
     the comparisons of the rule's own columns left out (blocking made them agree, so those
     pairs say nothing about them); each comparison's m is the mean over the rules that
     estimated it. The share of matches among all compared pairs is then fitted with m and u
-    fixed."""
+    fixed. The score's prior is the share among all pairs: the compared pairs agree on their
+    blocking keys, and that agreement is already counted by the comparisons."""
     started = time.perf_counter()
     k = len(settings.comparisons)
     allp = np.concatenate([p for p in patterns if len(p)] or [np.zeros((0, k + 1), np.int8)])
@@ -737,7 +778,7 @@ def train(patterns: list, counts: list, u_counts: list, settings: Settings) -> d
         uniq, inv = np.unique(allp, axis=0, return_inverse=True)
         allc = np.bincount(inv.reshape(-1), weights=allc, minlength=len(uniq))
         allp = uniq
-    rule, gamma = allp[:, 0], allp[:, 1:]
+    session, gamma = allp[:, 0], allp[:, 1:]
     u = u_probabilities(u_counts, settings)
     m0 = initial_m(settings)
     sums = [np.zeros_like(x) for x in m0]
@@ -746,7 +787,7 @@ def train(patterns: list, counts: list, u_counts: list, settings: Settings) -> d
     for r in settings.training:
         blocked = {key.column for key in settings.blocking[r]}
         estimate = np.array([c.column not in blocked for c in settings.comparisons])
-        here = rule == r
+        here = session == r
         if not here.any() or not estimate.any():
             continue
         m_r, lam_r, hist = em(gamma[here], allc[here], u, settings, estimate, m0)
@@ -756,12 +797,16 @@ def train(patterns: list, counts: list, u_counts: list, settings: Settings) -> d
             sums[j] += m_r[j]
             seen[j] += 1
     m = [sums[j] / seen[j] if seen[j] else m0[j] for j in range(k)]
-    everything = np.ones(k, bool)
-    _, lam, hist = em(gamma, allc, u, settings, everything, m, fit_m=False)
+    everything, every_pair = np.ones(k, bool), session == ALL_PAIRS
+    _, lam, hist = em(gamma[every_pair], allc[every_pair], u, settings, everything, m,
+                      fit_m=False)
+    compared = float(allc[every_pair].sum())
+    prior = float(np.clip(lam * compared / max(all_pairs, 1), 1e-15, 0.5))
     return {"format": "rayflow-identity-model/1", "settings": settings.to_dict(),
-            "lambda": lam, "m": [x.tolist() for x in m], "u": [x.tolist() for x in u],
+            "lambda": lam, "prior": prior, "all_pairs": int(all_pairs),
+            "m": [x.tolist() for x in m], "u": [x.tolist() for x in u],
             "em_sessions": sessions, "lambda_iterations": len(hist),
-            "pairs_trained_on": int(allc.sum()),
+            "pairs_trained_on": int(allc[every_pair].sum()),
             "train_seconds": round(time.perf_counter() - started, 4)}
 
 
@@ -808,7 +853,8 @@ def bayes_factors(model: dict) -> list[np.ndarray]:
 
 
 def prior_weight(model: dict) -> float:
-    lam = model["lambda"]
+    """log2 of the prior odds that two records, any two, are one entity."""
+    lam = model["prior"]
     return math.log2(lam / (1 - lam))
 
 
@@ -841,7 +887,7 @@ def score_pairs(pairs: pa.Table, model: dict, settings: Settings) -> pa.Table:
 
 def explain(pair: dict, model: dict, settings: Settings) -> list[dict]:
     """One scored pair's evidence, field by field: the level it reached and its weight."""
-    rows = [{"field": "(prior: share of matches among compared pairs)", "level": "",
+    rows = [{"field": "(prior: two records, any two, are a match)", "level": "",
              "weight": round(prior_weight(model), 3)}]
     for comp in settings.comparisons:
         g = int(pair[f"g_{comp.column}"])
@@ -929,7 +975,8 @@ def resolve_in_process(tables: list[pa.Table], settings: Settings, truth: pa.Tab
     t2 = time.perf_counter()
     if model is None:
         model = train([c.patterns for c in compared], [c.counts for c in compared],
-                      [c.u_counts for c in compared], settings)
+                      [c.u_counts for c in compared], settings,
+                      total_pairs([t.num_rows for t in tables], settings.link_type))
     t3 = time.perf_counter()
     scored = [score_pairs(c.pairs, model, settings) for c in compared]
     edges = [t.filter(pc.greater_equal(t["match_probability"], settings.threshold))

@@ -54,7 +54,8 @@ BLOCKING_FUNCTIONS = ("soundex", "prefix", "suffix", "year", "month")
 TOP_KEYS = ("link_type", "unique_id", "inputs", "source_names", "comparisons", "blocking",
             "threshold", "max_block", "partitions", "u_sample_records", "u_sample_pairs",
             "em_iterations", "em_tolerance", "keep_pairs_above", "groups", "training")
-COMPARISON_KEYS = ("column", "comparison", "levels", "term_frequency", "nicknames", "name")
+COMPARISON_KEYS = ("column", "comparison", "levels", "term_frequency", "nicknames",
+                   "swapped_with")
 DEFAULT_THRESHOLD = 0.9
 
 
@@ -69,6 +70,9 @@ class Comparison:
     levels: tuple = ()    # the kind's thresholds
     term_frequency: bool = False
     nicknames: bool = False
+    # Another column that is sometimes entered in this one's place (first and last name):
+    # the pair gets a "swapped" level when each side's value is the other's in that column.
+    swapped_with: str = ""
 
     @property
     def level_names(self) -> tuple[str, ...]:
@@ -95,6 +99,8 @@ class Comparison:
             middle = ("same local part", "local parts jaro_winkler>=0.88")
         else:  # phone
             middle = ("same last 7 digits", "one typo")
+        if self.swapped_with:
+            middle += (f"swapped with {self.swapped_with}",)
         return ("exact",) + middle + ("else",)
 
     @property
@@ -301,8 +307,18 @@ def _parse_comparisons(items, where: str) -> tuple[Comparison, ...]:
         if item.get("nicknames") and kind not in ("name", "jaro_winkler", "exact", "phonetic"):
             raise SettingsError(f"{at}: nicknames apply to name columns; use comparison "
                                 f"'name' or remove 'nicknames'.")
+        swapped = item.get("swapped_with", "")
+        if swapped and kind not in ("name", "jaro_winkler", "exact", "phonetic"):
+            raise SettingsError(f"{at}: swapped_with applies to name and text comparisons "
+                                f"(name, jaro_winkler, exact, phonetic).")
         out.append(Comparison(column, kind, levels, bool(item.get("term_frequency", False)),
-                              bool(item.get("nicknames", False))))
+                              bool(item.get("nicknames", False)), str(swapped or "")))
+    names = [c.column for c in out]
+    for i, c in enumerate(out):
+        if c.swapped_with and (c.swapped_with not in names or c.swapped_with == c.column):
+            raise SettingsError(f"{where}: comparisons[{i}] (column {c.column!r}): "
+                                f"swapped_with {c.swapped_with!r} must name another compared "
+                                f"column.{_suggest(c.swapped_with, names)}")
     return tuple(out)
 
 
