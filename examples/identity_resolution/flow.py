@@ -112,7 +112,8 @@ class IdentityResolutionFlow(FlowSpec):
     records = Parameter("records", default=200_000, help="records to generate when no --data")
     seed = Parameter("seed", default=0, help="generator and sampling seed")
     partitions = Parameter("partitions", default=0,
-                           help="compare tasks (default: the settings' partitions)")
+                           help="compare tasks (default: the settings' partitions, else one "
+                                "per 60,000 records)")
     threshold = Parameter("threshold", default=-1.0,
                           help="match probability for a match (default: the settings')")
     output = Parameter("output", default="out", help="output folder (local or s3://)")
@@ -130,12 +131,14 @@ class IdentityResolutionFlow(FlowSpec):
         self.generate_seconds = time.time() - started
         self.started = time.time()
         setup = self.setup
-        self.n_partitions = self.partitions or self.setup.partitions
         self.cut = self.threshold if self.threshold >= 0 else setup.threshold
         self.inputs = inputs
         files = [cfg.list_input_files(url) for url in inputs]
         self.shards = [{"source": s, "url": f, "index": i} for i, (s, f) in enumerate(
             (s, f) for s, fs in enumerate(files) for f in fs)]
+        # Partitions grow with the data, so a compare task's share stays the same size.
+        self.n_partitions = self.partitions or setup.partitions or max(
+            4, -(-sum(cfg.estimate_rows(sh["url"]) for sh in self.shards) // 60_000))
         self.sample_per_shard = -(-setup.u_sample_records // len(self.shards))
         self.truth_url = self.truth or _truth_beside(inputs[0])
         self.next(self.prepare, foreach="shards")
@@ -152,9 +155,12 @@ class IdentityResolutionFlow(FlowSpec):
         """Normalize one shard and cut it into per-partition pieces (the shuffle's map side)."""
         shard = self.input
         table = cfg.read_table(shard["url"])
-        truth = _read_truth(self.truth_url) if self.truth_url else None
+        truth = None
+        if self.truth_url and self.setup.unique_id:
+            truth = _read_truth(self.truth_url, table[self.setup.unique_id])
         prepared = er.prepare_shard(table, self.setup, shard["source"], shard["index"],
-                                    self.n_partitions, self.sample_per_shard, truth, self.seed)
+                                    self.n_partitions, self.sample_per_shard, truth, self.seed,
+                                    len(self.shards))
         for p, piece in enumerate(prepared.pieces):
             setattr(self, f"part_{p}", piece)
         self.ids = prepared.ids
@@ -315,7 +321,25 @@ def _truth_beside(url: str) -> str:
     return fs.unstrip_protocol(path) if fs.exists(path) else ""
 
 
-def _read_truth(url: str) -> pa.Table:
+def _read_truth(url: str, ids) -> pa.Table:
+    """The truth's (id, entity) rows of these ids. A Parquet truth is scanned with a filter,
+    so a shard's task does not hold the whole truth of a large dataset."""
+    if not cfg.is_csv(url):
+        import pyarrow.dataset as pds
+
+        fs, path = fsspec.core.url_to_fs(url)
+        data = pds.dataset(path, filesystem=fs, format="parquet")
+        if len(data.schema.names) < 2:
+            raise ValueError(f"The truth file {url!r} needs two columns: id and entity.")
+        id_col, entity_col = data.schema.names[:2]
+        try:
+            wanted = pc.cast(ids, data.schema.field(id_col).type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            wanted = None  # ids of another type than the truth's: read it all
+        if wanted is not None:
+            return data.to_table(columns=[id_col, entity_col],
+                                 filter=pc.field(id_col).isin(wanted))
+        return data.to_table(columns=[id_col, entity_col])
     table = cfg.read_table(url)
     if table.num_columns < 2:
         raise ValueError(f"The truth file {url!r} needs two columns: id and entity.")

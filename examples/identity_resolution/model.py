@@ -219,7 +219,7 @@ class PreparedShard:
 
 def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
                   partitions: int, sample_size: int, truth: pa.Table | None = None,
-                  seed: int = 0) -> PreparedShard:
+                  seed: int = 0, n_shards: int = 1) -> PreparedShard:
     """Raw records of one shard -> partition pieces and the shard's global contributions.
 
     `truth`, when given, is (id, entity) of the evaluation: its labels ride along as
@@ -262,6 +262,10 @@ def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
     bc = pc.value_counts(pa.array(block))
     block_counts = pa.table({"block": bc.field("values"),
                              "count": pc.cast(bc.field("counts"), pa.int64())})
+    # A block is giant when its rows over every shard exceed max_block, so it has more than
+    # max_block / n_shards rows in one shard at least: the others need not travel.
+    floor = -(-(settings.max_block + 1) // max(n_shards, 1))
+    block_counts = block_counts.filter(pc.greater_equal(block_counts["count"], floor))
     rng = np.random.default_rng([seed, shard])
     take = np.sort(rng.choice(n, size=min(n, sample_size), replace=False)) if n else []
     sample = narrow.take(pa.array(np.asarray(take, np.int64)))
@@ -975,7 +979,7 @@ def resolve_in_process(tables: list[pa.Table], settings: Settings, truth: pa.Tab
     for source, table in enumerate(tables):
         for start in range(0, max(table.num_rows, 1), shard_rows):
             shards.append(prepare_shard(table.slice(start, shard_rows), settings, source, s,
-                                        partitions, per_shard, truth, seed))
+                                        partitions, per_shard, truth, seed, n_shards))
             s += 1
     t1 = time.perf_counter()
     tf = term_frequencies([sh.tf_counts for sh in shards], settings)

@@ -130,7 +130,7 @@ class Settings:
     source_names: tuple[str, ...] = ()
     threshold: float = DEFAULT_THRESHOLD
     max_block: int = 200
-    partitions: int = 16
+    partitions: int = 0  # 0: one per 60,000 records
     u_sample_records: int = 20_000
     u_sample_pairs: int = 1_000_000
     em_iterations: int = 25
@@ -468,6 +468,25 @@ def _url(fs, path: str) -> str:
     """A full URL for remote files; a plain path for local ones (as the user wrote it)."""
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return path if protocol in ("file", "local") else fs.unstrip_protocol(path)
+
+
+def estimate_rows(url: str) -> int:
+    """Rows of a data file: a Parquet footer's count, or a CSV's size over the mean size of
+    its first lines."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    if not is_csv(url):
+        with fsspec.open(url, "rb") as fh:
+            return pq.ParquetFile(fh).metadata.num_rows
+    fs, path = fsspec.core.url_to_fs(url)
+    size = fs.size(path)
+    with fsspec.open(url, "rb", compression="infer") as fh:
+        head = fh.read(1 << 16)
+    lines = max(head.count(b"\n"), 1)
+    if url.lower().endswith(".gz"):
+        size *= 4  # a guess at the ratio; this only sizes the partitions
+    return max(1, int(size / (len(head) / lines)))
 
 
 def is_csv(url: str) -> bool:
