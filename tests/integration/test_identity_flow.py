@@ -40,7 +40,15 @@ def test_identity_resolution_flow(run_flow, datastore, records_dir, tmp_path, st
     namespace(None)
     url = request.getfixturevalue("s3_url") if store == "s3" else datastore
     output = str(tmp_path / "out")
-    s = run_flow(FLOW, {"data": records_dir, "partitions": 4, "output": output},
+    data = records_dir
+    if store == "s3":  # the records (and their truth) are read from S3 too
+        import fsspec
+
+        data = f"{url}-input"
+        fs, root = fsspec.core.url_to_fs(data)
+        for name in sorted(os.listdir(records_dir)):
+            fs.put(os.path.join(records_dir, name), f"{root}/{name}")
+    s = run_flow(FLOW, {"data": data, "partitions": 4, "output": output},
                  datastore_url=url)
     assert s.successful, s.failures
     run = Run(s.pathspec, datastore=url)
