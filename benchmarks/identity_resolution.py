@@ -59,14 +59,30 @@ SPLINK_PINS = ["splink==5.0.0", "recordlinkage==0.16", "duckdb", "pyarrow"]
 TARGET_F1, TARGET_VS_SPLINK, TARGET_SPEEDUP = 0.99, 0.5, 1.7
 
 
+def private_heap(pid: int) -> int:
+    """Bytes of a process's private resident memory outside shared-memory mappings. USS
+    counts the pages of Ray's object store (/dev/shm) that only this worker has touched, and
+    every object a worker puts there touches new pages until the whole store is mapped, so
+    USS grows with the objects a worker ever made even when none is alive."""
+    total, shared = 0, False
+    with open(f"/proc/{pid}/smaps") as fh:
+        for line in fh:
+            key = line.split(None, 1)[0]
+            if not key.endswith(":"):  # a mapping's header: address range, perms, ..., path
+                fields = line.split()
+                path = fields[5] if len(fields) > 5 else ""
+                shared = path.startswith(("/dev/shm", "/memfd")) or "plasma" in path
+            elif key in ("Private_Clean:", "Private_Dirty:") and not shared:
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 class WorkerRssPeak:
-    """Largest private memory (USS: resident pages no other process shares) of the Ray
-    worker processes started by this script (only descendants of this process count: the
-    machine may be shared), by the step each was running: a worker running a task has the
-    process title `ray::<step>`. Not RSS: RSS also counts the pages of Ray's shared object
-    store a worker has touched, which grow with everything it ever put there. Sampled every
-    100 ms. A worker keeps memory its allocator freed, so a small task after a big one on the
-    same worker can read high: the figures are upper bounds per step."""
+    """Largest private heap (`private_heap`) of the Ray worker processes started by this
+    script (only descendants of this process count: the machine may be shared), by the step
+    each was running: a worker running a task has the process title `ray::<step>`. Sampled
+    every 100 ms. A worker keeps memory its allocator freed, so a small task after a big one
+    on the same worker can read high: the figures are upper bounds per step."""
 
     def __init__(self, interval: float = 0.1):
         self.interval, self.peak, self.by_step = interval, 0, {}
@@ -80,12 +96,12 @@ class WorkerRssPeak:
                 try:
                     cmd = " ".join(proc.cmdline())
                     if cmd.startswith("ray::") and "Agent" not in cmd:  # task workers only
-                        rss = proc.memory_full_info().uss
+                        rss = private_heap(proc.pid)
                         step = cmd[5:].split()[0] if len(cmd) > 5 else "?"
                         self.peak = max(self.peak, rss)
                         if step != "IDLE":
                             self.by_step[step] = max(self.by_step.get(step, 0), rss)
-                except (psutil.Error, IndexError):
+                except (psutil.Error, IndexError, OSError):
                     continue
 
     def __enter__(self):
@@ -235,7 +251,7 @@ def run_flow(data: str, workers: int, loaded, out_dir: str, measure: bool = Fals
     with open(os.path.join(output, "metrics.json")) as fh:
         m = json.load(fh)
     steps = ", ".join(f"{k} {mib(v)}" for k, v in sorted(rss.by_step.items()))
-    memory = f", worker USS peak {mib(rss.peak)} ({steps})" if measure else ""
+    memory = f", worker private heap peak {mib(rss.peak)} ({steps})" if measure else ""
     log(f"flow, {workers} worker(s): {wall:.1f} s, F1 {m.get('f1', float('nan')):.4f}{memory}")
     return {"wall": wall, "records": m["records"], "pairs": m["candidate_pairs"],
             "f1": m.get("f1"), "precision": m.get("precision"), "recall": m.get("recall"),
@@ -367,7 +383,7 @@ def report(records: int, public: list, g: dict) -> None:
         per_step = "; ".join(
             f"{k} {mib(quarter['by_step'].get(k, 0))} -> {mib(v)}"
             for k, v in sorted(two["by_step"].items(), key=lambda kv: -kv[1]))
-        targets.append(f"  - worker private memory (USS) by step, N/4 -> N: {per_step}. The "
+        targets.append(f"  - worker private heap by step, N/4 -> N: {per_step}. The "
                        f"cluster and end steps hold every record's id and every matched pair "
                        f"by design.")
     notes = ("Whole process = wall time of the command, Python start, Ray start (rayflow) and "
@@ -376,7 +392,8 @@ def report(records: int, public: list, g: dict) -> None:
              f"`generate.py` (seed fixed), Parquet shards of 50,000 records; rayflow with "
              f"`settings_files/people.yaml`. In-process rows: Runner on a Ray with 2 CPUs, "
              f"warmed by one N/4 run first; local datastore. The memory rows run on a fresh "
-             f"Ray each, with a sampler of the workers' private memory (USS) every 100 ms; "
+             f"Ray each, with a sampler of the workers' private heap (private resident pages "
+             f"outside Ray's shared object store) every 100 ms; "
              f"workers run several steps in turn, so a step's figure is an upper bound.\n\n")
     print(table)
     print("\n".join(targets))

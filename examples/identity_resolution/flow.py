@@ -404,6 +404,15 @@ def results_card(card_, m: dict, trained: dict, setup, score_hist, block_hist,
             {"data": {"values": [{"weight": cut_weight}]},
              "mark": {"type": "rule", "color": "#d64545"},
              "encoding": {"x": {"field": "weight", "type": "quantitative"}}}]}))
+    bins = er.alg.BLOCK_BINS
+    labels = [f"{lo}" if hi - lo == 1 else f"{lo}-{hi - 1}" if hi < 1 << 62 else f"{lo}+"
+              for lo, hi in zip(bins[:-1], bins[1:])]
+    card_.append(VegaChart({
+        "title": "Blocks by size (records sharing a blocking key; over max_block, split)",
+        "width": 520, "height": 220, "data": {"values": [{"size": lab, "blocks": int(c)}
+                                           for lab, c in zip(labels, block_hist)]},
+        "mark": "bar", "encoding": {"x": {"field": "size", "type": "ordinal", "sort": labels},
+                                    "y": {"field": "blocks", "type": "quantitative"}}}))
     if pairs.num_rows:
         close = pc.abs(pc.subtract(pairs["match_probability"], threshold))
         row = pairs.take(pc.sort_indices(close)[:1]).to_pylist()[0]

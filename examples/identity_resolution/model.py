@@ -252,7 +252,7 @@ def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
         pieces.append(piece)
     ids = pa.table({RID: cols[RID], SOURCE: cols[SOURCE],
                     "id": _chunk(table[settings.unique_id]) if settings.unique_id
-                    else pa.array(np.arange(n, dtype=np.int64)), TRUTH: cols[TRUTH]})
+                    else cols[RID], TRUTH: cols[TRUTH]})  # no ids given: the internal ones
     tf_counts = {}
     for comp in settings.comparisons:
         if comp.term_frequency:
