@@ -284,10 +284,11 @@ class IdentityResolutionFlow(FlowSpec):
         fs.makedirs(root, exist_ok=True)
         setup = self.setup
         clusters = self.clusters
-        self.clusters_url = dataset.write_parquet(clusters.select(
-            ["source", "id", "cluster_id", "cluster_size"]), f"{out}/clusters.parquet")
-        self.pairs_url = dataset.write_parquet(with_ids(self.pairs, clusters),
-                                               f"{out}/pairs.parquet")
+        names = setup.source_names
+        self.clusters_url = dataset.write_parquet(named_sources(clusters.select(
+            ["source", "id", "cluster_id", "cluster_size"]), names), f"{out}/clusters.parquet")
+        self.pairs_url = dataset.write_parquet(named_sources(with_ids(self.pairs, clusters),
+                                                             names), f"{out}/pairs.parquet")
         self.model_url = er.save_model(self.trained, f"{out}/model.json")
         seconds = time.time() - self.started
         records = clusters.num_rows
@@ -358,6 +359,16 @@ def with_ids(pairs: pa.Table, clusters: pa.Table) -> pa.Table:
     rest = [c for c in pairs.column_names if not c.startswith("__")]
     out.update({c: pairs[c] for c in rest})
     return pa.table(out)
+
+
+def named_sources(table: pa.Table, names) -> pa.Table:
+    """The source columns as the settings' source_names, when it gives them (else 0, 1...)."""
+    if not names:
+        return table
+    for i, col in enumerate(table.column_names):
+        if col in ("source", "source_l", "source_r"):
+            table = table.set_column(i, col, pc.take(pa.array(list(names)), table[col]))
+    return table
 
 
 def blocking_report(setup, rule_pairs, rule_true, true_pairs: int) -> list[dict]:

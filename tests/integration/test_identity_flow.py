@@ -84,7 +84,8 @@ def test_link_a_csv_with_a_saved_model(run_flow, datastore, records_dir, tmp_pat
         "new-", pc.cast(table["record_id"].slice(0, 600), pa.string()), ""))
     csv = str(tmp_path / "new.csv")
     pcsv.write_csv(new, csv)
-    text = open(SETTINGS).read().replace("link_type: dedupe", "link_type: link")
+    text = open(SETTINGS).read().replace("link_type: dedupe",
+                                         "link_type: link\nsource_names: [crm, signups]")
     linked = tmp_path / "link.yaml"
     linked.write_text(text)
     monkeypatch.setenv("METAFLOW_FLOW_CONFIG", json.dumps({"settings": str(linked)}))
@@ -99,7 +100,8 @@ def test_link_a_csv_with_a_saved_model(run_flow, datastore, records_dir, tmp_pat
     # Each new record is a copy of an old one: it must land in that record's cluster.
     clusters = pq.read_table(f"{out}/clusters.parquet").to_pylist()
     cluster_of = {(r["source"], str(r["id"])): r["cluster_id"] for r in clusters}
-    joined = sum(cluster_of[(1, f"new-{i}")] == cluster_of[(0, str(i))] for i in range(600))
+    joined = sum(cluster_of[("signups", f"new-{i}")] == cluster_of[("crm", str(i))]
+                 for i in range(600))
     assert joined >= 590, joined
 
 
