@@ -82,6 +82,12 @@ def _is_transient(exc: OSError) -> bool:
     return exc.errno in (errno.EREMOTEIO, errno.EBUSY) or "internal error" in text or \
         "slow down" in text or "service unavailable" in text
 
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text, cut: botocore puts a whole request body into some of its own."""
+    text = str(exc)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
 # The server did not answer: refused, closed, timed out.
 _GONE_ERRORS = (
     boto_errors.ConnectionError,        # EndpointConnectionError, ConnectTimeoutError; not OSError
@@ -89,6 +95,10 @@ _GONE_ERRORS = (
     FSTimeoutError,
     ConnectionError,
     TimeoutError,
+    # The connection dropped while a body was going out, and botocore's own retry could not
+    # rewind it: a memoryview body (sent without a copy) has no seek. The whole request is
+    # sent again from here, from the start of the same buffer.
+    boto_errors.UnseekableStreamError,
 )
 # No waiting helps these.
 _CREDENTIAL_ERRORS = (
@@ -182,8 +192,8 @@ class S3Storage(DataStoreStorage):
         endpoint = self.endpoint_url or "the AWS default endpoint"
         return DataStoreUnreachable(
             f"Cannot {action} {self.describe(path)}: the S3 datastore {self.url} at {endpoint} "
-            f"did not answer as expected ({type(exc).__name__}: {exc}). Check that the endpoint "
-            "is up and AWS_ENDPOINT_URL points at it, that the credentials are valid "
+            f"did not answer as expected ({type(exc).__name__}: {_short(exc)}). Check that the "
+            "endpoint is up and AWS_ENDPOINT_URL points at it, that the credentials are valid "
             "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE), and that --datastore "
             "(or RAYFLOW_DATASTORE) names the right bucket.")
 

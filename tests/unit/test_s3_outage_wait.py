@@ -76,3 +76,29 @@ def test_a_bad_wait_setting_is_one_clear_message(monkeypatch):
     monkeypatch.setenv("RAYFLOW_DATASTORE_OUTAGE_S", "soon")
     with pytest.raises(DataStoreError, match="RAYFLOW_DATASTORE_OUTAGE_S='soon'"):
         s3.outage_s()
+
+
+def test_a_body_botocore_could_not_rewind_is_sent_again(storage, monkeypatch):
+    """A connection dropped mid-upload of a memoryview body: botocore's own retry cannot seek
+    it and raises UnseekableStreamError; the whole request is sent again, and the message of
+    a final failure does not carry the body."""
+    monkeypatch.setenv("RAYFLOW_DATASTORE_OUTAGE_S", "5")
+    storage.expect_reachable()
+    body = memoryview(b"x" * 100_000)
+    calls = {"n": 0}
+
+    def op():
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise boto_errors.UnseekableStreamError(stream_object=body.tobytes())
+        return "ok"
+
+    assert storage._retrying("write", "x", op) == "ok" and calls["n"] == 3
+    monkeypatch.setenv("RAYFLOW_DATASTORE_OUTAGE_S", "0.1")
+
+    def always():
+        raise boto_errors.UnseekableStreamError(stream_object=body.tobytes())
+
+    with pytest.raises(DataStoreUnreachable) as err:
+        storage._retrying("write", "y", always)
+    assert len(str(err.value)) < 2_000 and "characters)" in str(err.value)
