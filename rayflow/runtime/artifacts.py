@@ -17,11 +17,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .wire import by_position
+
 # The hash of an artifact whose task handed it on before encoding it: the task that made it
 # (`key`) is not durable yet, and its record will have the hash.
 PENDING_SHA = ""
 
 
+@by_position
 @dataclass(frozen=True, slots=True)
 class ArtifactLoc:
     name: str
@@ -36,6 +39,11 @@ class ArtifactLoc:
     @property
     def pending(self) -> bool:
         return self.sha == PENDING_SHA
+
+    def at(self, ref: Any) -> "ArtifactLoc":
+        """The same location in the payload `ref` (dataclasses.replace, without its cost)."""
+        return ArtifactLoc(self.name, self.sha, self.encoding, self.type, self.size, ref,
+                           self.key, self.inline)
 
     def info(self):
         from ..datastore import ArtifactInfo
@@ -57,17 +65,21 @@ class InlineRef:
         self.value = value
 
 
-class Scope:
-    """The artifacts a task sees: `own` (name -> ArtifactLoc) over the parent's scope, less
-    the inherited names the task deleted (`removed`)."""
+_NOTHING: frozenset = frozenset()
 
-    __slots__ = ("parent", "own", "removed")
+
+class Scope:
+    """The artifacts a task of `step` sees: `own` (name -> ArtifactLoc) over the parent's
+    scope, less the inherited names the task deleted (`removed`)."""
+
+    __slots__ = ("parent", "own", "removed", "step")
 
     def __init__(self, own: dict[str, ArtifactLoc], parent: "Scope | None" = None,
-                 removed: tuple[str, ...] = ()):
+                 removed: tuple[str, ...] = (), step: str | None = None):
         self.own = own
         self.parent = parent
-        self.removed = frozenset(removed)
+        self.removed = frozenset(removed) if removed else _NOTHING
+        self.step = step
 
     def flatten(self) -> dict[str, ArtifactLoc]:
         chain = []

@@ -248,10 +248,7 @@ class AwaitedRecords:
 
     def resolve_join(self, spec: TaskSpec) -> None:
         """The hashes a join compares (merge_artifacts), before it runs."""
-        for inp in spec.join_inputs:
-            inp.own = {n: self._final(loc, spec.awaits) for n, loc in inp.own.items()}
-        spec.join_bases = [{n: self._final(loc, spec.awaits) for n, loc in base.items()}
-                           for base in spec.join_bases]
+        spec.join.resolve_pending(lambda loc: self._final(loc, spec.awaits))
 
 
 def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedTask]) -> None:
@@ -271,7 +268,7 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             foreach_stack=[list(f) for f in spec.foreach_stack], iteration=spec.iteration,
             foreach_num_splits=o.num_splits,
             transition={"steps": list(o.next_steps), "foreach": o.foreach},
-            parents=list(spec.parents), inputs=cap.inputs_read,
+            parents=spec.parent_pathspecs(ctx.flow_name, ctx.run_id), inputs=cap.inputs_read,
             code_hash=ctx.code_hashes.get(spec.step, ""), params=params,
             user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
             exception=o.error.to_json() if o.error else None, origin_pathspec=None,
@@ -347,7 +344,8 @@ def _record_crash(ds, ctx: RunContext, specs: list[TaskSpec], crash) -> None:
         flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
         attempt=spec.attempt, status="failed", foreach_stack=[list(f) for f in spec.foreach_stack],
         iteration=spec.iteration,
-        parents=list(spec.parents), code_hash=ctx.code_hashes.get(spec.step, ""),
+        parents=spec.parent_pathspecs(ctx.flow_name, ctx.run_id),
+        code_hash=ctx.code_hashes.get(spec.step, ""),
         params=params_as_json(ctx.params), user=ctx.user, node=_node_name(),
         started_at=now, finished_at=now, exception=error.to_json(),
         python_version=platform.python_version())])

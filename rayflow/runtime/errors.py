@@ -28,6 +28,7 @@ from ..exceptions import (
     SchedulingError,
     StepFailed,
 )
+from .wire import by_position
 
 
 class ErrorKind(str, Enum):
@@ -37,6 +38,7 @@ class ErrorKind(str, Enum):
     SYSTEM = "system"
 
 
+@by_position
 @dataclass(frozen=True, slots=True)
 class TaskError:
     kind: ErrorKind

@@ -28,10 +28,11 @@ from .crash import remove_run_spool
 from .errors import ErrorKind, TaskError
 from .executor import Executor, make_executor
 from .flowfile import LoadedFlow, display_path, flow_code_hash, step_code_hashes
+from .joins import JoinTable
 from .progress import Progress
 from .resume import Cloner, ResumeRequest, plan_resume
 from .scheduler import Fanout, ReadyTask, Scheduler, TaskDone
-from .spec import ItemLoc, JoinInput, RunContext, TaskOutcome, TaskSpec
+from .spec import ItemLoc, RunContext, TaskOutcome, TaskSpec
 
 
 @dataclass
@@ -94,7 +95,9 @@ class Runner:
         self.decos: dict[str, StepDecorators] = {}
         if options.resume is None:  # a resume builds them once it has the origin's configs
             self._build_decorators()
-        self.scheduler = Scheduler(self.graph)
+        # A join's inputs wait as columns, not as a link and a scope per input.
+        self.scheduler = Scheduler(self.graph,
+                                   new_bucket=lambda node, n: JoinTable(n, node.join_of))
         self.queue: deque = deque()
         self.retries = RetryQueue()
         self.failures: list[TaskOutcome] = []
@@ -379,19 +382,24 @@ class Runner:
         return res.ray_options(None) if not res.is_dynamic else {"num_cpus": 1.0}
 
     def _spec_for(self, task: ReadyTask, attempt: int, flat_cache: dict) -> TaskSpec:
-        parents = tuple(f"{self.flow.name}/{self.run_id}/{p.key.step}/{p.key.task_id}"
-                        for p in task.parents)
+        if task.is_join:
+            # Its parents' pathspecs are made in the worker, from the table.
+            spec = TaskSpec(task.step, task.task_id, attempt, task.stack,
+                            iteration=task.iteration, join=task.parents.seal())
+            if self.undurable:
+                # A join's inputs are durable (never handed on early), but what they
+                # inherited may not be yet.
+                spec.awaits = self._awaits(task, spec.join.pending_makers(), parents=False)
+            return spec
+        # Every split of a foreach has the same parent: its pathspec is made once a batch.
+        first = task.parents[0].key if task.parents else None
+        parents = flat_cache.get(first)
+        if parents is None:
+            parents = flat_cache[first] = tuple(
+                f"{self.flow.name}/{self.run_id}/{p.key.step}/{p.key.task_id}"
+                for p in task.parents)
         spec = TaskSpec(task.step, task.task_id, attempt, task.stack, parents=parents,
                         iteration=task.iteration)
-        if task.is_join:
-            spec.join_inputs, spec.join_bases = self._join_inputs(task)
-            if self.undurable:
-                makers = {loc.key for base in spec.join_bases for loc in base.values()
-                          if loc.pending}
-                makers.update(loc.key for inp in spec.join_inputs for loc in inp.own.values()
-                              if loc.pending)
-                spec.awaits = self._awaits(task, makers)
-            return spec
         if task.parents:
             scope = task.parents[0].scope
             cached = flat_cache.get(id(scope))
@@ -410,27 +418,15 @@ class Runner:
                                 fan.foreach_var, fan.var_sha, i)
         return spec
 
-    def _awaits(self, task: ReadyTask, makers) -> dict[str, str] | None:
+    def _awaits(self, task: ReadyTask, makers, parents: bool = True) -> dict[str, str] | None:
         """The not yet durable tasks that `task` depends on: its parents, and the makers of
         artifacts it sees whose hashes are still to come."""
         und = self.undurable
         out = {tid: und[tid][0] for tid in makers if tid in und}
-        for p in task.parents:
+        for p in task.parents if parents else ():
             if p.key.task_id in und:
                 out[p.key.task_id] = p.key.step
         return out or None
-
-    def _join_inputs(self, task: ReadyTask):
-        bases, base_index, inputs = [], {}, []
-        for link in task.parents:
-            scope = link.scope
-            parent = scope.parent
-            key = id(parent)
-            if key not in base_index:
-                base_index[key] = len(bases)
-                bases.append(parent.flatten() if parent is not None else {})
-            inputs.append(JoinInput(link.key.step, link.key.task_id, scope.own, base_index[key]))
-        return inputs, bases
 
     # --------------------------------------------------------------------------- results
     def _on_result(self, result: BatchResult) -> None:
@@ -458,7 +454,7 @@ class Runner:
             self.graph[s].type != "join" for s in outcome.next_steps)
 
     def _own_locs(self, outcome: TaskOutcome, payload_ref) -> dict:
-        own = {n: dataclasses.replace(loc, ref=payload_ref) for n, loc in outcome.new.items()}
+        own = {n: loc.at(payload_ref) for n, loc in outcome.new.items()}
         own.update(outcome.adopted)
         return own
 
@@ -513,7 +509,7 @@ class Runner:
         """Hand a finished (or cloned) task to the scheduler and queue what became ready.
         `counted=False`: its checkpoint is still being written; it counts as done later."""
         parent = None if task.is_join or not task.parents else task.parents[0].scope
-        scope = Scope(own, parent, removed)
+        scope = Scope(own, parent, removed, task.step)
         if counted:
             self.done_count += 1
         done = TaskDone(task.step, task.stack, tuple(next_steps), foreach, num_splits, scope,

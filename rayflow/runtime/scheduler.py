@@ -18,10 +18,13 @@ When a task finishes, `task_done` looks at the step's transition in the graph:
 - a switch makes one task, of the case it chose; a case that runs the switch's own step
   again (recursion) makes a task of the same step and stack with its `iteration` one higher,
   so each run of the step is a task of its own;
-- an edge into a join parks the finished task in a `JoinBucket`. A static join waits for one
-  task from each branch of its split with the same stack (a branch with a switch in it may
-  arrive from any of its cases); a foreach join waits for all N splits that share the stack
-  without its last frame. The bucket releases one `ReadyTask` when it is full.
+- an edge into a join parks the finished task in a bucket, at its slot: a static join waits
+  for one task from each branch of its split with the same stack (slot = the branch's place
+  among the join's in-steps; a branch with a switch in it may arrive from any of its cases);
+  a foreach join waits for all N splits that share the stack without its last frame (slot =
+  the split's index). The bucket releases one `ReadyTask` when it is full. The runtime's
+  bucket keeps its inputs as columns (`runtime/joins.py`), so a million-way join costs flat
+  arrays rather than a million links.
 
 Each finished task carries an opaque `scope` (the runtime keeps its artifact locations there);
 the scheduler passes it on to the children and join buckets and never looks inside. Nothing
@@ -30,7 +33,7 @@ else is kept per task, so memory falls as tasks finish.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ..exceptions import InvalidNextError
@@ -134,10 +137,26 @@ class TaskDone:
         return TaskKey(self.step, self.task_id)
 
 
-@dataclass(slots=True)
-class JoinBucket:
-    expected: int
-    arrived: dict = field(default_factory=dict)  # in-step name or split index -> ParentLink
+class LinkBucket:
+    """The inputs of one join as they arrive, kept as links (slot -> ParentLink). The runtime
+    gives the scheduler a columnar bucket instead (`runtime.joins.JoinTable`), with the same
+    `add`, `full` and the inputs in slot order as the join's parents."""
+
+    def __init__(self, join_node, expected: int):
+        self.expected = expected
+        self.arrived: dict[int, ParentLink] = {}
+
+    def add(self, slot: int, link: ParentLink) -> None:
+        if slot in self.arrived:
+            raise RuntimeError(f"task {link.key} arrived twice at a join (input {slot})")
+        self.arrived[slot] = link
+
+    @property
+    def full(self) -> bool:
+        return len(self.arrived) == self.expected
+
+    def parents(self) -> list[ParentLink]:
+        return [self.arrived[i] for i in range(self.expected)]
 
 
 def _branch_of(node) -> str:
@@ -148,9 +167,13 @@ def _branch_of(node) -> str:
 
 
 class Scheduler:
-    def __init__(self, graph):
+    """`new_bucket(join_node, expected)` makes the bucket a join's inputs wait in (default: a
+    `LinkBucket`); a full bucket's `parents()` become the join's parents."""
+
+    def __init__(self, graph, new_bucket=None):
         self.graph = graph
-        self._buckets: dict[tuple, JoinBucket] = {}
+        self._new_bucket = new_bucket or LinkBucket
+        self._buckets: dict[tuple, Any] = {}
         self.finished = False
         self._next_id = 0
 
@@ -204,15 +227,16 @@ class Scheduler:
             slot, expected = frame[1], frame[2]
         else:
             # One task per branch of the split, whichever case of a switch it came through.
-            outer, expected = done.stack, len(self._branches(tnode))
-            slot = self._arrival_branch(done.step, tnode)
-        bucket = self._buckets.setdefault((target, outer), JoinBucket(expected))
-        if slot in bucket.arrived:
-            raise RuntimeError(f"task {done.key} arrived twice at join {target}")
-        bucket.arrived[slot] = link
-        if len(bucket.arrived) == bucket.expected:
+            branches = self._branches(tnode)
+            outer, expected = done.stack, len(branches)
+            slot = branches.index(self._arrival_branch(done.step, tnode))
+        bucket = self._buckets.get((target, outer))
+        if bucket is None:
+            bucket = self._buckets[(target, outer)] = self._new_bucket(tnode, expected)
+        bucket.add(slot, link)
+        if bucket.full:
             del self._buckets[(target, outer)]
-            yield ReadyTask(target, outer, self._ordered(tnode, bucket), is_join=True,
+            yield ReadyTask(target, outer, bucket.parents(), is_join=True,
                             task_id=self._new_id())
 
     def _arrival_branch(self, step: str, join_node) -> str:
@@ -226,11 +250,6 @@ class Scheduler:
         """The branches a static join waits for, in the order of its in-steps."""
         return tuple(dict.fromkeys(self._arrival_branch(p, join_node)
                                    for p in join_node.in_funcs))
-
-    def _ordered(self, tnode, bucket: JoinBucket) -> list[ParentLink]:
-        if tnode.is_foreach_join:
-            return [bucket.arrived[i] for i in range(bucket.expected)]
-        return [bucket.arrived[b] for b in self._branches(tnode)]
 
     def _arrive_empty_foreach(self, node, done: TaskDone, link: ParentLink):
         """A foreach over nothing: its join runs at once, with no inputs."""

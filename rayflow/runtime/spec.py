@@ -12,6 +12,7 @@ from typing import Any
 
 from .artifacts import ArtifactLoc
 from .errors import TaskError
+from .wire import by_position
 
 
 @dataclass
@@ -45,6 +46,7 @@ class RunContext:
     driver_cwd: str | None = None
 
 
+@by_position
 @dataclass(slots=True)
 class ItemLoc:
     """Where a foreach split's own item is: element `offset` of the chunk behind `ref`; it is
@@ -57,14 +59,7 @@ class ItemLoc:
     index: int = 0
 
 
-@dataclass(slots=True)
-class JoinInput:
-    step: str
-    task_id: str
-    own: dict[str, ArtifactLoc]
-    base: int  # index into TaskSpec.join_bases
-
-
+@by_position
 @dataclass(slots=True)
 class TaskSpec:
     step: str
@@ -73,8 +68,8 @@ class TaskSpec:
     foreach_stack: tuple
     view: dict[str, ArtifactLoc] = field(default_factory=dict)
     item: ItemLoc | None = None
-    join_inputs: list[JoinInput] | None = None
-    join_bases: list[dict[str, ArtifactLoc]] | None = None
+    # A join's inputs, as columns (runtime/joins.py); its parents' pathspecs come from them.
+    join: Any = None
     parents: tuple[str, ...] = ()
     # @catch's fallback attempt: the step's process died on every attempt, so its code is not
     # run again; the task records the failure in @catch's variable and takes its transition.
@@ -89,9 +84,15 @@ class TaskSpec:
 
     @property
     def is_join(self) -> bool:
-        return self.join_inputs is not None
+        return self.join is not None
+
+    def parent_pathspecs(self, flow: str, run_id: str) -> list[str]:
+        if self.parents or self.join is None:
+            return list(self.parents)
+        return self.join.pathspecs(flow, run_id)
 
 
+@by_position
 @dataclass(slots=True)
 class TaskOutcome:
     step: str

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from ..exceptions import RayflowException
 from .artifacts import ArtifactLoc, InlineRef
-from .spec import ItemLoc, JoinInput, TaskSpec
+from .joins import JoinTable
+from .spec import ItemLoc, TaskSpec
 
 SPIN_DIR = "_spin"
 
@@ -109,9 +110,8 @@ def build_spec(ds, loaded, rec, overrides: dict[str, ArtifactLoc]) -> TaskSpec:
     stack = tuple(tuple(f) for f in rec.foreach_stack)
     spec = TaskSpec(rec.step, rec.task_id, 0, stack, parents=tuple(rec.parents))
     if node.is_join:
-        spec.join_inputs = [JoinInput(p.step, p.task_id, {**_locs(p.artifacts), **overrides}, 0)
-                            for p in parents]
-        spec.join_bases = [{}]
+        spec.join = JoinTable.of([(p.step, p.task_id, {**_locs(p.artifacts), **overrides})
+                                  for p in parents])
         return spec
     if parents:
         parent = parents[0]
@@ -188,8 +188,7 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
         infos = target.save_artifacts(values)
         overrides = _locs(infos)
     spec = build_spec(origin, loaded, rec, overrides)
-    locs = list(spec.view.values()) + [loc for j in spec.join_inputs or [] for loc in
-                                      j.own.values()]
+    locs = list(spec.view.values()) + (list(spec.join.locations()) if spec.join else [])
     _copy_blobs(origin, target, [loc for loc in locs if loc.name not in overrides])
     params = origin_parameters(origin, run_id, loaded.cls)
     spin_run = target.new_run_id()

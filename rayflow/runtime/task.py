@@ -241,26 +241,25 @@ MAX_JOIN_READS = 10_000  # lineage entries a join records for what it read from 
 def _make_inputs(flow, spec: TaskSpec, loader, param_locs: dict, graph) -> Inputs:
     cls = type(flow)
     join_state = state_of(flow)
-    inputs = spec.join_inputs
+    table = spec.join
     node = graph[spec.step]
     # The inputs of a foreach join are the splits of the foreach it closes: one frame deeper.
-    inner = (node.join_of, len(inputs)) if node.is_foreach_join else None
+    inner = (node.join_of, len(table)) if node.is_foreach_join else None
 
     def make(i: int):
-        inp = inputs[i]
-        view = {**param_locs, **spec.join_bases[inp.base], **inp.own}
+        step = table.step_of(i)
         view_flow = cls.__new__(cls)
         stack = list(spec.foreach_stack)
         if inner is not None:
             # The inputs of a foreach join come in split order: input i is split i.
             stack.append((inner[0], i, inner[1]))
-        FlowState(step=inp.step, params=join_state.params, view=view, loader=loader,
-                  foreach_stack=stack, foreach_vars=_foreach_vars(graph, stack),
-                  read_sink=_join_read_sink(join_state, inp.step, inp.task_id)
+        FlowState(step=step, params=join_state.params, view=table.view(i, param_locs),
+                  loader=loader, foreach_stack=stack, foreach_vars=_foreach_vars(graph, stack),
+                  read_sink=_join_read_sink(join_state, step, table.task_id_of(i))
                   ).attach(view_flow)
         return view_flow
 
-    return Inputs([i.step for i in inputs], make)
+    return Inputs(table.step_names(), make)
 
 
 def _join_read_sink(join_state: FlowState, step: str, task_id: str):
