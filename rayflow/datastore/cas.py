@@ -45,6 +45,9 @@ class SavedBlob(NamedTuple):
     size: int
 
 
+HASH_BYTES = 16  # xxh3-128: a blob's key is 32 hex digits
+
+
 def blob_hash(data: BytesLike) -> str:
     """xxh3-128 hex digest; xxhash reads the buffer in place, so a memoryview is not copied."""
     return xxhash.xxh3_128(data).hexdigest()

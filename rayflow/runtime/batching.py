@@ -120,7 +120,8 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
 
     1. the payload (task id -> new artifact values), for the object store;
     2. the outcomes, as soon as the steps have run: the runner may start the next steps on
-       the payload now, while this worker writes the checkpoint;
+       the payload now, while this worker writes the checkpoint (None for a task whose next
+       steps may not start early, see `starts_early`);
     3. the outcomes again once blobs, records and logs are durable, with the hashes of the
        values whose encoding waited (`task.finish_encoding`).
 
@@ -156,7 +157,9 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
         try:
             captured = [run_task(ctx, wf, spec, loader, ds, node, spool) for spec in specs]
             yield {c.outcome.task_id: c.values for c in captured if c.values}
-            yield [c.outcome for c in captured]
+            # Only the tasks whose next steps may start before the checkpoint is written: the
+            # others (into a join, or failed) wait for the durable outcomes.
+            yield [c.outcome if starts_early(wf.graph, c.outcome) else None for c in captured]
             for spec, cap in zip(specs, captured):
                 finish_encoding(cap, spec, ds.artifacts)
                 if spec.awaits:
@@ -166,6 +169,13 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
             spool.close(remove=True)
         render_cards(ds, ctx, wf, specs, captured)
     yield [c.outcome for c in captured]
+
+
+def starts_early(graph, outcome: TaskOutcome) -> bool:
+    """Whether the next steps of a finished task may start on its values while its
+    checkpoint is being written: never for a join, whose inputs must be durable."""
+    return outcome.ok and bool(outcome.next_steps) and all(
+        graph[s].type != "join" for s in outcome.next_steps)
 
 
 def warm_worker(ctx: RunContext) -> int:

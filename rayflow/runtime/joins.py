@@ -5,9 +5,9 @@ A join needs three things of each input: which task it is (step and task id), wh
 inherited from the step that split (its *base*, the same object for every input of a foreach),
 and the artifacts it made or changed below that step (its *own* locations). A `JoinTable` keeps
 them in arrays: per input a step index, a task id, a base index and where its own locations
-start; per location a name index, the hash as 32 raw bytes, encoding and type indices, the size,
+start; per location a name index, the hash as raw bytes, encoding and type indices, the size,
 the payload (an index into the distinct payload refs, one per batch), the task that made it and
-its inline bytes. That is about 25 bytes an input and 70 an artifact, against about 1.4 KB a
+its inline bytes. That is about 30 bytes an input and 60 an artifact, against about 1.4 KB a
 split for the scopes, links and location objects this replaces.
 
 The runner fills a table as the inputs arrive (`add`, from the scheduler's join bucket), then
@@ -15,7 +15,7 @@ sends the same object as the join's spec: `seal` flattens the few distinct bases
 drops what only the driver needs, so the spec is a few byte strings. The worker builds one
 input's view only when the step touches it (`view`).
 
-A location that does not fit the columns (a hash that is not 64 hex digits, a task id that is
+A location that does not fit the columns (a hash of another length, a task id that is
 not a plain number) is kept whole, so nothing is lost for a shape the columns did not foresee.
 No Ray here: payload refs are opaque objects.
 """
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from array import array
 
+from ..datastore.cas import HASH_BYTES
 from .artifacts import PENDING_SHA, ArtifactLoc
 from .scheduler import ParentLink, TaskKey
 
-_SHA_BYTES = 32
+_SHA_BYTES = HASH_BYTES
 _NO_SHA = bytes(_SHA_BYTES)
 _DRIVER_ONLY = ("_filled", "_base_scopes", "_base_ids", "_step_ix", "_name_ix", "_string_ix",
                 "_ref_ix")

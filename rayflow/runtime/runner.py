@@ -23,7 +23,7 @@ from ..exceptions import DataStoreError, RayflowException, UnsaveableArtifactErr
 from ..parameters import flow_constants, params_as_json
 from ..project import resolve_project
 from .artifacts import ArtifactLoc, Scope
-from .batching import Batch, BatchResult, BatchSizer, chunking
+from .batching import Batch, BatchResult, BatchSizer, chunking, starts_early
 from .crash import remove_run_spool
 from .errors import ErrorKind, TaskError
 from .executor import Executor, make_executor
@@ -435,7 +435,7 @@ class Runner:
             # being written. The next steps may start now, except a join: a join's inputs
             # must be durable before it runs.
             for task, outcome in zip(result.batch.tasks, result.outcomes):
-                if outcome.ok and self._starts_early(outcome):
+                if outcome is not None and starts_early(self.graph, outcome):
                     self._hand_on(task, outcome, result.payload_ref)
             return
         if result.outcomes is not None:
@@ -448,10 +448,6 @@ class Runner:
                 self._on_success(task, outcome, result.payload_ref)
             else:
                 self._on_failure(task, attempt, error, outcome)
-
-    def _starts_early(self, outcome: TaskOutcome) -> bool:
-        return bool(outcome.next_steps) and all(
-            self.graph[s].type != "join" for s in outcome.next_steps)
 
     def _own_locs(self, outcome: TaskOutcome, payload_ref) -> dict:
         own = {n: loc.at(payload_ref) for n, loc in outcome.new.items()}

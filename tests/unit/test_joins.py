@@ -7,13 +7,14 @@ import tracemalloc
 
 import pytest
 
+from rayflow.datastore.cas import blob_hash
 from rayflow.runtime.artifacts import PENDING_SHA, ArtifactLoc, InlineRef, Scope
 from rayflow.runtime.joins import JoinTable, collapse
 from rayflow.runtime.scheduler import ParentLink, TaskKey
 
 
 def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    return blob_hash(text.encode())  # the datastore's own hash
 
 
 def loc(name, value="v", ref=None, key="3", inline=None, sha_=None, type_="builtins.int"):
@@ -52,10 +53,11 @@ def test_locations_come_back_exactly_as_they_went_in():
         loc("b", ref=refs[1], key="6", inline="gASVBQAAAAAAAABLAi4="),
         loc("c", ref=None, key=None),
         loc("d", sha_=PENDING_SHA, key="7", ref=refs[0]),
-        loc("e", sha_="not-a-sha256", key="8"),            # kept whole
+        loc("e", sha_="not-a-hash", key="8"),              # kept whole
+        loc("e2", sha_=hashlib.sha256(b"x").hexdigest()),  # another hash's length: kept whole
         loc("f", key="007"),                               # not a plain number: kept whole
         loc("g", sha_=sha("g").upper()),                   # upper-case hex: kept whole
-        loc("h", sha_="0" * 64),                           # all zeros is not "pending"
+        loc("h", sha_="0" * 32),                           # all zeros is not "pending"
     ]
     table = JoinTable(3, "fan")
     split = Scope({"items": loc("items")}, None, (), "fan")
@@ -132,5 +134,6 @@ def test_a_wide_join_costs_flat_arrays_not_objects_per_input():
     # replaces cost about 1.4 KB a split.
     assert kept < 200 * n, f"{kept / n:.0f} bytes an input"
     assert len(spec) < 150 * n, f"{len(spec) / n:.0f} bytes an input in the spec"
+    assert not table.odd  # the datastore's own locations all fit the columns
     back = pickle.loads(spec)
     assert back.view(n - 1)["out"].key == str(100 + n - 1)
