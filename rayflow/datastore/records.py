@@ -38,13 +38,18 @@ def gc_paused():
 
 
 @functools.cache
-def _field_names(cls: type) -> frozenset[str]:
+def field_names(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def field_order(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
 def _known_fields(cls: type, data: dict) -> dict:
     """The keys of `data` that are fields of `cls`: newer writers may add fields."""
-    names = _field_names(cls)
+    names = field_names(cls)
     return {k: v for k, v in data.items() if k in names}
 
 
@@ -134,7 +139,8 @@ class TaskRecord:
         return f"{self.flow}/{self.run_id}/{self.step}/{self.task_id}"
 
     def to_json(self) -> dict:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        # Field names looked up once per class: this runs for every task of a big foreach.
+        data = {name: getattr(self, name) for name in field_order(type(self))}
         data["artifacts"] = {name: info.to_json() for name, info in self.artifacts.items()}
         data["foreach_stack"] = [list(frame) for frame in self.foreach_stack]
         data["version"] = RECORD_VERSION
@@ -142,15 +148,21 @@ class TaskRecord:
 
     @classmethod
     def from_json(cls, d: dict) -> TaskRecord:
-        data = _known_fields(cls, d)
-        data["artifacts"] = {name: ArtifactInfo.from_json(info)
-                             for name, info in d.get("artifacts", {}).items()}
-        data["foreach_stack"] = [tuple(frame) for frame in d.get("foreach_stack", [])]
-        data["attempt"] = int(d.get("attempt", 0))
-        if "iteration" not in d:  # records before run-wide ids: "3.2" was iteration 2
-            _, dot, it = str(d.get("task_id", "")).partition(".")
-            data["iteration"] = int(it) if dot and it.isdigit() else 0
-        return cls(**data)
+        return record_from_fields(d, {name: ArtifactInfo.from_json(info)
+                                      for name, info in d.get("artifacts", {}).items()})
+
+
+def record_from_fields(d: dict, artifacts: dict[str, ArtifactInfo]) -> TaskRecord:
+    """A TaskRecord from its JSON fields (a record file's, or one row of a bundle's columns)
+    and its artifacts, already decoded."""
+    data = _known_fields(TaskRecord, d)
+    data["artifacts"] = artifacts
+    data["foreach_stack"] = [tuple(frame) for frame in d.get("foreach_stack", [])]
+    data["attempt"] = int(d.get("attempt", 0))
+    if "iteration" not in d:  # records before run-wide ids: "3.2" was iteration 2
+        _, dot, it = str(d.get("task_id", "")).partition(".")
+        data["iteration"] = int(it) if dot and it.isdigit() else 0
+    return TaskRecord(**data)
 
 
 @dataclass
