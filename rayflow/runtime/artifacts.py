@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..datastore.records import ArtifactInfo
 from .wire import by_position
 
 # The hash of an artifact whose task handed it on before encoding it: the task that made it
@@ -46,10 +47,7 @@ class ArtifactLoc:
                            self.key, self.inline)
 
     def info(self):
-        from ..datastore import ArtifactInfo
-
-        return ArtifactInfo(sha=self.sha, size=self.size, type=self.type, encoding=self.encoding,
-                            inline=self.inline)
+        return ArtifactInfo(self.sha, self.size, self.type, self.encoding, self.inline)
 
     @classmethod
     def from_info(cls, name: str, info, ref=None, key=None) -> "ArtifactLoc":

@@ -215,8 +215,19 @@ def _input_loader(spec: TaskSpec, loader: ArtifactLoader):
     return load
 
 
+_FOREACH_VARS: dict = {}
+
+
 def _foreach_vars(graph, stack) -> list:
-    return [graph[frame[0]].foreach_param if frame[0] in graph else None for frame in stack]
+    key = (id(graph), tuple(frame[0] for frame in stack))
+    hit = _FOREACH_VARS.get(key)
+    if hit is None:
+        if len(_FOREACH_VARS) > 1024:
+            _FOREACH_VARS.clear()
+        # The graph is kept with its entry, so its id cannot name another graph meanwhile.
+        hit = _FOREACH_VARS[key] = (graph, [
+            graph[frame[0]].foreach_param if frame[0] in graph else None for frame in stack])
+    return list(hit[1])
 
 
 def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
@@ -225,11 +236,13 @@ def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
         d.task_pre_step(flow, tctx)
     try:
         func = getattr(flow, spec.step)
-        with _time_limit(decos.timeout_seconds, spec.step, hard_timeout):
-            if spec.is_join:
-                func(_make_inputs(flow, spec, loader, param_locs, graph))
-            else:
-                func()
+        args = (_make_inputs(flow, spec, loader, param_locs, graph),) if spec.is_join else ()
+        seconds = decos.timeout_seconds
+        if not seconds:
+            func(*args)
+        else:
+            with _time_limit(seconds, spec.step, hard_timeout):
+                func(*args)
     finally:
         for d in reversed(decos.all):
             d.task_post_step(flow, tctx)
@@ -555,7 +568,13 @@ class _Tee(io.TextIOBase):
         self._sink = sink  # also gets every piece of text, as it is written
         self._lines: list[list] = []   # [time, text] per line, the last one maybe unfinished
         self._at_line_start = True
-        self.buffer = _TeeBuffer(self)
+        self._buffer = None
+
+    @property
+    def buffer(self) -> "_TeeBuffer":
+        if self._buffer is None:  # made when asked for: most tasks never write bytes
+            self._buffer = _TeeBuffer(self)
+        return self._buffer
 
     @property
     def encoding(self) -> str:
@@ -591,7 +610,7 @@ class _Tee(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        if self.real is not None:
+        if self.real is not None and self._lines:
             try:
                 self.real.flush()
             except (ValueError, OSError):
@@ -602,6 +621,8 @@ class _Tee(io.TextIOBase):
 
     def stored(self) -> str:
         """The log as the datastore keeps it: every line with its time."""
+        if not self._lines:
+            return ""
         return encode_timed_log((stamp, text.rstrip("\r\n")) for stamp, text in self._lines)
 
     def isatty(self) -> bool:
@@ -625,15 +646,22 @@ class _TeeBuffer(io.RawIOBase):
         self._tee.flush()
 
 
-@contextmanager
-def _captured_output(prefix: str, sink=None):
-    old_out, old_err = sys.stdout, sys.stderr
-    out = _Tee(old_out, prefix, sink and (lambda text: sink("stdout", text)))
-    err = _Tee(old_err, prefix, sink and (lambda text: sink("stderr", text)))
-    sys.stdout, sys.stderr = out, err
-    try:
-        yield out, err
-    finally:
-        out.flush()
-        err.flush()
-        sys.stdout, sys.stderr = old_out, old_err
+class _captured_output:
+    """sys.stdout and sys.stderr as `_Tee`s for the block (a class, not a generator: it runs
+    twice for every task of a 100,000-split foreach)."""
+
+    def __init__(self, prefix: str, sink=None):
+        self.prefix, self.sink = prefix, sink
+
+    def __enter__(self):
+        sink = self.sink
+        self.old = sys.stdout, sys.stderr
+        out = _Tee(self.old[0], self.prefix, sink and (lambda text: sink("stdout", text)))
+        err = _Tee(self.old[1], self.prefix, sink and (lambda text: sink("stderr", text)))
+        sys.stdout, sys.stderr = self.tees = out, err
+        return out, err
+
+    def __exit__(self, *exc) -> None:
+        for tee in self.tees:
+            tee.flush()
+        sys.stdout, sys.stderr = self.old

@@ -282,3 +282,23 @@ def test_current_tags_task_and_run_as_in_metaflow(tmp_path):
     assert start.ns == f"user:{run_.user}"
     assert start.task_obj.pathspec == f"{s.pathspec}/start/0"
     assert start.run_obj.pathspec == s.pathspec and start.run_obj["end"].task.successful
+
+
+def test_a_join_sees_what_each_input_saw_through_a_deep_foreach_body(tmp_path):
+    """The join's inputs wait as columns (runtime/joins.py): what each split set in the steps
+    between the split and the join, what it changed and what it deleted, all come back per
+    input, and the join's record names every parent."""
+    ds = str(tmp_path / "ds")
+    s = run("deep_join_flow.py", ds, {"n": 7})
+    assert s.successful, s.failures
+    run_ = Run(s.pathspec, datastore=ds)
+    data = run_["join"].task.data
+    assert data.xs == [10 * i + 1 for i in range(7)]
+    assert data.ys == [2 * (10 * i + 1) for i in range(7)]
+    assert data.tags == [f"a{i}" for i in range(7)]
+    assert data.shared_seen == {"from start"}
+    assert data.doomed_seen == [False] * 7
+    parents = run_["join"].task.parent_task_pathspecs
+    assert [p.split("/")[2] for p in parents] == ["c"] * 7
+    ys = [run_["c"][p.split("/")[3]].data.y for p in parents]
+    assert ys == data.ys  # in split order
