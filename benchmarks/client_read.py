@@ -5,10 +5,13 @@
 A run of `start -> foreach over range(N) -> work (self.out = self.input * 2) -> join -> end`
 is made once (in-process Runner on an embedded Ray, local datastore). Then, each in a fresh
 Python process: (1) list every task of `work` with `list(Run(...)["work"])`, checking each is
-successful; (2) load the small artifact `out` of 1,000 of them, checking its value. The same
-two reads run with the rayflow revision `--baseline` (default: the one before the one-pass
-step index), unpacked beside this one, on the same datastore, alternated with the current
-code, on a smaller run (`--baseline-n`, 1,000 splits): per-task reads take hours at 100,000.
+successful; (2) load the small artifact `out` of 1,000 of them, checking its value.
+
+Two earlier revisions, unpacked beside this one, make runs of the same flow with their own
+code (so in the bundle format they wrote) and read them, alternated with the current code:
+`--before` (default: the revision before bundles were written column by column), at N, and
+`--baseline` (default: the one before the one-pass step index), on a smaller run
+(`--baseline-n`, 1,000 splits, written by `--before`): per-task reads take hours at 100,000.
 Targets (not asserted): listing 100,000 tasks in at most 5 s; 1,000 loads in 5 s.
 """
 
@@ -22,9 +25,8 @@ import statistics
 import subprocess
 import sys
 import textwrap
-import time
 
-from _common import log, markdown_table, met, ray_init, scratch_dir, write_section
+from _common import log, markdown_table, met, scratch_dir, write_section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_LIST_S = 5.0
@@ -79,25 +81,39 @@ print(json.dumps({"tasks": len(tasks), "list_s": listed, "load_s": loaded,
 '''
 
 
-def make_run(n: int, ds: str) -> str:
-    from rayflow.parameters import resolve_parameters
-    from rayflow.runtime.flowfile import load_flow
-    from rayflow.runtime.runner import Runner, RunOptions
+MAKER = '''
+import logging, sys, time
+import ray
+from rayflow.parameters import resolve_parameters
+from rayflow.runtime.flowfile import load_flow
+from rayflow.runtime.runner import Runner, RunOptions
+ray.init(address="local", include_dashboard=False, log_to_driver=False,
+         logging_level=logging.ERROR)
+loaded = load_flow(sys.argv[1])
+t0 = time.perf_counter()
+summary = Runner(loaded, resolve_parameters(loaded.cls, {"n": sys.argv[3]}),
+                 RunOptions(datastore_url=sys.argv[2], progress=False)).run()
+ray.shutdown()
+assert summary.successful, summary.pathspec
+print(summary.pathspec, time.perf_counter() - t0)
+'''
 
+
+def make_run(n: int, ds: str, code_dir: str) -> str:
+    """A run of N splits, made by the rayflow in `code_dir`, in its own process and Ray."""
     folder = scratch_dir("client-read-flow-")
     path = os.path.join(folder, "client_read_flow.py")
     with open(path, "w") as fh:
         fh.write(textwrap.dedent(FLOW))
-    ray = ray_init()
-    loaded = load_flow(path)
-    t0 = time.perf_counter()
-    summary = Runner(loaded, resolve_parameters(loaded.cls, {"n": str(n)}),
-                     RunOptions(datastore_url=ds, progress=False)).run()
-    log(f"made {summary.pathspec} with {n:,} splits in {time.perf_counter() - t0:.1f} s")
-    ray.shutdown()
-    if not summary.successful:
-        raise SystemExit(f"{summary.pathspec} failed")
-    return summary.pathspec
+    env = {**os.environ, "PYTHONPATH": code_dir}
+    out = subprocess.run([sys.executable, "-c", MAKER, path, ds, str(n)], env=env,
+                         cwd=code_dir, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"making a run of {n:,} splits with {code_dir} failed:\n{out.stderr}")
+    pathspec, seconds = out.stdout.strip().splitlines()[-1].split()
+    log(f"made {pathspec} with {n:,} splits in {float(seconds):.1f} s ({code_dir})")
+    shutil.rmtree(folder, ignore_errors=True)
+    return pathspec
 
 
 def unpack(rev: str) -> str:
@@ -120,17 +136,23 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--baseline-n", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--before", default="6079de0",
+                        help="rayflow revision that wrote a bundle as a list of records")
     parser.add_argument("--baseline", default="9623a3d",
                         help="rayflow revision to compare with (default: before the index)")
     args = parser.parse_args()
 
     ds = scratch_dir("client-read-ds-")
-    big = make_run(args.n, ds)
-    small = make_run(args.baseline_n, ds)
     current = unpack("HEAD")
+    before = unpack(args.before)
     baseline = unpack(args.baseline)
+    big = make_run(args.n, ds, current)
+    small = make_run(args.baseline_n, ds, current)
+    big_before = make_run(args.n, ds, before)
+    small_before = make_run(args.baseline_n, ds, before)
     cases = [("current", current, big, args.n), ("current", current, small, args.baseline_n),
-             ("baseline", baseline, small, args.baseline_n)]
+             ("before", before, big_before, args.n),
+             ("baseline", baseline, small_before, args.baseline_n)]
     results: dict[tuple, list[dict]] = {(c[0], c[3]): [] for c in cases}
     for r in range(args.repeat):
         for name, code, pathspec, n in cases:
@@ -138,7 +160,8 @@ def main() -> None:
             results[(name, n)].append(got)
             log(f"round {r + 1} {name} N={n:,}: {got['tasks']:,} tasks listed in "
                 f"{got['list_s']:.2f} s, {got['loads']} loads in {got['load_s']:.2f} s")
-    labels = {"current": "rayflow (one-pass step index)",
+    labels = {"current": "rayflow (one-pass step index, columnar bundles)",
+              "before": f"rayflow at {args.before} (bundles as lists of records)",
               "baseline": f"rayflow at {args.baseline} (per-task reads)"}
     rows = []
     for (name, n), runs in results.items():
@@ -153,14 +176,15 @@ def main() -> None:
                             "loads s", "list of 100k <= 5 s", "1,000 loads <= 5 s"], rows)
     print(table)
     notes = (f"Runs of {args.n:,} and {args.baseline_n:,} foreach splits (local datastore; "
-             "splits batched, so most task records live in bundles). Each cell: a fresh Python "
+             "splits batched, so most task records live in bundles), each made by the revision "
+             "that reads it (so in its own bundle format). Each cell: a fresh Python "
              "process that lists every task of the step (`list(Run(...)['work'])`, each "
              f"checked successful), then loads the small artifact `out` of up to {LOADS:,} of "
              f"them, checking each value. Median of {args.repeat} rounds, cases alternated, "
              "on the same datastore.\n\n")
     write_section("client_read", "client_read: reading a big foreach step (issue 13)",
                   notes + table)
-    for folder in (ds, current, baseline):
+    for folder in (ds, current, before, baseline):
         shutil.rmtree(folder, ignore_errors=True)
 
 
