@@ -5,7 +5,10 @@ from __future__ import annotations
 import sys
 import time
 
-LOG_DRAIN_SECONDS = 0.8
+# Ray forwards the workers' output to this console about half a second late. The run knows how
+# many lines its tasks printed; the summary waits until that many have come through (at most
+# this long: Ray may drop or merge lines, e.g. with RAY_DEDUP_LOGS=1).
+LOG_DRAIN_SECONDS = 1.5
 
 
 def _datastore(url: str | None) -> str:
@@ -51,11 +54,13 @@ def _execute(loaded, params, opts) -> None:
     t0 = time.time()
     _say(f"Running {loaded.name} from {display_path(loaded.file)} "
          f"(datastore {opts.datastore_url})")
-    summary = runner.run()
-    if opts.executor == "ray":
-        # Ray forwards workers' output to this console about half a second late; let the last
-        # step's lines land before the summary, so the summary is the last thing printed.
-        time.sleep(LOG_DRAIN_SECONDS)
+    if opts.executor != "ray":
+        summary = runner.run()
+    else:
+        # Let the last step's lines land before the summary, so it is the last thing printed.
+        with ForwardedLines() as forwarded:
+            summary = runner.run()
+            forwarded.wait_for(summary.printed, LOG_DRAIN_SECONDS)
     if summary.report and not summary.successful:
         _say(f"Report: {summary.report}")
     raise_for_failures(summary)
@@ -64,6 +69,41 @@ def _execute(loaded, params, opts) -> None:
          f"({summary.tasks_done} tasks{cloned}).")
     if summary.report:
         _say(f"Report: {summary.report}")
+
+
+class ForwardedLines:
+    """Counts the task lines (those with a `[step/task] ` prefix) that reach this process's
+    stdout and stderr while the block runs: Ray's log thread prints each forwarded line with
+    one write."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __enter__(self) -> "ForwardedLines":
+        self._real = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = (_Counting(stream, self) for stream in self._real)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stdout, sys.stderr = self._real
+
+    def wait_for(self, lines: int, limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while self.count < lines and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+class _Counting:
+    def __init__(self, real, counter: ForwardedLines):
+        self._real, self._counter = real, counter
+
+    def write(self, text):
+        if text[:1] == "[" and "/" in text[:200] and "] " in text[:200]:
+            self._counter.count += 1
+        return self._real.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
 
 
 def _say(text: str) -> None:

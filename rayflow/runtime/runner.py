@@ -71,6 +71,7 @@ class RunSummary:
     report: str | None = None  # where the run report is (a file path, or a URL)
     # An actor-pool run: (time, pool, actors) at every change of a pool's size.
     pool_history: list | None = None
+    printed: int = 0  # lines the tasks wrote to the console, each with its [step/task] prefix
 
     @property
     def pathspec(self) -> str:
@@ -110,6 +111,7 @@ class Runner:
         # Tasks whose values were handed to the next steps while their checkpoints are still
         # being written: task id -> (step, the task's own artifact locations in its Scope).
         self.undurable: dict[str, tuple[str, dict]] = {}
+        self.printed = 0  # lines the run's tasks wrote to the console
 
     def _build_decorators(self) -> None:
         """Each step's decorators, those that read configs built from this run's."""
@@ -191,7 +193,7 @@ class Runner:
         return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
                           self.done_count, len(self.failures), cloned,
                           self.failures, self.ds.url, self.flow.file, report,
-                          getattr(self.executor, "history", None))
+                          getattr(self.executor, "history", None), self.printed)
 
     def _write_report(self) -> str | None:
         """The run report (rayflow.report), beside the run's records. A report that cannot be
@@ -469,7 +471,7 @@ class Runner:
                 held = own.get(name)
                 if held is not None and held.pending:  # its hash, now that it is known
                     own[name] = dataclasses.replace(loc, ref=held.ref)
-            self.rows.attempt(outcome)
+            self._attempted(outcome)
             self.rows.final(task.step, outcome.attempt, True)
             self.done_count += 1
             self.progress.finished(task.step, 1, 0)
@@ -481,7 +483,7 @@ class Runner:
             f"the step finished, but its checkpoint could not be written, so the task is not "
             f"done: {cause.message}"))
         if outcome is not None:
-            self.rows.attempt(outcome)
+            self._attempted(outcome)
         self.progress.finished(task.step, 0, 1)
         failed = outcome or TaskOutcome(task.step, task.task_id, attempt, ok=False)
         failed.ok, failed.error = False, err
@@ -492,8 +494,13 @@ class Runner:
         self.executor.cancel_where(
             lambda b: any(spec.awaits and tid in spec.awaits for spec in b.specs))
 
-    def _on_success(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
+    def _attempted(self, outcome: TaskOutcome) -> None:
+        """An attempt that ran: the report's row, and the lines it printed."""
         self.rows.attempt(outcome)
+        self.printed += outcome.printed
+
+    def _on_success(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
+        self._attempted(outcome)
         self.rows.final(task.step, outcome.attempt, True)
         own = self._own_locs(outcome, payload_ref)
         self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own,
@@ -524,7 +531,7 @@ class Runner:
                     outcome: TaskOutcome | None = None) -> None:
         decos = self.decos[task.step]
         if outcome is not None:
-            self.rows.attempt(outcome)
+            self._attempted(outcome)
         if error.retryable and attempt < decos.retry_times and not self.stopping:
             self.retries.push(time.time() + decos.retry_delay, task, attempt + 1)
             self.progress.finished(task.step, 0, 0, retried=1)

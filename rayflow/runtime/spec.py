@@ -113,5 +113,6 @@ class TaskOutcome:
     node: str = ""
     worker: int = 0        # the worker process's pid: the run report's timeline lanes
     peak_rss: int = 0      # that process's peak resident memory (bytes) when the task ended
+    printed: int = 0       # lines the task wrote to the console (Ray forwards them to the driver)
     # A merge in a join can point at artifacts of its inputs; those keep their own location.
     adopted: dict[str, ArtifactLoc] = field(default_factory=dict)

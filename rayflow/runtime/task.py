@@ -189,6 +189,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                 outcome.ok = False
                 _handle_failure(flow, gnode, spec, decos, tctx, outcome, exc)
     cap.stdout, cap.stderr = out.stored(), err.stored()
+    outcome.printed = out.printed + err.printed
     outcome.finished_at = time.time()
     outcome.worker, outcome.peak_rss = os.getpid(), _peak_rss()
     return cap
@@ -615,6 +616,11 @@ class _Tee(io.TextIOBase):
                 self.real.flush()
             except (ValueError, OSError):
                 pass
+
+    @property
+    def printed(self) -> int:
+        """Lines copied to the real stream, each with the task's prefix."""
+        return len(self._lines) if self.real is not None else 0
 
     def getvalue(self) -> str:
         return "".join(text for _, text in self._lines)
