@@ -641,18 +641,6 @@ def datastore_env(url: str) -> dict[str, str]:
 
 RAY_DASHBOARD: dict = {"url": None}  # the cluster's dashboard, when the Ray joined serves one
 WARM_JOIN: dict = {"cwd": None}      # the run's cwd, when it joined a warm local Ray
-# Environment variables a run does not hand to the workers of a warm local Ray: Ray's own
-# (the keeper's Ray has its settings) and the shell's bookkeeping.
-_NOT_HANDED_ON = ("RAY_", "PWD", "OLDPWD", "SHLVL", "_")
-
-
-def driver_env_for_workers() -> dict[str, str]:
-    """The driver's environment, for the workers of a Ray that it did not start, as a step
-    run by an embedded Ray (or by Metaflow's local runtime) inherits it."""
-    return {k: v for k, v in os.environ.items()
-            if not (k.startswith("RAY_") or k in _NOT_HANDED_ON)}
-
-
 def connect_ray(address: str | None, flow_file: str, say=None) -> None:
     """Join the cluster at `address` (or RAY_ADDRESS), else the warm local Ray of
     `rayflow up` (unless RAYFLOW_NO_WARM_RAY=1), else start an embedded Ray. `say` tells the
@@ -687,11 +675,15 @@ def connect_ray(address: str | None, flow_file: str, say=None) -> None:
         from . import warm
 
         _forget_cached_auth_token()
+        # The steps see this run's environment: what differs from the environment the warm
+        # Ray's workers start with goes in the job's runtime_env. With none to pass, the run's
+        # first tasks take workers the warm Ray has already started (a runtime_env of its
+        # own makes Ray start new ones for the run: about 0.4 s of a run of hello.py).
+        changed = local.env_changes(warm.driver_env_for_workers())
         try:
-            # The same machine and files: the flow is imported from where it is, no upload;
-            # the steps see this run's environment and working directory.
+            # The same machine and files: the flow is imported from where it is, no upload.
             ray.init(address=local.address, log_to_driver=True,
-                     runtime_env={"env_vars": driver_env_for_workers()})
+                     runtime_env={"env_vars": changed} if changed else None)
             WARM_JOIN["cwd"] = os.getcwd()
         except (ConnectionError, RuntimeError) as exc:
             raise RayflowException(

@@ -42,6 +42,30 @@ def _state_path() -> str:
     return os.path.join(home(), STATE_FILE)
 
 
+# Environment variables a run does not hand to the workers of a warm local Ray: Ray's own
+# (the keeper's Ray has its settings) and the shell's bookkeeping.
+_NOT_HANDED_ON = ("RAY_", "PWD", "OLDPWD", "SHLVL", "_")
+
+
+def driver_env_for_workers() -> dict[str, str]:
+    """The driver's environment, for the workers of a Ray that it did not start, as a step
+    run by an embedded Ray (or by Metaflow's local runtime) inherits it."""
+    return {k: v for k, v in os.environ.items()
+            if not (k.startswith("RAY_") or k in _NOT_HANDED_ON)}
+
+
+def _digest(value: str) -> str:
+    import hashlib
+
+    return hashlib.blake2b(value.encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+
+
+def env_digest(env: dict[str, str]) -> dict[str, str]:
+    """Name -> a digest of the value: what the state file keeps of the environment the warm
+    Ray's workers start with (values, secrets among them, are not written down)."""
+    return {k: _digest(v) for k, v in env.items()}
+
+
 @dataclass
 class WarmRay:
     pid: int
@@ -49,10 +73,17 @@ class WarmRay:
     started_at: float
     idle_timeout_s: float
     token: str = ""     # its Ray's auth token: only this user's runs, who can read it, join
+    env: dict | None = None  # env_digest of its workers' environment (None: not known)
 
     def join_env(self) -> dict[str, str]:
         """The environment a driver joins it with (Ray's token authentication)."""
         return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token} if self.token else {}
+
+    def env_changes(self, env: dict[str, str]) -> dict[str, str]:
+        """The variables of `env` whose values this Ray's workers do not already have."""
+        if self.env is None:
+            return dict(env)
+        return {k: v for k, v in env.items() if self.env.get(k) != _digest(v)}
 
 
 def _alive(pid: int) -> bool:
@@ -81,8 +112,10 @@ def current() -> WarmRay | None:
     try:
         with open(_state_path()) as fh:
             data = json.load(fh)
+        env = data.get("env")
         warm = WarmRay(int(data["pid"]), str(data["address"]), float(data["started_at"]),
-                       float(data["idle_timeout_s"]), str(data.get("token", "")))
+                       float(data["idle_timeout_s"]), str(data.get("token", "")),
+                       dict(env) if isinstance(env, dict) else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return warm if _is_keeper(warm.pid) else None
@@ -191,8 +224,10 @@ def keep(idle_timeout_s: float, num_cpus: int | None, num_gpus: int | None) -> N
     address = ctx.address_info["gcs_address"]
     stopping = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stopping.update(now=True))
+    # Its workers start with the environment its Ray was started in, this process's.
     state = {"pid": os.getpid(), "address": address, "started_at": time.time(),
-             "idle_timeout_s": idle_timeout_s, "token": os.environ.get("RAY_AUTH_TOKEN", "")}
+             "idle_timeout_s": idle_timeout_s, "token": os.environ.get("RAY_AUTH_TOKEN", ""),
+             "env": env_digest(driver_env_for_workers())}
     tmp = _state_path() + f".{os.getpid()}.tmp"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         json.dump(state, fh)

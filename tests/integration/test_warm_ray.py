@@ -83,15 +83,20 @@ def test_up_run_down(tmp_path):
         flow.write_text(ENV_FLOW)
         where = tmp_path / "elsewhere"
         where.mkdir()
-        for value in ("first", "second"):
+        # A run whose environment is the keeper's passes none to Ray (its tasks take the
+        # workers the warm Ray keeps): it must not see what an earlier run had set either.
+        for value in ("first", "second", None, "third"):
             run = rayflow(home, "run", str(flow), "--datastore", ds, cwd=where,
-                          env={"WARM_TEST_VALUE": value})
+                          env={"WARM_TEST_VALUE": value} if value else {})
             assert run.returncode == 0, run.stderr
             from rayflow import Flow, namespace
 
             namespace(None)
             data = Flow("EnvFlow", datastore=ds).latest_run["start"].task.data
             assert (data.seen, data.cwd) == (value, str(where))
+        # The state file keeps digests of the keeper's environment, not its values.
+        assert os.environ["PATH"] not in (home / "local-ray.json").read_text()
+        assert state["env"]["PATH"] and state["env"]["PATH"] != os.environ["PATH"]
         ray_pids = [c.pid for c in keeper.children(recursive=True)]
         assert ray_pids, "the keeper's Ray has processes"
     finally:

@@ -228,3 +228,17 @@ def test_capture_inlines_small_values_and_blobs_big_ones(store):
     assert by_name["big"].data is not None and by_name["big"].info.inline is None
     store.artifacts.save(cap.encoded)
     assert store.load_artifact(by_name["big"].info) == cap.values["big"]
+
+
+def test_a_warm_ray_is_handed_only_the_variables_its_workers_lack():
+    from rayflow.runtime.warm import WarmRay, driver_env_for_workers, env_digest
+
+    keeper = {"PATH": "/bin", "HOME": "/root", "SECRET": "s3cr3t"}
+    warm = WarmRay(1, "127.0.0.1:1", 0.0, 60.0, env=env_digest(keeper))
+    assert "s3cr3t" not in str(warm.env)
+    assert warm.env_changes({"PATH": "/bin", "HOME": "/root"}) == {}
+    assert warm.env_changes({"PATH": "/usr/bin", "NEW": "1", "HOME": "/root"}) == \
+        {"PATH": "/usr/bin", "NEW": "1"}
+    # A keeper that did not say what its workers have: everything is handed on.
+    assert WarmRay(1, "a", 0.0, 60.0).env_changes({"PATH": "/bin"}) == {"PATH": "/bin"}
+    assert not any(k.startswith("RAY_") or k == "PWD" for k in driver_env_for_workers())
