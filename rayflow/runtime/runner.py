@@ -671,6 +671,7 @@ def connect_ray(address: str | None, flow_file: str, say=None) -> None:
     if not address:
         _single_machine_mode()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    _no_log_dedup()
     if local is not None:
         from . import warm
 
@@ -743,6 +744,21 @@ def _single_machine_mode() -> None:
         return
     if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
         ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _no_log_dedup() -> None:
+    """Ray merges lines from different workers that differ only in their numbers into one
+    "[repeated Nx across cluster]" line. Task lines differ in their [step/task] prefix, and
+    each must reach the console as printed. Ray reads RAY_DEDUP_LOGS when it is imported: one
+    imported earlier is told through the value its log module keeps."""
+    if os.environ.get("RAY_DEDUP_LOGS", "0").lower() not in ("0", "false"):
+        return
+    try:
+        from ray._private import ray_logging
+    except ImportError:  # another Ray layout: its deduplication stays
+        return
+    if hasattr(ray_logging, "RAY_DEDUP_LOGS"):
+        ray_logging.RAY_DEDUP_LOGS = False
 
 
 def _no_worker_log_prefix() -> None:

@@ -163,3 +163,13 @@ def test_run_help_lists_the_flows_parameters(cli):
     proc = cli("run", "tests/flows/params_flow.py", "--help", check=0)
     assert "--datastore" in proc.stdout and "Parameters of ParamsFlow" in proc.stdout
     assert "--must INT [required]" in proc.stdout
+
+
+def test_every_task_line_reaches_the_console_as_printed(cli):
+    """Ray would merge lines from different workers that differ only in their numbers into
+    one "[repeated Nx across cluster]" line; each task's line is its own."""
+    proc = cli("run", "tests/flows/chatty_flow.py", check=0)
+    lines = [ln for ln in proc.stdout.splitlines() if "says 42 times hello" in ln]
+    assert sorted(lines) == sorted(f"[talk/{1 + i}] split {i} says 42 times hello"
+                                   for i in range(8)), proc.stdout
+    assert "repeated" not in proc.stdout + proc.stderr
