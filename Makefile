@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test conformance lint clean
+.PHONY: run test conformance conformance-unit lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -26,6 +26,11 @@ test: $(STAMP)
 # floor in .ci/conformance-floor.
 conformance: $(STAMP)
 	bash .ci/conformance
+
+# Metaflow's Runner-level unit suites (../shared/conformance/unit_run.sh): mutators, user step
+# decorators, custom start and end, configs, spin; fails below the floor in .ci/unit-floor.
+conformance-unit: $(STAMP)
+	bash .ci/unit-conformance
 
 lint: $(STAMP)
 	$(BIN)/ruff check rayflow cli tests examples benchmarks
