@@ -115,11 +115,11 @@ def collect(runs: list[dict]) -> dict[str, list]:
 def flow_hop(loaded, rows: int) -> dict:
     """One run of HopFlow; the hop and its parts, from the artifacts and the task records."""
     from rayflow.datastore import FlowDataStore
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     ds_url = scratch_dir("hop-flow-")
     t0 = time.perf_counter()
-    summary = Runner(loaded, {"rows": rows}, RunOptions(datastore_url=ds_url,
+    summary = RunLoop(loaded, {"rows": rows}, RunOptions(datastore_url=ds_url,
                                                         progress=False)).run()
     wall = time.perf_counter() - t0
     if not summary.successful:

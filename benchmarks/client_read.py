@@ -86,12 +86,12 @@ import logging, sys, time
 import ray
 from rayflow.parameters import resolve_parameters
 from rayflow.runtime.flowfile import load_flow
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 ray.init(address="local", include_dashboard=False, log_to_driver=False,
          logging_level=logging.ERROR)
 loaded = load_flow(sys.argv[1])
 t0 = time.perf_counter()
-summary = Runner(loaded, resolve_parameters(loaded.cls, {"n": sys.argv[3]}),
+summary = RunLoop(loaded, resolve_parameters(loaded.cls, {"n": sys.argv[3]}),
                  RunOptions(datastore_url=sys.argv[2], progress=False)).run()
 ray.shutdown()
 assert summary.successful, summary.pathspec

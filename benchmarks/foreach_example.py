@@ -87,7 +87,7 @@ def warm_runs(reps: int) -> tuple[float, list[float]]:
     """ray.init once, then `reps` in-process runs; (ray.init seconds, run walls)."""
     from rayflow.parameters import resolve_parameters
     from rayflow.runtime.flowfile import load_flow
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     t0 = time.perf_counter()
     ray_init()
@@ -99,7 +99,7 @@ def warm_runs(reps: int) -> tuple[float, list[float]]:
     for rep in range(reps):
         ds = scratch_dir("foreach-warm-")
         t0 = time.perf_counter()
-        summary = Runner(loaded, params, RunOptions(datastore_url=ds, progress=False)).run()
+        summary = RunLoop(loaded, params, RunOptions(datastore_url=ds, progress=False)).run()
         wall = time.perf_counter() - t0
         if not summary.successful:
             raise SystemExit(f"in-process run {summary.pathspec} failed: {summary.failures}")

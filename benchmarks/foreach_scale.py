@@ -91,10 +91,10 @@ def write_flow(folder: str, name: str, package: str) -> str:
 def rayflow_run(loaded, n: int) -> dict:
     """One in-process run of N splits; its wall, RSS and DONE count."""
     from rayflow.datastore import FlowDataStore
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     ds = scratch_dir(f"scale-rayflow-{n}-")
-    runner = Runner(loaded, {"n": n}, RunOptions(datastore_url=ds, progress=False))
+    runner = RunLoop(loaded, {"n": n}, RunOptions(datastore_url=ds, progress=False))
     gc.collect()
     log(f"rayflow N={n:,}: running")
     with RssSampler() as rss, Heartbeat(f"rayflow N={n:,}", lambda: (

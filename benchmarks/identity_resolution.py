@@ -235,7 +235,7 @@ def run_flow(data: str, workers: int, loaded, out_dir: str, measure: bool = Fals
     """One in-process Runner run: wall and metrics; with `measure`, the workers' private
     memory by step too (the sampler reads /proc smaps, which costs CPU: not in timed runs)."""
     from rayflow.parameters import resolve_parameters
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     output = os.path.join(out_dir, f"out-{workers}w")
     params = resolve_parameters(loaded.cls, {"data": data, "output": output})
@@ -244,7 +244,7 @@ def run_flow(data: str, workers: int, loaded, out_dir: str, measure: bool = Fals
     rss = WorkerRssPeak()
     with rss if measure else contextlib.nullcontext():
         t0 = time.perf_counter()
-        summary = Runner(loaded, params, options).run()
+        summary = RunLoop(loaded, params, options).run()
         wall = time.perf_counter() - t0
     if not summary.successful:
         raise SystemExit(f"run {summary.pathspec} failed: {summary.failures}")

@@ -70,12 +70,12 @@ MODES = ("nothing", "tuple", "list + dict")
 
 
 def run_once(loaded, n: int, mode: str) -> float:
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     ds = scratch_dir("isolation-")
     gc.collect()
     t0 = time.perf_counter()
-    summary = Runner(loaded, {"n": n, "mode": mode},
+    summary = RunLoop(loaded, {"n": n, "mode": mode},
                      RunOptions(datastore_url=ds, progress=False)).run()
     wall = time.perf_counter() - t0
     shutil.rmtree(ds, ignore_errors=True)

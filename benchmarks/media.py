@@ -187,7 +187,7 @@ def flow_run(batches, actors, cpu, gpu, pause, idle, folder, template=FLOW):
     from rayflow.client import Run, namespace
     from rayflow.parameters import resolve_parameters
     from rayflow.runtime.flowfile import load_flow
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     path = os.path.join(folder, "media_bench_flow.py")
     with open(path, "w") as fh:
@@ -199,7 +199,7 @@ def flow_run(batches, actors, cpu, gpu, pause, idle, folder, template=FLOW):
     loaded = load_flow(path)
     values = resolve_parameters(loaded.cls, {"path": data, "pause": str(pause)})
     t0 = time.perf_counter()
-    s = Runner(loaded, values, RunOptions(datastore_url=ds, progress=False)).run()
+    s = RunLoop(loaded, values, RunOptions(datastore_url=ds, progress=False)).run()
     whole = time.perf_counter() - t0
     if not s.successful:
         raise SystemExit(f"{s.pathspec} failed: {s.failures[:1]}")

@@ -71,7 +71,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 def make_run(n: int, ds: str) -> str:
     from rayflow.parameters import resolve_parameters
     from rayflow.runtime.flowfile import load_flow
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     folder = scratch_dir("report-flow-")
     path = os.path.join(folder, "report_flow.py")
@@ -80,7 +80,7 @@ def make_run(n: int, ds: str) -> str:
     ray = ray_init()
     loaded = load_flow(path)
     t0 = time.perf_counter()
-    summary = Runner(loaded, resolve_parameters(loaded.cls, {"n": str(n)}),
+    summary = RunLoop(loaded, resolve_parameters(loaded.cls, {"n": str(n)}),
                      RunOptions(datastore_url=ds, progress=False)).run()
     log(f"made {summary.pathspec} with {n:,} splits in {time.perf_counter() - t0:.1f} s")
     ray.shutdown()

@@ -23,7 +23,7 @@ def _datastore(url: str | None) -> str:
 
 def run_options(settings, resume=None):
     """RunOptions for `run` and `resume`, from the options they share."""
-    from rayflow.runtime.runner import RunOptions
+    from rayflow.runtime.run_loop import RunOptions
 
     return RunOptions(
         datastore_url=_datastore(settings.datastore), address=settings.address,
@@ -48,9 +48,9 @@ def _load(file: str, flow_name: str | None):
 
 def _execute(loaded, params, opts) -> None:
     from rayflow.runtime.errors import raise_for_failures
-    from rayflow.runtime.runner import Runner
+    from rayflow.runtime.run_loop import RunLoop
 
-    runner = Runner(loaded, params, opts)
+    runner = RunLoop(loaded, params, opts)
     t0 = time.time()
     _say(f"Running {loaded.name} from {display_path(loaded.file)} "
          f"(datastore {opts.datastore_url})")

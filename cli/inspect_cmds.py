@@ -265,9 +265,14 @@ def spin(file: str, pathspec: str, settings, artifacts_module: str | None,
 
 
 def register(app: typer.Typer) -> None:
-    register_card(app)
-
     """Attach the commands to the app, with their options and help."""
+    register_card(app)
+    _register_rerun_commands(app)
+    _register_read_commands(app)
+
+
+def _register_rerun_commands(app: typer.Typer) -> None:
+    """`resume` and `spin`: commands that run a past run's tasks again."""
 
     @app.command("resume", context_settings=RUN_SETTINGS)
     @with_run_options
@@ -302,6 +307,10 @@ def register(app: typer.Typer) -> None:
             raise RayflowException(f"spin takes no flow parameters: the task's run gave them. "
                                    f"Unexpected: {' '.join(ctx.args)}")
         spin(file, pathspec, settings, artifacts_module, skip_decorators, persist, namespace)
+
+
+def _register_read_commands(app: typer.Typer) -> None:
+    """Commands that read what runs left: logs, dump, runs, status, tag."""
 
     @app.command("logs")
     def logs_command(

@@ -29,7 +29,7 @@ class TaskContext:
     project: dict | None = None
     # `current.card`: the step's CardComponentCollector (an empty one for a step without @card).
     card: object = None
-    # `current.actor`: the pool actor serving the task (runtime.pool.ActorInfo), in an
+    # `current.actor`: the pool actor serving the task (runtime.actor.ActorInfo), in an
     # @actor_pool step; None elsewhere.
     actor: object = None
 

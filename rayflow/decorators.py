@@ -257,7 +257,7 @@ class ActorPoolDecorator(StepDecorator):
                                    "non-empty string.")
 
     def task_pre_step(self, flow, ctx) -> None:
-        from .runtime.pool import ensure_setup
+        from .runtime.actor import ensure_setup
 
         ctx.actor = ensure_setup(self.attributes["name"] or ctx.step_name,
                                  self.attributes["setup"])

@@ -93,7 +93,7 @@ def run_flow(ray_session, datastore):
     """Run a flow file in-process on the session's Ray; returns the RunSummary."""
     from rayflow.parameters import resolve_parameters
     from rayflow.runtime.flowfile import load_flow
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     def _run(path, params=None, **opts):
         path = path if os.path.isabs(path) else os.path.join(FLOWS, path)
@@ -101,7 +101,7 @@ def run_flow(ray_session, datastore):
         values = resolve_parameters(loaded.cls, {k: str(v) for k, v in (params or {}).items()})
         options = RunOptions(datastore_url=opts.pop("datastore_url", datastore),
                              progress=False, **opts)
-        return Runner(loaded, values, options).run()
+        return RunLoop(loaded, values, options).run()
 
     return _run
 

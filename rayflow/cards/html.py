@@ -90,86 +90,122 @@ def markdown(source: str) -> str:
     out: list[str] = []
     para: list[str] = []
     i = 0
-
-    def flush():
-        if para:
-            out.append(f"<p>{_inline(' '.join(s.strip() for s in para))}</p>")
-            para.clear()
-
     while i < len(lines):
         line = lines[i]
         stripped = line.strip()
-        if stripped.startswith("```"):
-            flush()
-            lang = stripped[3:].strip()
-            body = []
+        for block in _BLOCKS:
+            end = block(lines, i, stripped, out, para)
+            if end is not None:
+                i = end
+                break
+        else:
+            para.append(line)
             i += 1
-            while i < len(lines) and not lines[i].strip().startswith("```"):
-                body.append(lines[i])
-                i += 1
-            cls = f' class="language-{esc(lang)}"' if lang else ""
-            out.append(f"<pre><code{cls}>{esc(chr(10).join(body))}</code></pre>")
-            i += 1
-            continue
-        if not stripped:
-            flush()
-            i += 1
-            continue
-        heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", stripped)
-        if heading:
-            flush()
-            n = len(heading.group(1))
-            out.append(f"<h{n}>{_inline(heading.group(2))}</h{n}>")
-            i += 1
-            continue
-        if re.match(r"^(\*\s*){3,}$|^(-\s*){3,}$|^(_\s*){3,}$", stripped):
-            flush()
-            out.append("<hr>")
-            i += 1
-            continue
-        if stripped.startswith(">"):
-            flush()
-            quote = []
-            while i < len(lines) and lines[i].strip().startswith(">"):
-                quote.append(lines[i].strip()[1:].lstrip())
-                i += 1
-            out.append(f"<blockquote>{markdown(chr(10).join(quote))}</blockquote>")
-            continue
-        if stripped.startswith("|") and i + 1 < len(lines) and \
-                re.match(r"^\|?\s*:?-{2,}", lines[i + 1].strip()):
-            flush()
-            rows = []
-            while i < len(lines) and lines[i].strip().startswith("|"):
-                rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-                i += 1
-            head, body_rows = rows[0], rows[2:]
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
-                       + "</tr></thead><tbody>" + "".join(
-                           "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-                           for r in body_rows) + "</tbody></table>")
-            continue
-        bullet = re.match(r"^([-*+]|\d+[.)])\s+", stripped)
-        if bullet:
-            flush()
-            ordered = bullet.group(1)[0].isdigit()
-            items = []
-            while i < len(lines):
-                m = re.match(r"^\s*([-*+]|\d+[.)])\s+(.*)$", lines[i])
-                if m:
-                    items.append(m.group(2))
-                elif lines[i].strip() and items and lines[i].startswith((" ", "\t")):
-                    items[-1] += " " + lines[i].strip()
-                else:
-                    break
-                i += 1
-            tag = "ol" if ordered else "ul"
-            out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items)
-                       + f"</{tag}>")
-            continue
-        para.append(line)
-        i += 1
-    flush()
+    _flush(para, out)
     return "\n".join(out)
+
+
+def _flush(para: list[str], out: list[str]) -> None:
+    """The paragraph gathered so far, if any."""
+    if para:
+        out.append(f"<p>{_inline(' '.join(s.strip() for s in para))}</p>")
+        para.clear()
+
+
+# Each block reader takes (lines, i, lines[i] stripped, out, paragraph so far); when line i
+# starts its block, it ends the paragraph, appends the block's HTML and returns the index of
+# the line after the block; else it returns None.
+def _fence(lines, i, stripped, out, para):
+    if not stripped.startswith("```"):
+        return None
+    _flush(para, out)
+    lang = stripped[3:].strip()
+    body = []
+    i += 1
+    while i < len(lines) and not lines[i].strip().startswith("```"):
+        body.append(lines[i])
+        i += 1
+    cls = f' class="language-{esc(lang)}"' if lang else ""
+    out.append(f"<pre><code{cls}>{esc(chr(10).join(body))}</code></pre>")
+    return i + 1
+
+
+def _blank(lines, i, stripped, out, para):
+    if stripped:
+        return None
+    _flush(para, out)
+    return i + 1
+
+
+def _heading(lines, i, stripped, out, para):
+    heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", stripped)
+    if not heading:
+        return None
+    _flush(para, out)
+    n = len(heading.group(1))
+    out.append(f"<h{n}>{_inline(heading.group(2))}</h{n}>")
+    return i + 1
+
+
+def _rule(lines, i, stripped, out, para):
+    if not re.match(r"^(\*\s*){3,}$|^(-\s*){3,}$|^(_\s*){3,}$", stripped):
+        return None
+    _flush(para, out)
+    out.append("<hr>")
+    return i + 1
+
+
+def _quote(lines, i, stripped, out, para):
+    if not stripped.startswith(">"):
+        return None
+    _flush(para, out)
+    quote = []
+    while i < len(lines) and lines[i].strip().startswith(">"):
+        quote.append(lines[i].strip()[1:].lstrip())
+        i += 1
+    out.append(f"<blockquote>{markdown(chr(10).join(quote))}</blockquote>")
+    return i
+
+
+def _table(lines, i, stripped, out, para):
+    if not (stripped.startswith("|") and i + 1 < len(lines) and
+            re.match(r"^\|?\s*:?-{2,}", lines[i + 1].strip())):
+        return None
+    _flush(para, out)
+    rows = []
+    while i < len(lines) and lines[i].strip().startswith("|"):
+        rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
+        i += 1
+    head, body_rows = rows[0], rows[2:]
+    out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
+               + "</tr></thead><tbody>" + "".join(
+                   "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
+                   for r in body_rows) + "</tbody></table>")
+    return i
+
+
+def _list(lines, i, stripped, out, para):
+    bullet = re.match(r"^([-*+]|\d+[.)])\s+", stripped)
+    if not bullet:
+        return None
+    _flush(para, out)
+    ordered = bullet.group(1)[0].isdigit()
+    items = []
+    while i < len(lines):
+        m = re.match(r"^\s*([-*+]|\d+[.)])\s+(.*)$", lines[i])
+        if m:
+            items.append(m.group(2))
+        elif lines[i].strip() and items and lines[i].startswith((" ", "\t")):
+            items[-1] += " " + lines[i].strip()
+        else:
+            break
+        i += 1
+    tag = "ol" if ordered else "ul"
+    out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
+    return i
+
+
+_BLOCKS = (_fence, _blank, _heading, _rule, _quote, _table, _list)
 
 
 # ----------------------------------------------------------------------------- components

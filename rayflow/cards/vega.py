@@ -280,105 +280,147 @@ def _axes(sx, sy, cx, cy, x0, x1, y0, y1) -> list[str]:
 
 
 def _draw(mark, enc, rows, sx, sy, x0, x1, y0, y1, colors) -> list[str]:
+    pen = _Pen(mark, enc, sx, sy, (x0, x1, y0, y1), colors)
     kind = mark["type"]
-    xc, yc = enc.get("x") or {}, enc.get("y") or {}
-    cc = enc.get("color")
-    fixed = mark.get("color") or (cc.get("value") if isinstance(cc, dict) else None)
-    cfield = cc.get("field") if isinstance(cc, dict) else None
-    tips = enc.get("tooltip")
-    tip_fields = [t.get("field") for t in (tips if isinstance(tips, list) else [tips])
-                  if isinstance(t, dict) and t.get("field")] if tips else []
+    if kind in ("line", "area"):
+        return _draw_series(pen, rows)
+    draw = _ROW_MARKS.get(kind)
+    if draw is None:  # a mark not drawn: its colours are still in the legend
+        for r in rows:
+            pen.color(r)
+        return []
+    return [piece for r in rows for piece in draw(pen, r, len(rows))]
 
-    def color(r):
-        if cfield:
-            key = str(r.get(cfield))
-            if key not in colors:
-                colors[key] = PALETTE[len(colors) % len(PALETTE)]
-            return colors[key]
-        return fixed or PALETTE[0]
 
-    def tip(r):
-        fields = tip_fields or [f for f in (xc.get("field"), yc.get("field"), cfield) if f]
+class _Pen:
+    """What every mark of one layer draws with: its colours, tooltips and positions."""
+
+    def __init__(self, mark, enc, sx, sy, box, colors):
+        self.mark, self.enc, self.sx, self.sy = mark, enc, sx, sy
+        self.x0, self.x1, self.y0, self.y1 = box
+        self.colors = colors
+        self.xc, self.yc = enc.get("x") or {}, enc.get("y") or {}
+        cc = enc.get("color")
+        self.fixed = mark.get("color") or (cc.get("value") if isinstance(cc, dict) else None)
+        self.cfield = cc.get("field") if isinstance(cc, dict) else None
+        tips = enc.get("tooltip")
+        self.tip_fields = [t.get("field") for t in (tips if isinstance(tips, list) else [tips])
+                           if isinstance(t, dict) and t.get("field")] if tips else []
+
+    def color(self, r):
+        if self.cfield:
+            key = str(r.get(self.cfield))
+            if key not in self.colors:
+                self.colors[key] = PALETTE[len(self.colors) % len(PALETTE)]
+            return self.colors[key]
+        return self.fixed or PALETTE[0]
+
+    def tip(self, r):
+        fields = self.tip_fields or [f for f in (self.xc.get("field"), self.yc.get("field"),
+                                                 self.cfield) if f]
         text = ", ".join(f"{f}: {r.get(f)}" for f in fields if not f.startswith("__")) or \
             ", ".join(f"{k}: {v}" for k, v in r.items())
         return f"<title>{_e(text)}</title>"
 
-    def px(r):
-        return sx(r.get(xc["field"])) if sx is not None and xc.get("field") else (x0 + x1) / 2
+    def px(self, r):
+        if self.sx is not None and self.xc.get("field"):
+            return self.sx(r.get(self.xc["field"]))
+        return (self.x0 + self.x1) / 2
 
-    def py(r):
-        return sy(r.get(yc["field"])) if sy is not None and yc.get("field") else (y0 + y1) / 2
+    def py(self, r):
+        if self.sy is not None and self.yc.get("field"):
+            return self.sy(r.get(self.yc["field"]))
+        return (self.y0 + self.y1) / 2
 
+
+def _draw_series(pen: _Pen, rows) -> list[str]:
+    """Line and area marks: one path per colour."""
     out = []
-    if kind in ("line", "area"):
-        series: dict[str, list] = {}
-        for r in rows:
-            series.setdefault(str(r.get(cfield)) if cfield else "", []).append(r)
-        for members in series.values():
-            if sx is not None and sx.kind not in ("nominal", "ordinal"):
-                members = sorted(members, key=lambda r: _num(r.get(xc.get("field"))) or 0)
-            pts = [(px(r), py(r)) for r in members]
-            if not pts:
-                continue
-            col = color(members[0])
-            path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
-            if kind == "area":
-                poly = f"{pts[0][0]:.1f},{y0} {path} {pts[-1][0]:.1f},{y0}"
-                out.append(f'<polygon points="{poly}" fill="{col}" fill-opacity="0.35" '
-                           f'stroke="{col}"/>')
-            else:
-                out.append(f'<polyline points="{path}" fill="none" stroke="{col}" '
-                           f'stroke-width="{mark.get("strokeWidth", 2)}"/>')
-            if mark.get("point"):
-                out.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{col}">{tip(r)}'
-                           f'</circle>' for (x, y), r in zip(pts, members))
-        return out
+    series: dict[str, list] = {}
     for r in rows:
-        col = color(r)
-        if kind == "bar":
-            if sx is not None and sx.kind in ("nominal", "ordinal"):
-                w = sx.band * 0.8
-                x = px(r) - w / 2
-            elif xc.get("bin_step"):
-                x = sx(r.get(xc["field"]))
-                w = max(1.0, sx(r.get(xc["field"]) + xc["bin_step"]) - x - 1)
-            else:
-                w = max(2.0, (x1 - x0) / max(len(rows), 1) * 0.8)
-                x = px(r) - w / 2
-            if sy is not None and sy.kind in ("nominal", "ordinal"):  # horizontal bars
-                h = sy.band * 0.8
-                y = py(r) - h / 2
-                x_end = px(r)
-                out.append(f'<rect x="{x0}" y="{y:.1f}" width="{max(0.0, x_end - x0):.1f}" '
-                           f'height="{h:.1f}" fill="{col}">{tip(r)}</rect>')
-                continue
-            top_y = py(r)
-            base = sy(0) if sy is not None and sy.kind == "quantitative" else y0
-            out.append(f'<rect x="{x:.1f}" y="{min(top_y, base):.1f}" width="{w:.1f}" '
-                       f'height="{abs(base - top_y):.1f}" fill="{col}">{tip(r)}</rect>')
-        elif kind in ("point", "circle"):
-            size = (enc.get("size") or {}).get("value", 30) if isinstance(enc.get("size"), dict) \
-                else 30
-            filled = kind == "circle" or mark.get("filled")
-            out.append(f'<circle cx="{px(r):.1f}" cy="{py(r):.1f}" r="{math.sqrt(size) / 2:.1f}" '
-                       f'fill="{col if filled else "none"}" stroke="{col}">{tip(r)}</circle>')
-        elif kind == "square":
-            out.append(f'<rect x="{px(r) - 3:.1f}" y="{py(r) - 3:.1f}" width="6" height="6" '
-                       f'fill="{col}">{tip(r)}</rect>')
-        elif kind == "tick":
-            out.append(f'<line x1="{px(r) - 6:.1f}" y1="{py(r):.1f}" x2="{px(r) + 6:.1f}" '
-                       f'y2="{py(r):.1f}" stroke="{col}" stroke-width="2">{tip(r)}</line>')
-        elif kind == "rule":
-            if xc.get("field") and not yc.get("field"):
-                out.append(f'<line x1="{px(r):.1f}" y1="{y0}" x2="{px(r):.1f}" y2="{y1}" '
-                           f'stroke="{col}">{tip(r)}</line>')
-            else:
-                out.append(f'<line x1="{x0}" y1="{py(r):.1f}" x2="{x1}" y2="{py(r):.1f}" '
-                           f'stroke="{col}">{tip(r)}</line>')
-        elif kind == "text":
-            tc = enc.get("text") or {}
-            text = r.get(tc.get("field")) if isinstance(tc, dict) and tc.get("field") else \
-                (tc.get("value", "") if isinstance(tc, dict) else "")
-            out.append(f'<text x="{px(r):.1f}" y="{py(r):.1f}" font-size="11" '
-                       f'text-anchor="middle" fill="{col}">{_e(text)}</text>')
+        series.setdefault(str(r.get(pen.cfield)) if pen.cfield else "", []).append(r)
+    mark, sx = pen.mark, pen.sx
+    for members in series.values():
+        if sx is not None and sx.kind not in ("nominal", "ordinal"):
+            members = sorted(members, key=lambda r: _num(r.get(pen.xc.get("field"))) or 0)
+        pts = [(pen.px(r), pen.py(r)) for r in members]
+        if not pts:
+            continue
+        col = pen.color(members[0])
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in pts)
+        if mark["type"] == "area":
+            poly = f"{pts[0][0]:.1f},{pen.y0} {path} {pts[-1][0]:.1f},{pen.y0}"
+            out.append(f'<polygon points="{poly}" fill="{col}" fill-opacity="0.35" '
+                       f'stroke="{col}"/>')
+        else:
+            out.append(f'<polyline points="{path}" fill="none" stroke="{col}" '
+                       f'stroke-width="{mark.get("strokeWidth", 2)}"/>')
+        if mark.get("point"):
+            out.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{col}">{pen.tip(r)}'
+                       f'</circle>' for (x, y), r in zip(pts, members))
     return out
+
+
+def _bar(pen: _Pen, r, n_rows: int) -> list[str]:
+    col, sx, sy, xc = pen.color(r), pen.sx, pen.sy, pen.xc
+    if sx is not None and sx.kind in ("nominal", "ordinal"):
+        w = sx.band * 0.8
+        x = pen.px(r) - w / 2
+    elif xc.get("bin_step"):
+        x = sx(r.get(xc["field"]))
+        w = max(1.0, sx(r.get(xc["field"]) + xc["bin_step"]) - x - 1)
+    else:
+        w = max(2.0, (pen.x1 - pen.x0) / max(n_rows, 1) * 0.8)
+        x = pen.px(r) - w / 2
+    if sy is not None and sy.kind in ("nominal", "ordinal"):  # horizontal bars
+        h = sy.band * 0.8
+        y = pen.py(r) - h / 2
+        x_end = pen.px(r)
+        return [f'<rect x="{pen.x0}" y="{y:.1f}" width="{max(0.0, x_end - pen.x0):.1f}" '
+                f'height="{h:.1f}" fill="{col}">{pen.tip(r)}</rect>']
+    top_y = pen.py(r)
+    base = sy(0) if sy is not None and sy.kind == "quantitative" else pen.y0
+    return [f'<rect x="{x:.1f}" y="{min(top_y, base):.1f}" width="{w:.1f}" '
+            f'height="{abs(base - top_y):.1f}" fill="{col}">{pen.tip(r)}</rect>']
+
+
+def _point(pen: _Pen, r, n_rows: int) -> list[str]:
+    enc, col = pen.enc, pen.color(r)
+    size = (enc.get("size") or {}).get("value", 30) if isinstance(enc.get("size"), dict) \
+        else 30
+    filled = pen.mark["type"] == "circle" or pen.mark.get("filled")
+    return [f'<circle cx="{pen.px(r):.1f}" cy="{pen.py(r):.1f}" r="{math.sqrt(size) / 2:.1f}" '
+            f'fill="{col if filled else "none"}" stroke="{col}">{pen.tip(r)}</circle>']
+
+
+def _square(pen: _Pen, r, n_rows: int) -> list[str]:
+    return [f'<rect x="{pen.px(r) - 3:.1f}" y="{pen.py(r) - 3:.1f}" width="6" height="6" '
+            f'fill="{pen.color(r)}">{pen.tip(r)}</rect>']
+
+
+def _tick(pen: _Pen, r, n_rows: int) -> list[str]:
+    px, py = pen.px(r), pen.py(r)
+    return [f'<line x1="{px - 6:.1f}" y1="{py:.1f}" x2="{px + 6:.1f}" '
+            f'y2="{py:.1f}" stroke="{pen.color(r)}" stroke-width="2">{pen.tip(r)}</line>']
+
+
+def _rule(pen: _Pen, r, n_rows: int) -> list[str]:
+    col = pen.color(r)
+    if pen.xc.get("field") and not pen.yc.get("field"):
+        return [f'<line x1="{pen.px(r):.1f}" y1="{pen.y0}" x2="{pen.px(r):.1f}" y2="{pen.y1}" '
+                f'stroke="{col}">{pen.tip(r)}</line>']
+    return [f'<line x1="{pen.x0}" y1="{pen.py(r):.1f}" x2="{pen.x1}" y2="{pen.py(r):.1f}" '
+            f'stroke="{col}">{pen.tip(r)}</line>']
+
+
+def _text(pen: _Pen, r, n_rows: int) -> list[str]:
+    col = pen.color(r)
+    tc = pen.enc.get("text") or {}
+    text = r.get(tc.get("field")) if isinstance(tc, dict) and tc.get("field") else \
+        (tc.get("value", "") if isinstance(tc, dict) else "")
+    return [f'<text x="{pen.px(r):.1f}" y="{pen.py(r):.1f}" font-size="11" '
+            f'text-anchor="middle" fill="{col}">{_e(text)}</text>']
+
+
+_ROW_MARKS = {"bar": _bar, "point": _point, "circle": _point, "square": _square,
+              "tick": _tick, "rule": _rule, "text": _text}

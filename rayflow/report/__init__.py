@@ -136,12 +136,42 @@ def build_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> 
     info_steps = {s["name"]: s for s in data["info"].get("steps", [])}
     status = {s: _step_status(per_step[s], run_status) for s in data["steps"]}
     counts = {s: per_step[s]["tasks"] for s in data["steps"]}
+    cards = []
+    for s in data["steps"]:
+        if "card" in (info_steps.get(s, {}).get("decorators") or []):
+            links = _card_links(ds, rec.run_id, s)
+            if links:
+                cards.append(f"<p><b>{esc(s)}</b>: {links}</p>")
+    body = _head(rec, run_status, len(data["tasks"])) + [
+        "<h2>Graph</h2>", '<div id="graph">',
+        graph_svg(data["info"].get("steps") or [{"name": s, "type": "linear", "next": []}
+                                                for s in data["steps"]], status, counts),
+        "</div>", "<h2>Timeline</h2>", '<div id="timeline-box">',
+        timeline_svg(data["tasks"], data["steps"], rec.started_at), "</div>",
+        "<h2>Steps</h2>", _step_table(data["steps"], per_step, status, info_steps)]
+    if cards:
+        body += ["<h2>Cards</h2>", '<div id="cards">', "".join(cards), "</div>"]
+    params = "".join(f"<tr><td><code>{esc(k)}</code></td><td>{esc(_short(v))}</td></tr>"
+                     for k, v in sorted(rec.params.items())) or \
+        "<tr><td colspan=2>No parameters.</td></tr>"
+    body += ["<h2>Run</h2>", f'<table class="kv" id="run-meta">{_run_meta(rec, ds)}</table>',
+             "<h2>Parameters</h2>", f'<table class="kv" id="params">{params}</table>',
+             f'<div class="label">Report built {_when(time.time())} in '
+             f'{time.perf_counter() - t0:.2f} s by rayflow.</div>']
+    return page(f"{rec.pathspec} — rayflow run report", "".join(body))
+
+
+def _head(rec, run_status: str, n_tasks: int) -> list[str]:
     took = (rec.finished_at or time.time()) - rec.started_at if rec.started_at else None
-    head = [f"<h1>{esc(rec.pathspec)}</h1>",
+    return [f"<h1>{esc(rec.pathspec)}</h1>",
             f'<div class="sub"><span class="pill st-{esc(_pill(run_status))}" id="run-status">'
             f"{esc(run_status)}</span> &nbsp; started {_when(rec.started_at)}"
             f"{', took ' + _secs(took) if took is not None else ''} &nbsp; "
-            f"{len(data['tasks']):,} tasks</div>"]
+            f"{n_tasks:,} tasks</div>"]
+
+
+def _run_meta(rec, ds) -> str:
+    """The rows of the run's table: who, which code, where."""
     meta = [("User", rec.user), ("Tags", ", ".join(sorted({*rec.tags, *rec.sys_tags})) or "–"),
             ("Code hash", rec.code_hash or "–"), ("Flow file", rec.flow_file or "–"),
             ("Datastore", rec.datastore or ds.url),
@@ -155,17 +185,18 @@ def build_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> 
     if rec.dashboard_url:
         rows += (f'<tr><td>Ray dashboard</td><td><a id="ray-dashboard" href="'
                  f'{esc(rec.dashboard_url)}">{esc(rec.dashboard_url)}</a></td></tr>')
-    params = "".join(f"<tr><td><code>{esc(k)}</code></td><td>{esc(_short(v))}</td></tr>"
-                     for k, v in sorted(rec.params.items())) or \
-        "<tr><td colspan=2>No parameters.</td></tr>"
-    colours = step_colours(data["steps"])
+    return rows
+
+
+def _step_table(steps: list[str], per_step: dict, status: dict, info_steps: dict) -> str:
+    colours = step_colours(steps)
     table = ["<table id=\"step-table\"><thead><tr><th>Step</th><th>Status</th>"
              "<th class=num>Tasks</th><th class=num>Done</th><th class=num>Failed</th>"
              "<th class=num>Retried</th><th class=num>p50</th><th class=num>p90</th>"
              "<th class=num>p99</th><th class=num>Max</th><th class=num>Peak memory</th>"
              "<th class=num>CPU</th><th class=num>GPU</th><th class=num>Memory asked</th>"
              "</tr></thead><tbody>"]
-    for s in data["steps"]:
+    for s in steps:
         ps, d = per_step[s], per_step[s]["durations"]
         res = info_steps.get(s, {}).get("resources") or {}
         dyn = " (per split)" if res.get("dynamic") else ""
@@ -185,26 +216,7 @@ def build_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> 
     table.append("</tbody></table><div class=\"label\">Durations are of finished tasks; peak "
                  "memory is the largest peak resident set of a worker process when one of the "
                  "step's tasks ended.</div>")
-    cards = []
-    for s in data["steps"]:
-        if "card" in (info_steps.get(s, {}).get("decorators") or []):
-            links = _card_links(ds, rec.run_id, s)
-            if links:
-                cards.append(f"<p><b>{esc(s)}</b>: {links}</p>")
-    body = head + [
-        "<h2>Graph</h2>", '<div id="graph">',
-        graph_svg(data["info"].get("steps") or [{"name": s, "type": "linear", "next": []}
-                                                for s in data["steps"]], status, counts),
-        "</div>", "<h2>Timeline</h2>", '<div id="timeline-box">',
-        timeline_svg(data["tasks"], data["steps"], rec.started_at), "</div>",
-        "<h2>Steps</h2>", "".join(table)]
-    if cards:
-        body += ["<h2>Cards</h2>", '<div id="cards">', "".join(cards), "</div>"]
-    body += ["<h2>Run</h2>", f'<table class="kv" id="run-meta">{rows}</table>',
-             "<h2>Parameters</h2>", f'<table class="kv" id="params">{params}</table>',
-             f'<div class="label">Report built {_when(time.time())} in '
-             f'{time.perf_counter() - t0:.2f} s by rayflow.</div>']
-    return page(f"{rec.pathspec} — rayflow run report", "".join(body))
+    return "".join(table)
 
 
 def _pill(status: str) -> str:

@@ -42,6 +42,24 @@ def _layers(steps: list[dict]) -> dict[str, int]:
 
 
 def graph_svg(steps: list[dict], status: dict[str, str], counts: dict[str, int]) -> str:
+    pos, width, height = _positions(steps)
+    by_name = {s["name"]: s for s in steps}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="flow-graph" width="{width:.0f}" '
+           f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+           f'aria-label="flow graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" '
+           f'refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+           f'<path d="M0,0 L10,5 L0,10 z" fill="#7a8294"/></marker></defs>']
+    for s in steps:
+        if s["name"] in pos:
+            out.extend(_edges(s, pos, counts))
+    for name, (x, y) in pos.items():
+        out.append(_box(by_name[name], x, y, status.get(name, "not-run"), counts.get(name, 0)))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _positions(steps: list[dict]) -> tuple[dict, float, float]:
+    """Each step's box corner, and the picture's width and height."""
     layer = _layers(steps)
     rows: dict[int, list[str]] = {}
     for s in steps:
@@ -55,61 +73,58 @@ def graph_svg(steps: list[dict], status: dict[str, str], counts: dict[str, int])
         x0 = (width - span) / 2
         for i, name in enumerate(names):
             pos[name] = (x0 + i * (BOX_W + GAP_X), GAP_Y / 2 + r * (BOX_H + GAP_Y))
-    by_name = {s["name"]: s for s in steps}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="flow-graph" width="{width:.0f}" '
-           f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
-           f'aria-label="flow graph"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" '
-           f'refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
-           f'<path d="M0,0 L10,5 L0,10 z" fill="#7a8294"/></marker></defs>']
-    for s in steps:
-        if s["name"] not in pos:
+    return pos, width, height
+
+
+def _edges(s: dict, pos: dict, counts: dict[str, int]) -> list[str]:
+    """The arrows out of step `s`, with their foreach or case labels."""
+    out = []
+    x, y = pos[s["name"]]
+    cases = {t: v for v, t in s.get("cases", [])}
+    dashed = ' stroke-dasharray="5,4"' if s.get("switch") else ""
+    for t in s["next"]:
+        if t not in pos:
             continue
-        x, y = pos[s["name"]]
-        cases = {t: v for v, t in s.get("cases", [])}
-        for t in s["next"]:
-            if t not in pos:
-                continue
-            tx, ty = pos[t]
-            dashed = ' stroke-dasharray="5,4"' if s.get("switch") else ""
-            if t == s["name"]:  # recursion
-                out.append(f'<path d="M{x + BOX_W},{y + 14} C{x + BOX_W + 40},{y - 10} '
-                           f'{x + BOX_W + 40},{y + BOX_H + 10} {x + BOX_W},{y + BOX_H - 14}" '
-                           f'fill="none" stroke="#7a8294" marker-end="url(#arrow)"{dashed}/>')
-                continue
-            x1, y1 = x + BOX_W / 2, y + BOX_H
-            x2, y2 = tx + BOX_W / 2, ty
-            if ty <= y:  # an edge going back up: around the side
-                out.append(f'<path d="M{x + BOX_W},{y + BOX_H / 2} C{x + BOX_W + 60},{y} '
-                           f'{tx + BOX_W + 60},{ty + BOX_H} {tx + BOX_W},{ty + BOX_H / 2}" '
-                           f'fill="none" stroke="#7a8294" marker-end="url(#arrow)"{dashed}/>')
-                continue
-            mid = (y1 + y2) / 2
-            out.append(f'<path class="edge" d="M{x1:.1f},{y1:.1f} C{x1:.1f},{mid:.1f} '
-                       f'{x2:.1f},{mid:.1f} {x2:.1f},{y2 - 2:.1f}" fill="none" stroke="#7a8294" '
-                       f'marker-end="url(#arrow)"{dashed}/>')
-            label = ""
-            if s.get("foreach"):
-                n = counts.get(t)
-                label = f"foreach {s['foreach']}" + (f" ×{n:,}" if n else "")
-            elif t in cases:
-                label = f"case {cases[t]}"
-            if label:
-                out.append(f'<text x="{(x1 + x2) / 2 + 6:.1f}" y="{mid + 4:.1f}" font-size="11" '
-                           f'fill="#444">{esc(label)}</text>')
-    for name, (x, y) in pos.items():
-        s = by_name[name]
-        st = status.get(name, "not-run")
-        col = STATUS_COLOURS.get(st, "#9aa3b5")
-        n = counts.get(name, 0)
-        kind = "switch" if s.get("switch") else s["type"]
-        sub = f"{kind} · {n:,} task{'s' if n != 1 else ''}"
-        out.append(f'<g class="step" data-step="{esc(name)}" data-status="{esc(st)}">'
-                   f'<title>{esc(name)}: {esc(st)}, {n:,} tasks</title>'
-                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="8" '
-                   f'fill="#fff" stroke="{col}" stroke-width="2.5"/>'
-                   f'<rect x="{x:.1f}" y="{y:.1f}" width="8" height="{BOX_H}" rx="3" fill="{col}"/>'
-                   f'<text x="{x + 18:.1f}" y="{y + 22:.1f}" font-size="13" font-weight="600">'
-                   f'{esc(name[:22])}</text><text x="{x + 18:.1f}" y="{y + 40:.1f}" '
-                   f'font-size="11" fill="#5c6478">{esc(sub)}</text></g>')
-    out.append("</svg>")
-    return "".join(out)
+        tx, ty = pos[t]
+        if t == s["name"]:  # recursion
+            out.append(f'<path d="M{x + BOX_W},{y + 14} C{x + BOX_W + 40},{y - 10} '
+                       f'{x + BOX_W + 40},{y + BOX_H + 10} {x + BOX_W},{y + BOX_H - 14}" '
+                       f'fill="none" stroke="#7a8294" marker-end="url(#arrow)"{dashed}/>')
+            continue
+        x1, y1 = x + BOX_W / 2, y + BOX_H
+        x2, y2 = tx + BOX_W / 2, ty
+        if ty <= y:  # an edge going back up: around the side
+            out.append(f'<path d="M{x + BOX_W},{y + BOX_H / 2} C{x + BOX_W + 60},{y} '
+                       f'{tx + BOX_W + 60},{ty + BOX_H} {tx + BOX_W},{ty + BOX_H / 2}" '
+                       f'fill="none" stroke="#7a8294" marker-end="url(#arrow)"{dashed}/>')
+            continue
+        mid = (y1 + y2) / 2
+        out.append(f'<path class="edge" d="M{x1:.1f},{y1:.1f} C{x1:.1f},{mid:.1f} '
+                   f'{x2:.1f},{mid:.1f} {x2:.1f},{y2 - 2:.1f}" fill="none" stroke="#7a8294" '
+                   f'marker-end="url(#arrow)"{dashed}/>')
+        label = ""
+        if s.get("foreach"):
+            n = counts.get(t)
+            label = f"foreach {s['foreach']}" + (f" ×{n:,}" if n else "")
+        elif t in cases:
+            label = f"case {cases[t]}"
+        if label:
+            out.append(f'<text x="{(x1 + x2) / 2 + 6:.1f}" y="{mid + 4:.1f}" font-size="11" '
+                       f'fill="#444">{esc(label)}</text>')
+    return out
+
+
+def _box(s: dict, x: float, y: float, st: str, n: int) -> str:
+    """A step's box, coloured by its status `st`, with its kind and `n` tasks."""
+    name = s["name"]
+    col = STATUS_COLOURS.get(st, "#9aa3b5")
+    kind = "switch" if s.get("switch") else s["type"]
+    sub = f"{kind} · {n:,} task{'s' if n != 1 else ''}"
+    return (f'<g class="step" data-step="{esc(name)}" data-status="{esc(st)}">'
+            f'<title>{esc(name)}: {esc(st)}, {n:,} tasks</title>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{BOX_W}" height="{BOX_H}" rx="8" '
+            f'fill="#fff" stroke="{col}" stroke-width="2.5"/>'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="8" height="{BOX_H}" rx="3" fill="{col}"/>'
+            f'<text x="{x + 18:.1f}" y="{y + 22:.1f}" font-size="13" font-weight="600">'
+            f'{esc(name[:22])}</text><text x="{x + 18:.1f}" y="{y + 40:.1f}" '
+            f'font-size="11" fill="#5c6478">{esc(sub)}</text></g>')

@@ -30,66 +30,25 @@ def timeline_svg(tasks: list[tuple], steps: list[str], t0: float | None = None) 
     by_node = len(lanes_by_worker) > MAX_LANES
     lane_key = (lambda t: (t[4], 0)) if by_node else (lambda t: (t[4], t[5]))
     lanes = sorted({lane_key(t) for t in tasks})
-    index = {k: i for i, k in enumerate(lanes)}
     start = min(t[2] for t in tasks)
     lead = start - t0 if t0 is not None and t0 < start else 0.0
-    end = max(t[3] for t in tasks)
-    span = max(end - start, 1e-3)
+    span = max(max(t[3] for t in tasks) - start, 1e-3)
     colours = step_colours(steps)
     height = len(lanes) * LANE_H + 40
     width = LABEL_W + PLOT_W + 20
-
-    def x(ts):
-        return LABEL_W + (ts - start) / span * PLOT_W
-
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" id="timeline" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
            f'aria-label="task timeline" data-tasks="{len(tasks)}" data-lanes="{len(lanes)}">']
-    for i, (node, worker) in enumerate(lanes):
-        y = 8 + i * LANE_H
-        label = node.split("@")[-1] if node else "?"
-        label = f"{label} (node)" if by_node else f"{label} pid {worker}"
-        fill = "#f5f7fb" if i % 2 == 0 else "#fff"
-        out.append(f'<rect x="{LABEL_W}" y="{y}" width="{PLOT_W}" height="{LANE_H}" '
-                   f'fill="{fill}"/><text x="{LABEL_W - 6}" y="{y + 13}" font-size="10" '
-                   f'text-anchor="end">{esc(label)}</text>')
+    out.extend(_lane_rows(lanes, by_node))
+    plot = _Plot(start, span, {k: i for i, k in enumerate(lanes)}, lane_key, colours)
     if len(tasks) <= MAX_BOXES:
-        for step, task_id, s, f, node, worker, ok in tasks:
-            y = 8 + index[lane_key((step, task_id, s, f, node, worker, ok))] * LANE_H + 2
-            w = max(0.8, x(f) - x(s))
-            col = colours.get(step, PALETTE[0]) if ok else FAILED
-            out.append(f'<rect class="task" x="{x(s):.1f}" y="{y}" width="{w:.1f}" '
-                       f'height="{LANE_H - 4}" fill="{col}"><title>{esc(step)}/{esc(task_id)}: '
-                       f'{f - s:.3f} s{"" if ok else ", failed"}</title></rect>')
+        out.extend(_task_boxes(plot, tasks))
     else:
-        bin_w = span / BINS
-        busy: dict[tuple[int, int], dict[str, float]] = {}
-        failed_bins: set[tuple[int, int]] = set()
-        for step, task_id, s, f, node, worker, ok in tasks:
-            lane = index[lane_key((step, task_id, s, f, node, worker, ok))]
-            b0, b1 = int((s - start) / bin_w), min(BINS - 1, int((f - start) / bin_w))
-            for b in range(b0, b1 + 1):
-                lo, hi = start + b * bin_w, start + (b + 1) * bin_w
-                used = min(f, hi) - max(s, lo)
-                if used > 0:
-                    cell = busy.setdefault((lane, b), {})
-                    cell[step] = cell.get(step, 0.0) + used
-            if not ok:
-                failed_bins.add((lane, b1))
-        workers_per_lane = {}
+        workers_per_lane: dict = {}
         if by_node:
             for node, _worker in lanes_by_worker:
                 workers_per_lane[(node, 0)] = workers_per_lane.get((node, 0), 0) + 1
-        for (lane, b), used in busy.items():
-            capacity = bin_w * (workers_per_lane.get(lanes[lane], 1) if by_node else 1)
-            frac = min(1.0, sum(used.values()) / capacity)
-            step = max(used, key=used.get)
-            col = FAILED if (lane, b) in failed_bins else colours.get(step, PALETTE[0])
-            y = 8 + lane * LANE_H + 2
-            out.append(f'<rect class="bin" x="{x(start + b * bin_w):.1f}" y="{y}" '
-                       f'width="{PLOT_W / BINS + 0.3:.2f}" height="{LANE_H - 4}" fill="{col}" '
-                       f'fill-opacity="{0.25 + 0.75 * frac:.2f}"><title>{esc(step)}: '
-                       f'{100 * frac:.0f}% busy</title></rect>')
+        out.extend(_busy_bins(plot, tasks, lanes, workers_per_lane if by_node else None))
     axis_y = 8 + len(lanes) * LANE_H + 12
     for k in range(6):
         ts = span * k / 5
@@ -98,12 +57,91 @@ def timeline_svg(tasks: list[tuple], steps: list[str], t0: float | None = None) 
     out.append("</svg>")
     legend = "".join(f'<span><i style="background:{c}"></i>{esc(s)}</span>'
                      for s, c in colours.items())
-    note = (f"{len(tasks):,} tasks in {len(lanes)} lanes"
+    note = _note(len(tasks), len(lanes), by_node, lead)
+    return "".join(out) + f'<div class="legend">{legend}<span><i style="background:{FAILED}">' \
+                          f'</i>failed</span></div><div class="label">{esc(note)}</div>'
+
+
+class _Plot:
+    """Where a task goes: its lane's row, and x for a time."""
+
+    def __init__(self, start: float, span: float, index: dict, lane_key, colours: dict):
+        self.start, self.span, self.index = start, span, index
+        self.lane_key, self.colours = lane_key, colours
+
+    def x(self, ts: float) -> float:
+        return LABEL_W + (ts - self.start) / self.span * PLOT_W
+
+    def lane(self, task: tuple) -> int:
+        return self.index[self.lane_key(task)]
+
+
+def _lane_rows(lanes: list, by_node: bool) -> list[str]:
+    out = []
+    for i, (node, worker) in enumerate(lanes):
+        y = 8 + i * LANE_H
+        label = node.split("@")[-1] if node else "?"
+        label = f"{label} (node)" if by_node else f"{label} pid {worker}"
+        fill = "#f5f7fb" if i % 2 == 0 else "#fff"
+        out.append(f'<rect x="{LABEL_W}" y="{y}" width="{PLOT_W}" height="{LANE_H}" '
+                   f'fill="{fill}"/><text x="{LABEL_W - 6}" y="{y + 13}" font-size="10" '
+                   f'text-anchor="end">{esc(label)}</text>')
+    return out
+
+
+def _task_boxes(plot: _Plot, tasks: list[tuple]) -> list[str]:
+    """One box per task."""
+    out = []
+    x = plot.x
+    for task in tasks:
+        step, task_id, s, f, _node, _worker, ok = task
+        y = 8 + plot.lane(task) * LANE_H + 2
+        w = max(0.8, x(f) - x(s))
+        col = plot.colours.get(step, PALETTE[0]) if ok else FAILED
+        out.append(f'<rect class="task" x="{x(s):.1f}" y="{y}" width="{w:.1f}" '
+                   f'height="{LANE_H - 4}" fill="{col}"><title>{esc(step)}/{esc(task_id)}: '
+                   f'{f - s:.3f} s{"" if ok else ", failed"}</title></rect>')
+    return out
+
+
+def _busy_bins(plot: _Plot, tasks: list[tuple], lanes: list,
+               workers_per_lane: dict | None) -> list[str]:
+    """Each lane cut into BINS time bins, shaded by how busy it was (`workers_per_lane`:
+    a node's lane holds several workers)."""
+    start, bin_w = plot.start, plot.span / BINS
+    busy: dict[tuple[int, int], dict[str, float]] = {}
+    failed_bins: set[tuple[int, int]] = set()
+    for task in tasks:
+        step, _task_id, s, f, _node, _worker, ok = task
+        lane = plot.lane(task)
+        b0, b1 = int((s - start) / bin_w), min(BINS - 1, int((f - start) / bin_w))
+        for b in range(b0, b1 + 1):
+            lo, hi = start + b * bin_w, start + (b + 1) * bin_w
+            used = min(f, hi) - max(s, lo)
+            if used > 0:
+                cell = busy.setdefault((lane, b), {})
+                cell[step] = cell.get(step, 0.0) + used
+        if not ok:
+            failed_bins.add((lane, b1))
+    out = []
+    for (lane, b), used in busy.items():
+        capacity = bin_w * (workers_per_lane.get(lanes[lane], 1) if workers_per_lane else 1)
+        frac = min(1.0, sum(used.values()) / capacity)
+        step = max(used, key=used.get)
+        col = FAILED if (lane, b) in failed_bins else plot.colours.get(step, PALETTE[0])
+        y = 8 + lane * LANE_H + 2
+        out.append(f'<rect class="bin" x="{plot.x(start + b * bin_w):.1f}" y="{y}" '
+                   f'width="{PLOT_W / BINS + 0.3:.2f}" height="{LANE_H - 4}" fill="{col}" '
+                   f'fill-opacity="{0.25 + 0.75 * frac:.2f}"><title>{esc(step)}: '
+                   f'{100 * frac:.0f}% busy</title></rect>')
+    return out
+
+
+def _note(n_tasks: int, n_lanes: int, by_node: bool, lead: float) -> str:
+    return (f"{n_tasks:,} tasks in {n_lanes} lanes"
             + (" (one per node: too many workers to show one each)" if by_node else
                " (one per worker process)")
-            + ("; each lane cut into time bins, darker where busier" if len(tasks) > MAX_BOXES
+            + ("; each lane cut into time bins, darker where busier" if n_tasks > MAX_BOXES
                else "")
             + (f". Time 0 is the first task's start, {lead:.1f} s after the run began "
                "(connecting to Ray, preparing the run)" if lead >= 0.05 else ""))
-    return "".join(out) + f'<div class="legend">{legend}<span><i style="background:{FAILED}">' \
-                          f'</i>failed</span></div><div class="label">{esc(note)}</div>'

@@ -1,6 +1,6 @@
 """RayExecutor: each batch is one Ray task, a streaming generator, collected with ray.wait.
 
-A batch's Ray task yields three objects (`batching.stream_batch`): the payload of artifact
+A batch's Ray task yields three objects (`worker.stream_batch`): the payload of artifact
 values, the outcomes as soon as the steps have run, and the outcomes again once the
 checkpoint is durable. The payload stays in the object store, owned by the driver because it
 is a task return, so it outlives the worker that made it. So each batch comes back twice: a
@@ -31,19 +31,19 @@ PRESTART_MAX = 8   # workers a run starts (and warms) before its first task
 
 def _entry(ctx, specs):
     # Imported inside the worker; kept tiny so the pickled function is a reference.
-    from .batching import stream_batch
+    from .worker import stream_batch
 
     yield from stream_batch(ctx, specs)
 
 
 def _warm(ctx):
-    from .batching import warm_worker
+    from .worker import warm_worker
 
     return warm_worker(ctx)
 
 
 def _slice(ctx, loc, chunk, num_chunks):
-    from .batching import slice_items
+    from .worker import slice_items
 
     return slice_items(ctx, loc, chunk, num_chunks)
 

@@ -168,15 +168,14 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
          runner_attribute_file: str | None = None) -> SpinResult:
     import json
 
-    from ..config import config_values_of
     from ..datastore import FlowDataStore, RunRecord
     from ..decorators import StepDecorators
     from ..parameters import params_as_json
-    from .batching import _node_name
-    from .batching import persist as persist_batch
     from .resume import origin_parameters
-    from .runner import _username, _write_run_id_file
-    from .task import WorkerFlow, run_task, worker_flow
+    from .run_record import username, write_run_id_file
+    from .worker import node_name, worker_flow
+    from .worker import persist as persist_batch
+    from .worker_task import WorkerFlow, run_task
 
     origin = FlowDataStore.from_url(datastore_url, loaded.name)
     origin.storage.check_writable()
@@ -192,22 +191,13 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
     _copy_blobs(origin, target, [loc for loc in locs if loc.name not in overrides])
     params = origin_parameters(origin, run_id, loaded.cls)
     spin_run = target.new_run_id()
-    user = user or _username()
-    from .flowfile import step_code_hashes
-    from .spec import RunContext
-
-    ctx = RunContext(
-        flow_file=loaded.file, module_name=loaded.module_name, class_name=loaded.cls.__name__,
-        flow_name=loaded.name, run_id=spin_run, datastore_url=target.url, params=params,
-        param_locs={}, code_hashes=step_code_hashes(loaded.cls, loaded.graph), user=user,
-        origin_run_id=run_id, namespace=namespace, source_dir=os.path.dirname(loaded.file),
-        configs_key=json.dumps(config_values_of(loaded.cls), sort_keys=True, default=repr))
-    started = time.time()
+    user = user or username()
+    ctx = _spin_context(loaded, target.url, spin_run, run_id, params, user, namespace)
     record = RunRecord(flow=loaded.name, run_id=spin_run, user=user,
                        params=params_as_json(params), tags=[],
                        sys_tags=[f"user:{user}", "runtime:rayflow", "spin",
                                  f"spin_of:{rec.pathspec}"],
-                       status="running", started_at=started, flow_file=loaded.file,
+                       status="running", started_at=time.time(), flow_file=loaded.file,
                        origin_run_id=run_id, datastore=target.url)
     if persist:
         target.write_run(record)
@@ -215,14 +205,14 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
             {"flow_name": loaded.name, "run_id": spin_run, "step_name": step,
              "task_id": task_id, "datastore": target.url}))):
         if path:
-            _write_run_id_file(path, text)
+            write_run_id_file(path, text)
     wf = worker_flow(ctx)
     if skip_decorators:
         wf = WorkerFlow(wf.cls, wf.graph, {**wf.decorators, step: StepDecorators([])})
     from ..runtime.artifacts import ArtifactLoader
 
     loader = ArtifactLoader(lambda: target, consumers=1)
-    cap = run_task(ctx, wf, spec, loader, target, _node_name())
+    cap = run_task(ctx, wf, spec, loader, target, node_name())
     if persist:
         persist_batch(target, ctx, [spec], [cap])
         record.status = "success" if cap.outcome.ok else "failed"
@@ -230,3 +220,21 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
         target.write_run(record)
     return SpinResult(rec.pathspec, f"{loaded.name}/{spin_run}/{step}/{task_id}",
                       target.url if persist else None, cap.outcome.ok, cap.outcome.error)
+
+
+def _spin_context(loaded, datastore_url: str, spin_run: str, origin_run_id: str, params: dict,
+                  user: str, namespace: str | None):
+    """The RunContext of the one-task run a spin makes."""
+    import json
+
+    from ..config import config_values_of
+    from .flowfile import step_code_hashes
+    from .spec import RunContext
+
+    return RunContext(
+        flow_file=loaded.file, module_name=loaded.module_name, class_name=loaded.cls.__name__,
+        flow_name=loaded.name, run_id=spin_run, datastore_url=datastore_url, params=params,
+        param_locs={}, code_hashes=step_code_hashes(loaded.cls, loaded.graph), user=user,
+        origin_run_id=origin_run_id, namespace=namespace,
+        source_dir=os.path.dirname(loaded.file),
+        configs_key=json.dumps(config_values_of(loaded.cls), sort_keys=True, default=repr))

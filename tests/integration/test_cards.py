@@ -14,12 +14,12 @@ from rayflow.datastore import FlowDataStore
 def cards_run(ray_session, tmp_path_factory):
     from rayflow.parameters import resolve_parameters
     from rayflow.runtime.flowfile import load_flow
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     ds = str(tmp_path_factory.mktemp("cards") / "ds")
     loaded = load_flow(os.path.join(os.path.dirname(__file__), "..", "flows", "cards_flow.py"))
     values = resolve_parameters(loaded.cls, {"width": "6"})
-    summary = Runner(loaded, values, RunOptions(datastore_url=ds, progress=False)).run()
+    summary = RunLoop(loaded, values, RunOptions(datastore_url=ds, progress=False)).run()
     assert summary.successful
     return ds, summary
 

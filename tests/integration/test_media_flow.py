@@ -13,13 +13,13 @@ FLOW = os.path.join(ROOT, "examples", "media", "flow.py")
 def test_media_flow_finds_the_cuts_on_an_actor_pool(ray_session, datastore, tmp_path):
     from rayflow.parameters import resolve_parameters
     from rayflow.runtime.flowfile import load_flow
-    from rayflow.runtime.runner import Runner, RunOptions
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
 
     loaded = load_flow(FLOW)
     values = resolve_parameters(
         loaded.cls, {"clips": "6", "seconds": "3", "seed": "5", "folder": str(tmp_path)},
         config_values={"settings": '{"gpu": 0.5, "actors": 2, "cpu": 0.5}'})
-    s = Runner(loaded, values, RunOptions(datastore_url=datastore, progress=False)).run()
+    s = RunLoop(loaded, values, RunOptions(datastore_url=datastore, progress=False)).run()
     assert s.successful, s.failures
     namespace(None)
     run = Run(s.pathspec, datastore=datastore)

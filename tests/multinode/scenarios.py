@@ -73,13 +73,13 @@ class Env:
         """Run one flow in-process through the Runner, joined to the cluster by address."""
         from rayflow.parameters import resolve_parameters
         from rayflow.runtime.flowfile import load_flow
-        from rayflow.runtime.runner import Runner, RunOptions
+        from rayflow.runtime.run_loop import RunLoop, RunOptions
 
         loaded = load_flow(os.path.join(FLOWS, flow_file))
         values = resolve_parameters(loaded.cls, {k: str(v) for k, v in (params or {}).items()})
         opts = RunOptions(datastore_url=datastore or self.datastore,
                           address=self.cluster.address, progress=False)
-        return Runner(loaded, values, opts)
+        return RunLoop(loaded, values, opts)
 
 
 def _tasks(datastore: str, pathspec: str, step: str) -> list:

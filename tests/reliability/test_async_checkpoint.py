@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rayflow import FlowSpec, Parameter, step
-import rayflow.runtime.batching as _batching
+import rayflow.runtime.worker as _batching
 
 _real_persist = getattr(_batching, "_real_persist", _batching.persist)
 _batching._real_persist = _real_persist
@@ -186,7 +186,7 @@ import time
 import numpy as np
 
 from rayflow import FlowSpec, Parameter, step
-import rayflow.runtime.batching as _batching
+import rayflow.runtime.worker as _batching
 
 _real_persist = getattr(_batching, "_real_persist", _batching.persist)
 _batching._real_persist = _real_persist
@@ -235,7 +235,7 @@ class JoinWaitsFlow(FlowSpec):
 
 
 def test_a_join_runs_only_once_its_inputs_are_durable(run_flow, tmp_path, monkeypatch):
-    import rayflow.runtime.batching as batching
+    import rayflow.runtime.worker as batching
 
     monkeypatch.setattr(batching, "persist", batching.persist)  # the flow patches it here too
     markers = tmp_path / "markers"

@@ -18,7 +18,7 @@ from rayflow.datastore.artifact_store import DamagedArtifactError
 from rayflow.parameters import resolve_parameters
 from rayflow.runtime.flowfile import load_flow
 from rayflow.runtime.resume import ResumeRequest
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 
 FLOW = '''
 import numpy as np
@@ -62,7 +62,7 @@ def run(flow_file, ds, resume=None):
     loaded = load_flow(flow_file)
     params = None if resume else resolve_parameters(loaded.cls, {})
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False, resume=resume)
-    return Runner(loaded, params, opts).run()
+    return RunLoop(loaded, params, opts).run()
 
 
 def blob_file(ds: str, run_id: str, step: str, name: str) -> str:

@@ -12,7 +12,7 @@ from rayflow.datastore import FlowDataStore
 from rayflow.parameters import resolve_parameters
 from rayflow.runtime.errors import ErrorKind
 from rayflow.runtime.flowfile import load_flow
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -39,7 +39,7 @@ def test_sys_exit_in_a_step_fails_that_step_with_its_logs(tmp_path):
     path.write_text(EXIT_FLOW)
     loaded = load_flow(str(path))
     ds = str(tmp_path / "ds")
-    s = Runner(loaded, resolve_parameters(loaded.cls, {}),
+    s = RunLoop(loaded, resolve_parameters(loaded.cls, {}),
                RunOptions(datastore_url=ds, executor="inline", progress=False)).run()
     assert s.status == "failed"
     [failure] = s.failures

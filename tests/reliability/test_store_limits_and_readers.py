@@ -48,9 +48,9 @@ ray.init(address="local", num_cpus=2, object_store_memory=80 * 1024 * 1024,
          include_dashboard=False, log_to_driver=False)
 from rayflow.parameters import resolve_parameters
 from rayflow.runtime.flowfile import load_flow
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 loaded = load_flow(sys.argv[1])
-s = Runner(loaded, resolve_parameters(loaded.cls, {}),
+s = RunLoop(loaded, resolve_parameters(loaded.cls, {}),
            RunOptions(datastore_url=sys.argv[2], progress=False)).run()
 print("RUN", s.run_id, s.status)
 '''

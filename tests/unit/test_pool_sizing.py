@@ -1,7 +1,7 @@
 """An actor pool's sizing, without Ray: it grows only when every actor is full, never past
 max, and ends actors idle past the time-out down to min."""
 
-from rayflow.runtime.pool import PoolConfig, _Pool
+from rayflow.runtime.pool_executor import PoolConfig, _Pool
 
 
 class _Handle:

@@ -16,10 +16,10 @@ from rayflow import Run, default_namespace, namespace  # noqa: E402
 from rayflow.datastore import FlowDataStore  # noqa: E402
 from rayflow.parameters import resolve_parameters  # noqa: E402
 from rayflow.runtime.errors import ErrorKind, raise_for_failures  # noqa: E402
-from rayflow.runtime.executor import InlineExecutor  # noqa: E402
 from rayflow.runtime.flowfile import load_flow  # noqa: E402
+from rayflow.runtime.inline_executor import InlineExecutor  # noqa: E402
 from rayflow.runtime.resume import ResumeRequest  # noqa: E402
-from rayflow.runtime.runner import Runner, RunOptions  # noqa: E402
+from rayflow.runtime.run_loop import RunLoop, RunOptions  # noqa: E402
 
 
 def _ray_running() -> bool:
@@ -42,7 +42,7 @@ def run(path, datastore, params=None, **opts):
     loaded = load_flow(path if os.path.isabs(path) else os.path.join(FLOWS, path))
     values = resolve_parameters(loaded.cls, {k: str(v) for k, v in (params or {}).items()})
     options = RunOptions(datastore_url=datastore, executor="inline", progress=False, **opts)
-    return Runner(loaded, values, options).run()
+    return RunLoop(loaded, values, options).run()
 
 
 def test_nested_foreach_inline(tmp_path):
@@ -78,7 +78,7 @@ def test_resume_clones_what_finished_and_reruns_the_rest(tmp_path):
     loaded = load_flow(os.path.join(FLOWS, "resumable_flow.py"))
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
                       resume=ResumeRequest(origin_run_id=first.run_id))
-    second = Runner(loaded, None, opts).run()
+    second = RunLoop(loaded, None, opts).run()
     assert second.successful
     # start and the four splits that finished are cloned; split 2, join and end run again.
     assert second.tasks_cloned == 1 + 4
@@ -98,7 +98,7 @@ def test_resume_of_the_latest_run_in_any_namespace(tmp_path):
     loaded = load_flow(os.path.join(FLOWS, "failing_flow.py"))
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
                       resume=ResumeRequest(namespace="*"))
-    runner = Runner(loaded, None, opts)
+    runner = RunLoop(loaded, None, opts)
     second = runner.run()
     assert runner.origin_run_id == first.run_id
     assert not second.successful and second.tasks_cloned == 1 + 5
@@ -111,7 +111,7 @@ def test_resume_from_an_unknown_step_is_refused(tmp_path):
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
                       resume=ResumeRequest(origin_run_id=first.run_id, step="nope"))
     with pytest.raises(Exception, match="Cannot resume from step 'nope'"):
-        Runner(loaded, None, opts).run()
+        RunLoop(loaded, None, opts).run()
 
 
 def task_at(store, run_id, step, *indices, iteration=0):
@@ -177,7 +177,7 @@ def test_the_executor_can_be_handed_in(tmp_path):
     loaded = load_flow(os.path.join(EXAMPLES, "hello.py"))
     executor = InlineExecutor()
     opts = RunOptions(datastore_url=str(tmp_path / "ds"), executor="inline", progress=False)
-    s = Runner(loaded, resolve_parameters(loaded.cls, {}), opts, executor=executor).run()
+    s = RunLoop(loaded, resolve_parameters(loaded.cls, {}), opts, executor=executor).run()
     assert s.successful and executor.in_flight == 0
 
 
@@ -234,7 +234,7 @@ def test_resume_reruns_a_recursive_step_from_the_iteration_that_failed(tmp_path)
     loaded = load_flow(os.path.join(FLOWS, "switch_flow.py"))
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False,
                       resume=ResumeRequest(origin_run_id=first.run_id))
-    second = Runner(loaded, None, opts).run()
+    second = RunLoop(loaded, None, opts).run()
     assert second.successful, second.failures
     for index, iteration in ((0, 0), (0, 1), (1, 0), (1, 1), (2, 0)):
         rec = task_at(store, second.run_id, "loop", index, iteration=iteration)

@@ -15,10 +15,10 @@ from rayflow.runtime.artifacts import ArtifactLoc, Scope
 from rayflow.runtime.batching import MAX_BATCH, TARGET_BATCH_SECONDS, BatchSizer, chunking
 from rayflow.runtime.errors import ErrorKind, TaskError
 from rayflow.runtime.resume import Cloner
-from rayflow.runtime.runner import RetryQueue
+from rayflow.runtime.run_loop import RetryQueue
 from rayflow.runtime.scheduler import ParentLink, ReadyTask, TaskKey
 from rayflow.runtime.spec import TaskOutcome, TaskSpec
-from rayflow.runtime.task import CapturedTask, _capture_artifacts
+from rayflow.runtime.worker_task import CapturedTask, _capture_artifacts
 
 
 def outcomes(n: int, seconds_each: float) -> list[TaskOutcome]:

@@ -5,7 +5,7 @@ step inside the decorator hooks (environment, timeout, catch), checks the transi
 foreach variable, and encodes every new or changed artifact through the datastore's artifact
 store. It returns a `CapturedTask`: the small `TaskOutcome` for the driver, the new values
 for the object store, and what the record and logs need. Persisting a batch of captured
-tasks is `batching.py`'s job.
+tasks is `worker.py`'s job; the stdout/stderr tee is `capture.py`.
 
 Nothing here raises for a user's mistake: a failing step becomes a failed outcome carrying a
 `TaskError` (the user's own traceback, or rayflow's finding), and its batch-mates are
@@ -14,7 +14,6 @@ unaffected.
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import sys
@@ -25,11 +24,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import apply_configs, config_values_of
 from ..current import TaskContext, current
-from ..datastore.logs import encode_timed_log
 from ..datastore.serializers import type_name
-from ..decorators import StepDecorators, parse_with_spec
+from ..decorators import StepDecorators
 from ..exceptions import (
     FailureHandledByCatch,
     InvalidNextError,
@@ -40,28 +37,12 @@ from ..exceptions import (
 from ..flowspec import Inputs
 from ..flowstate import FlowState, state_of
 from .artifacts import PENDING_SHA, ArtifactLoader, ArtifactLoc
+from .capture import captured_output
 from .errors import TaskError
-from .flowfile import file_version, find_flow_class, graph_of, import_flow_file
 from .spec import RunContext, TaskOutcome, TaskSpec
 
 # Values whose identity means "unchanged": they cannot be mutated in place.
 _IMMUTABLE = (str, bytes, int, float, bool, complex, type(None), frozenset, tuple)
-
-_DATASTORES: dict[tuple[str, str], Any] = {}
-
-
-def datastore_for(url: str, flow_name: str):
-    """One FlowDataStore per worker process and datastore (opening S3 is slow)."""
-    from ..datastore import FlowDataStore
-
-    key = (url, flow_name)
-    ds = _DATASTORES.get(key)
-    if ds is None:
-        ds = _DATASTORES[key] = FlowDataStore.from_url(url, flow_name)
-        # The driver reached this datastore before it sent any task: an outage now is waited
-        # out for a while (see rayflow/datastore/s3.py), not failed at once.
-        ds.storage.expect_reachable()
-    return ds
 
 
 @dataclass
@@ -73,50 +54,6 @@ class WorkerFlow:
     graph: Any
     decorators: dict[str, StepDecorators]
     module: Any = None
-
-
-_WORKER_FLOWS: dict[tuple, WorkerFlow] = {}
-
-
-def worker_flow(ctx: RunContext) -> WorkerFlow:
-    # Decorators may read the run's configs: runs with other configs build their own.
-    # A worker of a warm Ray (`rayflow up`) serves many runs: a flow file edited since it was
-    # imported is imported again, and the module name two flows share ("flow") points at this
-    # run's module while its tasks run, so what they pickle and unpickle is this flow's.
-    key = (ctx.flow_file, ctx.module_name, ctx.class_name, tuple(ctx.with_decorators),
-           ctx.configs_key, file_version(ctx.flow_file))
-    wf = _WORKER_FLOWS.get(key)
-    if wf is not None:
-        if wf.module is not None and sys.modules.get(ctx.module_name) is not wf.module:
-            sys.modules[ctx.module_name] = wf.module
-        return wf
-    if wf is None:
-        module = import_flow_file(ctx.flow_file, ctx.module_name)
-        cls = find_flow_class(module, ctx.class_name)
-        apply_configs(cls, ctx.params)
-        configs = config_values_of(cls)
-        graph = graph_of(cls)
-        extra = [parse_with_spec(s) for s in ctx.with_decorators]
-        decos = {name: StepDecorators.for_step(getattr(cls, name), extra, configs)
-                 for name in graph.steps}
-        wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos, module)
-    return wf
-
-
-@contextmanager
-def scoped_environ(env: dict[str, str]):
-    """Set `env` in os.environ for the duration of the block, then put back what was there:
-    a worker process serves many runs, and must not keep one run's settings for the next."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
 
 
 @dataclass
@@ -163,7 +100,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
-    with _captured_output(f"[{spec.step}/{spec.task_id}] ", sink) as (out, err):
+    with captured_output(f"[{spec.step}/{spec.task_id}] ", sink) as (out, err):
         current._set(tctx)
         try:
             if spec.fallback:
@@ -382,7 +319,7 @@ def _foreach_cardinality(flow, gnode, var: str) -> int:
             f"Step {gnode.name!r} ({where}) fans out over foreach={var!r}, but self.{var} is "
             f"not set. Assign a list to self.{var} before self.next().",
             step=gnode.name) from None
-    if isinstance(value, (list, tuple, range, str, bytes)) or _is_ndarray(value):
+    if isinstance(value, (list, tuple, range, str, bytes)) or is_ndarray(value):
         count = len(value)
     else:
         try:
@@ -407,7 +344,7 @@ def _foreach_cardinality(flow, gnode, var: str) -> int:
     return count
 
 
-def _is_ndarray(value) -> bool:
+def is_ndarray(value) -> bool:
     return type(value).__module__ == "numpy" and type(value).__name__ == "ndarray"
 
 
@@ -478,6 +415,12 @@ def _user_traceback(exc: BaseException) -> str:
 
 
 _SOURCE_DIR: dict[str, str] = {}
+
+
+def set_source_dir(source_dir: str) -> None:
+    """The flow's folder on the driver: tracebacks of a flow run from elsewhere (Ray's
+    unpacked working_dir) show its paths as there."""
+    _SOURCE_DIR["dir"] = source_dir
 
 
 def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
@@ -556,118 +499,3 @@ def _unchanged_by_identity(value) -> bool:
         return True
     mod = type(value).__module__
     return mod.startswith("pyarrow") and type(value).__name__ in ("Table", "RecordBatch")
-
-
-class _Tee(io.TextIOBase):
-    """A task's sys.stdout or sys.stderr: keeps every line with the time it was written (for
-    the datastore) and copies it to the real stream with a [step/task] prefix. It is a text
-    stream like the real one, with an `encoding` and a binary `buffer`."""
-
-    def __init__(self, real, prefix: str, sink=None):
-        self.real = real
-        self.prefix = prefix
-        self._sink = sink  # also gets every piece of text, as it is written
-        self._lines: list[list] = []   # [time, text] per line, the last one maybe unfinished
-        self._at_line_start = True
-        self._buffer = None
-
-    @property
-    def buffer(self) -> "_TeeBuffer":
-        if self._buffer is None:  # made when asked for: most tasks never write bytes
-            self._buffer = _TeeBuffer(self)
-        return self._buffer
-
-    @property
-    def encoding(self) -> str:
-        return "utf-8"
-
-    @property
-    def errors(self) -> str:
-        return "replace"
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        if isinstance(text, (bytes, bytearray)):
-            text = bytes(text).decode("utf-8", errors="replace")
-        now = time.time()
-        out = []
-        for piece in text.splitlines(keepends=True):
-            if self._at_line_start:
-                self._lines.append([now, piece])
-                out.append(self.prefix)
-            else:
-                self._lines[-1][1] += piece
-            out.append(piece)
-            self._at_line_start = piece.endswith(("\n", "\r"))
-            if self._sink is not None:
-                self._sink(piece)
-        if self.real is not None and out:
-            try:
-                self.real.write("".join(out))
-            except (ValueError, OSError):
-                pass
-        return len(text)
-
-    def flush(self) -> None:
-        if self.real is not None and self._lines:
-            try:
-                self.real.flush()
-            except (ValueError, OSError):
-                pass
-
-    @property
-    def printed(self) -> int:
-        """Lines copied to the real stream, each with the task's prefix."""
-        return len(self._lines) if self.real is not None else 0
-
-    def getvalue(self) -> str:
-        return "".join(text for _, text in self._lines)
-
-    def stored(self) -> str:
-        """The log as the datastore keeps it: every line with its time."""
-        if not self._lines:
-            return ""
-        return encode_timed_log((stamp, text.rstrip("\r\n")) for stamp, text in self._lines)
-
-    def isatty(self) -> bool:
-        return False
-
-
-class _TeeBuffer(io.RawIOBase):
-    """`sys.stdout.buffer` of a task: bytes written here are the same log, decoded."""
-
-    def __init__(self, tee: _Tee):
-        self._tee = tee
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data) -> int:
-        self._tee.write(bytes(data).decode("utf-8", errors="replace"))
-        return len(data)
-
-    def flush(self) -> None:
-        self._tee.flush()
-
-
-class _captured_output:
-    """sys.stdout and sys.stderr as `_Tee`s for the block (a class, not a generator: it runs
-    twice for every task of a 100,000-split foreach)."""
-
-    def __init__(self, prefix: str, sink=None):
-        self.prefix, self.sink = prefix, sink
-
-    def __enter__(self):
-        sink = self.sink
-        self.old = sys.stdout, sys.stderr
-        out = _Tee(self.old[0], self.prefix, sink and (lambda text: sink("stdout", text)))
-        err = _Tee(self.old[1], self.prefix, sink and (lambda text: sink("stderr", text)))
-        sys.stdout, sys.stderr = self.tees = out, err
-        return out, err
-
-    def __exit__(self, *exc) -> None:
-        for tee in self.tees:
-            tee.flush()
-        sys.stdout, sys.stderr = self.old

@@ -1,4 +1,4 @@
-"""Steps on warm Ray actors: `@actor_pool`.
+"""Steps on warm Ray actors, the driver's side: `ActorPoolExecutor`.
 
 A step with `@actor_pool(min=0, max=4, setup=load_model)` runs its tasks (its foreach splits,
 or a linear step's one task) on a pool of long-lived Ray actors instead of one Ray task per
@@ -7,16 +7,10 @@ for every later task: `current.actor.state`. A model is loaded once per actor, n
 split.
 
 The parts:
-- `ActorPoolDecorator` (decorators.py) describes the pool; its `task_pre_step` hook calls
-  `ensure_setup` here, in whatever process runs the task: on a pool actor, setup runs once per
-  actor; with the inline executor or `rayflow spin`, once per process. A setup that raises
-  fails the task with the setup's own traceback, as the step's code would (and @retry, @catch
-  apply); the next task on that actor tries setup again.
-- `PoolActor` is the actor: it runs batches with the same `execute_batch` a Ray task runs, so
-  records, lineage, resume, @retry, @catch and @timeout keep their meaning. Ray restarts an
-  actor whose process died (`max_restarts`) and runs the batch it held again
-  (`max_task_retries`); the restarted actor runs setup again.
-- `ActorPoolExecutor` (a RayExecutor for the other steps) sends each pooled batch to the
+- `ActorPoolDecorator` (decorators.py) describes the pool;
+- the actor and the setup it runs are the worker's side: `actor.py`;
+- here, in the driver: `pool_configs` reads the run's pools from its steps' decorators, and
+  `ActorPoolExecutor` (a RayExecutor for the other steps) sends each pooled batch to the
   least busy actor of its pool; when every actor has `max_in_flight` batches and the pool is
   below `max`, it starts another actor; an actor idle for `idle_timeout` seconds is ended
   while the pool is above `min`. Several steps share a pool by giving it the same `name`.
@@ -25,98 +19,15 @@ The parts:
 
 from __future__ import annotations
 
-import inspect
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import InvalidFlowError
+from .actor import PoolActor
 from .ray_executor import SYSTEM_RETRIES, RayExecutor
 
-# --------------------------------------------------------------------------- in the worker
-# Set by PoolActor in its process: which pool and which actor of it this process is.
-_HERE: dict = {"pool": None, "index": None, "actor_id": None}
-_STATES: dict[tuple, "_Setup"] = {}  # (pool, setup function) -> what it made here
 
-
-@dataclass
-class _Setup:
-    state: Any
-    seconds: float
-    tasks: int = 0
-
-
-@dataclass
-class ActorInfo:
-    """`current.actor` in a pooled step: which actor serves the task, and what its setup made.
-
-    - `pool`: the pool's name; `index`: the actor's number in the pool (None outside an actor,
-      e.g. with the inline executor); `actor_id`: Ray's id of the actor; `pid`: its process;
-    - `state`: what `setup` returned (None without a setup);
-    - `setup_seconds`: how long setup took; `tasks_before`: tasks this actor ran before."""
-
-    pool: str
-    index: int | None
-    actor_id: str | None
-    pid: int
-    state: Any
-    setup_seconds: float
-    tasks_before: int
-
-
-def resolve_setup(setup):
-    """The setup callable: a function, or "module:function"."""
-    if setup is None or callable(setup):
-        return setup
-    if isinstance(setup, str) and ":" in setup:
-        import importlib
-
-        module, _, name = setup.partition(":")
-        return getattr(importlib.import_module(module), name)
-    raise InvalidFlowError(f"@actor_pool(setup={setup!r}): setup is a function (or "
-                           "'module:function') that returns what the pool's tasks share.")
-
-
-def ensure_setup(pool: str, setup) -> ActorInfo:
-    """Run the pool's setup in this process if it has not run yet; the task's ActorInfo."""
-    fn = resolve_setup(setup)
-    key = (pool, getattr(fn, "__module__", None), getattr(fn, "__qualname__", None))
-    done = _STATES.get(key)
-    if done is None:
-        t0 = time.perf_counter()
-        state = None
-        if fn is not None:
-            params = [p for p in inspect.signature(fn).parameters.values()
-                      if p.default is inspect.Parameter.empty and
-                      p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            state = fn(_HERE["index"]) if params else fn()
-        done = _STATES[key] = _Setup(state, time.perf_counter() - t0)
-    info = ActorInfo(pool, _HERE["index"], _HERE["actor_id"], os.getpid(), done.state,
-                     done.seconds, done.tasks)
-    done.tasks += 1
-    return info
-
-
-class PoolActor:
-    """One actor of a pool (wrapped with ray.remote by the executor)."""
-
-    def __init__(self, pool: str, index: int):
-        import ray
-
-        _HERE.update(pool=pool, index=index,
-                     actor_id=ray.get_runtime_context().get_actor_id())
-
-    def run(self, ctx, specs):
-        from .batching import execute_batch
-
-        return execute_batch(ctx, specs)
-
-    def ready(self) -> int:
-        return os.getpid()
-
-
-# --------------------------------------------------------------------------- in the driver
 @dataclass
 class PoolConfig:
     name: str

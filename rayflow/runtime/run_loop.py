@@ -1,10 +1,13 @@
-"""The runner: drives one run of a flow from start to end on an executor.
+"""The run loop, in the driver: drives one run of a flow from start to end on an executor.
 
-It owns the run's lifetime: the run record, the RunContext sent to workers, the loop that feeds
+`RunLoop` (not to be confused with `rayflow.Runner`, Metaflow's Runner API, which starts a
+`rayflow run` subprocess) owns the run's lifetime: the run record, the RunContext sent to
+workers, the loop that feeds
 ready tasks to the executor in bounded windows and hands finished ones to the scheduler, retries
 with their delays, and the final status. It holds artifact *locations* (refs and hashes), never
 artifact bytes. How many splits go into one submission is `batching.py`'s decision; resuming
-is `resume.py`'s; where a batch runs is the executor's.
+is `resume.py`'s; where a batch runs is the executor's; joining Ray is `ray_session.py`'s;
+the final status, heartbeat, report and run-id files are written by `run_record.py`.
 """
 
 from __future__ import annotations
@@ -19,20 +22,29 @@ from dataclasses import dataclass, field
 
 from ..config import apply_configs, config_values_of, resolve_delayed
 from ..decorators import StepDecorators, parse_with_spec
-from ..exceptions import DataStoreError, RayflowException, UnsaveableArtifactError
+from ..exceptions import RayflowException, UnsaveableArtifactError
 from ..parameters import flow_constants, params_as_json
 from ..project import resolve_project
 from .artifacts import ArtifactLoc, Scope
-from .batching import Batch, BatchResult, BatchSizer, chunking, starts_early
+from .batching import BatchMaker, BatchResult, BatchSizer, chunking, starts_early
 from .crash import remove_run_spool
 from .errors import ErrorKind, TaskError
-from .executor import Executor, make_executor
+from .executor import Executor
+from .executors import make_executor
 from .flowfile import LoadedFlow, display_path, flow_code_hash, step_code_hashes
 from .joins import JoinTable
 from .progress import Progress
+from .ray_session import RaySession, connect
 from .resume import Cloner, ResumeRequest, plan_resume
+from .run_record import (
+    Heartbeat,
+    finish_run_record,
+    username,
+    write_run_id_file,
+    write_run_report,
+)
 from .scheduler import Fanout, ReadyTask, Scheduler, TaskDone
-from .spec import ItemLoc, RunContext, TaskOutcome, TaskSpec
+from .spec import RunContext, TaskOutcome
 
 
 @dataclass
@@ -82,7 +94,7 @@ class RunSummary:
         return self.status == "success"
 
 
-class Runner:
+class RunLoop:
     """One run. `params` are the parameter values; for a resume (`options.resume`) they are
     the origin run's, and `params` may be None."""
 
@@ -112,6 +124,7 @@ class Runner:
         # being written: task id -> (step, the task's own artifact locations in its Scope).
         self.undurable: dict[str, tuple[str, dict]] = {}
         self.printed = 0  # lines the run's tasks wrote to the console
+        self.session = RaySession()  # the Ray joined, once `_make_executor` has joined one
 
     def _build_decorators(self) -> None:
         """Each step's decorators, those that read configs built from this run's."""
@@ -123,9 +136,46 @@ class Runner:
 
     # ------------------------------------------------------------------------------ set-up
     def run(self) -> RunSummary:
+        t0 = time.time()
+        self._open()
+        self.batches = BatchMaker(self.flow.name, self.run_id, self.undurable)
+        # Connect (and let the cluster refuse this datastore) before the run record exists, so
+        # a refused or unreachable cluster leaves no run that looks forever "running".
+        if self.executor is None:
+            self.executor = self._make_executor()
+        from ..report.graph import step_info
+        from ..report.rows import TaskRows
+
+        self.graph_info = step_info(self.graph, self.decos)
+        self.rows = TaskRows(self.graph.steps)
+        record = self._write_run_record("running", t0)
+        heartbeat = Heartbeat(self.ds, self.run_id)
+        try:
+            self._write_run_id_files()
+            self.ctx = self._make_context()
+            self.executor.start(self.ctx)
+            self.sizer = BatchSizer(self.executor.total_cpus())
+            self.max_in_flight = self.opts.max_in_flight or max(8, 2 * self.sizer.parallelism)
+            self._enqueue(self.scheduler.start())
+            self._loop()
+        except BaseException:
+            self.executor.shutdown()
+            self.executor.close()
+            heartbeat.stop()
+            self._flush_clones()
+            finish_run_record(self.ds, record, "failed", self.flow.file)
+            self._write_report()
+            raise
+        finally:
+            heartbeat.stop()
+            self.progress.close()
+            remove_run_spool(self.flow.name, self.run_id)
+        return self._finish(record, t0)
+
+    def _open(self) -> None:
+        """The datastore, the origin run of a resume, the run id, the user and the project."""
         from ..datastore import FlowDataStore
 
-        t0 = time.time()
         self.ds = FlowDataStore.from_url(self.opts.datastore_url, self.flow.name)
         # A datastore that cannot be written fails the run here, before Ray starts (seconds).
         self.ds.storage.check_writable()
@@ -140,7 +190,7 @@ class Runner:
         self.run_id = self.opts.run_id or self.ds.new_run_id()
         if self.cloner is not None:
             self.cloner.begin(self.run_id)
-        self.user = self.opts.user or _username()
+        self.user = self.opts.user or username()
         configs = config_values_of(self.flow.cls)
         self.project = resolve_project(self.flow.cls, self.flow.name, self.user,
                                        self.opts.branch, self.opts.production,
@@ -148,46 +198,12 @@ class Runner:
         if self.project is not None:
             self.progress.say(f"Project: {self.project.project_name}, "
                               f"Branch: {self.project.branch_name}")
-        # Connect (and let the cluster refuse this datastore) before the run record exists, so
-        # a refused or unreachable cluster leaves no run that looks forever "running".
-        if self.executor is None:
-            self.executor = self._make_executor()
-        from ..report.graph import step_info
-        from ..report.rows import TaskRows
 
-        self.graph_info = step_info(self.graph, self.decos)
-        self.rows = TaskRows(self.graph.steps)
-        record = self._write_run_record("running", t0)
-        heartbeat = Heartbeat(self.ds, self.run_id)
-        try:
-            if self.opts.run_id_file:
-                _write_run_id_file(self.opts.run_id_file, self.run_id)
-            if self.opts.runner_attribute_file:
-                _write_run_id_file(self.opts.runner_attribute_file, json.dumps(
-                    {"flow_name": self.flow.name, "run_id": self.run_id,
-                     "datastore": self.ds.url}), what="--runner-attribute-file")
-            self.ctx = self._make_context()
-            self.executor.start(self.ctx)
-            self.sizer = BatchSizer(self.executor.total_cpus())
-            self.max_in_flight = self.opts.max_in_flight or max(8, 2 * self.sizer.parallelism)
-            self._enqueue(self.scheduler.start())
-            self._loop()
-        except BaseException:
-            self.executor.shutdown()
-            self.executor.close()
-            heartbeat.stop()
-            self._flush_clones()
-            self._finish_record(record, "failed")
-            self._write_report()
-            raise
-        finally:
-            heartbeat.stop()
-            self.progress.close()
-            remove_run_spool(self.flow.name, self.run_id)
+    def _finish(self, record, t0: float) -> RunSummary:
         self.executor.close()
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
-        self._finish_record(record, status)
+        finish_run_record(self.ds, record, status, self.flow.file)
         report = self._write_report()
         cloned = self.cloner.count if self.cloner is not None else 0
         return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
@@ -195,23 +211,13 @@ class Runner:
                           self.failures, self.ds.url, self.flow.file, report,
                           getattr(self.executor, "history", None), self.printed)
 
-    def _write_report(self) -> str | None:
-        """The run report (rayflow.report), beside the run's records. A report that cannot be
-        written costs the run nothing: it says why and `rayflow card` can build it later."""
-        if os.environ.get("RAYFLOW_NO_REPORT", "").lower() in ("1", "true", "yes"):
-            return None
-        from ..report import write_report
-
-        # A run that finished has told the driver about every task: no records to read again.
-        # One that failed may have left tasks the driver never heard of: read them.
-        rows = self.rows if self.scheduler.finished and not self.failures else None
-        try:
-            return write_report(self.ds, self.run_id, self.graph_info, rows)
-        except Exception as exc:  # noqa: BLE001 - the report never fails a run
-            self.progress.say(f"The run report could not be written ({type(exc).__name__}: "
-                              f"{exc}); build it with: rayflow card {self.flow.name}/"
-                              f"{self.run_id}")
-            return None
+    def _write_run_id_files(self) -> None:
+        if self.opts.run_id_file:
+            write_run_id_file(self.opts.run_id_file, self.run_id)
+        if self.opts.runner_attribute_file:
+            write_run_id_file(self.opts.runner_attribute_file, json.dumps(
+                {"flow_name": self.flow.name, "run_id": self.run_id,
+                 "datastore": self.ds.url}), what="--runner-attribute-file")
 
     def _write_run_record(self, status: str, started: float):
         from ..datastore import RunRecord
@@ -226,41 +232,30 @@ class Runner:
             finished_at=None, flow_file=self.flow.file, origin_run_id=self.origin_run_id,
             datastore=self.ds.url, ray_address=self.opts.address,
             project=self.project.to_json() if self.project else None,
-            graph=self.graph_info, dashboard_url=RAY_DASHBOARD["url"])
+            graph=self.graph_info, dashboard_url=self.session.dashboard_url)
         self.ds.write_run(rec)
         return rec
+
+    def _write_report(self) -> str | None:
+        # A run that finished has told the driver about every task: no records to read again.
+        # One that failed may have left tasks the driver never heard of: read them.
+        rows = self.rows if self.scheduler.finished and not self.failures else None
+        return write_run_report(self.ds, self.run_id, self.graph_info, rows, self.progress.say)
 
     def _flush_clones(self) -> None:
         if self.cloner is not None:
             self.cloner.flush()
-
-    def _finish_record(self, rec, status: str) -> None:
-        """Write the run's final status. When the run failed, a failed write must not hide the
-        run's own error. When it succeeded, the failed write is the run's error: a run whose
-        record still says "running" has not finished."""
-        rec.status = status
-        rec.finished_at = time.time()
-        try:
-            self.ds.write_run(rec)
-        except Exception as exc:  # noqa: BLE001 - any storage failure
-            if status != "success":
-                return
-            raise DataStoreError(
-                f"Run {rec.pathspec} finished, but its run record could not be written to the "
-                f"datastore {self.ds.url}: {type(exc).__name__}: {exc}. Once the datastore is "
-                f"reachable again, record the run with: rayflow resume "
-                f"{display_path(self.flow.file)} --origin-run-id {rec.run_id}") from exc
 
     def _make_executor(self) -> Executor:
         if self.opts.executor == "ray":
             import ray
 
             from .cluster import check_datastore_fits_cluster
-            from .pool import pool_configs
+            from .pool_executor import pool_configs
 
             pool_configs(self.graph, self.decos)  # a bad pool is a message before Ray starts
-            connect_ray(self.opts.address, self.flow.file,
-                        say=self.progress.say if self.opts.progress else None)
+            self.session = connect(self.opts.address, self.flow.file,
+                                   say=self.progress.say if self.opts.progress else None)
             check_datastore_fits_cluster(ray, self.ds.url)
         return make_executor(self.opts.executor, self.graph, self.decos)
 
@@ -290,7 +285,7 @@ class Runner:
             sys_tags=self.project.sys_tags if self.project else [],
             configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
                                    default=repr),
-            driver_cwd=WARM_JOIN["cwd"])
+            driver_cwd=self.session.driver_cwd)
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -364,71 +359,10 @@ class Runner:
         return True
 
     def _submit(self, tasks_attempts: list, flat_cache: dict, fallback: bool = False) -> None:
-        step = tasks_attempts[0][0].step
-        decos = self.decos[step]
-        specs = [self._spec_for(t, a, flat_cache) for t, a in tasks_attempts]
-        for spec in specs:
-            spec.fallback = fallback
-        options = self._options_for(tasks_attempts[0][0], decos)
-        batch = Batch(step, [t for t, _ in tasks_attempts], [a for _, a in tasks_attempts],
-                      specs, options, timeout=decos.timeout_seconds)
+        batch = self.batches.make(tasks_attempts, self.decos[tasks_attempts[0][0].step],
+                                  flat_cache, fallback)
         self.executor.submit(batch)
-        self.progress.submitted(step, len(specs))
-
-    def _options_for(self, task: ReadyTask, decos: StepDecorators) -> dict:
-        fan = task.fanout
-        if fan is not None and fan.shapes is not None:
-            options, index = fan.shapes
-            return dict(options[index[task.split_index]])
-        res = decos.resources
-        return res.ray_options(None) if not res.is_dynamic else {"num_cpus": 1.0}
-
-    def _spec_for(self, task: ReadyTask, attempt: int, flat_cache: dict) -> TaskSpec:
-        if task.is_join:
-            # Its parents' pathspecs are made in the worker, from the table.
-            spec = TaskSpec(task.step, task.task_id, attempt, task.stack,
-                            iteration=task.iteration, join=task.parents.seal())
-            if self.undurable:
-                # A join's inputs are durable (never handed on early), but what they
-                # inherited may not be yet.
-                spec.awaits = self._awaits(task, spec.join.pending_makers(), parents=False)
-            return spec
-        # Every split of a foreach has the same parent: its pathspec is made once a batch.
-        first = task.parents[0].key if task.parents else None
-        parents = flat_cache.get(first)
-        if parents is None:
-            parents = flat_cache[first] = tuple(
-                f"{self.flow.name}/{self.run_id}/{p.key.step}/{p.key.task_id}"
-                for p in task.parents)
-        spec = TaskSpec(task.step, task.task_id, attempt, task.stack, parents=parents,
-                        iteration=task.iteration)
-        if task.parents:
-            scope = task.parents[0].scope
-            cached = flat_cache.get(id(scope))
-            if cached is None:
-                flat = scope.flatten()
-                makers = {loc.key for loc in flat.values() if loc.pending} \
-                    if self.undurable else ()
-                cached = flat_cache[id(scope)] = (flat, makers)
-            spec.view, makers = cached
-            if self.undurable:
-                spec.awaits = self._awaits(task, makers)
-        if task.split_parent is not None:
-            fan = task.fanout
-            i = task.split_index
-            spec.item = ItemLoc(fan.chunk_refs[i // fan.chunk], i % fan.chunk,
-                                fan.foreach_var, fan.var_sha, i)
-        return spec
-
-    def _awaits(self, task: ReadyTask, makers, parents: bool = True) -> dict[str, str] | None:
-        """The not yet durable tasks that `task` depends on: its parents, and the makers of
-        artifacts it sees whose hashes are still to come."""
-        und = self.undurable
-        out = {tid: und[tid][0] for tid in makers if tid in und}
-        for p in task.parents if parents else ():
-            if p.key.task_id in und:
-                out[p.key.task_id] = p.key.step
-        return out or None
+        self.progress.submitted(batch.step, len(batch.specs))
 
     # --------------------------------------------------------------------------- results
     def _on_result(self, result: BatchResult) -> None:
@@ -550,40 +484,6 @@ class Runner:
         self.stopping = True
 
 
-class Heartbeat:
-    """Renews the run's heartbeat every HEARTBEAT_S from a daemon thread while the run goes
-    on, so that readers can tell a run that is running from one whose driver died. A failed
-    renewal is tried again at the next beat; it never stops the run."""
-
-    def __init__(self, ds, run_id: str):
-        import socket
-        import threading
-
-        from ..datastore.flow_datastore import HEARTBEAT_S
-
-        self._ds, self._run_id = ds, run_id
-        self._info = {"pid": os.getpid(), "host": socket.gethostname()}
-        self._every = HEARTBEAT_S
-        self._stop = threading.Event()
-        self._beat()
-        self._thread = threading.Thread(target=self._loop, name="rayflow-heartbeat",
-                                        daemon=True)
-        self._thread.start()
-
-    def _beat(self) -> None:
-        try:
-            self._ds.write_heartbeat(self._run_id, self._info)
-        except Exception:  # noqa: BLE001 - the next beat tries again; the run goes on
-            pass
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._every):
-            self._beat()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 class RetryQueue:
     """Tasks waiting out their @retry delay: a heap ordered by when each is due (ties in the
     order they failed)."""
@@ -637,156 +537,3 @@ def datastore_env(url: str) -> dict[str, str]:
     if not url.startswith("s3://"):
         return {}
     return {k: v for k, v in os.environ.items() if k.startswith(DATASTORE_ENV_PREFIXES)}
-
-
-RAY_DASHBOARD: dict = {"url": None}  # the cluster's dashboard, when the Ray joined serves one
-WARM_JOIN: dict = {"cwd": None}      # the run's cwd, when it joined a warm local Ray
-def connect_ray(address: str | None, flow_file: str, say=None) -> None:
-    """Join the cluster at `address` (or RAY_ADDRESS), else the warm local Ray of
-    `rayflow up` (unless RAYFLOW_NO_WARM_RAY=1), else start an embedded Ray. `say` tells the
-    user which."""
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    say = say or (lambda text: None)
-    # Task output already carries rayflow's "[step/task] " prefix: Ray's own "(name pid=...)"
-    # prefix, coloured even when the output is not a terminal, would double it.
-    os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
-    local = None
-    if not address:
-        # A warm or an embedded Ray serves this machine alone: Ray's single-machine mode
-        # (servers and the driver's own address on 127.0.0.1).
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        if os.environ.get("RAYFLOW_NO_WARM_RAY", "") not in ("1", "true"):
-            from . import warm
-
-            local = warm.current()
-            if local is not None:
-                os.environ.update(local.join_env())  # its token, before Ray reads one
-    # Ray reads these settings when it is imported (or first connects); one imported
-    # earlier is told through the values it keeps.
-    import ray
-
-    if ray.is_initialized():
-        return
-    _no_worker_log_prefix()
-    if not address:
-        _single_machine_mode()
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    _no_log_dedup()
-    if local is not None:
-        from . import warm
-
-        _forget_cached_auth_token()
-        # The steps see this run's environment: what differs from the environment the warm
-        # Ray's workers start with goes in the job's runtime_env. With none to pass, the run's
-        # first tasks take workers the warm Ray has already started (a runtime_env of its
-        # own makes Ray start new ones for the run: about 0.4 s of a run of hello.py).
-        changed = local.env_changes(warm.driver_env_for_workers())
-        try:
-            # The same machine and files: the flow is imported from where it is, no upload.
-            ray.init(address=local.address, log_to_driver=True,
-                     runtime_env={"env_vars": changed} if changed else None)
-            WARM_JOIN["cwd"] = os.getcwd()
-        except (ConnectionError, RuntimeError) as exc:
-            raise RayflowException(
-                f"The local Ray that `rayflow up` started ({local.address}, keeper pid "
-                f"{local.pid}) did not answer: {exc}. Restart it with `rayflow down` then "
-                "`rayflow up`, or run without it: RAYFLOW_NO_WARM_RAY=1.") from None
-        warm.mark_in_use()
-        say(f"Using the local Ray that `rayflow up` keeps warm ({local.address})")
-        return
-    if address:
-        say(f"Joining the Ray cluster at {address}")
-        folder = os.path.dirname(os.path.abspath(flow_file))
-        runtime_env = {"working_dir": folder,
-                       "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/"]}
-        info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
-        dashboard = getattr(info, "dashboard_url", None)
-        RAY_DASHBOARD["url"] = f"http://{dashboard}" if dashboard and "://" not in dashboard \
-            else dashboard
-    else:
-        import logging
-
-        # An embedded Ray serves this process alone, and its start-up chatter stays off the
-        # console. address="local": always a fresh Ray of our own, never a cluster that
-        # happens to be running on this machine (plain ray.init() would join one). Its
-        # processes must not outlive this one, even if it is killed: a watcher ends them then
-        # (reaper.py).
-        from . import reaper
-
-        say("Starting an embedded Ray (`rayflow up` keeps one warm between runs)")
-        reaper.start()
-        ray.init(address="local", include_dashboard=False, log_to_driver=True,
-                 logging_level=logging.ERROR)
-
-
-def _forget_cached_auth_token() -> None:
-    """Ray keeps the first auth token it loads: one loaded before the warm Ray's token was
-    set must be read again."""
-    try:
-        from ray._raylet import AuthenticationTokenLoader, Config
-    except ImportError:
-        return
-    Config.initialize("")  # it keeps RAY_AUTH_MODE as it was on import
-    loader = getattr(AuthenticationTokenLoader, "instance", None)
-    if loader is not None and hasattr(loader(), "reset_cache"):
-        loader().reset_cache()
-
-
-def _single_machine_mode() -> None:
-    """Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, on import: a Ray imported before it
-    was set is told through the constant it keeps (else a driver joining a Ray on 127.0.0.1
-    would look for it at the machine's own address)."""
-    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0").lower() not in ("0", "false"):
-        return
-    try:
-        from ray._private import ray_constants
-    except ImportError:
-        return
-    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
-        ray_constants.ENABLE_RAY_CLUSTER = False
-
-
-def _no_log_dedup() -> None:
-    """Ray merges lines from different workers that differ only in their numbers into one
-    "[repeated Nx across cluster]" line. Task lines differ in their [step/task] prefix, and
-    each must reach the console as printed. Ray reads RAY_DEDUP_LOGS when it is imported: one
-    imported earlier is told through the value its log module keeps."""
-    if os.environ.get("RAY_DEDUP_LOGS", "0").lower() not in ("0", "false"):
-        return
-    try:
-        from ray._private import ray_logging
-    except ImportError:  # another Ray layout: its deduplication stays
-        return
-    if hasattr(ray_logging, "RAY_DEDUP_LOGS"):
-        ray_logging.RAY_DEDUP_LOGS = False
-
-
-def _no_worker_log_prefix() -> None:
-    if os.environ.get("RAY_DISABLE_WORKER_LOG_PREFIX", "1").lower() in ("0", "false"):
-        return
-    try:
-        from ray._private import ray_constants
-    except ImportError:  # another Ray layout: its prefix stays
-        return
-    if hasattr(ray_constants, "RAY_DISABLE_WORKER_LOG_PREFIX"):
-        ray_constants.RAY_DISABLE_WORKER_LOG_PREFIX = True
-
-
-def _write_run_id_file(path: str, text: str, what: str = "--run-id-file") -> None:
-    """Write `text` whole: into a temporary file beside `path`, then renamed, so a reader
-    polling for the file never sees it half written."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RayflowException(
-            f"Cannot write the run id to {what} {path!r}: {exc.strerror}. Pass a path "
-            f"in a folder you can write to.") from None
-
-
-def _username() -> str:
-    from ..client import get_username
-
-    return get_username()

@@ -1,0 +1,193 @@
+"""Joining Ray, in the driver: `connect` returns the `RaySession` the run goes on with.
+
+Which Ray a run uses: the cluster at `--address` (or RAY_ADDRESS), else the warm local Ray
+that `rayflow up` keeps (unless RAYFLOW_NO_WARM_RAY=1), else an embedded Ray of its own. What
+the run loop needs to know about the Ray it joined (the dashboard's URL for the run record,
+the working directory a warm Ray's workers take) comes back in the `RaySession` value.
+
+Ray reads some settings once, when it is imported; a Ray imported before they were set is told
+through the values its private modules keep (`_single_machine_mode`, `_no_log_dedup`,
+`_no_worker_log_prefix`). Those patches live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..exceptions import RayflowException
+
+
+@dataclass(frozen=True)
+class RaySession:
+    """The Ray a run joined.
+
+    - `kind`: "cluster" (an address), "warm" (`rayflow up`'s), "embedded" (started here), or
+      "none" (no Ray: the inline executor, or a Ray this process was already connected to
+      by someone else);
+    - `dashboard_url`: the cluster's dashboard, when the Ray joined serves one;
+    - `driver_cwd`: the run's working directory, when it joined a warm local Ray (whose
+      workers were not started from this run: they take it, see `RunContext.driver_cwd`)."""
+
+    kind: str = "none"
+    dashboard_url: str | None = None
+    driver_cwd: str | None = None
+
+
+# The session this process joined: Ray's connection is the process's, and a second run in
+# the same process goes on on it.
+_joined: RaySession | None = None
+
+
+def connect(address: str | None, flow_file: str, say=None) -> RaySession:
+    """Join the cluster at `address` (or RAY_ADDRESS), else the warm local Ray of
+    `rayflow up` (unless RAYFLOW_NO_WARM_RAY=1), else start an embedded Ray. `say` tells the
+    user which."""
+    global _joined
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    say = say or (lambda text: None)
+    local = _prepare_environment(address)
+    # Ray reads these settings when it is imported (or first connects); one imported
+    # earlier is told through the values it keeps.
+    import ray
+
+    if ray.is_initialized():
+        return _joined or RaySession()
+    _no_worker_log_prefix()
+    if not address:
+        _single_machine_mode()
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    _no_log_dedup()
+    if local is not None:
+        _joined = _join_warm(ray, local, say)
+    elif address:
+        _joined = _join_cluster(ray, address, flow_file, say)
+    else:
+        _joined = _start_embedded(ray, say)
+    return _joined
+
+
+def _prepare_environment(address: str | None):
+    """The environment Ray must find when it is imported; the warm local Ray to join, if any."""
+    # Task output already carries rayflow's "[step/task] " prefix: Ray's own "(name pid=...)"
+    # prefix, coloured even when the output is not a terminal, would double it.
+    os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
+    if address:
+        return None
+    # A warm or an embedded Ray serves this machine alone: Ray's single-machine mode
+    # (servers and the driver's own address on 127.0.0.1).
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if os.environ.get("RAYFLOW_NO_WARM_RAY", "") in ("1", "true"):
+        return None
+    from . import warm
+
+    local = warm.current()
+    if local is not None:
+        os.environ.update(local.join_env())  # its token, before Ray reads one
+    return local
+
+
+def _join_warm(ray, local, say) -> RaySession:
+    from . import warm
+
+    _forget_cached_auth_token()
+    # The steps see this run's environment: what differs from the environment the warm
+    # Ray's workers start with goes in the job's runtime_env. With none to pass, the run's
+    # first tasks take workers the warm Ray has already started (a runtime_env of its
+    # own makes Ray start new ones for the run: about 0.4 s of a run of hello.py).
+    changed = local.env_changes(warm.driver_env_for_workers())
+    try:
+        # The same machine and files: the flow is imported from where it is, no upload.
+        ray.init(address=local.address, log_to_driver=True,
+                 runtime_env={"env_vars": changed} if changed else None)
+        session = RaySession("warm", driver_cwd=os.getcwd())
+    except (ConnectionError, RuntimeError) as exc:
+        raise RayflowException(
+            f"The local Ray that `rayflow up` started ({local.address}, keeper pid "
+            f"{local.pid}) did not answer: {exc}. Restart it with `rayflow down` then "
+            "`rayflow up`, or run without it: RAYFLOW_NO_WARM_RAY=1.") from None
+    warm.mark_in_use()
+    say(f"Using the local Ray that `rayflow up` keeps warm ({local.address})")
+    return session
+
+
+def _join_cluster(ray, address: str, flow_file: str, say) -> RaySession:
+    say(f"Joining the Ray cluster at {address}")
+    folder = os.path.dirname(os.path.abspath(flow_file))
+    runtime_env = {"working_dir": folder,
+                   "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/"]}
+    info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+    dashboard = getattr(info, "dashboard_url", None)
+    if dashboard and "://" not in dashboard:
+        dashboard = f"http://{dashboard}"
+    return RaySession("cluster", dashboard_url=dashboard)
+
+
+def _start_embedded(ray, say) -> RaySession:
+    import logging
+
+    # An embedded Ray serves this process alone, and its start-up chatter stays off the
+    # console. address="local": always a fresh Ray of our own, never a cluster that
+    # happens to be running on this machine (plain ray.init() would join one). Its
+    # processes must not outlive this one, even if it is killed: a watcher ends them then
+    # (reaper.py).
+    from . import reaper
+
+    say("Starting an embedded Ray (`rayflow up` keeps one warm between runs)")
+    reaper.start()
+    ray.init(address="local", include_dashboard=False, log_to_driver=True,
+             logging_level=logging.ERROR)
+    return RaySession("embedded")
+
+
+def _forget_cached_auth_token() -> None:
+    """Ray keeps the first auth token it loads: one loaded before the warm Ray's token was
+    set must be read again."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:
+        return
+    Config.initialize("")  # it keeps RAY_AUTH_MODE as it was on import
+    loader = getattr(AuthenticationTokenLoader, "instance", None)
+    if loader is not None and hasattr(loader(), "reset_cache"):
+        loader().reset_cache()
+
+
+def _single_machine_mode() -> None:
+    """Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, on import: a Ray imported before it
+    was set is told through the constant it keeps (else a driver joining a Ray on 127.0.0.1
+    would look for it at the machine's own address)."""
+    if os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0").lower() not in ("0", "false"):
+        return
+    try:
+        from ray._private import ray_constants
+    except ImportError:
+        return
+    if hasattr(ray_constants, "ENABLE_RAY_CLUSTER"):
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _no_log_dedup() -> None:
+    """Ray merges lines from different workers that differ only in their numbers into one
+    "[repeated Nx across cluster]" line. Task lines differ in their [step/task] prefix, and
+    each must reach the console as printed. Ray reads RAY_DEDUP_LOGS when it is imported: one
+    imported earlier is told through the value its log module keeps."""
+    if os.environ.get("RAY_DEDUP_LOGS", "0").lower() not in ("0", "false"):
+        return
+    try:
+        from ray._private import ray_logging
+    except ImportError:  # another Ray layout: its deduplication stays
+        return
+    if hasattr(ray_logging, "RAY_DEDUP_LOGS"):
+        ray_logging.RAY_DEDUP_LOGS = False
+
+
+def _no_worker_log_prefix() -> None:
+    if os.environ.get("RAY_DISABLE_WORKER_LOG_PREFIX", "1").lower() in ("0", "false"):
+        return
+    try:
+        from ray._private import ray_constants
+    except ImportError:  # another Ray layout: its prefix stays
+        return
+    if hasattr(ray_constants, "RAY_DISABLE_WORKER_LOG_PREFIX"):
+        ray_constants.RAY_DISABLE_WORKER_LOG_PREFIX = True

@@ -1,0 +1,103 @@
+"""The run's own records, written by the driver: the run record's final status, the
+heartbeat that tells a live run from one whose driver died, the run report, and the run-id
+files a caller waits for (`--run-id-file`, `--runner-attribute-file`).
+
+The run loop (`run_loop.py`) builds the run record; `rayflow spin` (`spin.py`) uses the same
+run-id files and user name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from ..exceptions import DataStoreError, RayflowException
+from .flowfile import display_path
+
+
+def finish_run_record(ds, rec, status: str, flow_file: str) -> None:
+    """Write the run's final status. When the run failed, a failed write must not hide the
+    run's own error. When it succeeded, the failed write is the run's error: a run whose
+    record still says "running" has not finished."""
+    rec.status = status
+    rec.finished_at = time.time()
+    try:
+        ds.write_run(rec)
+    except Exception as exc:  # noqa: BLE001 - any storage failure
+        if status != "success":
+            return
+        raise DataStoreError(
+            f"Run {rec.pathspec} finished, but its run record could not be written to the "
+            f"datastore {ds.url}: {type(exc).__name__}: {exc}. Once the datastore is "
+            f"reachable again, record the run with: rayflow resume "
+            f"{display_path(flow_file)} --origin-run-id {rec.run_id}") from exc
+
+
+def write_run_report(ds, run_id: str, graph_info, rows, say) -> str | None:
+    """The run report (rayflow.report), beside the run's records. A report that cannot be
+    written costs the run nothing: it says why and `rayflow card` can build it later.
+    `rows`: the report's rows the driver kept, or None to read them from the records."""
+    if os.environ.get("RAYFLOW_NO_REPORT", "").lower() in ("1", "true", "yes"):
+        return None
+    from ..report import write_report
+
+    try:
+        return write_report(ds, run_id, graph_info, rows)
+    except Exception as exc:  # noqa: BLE001 - the report never fails a run
+        say(f"The run report could not be written ({type(exc).__name__}: "
+            f"{exc}); build it with: rayflow card {ds.flow_name}/{run_id}")
+        return None
+
+
+class Heartbeat:
+    """Renews the run's heartbeat every HEARTBEAT_S from a daemon thread while the run goes
+    on, so that readers can tell a run that is running from one whose driver died. A failed
+    renewal is tried again at the next beat; it never stops the run."""
+
+    def __init__(self, ds, run_id: str):
+        import socket
+        import threading
+
+        from ..datastore.flow_datastore import HEARTBEAT_S
+
+        self._ds, self._run_id = ds, run_id
+        self._info = {"pid": os.getpid(), "host": socket.gethostname()}
+        self._every = HEARTBEAT_S
+        self._stop = threading.Event()
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name="rayflow-heartbeat",
+                                        daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        try:
+            self._ds.write_heartbeat(self._run_id, self._info)
+        except Exception:  # noqa: BLE001 - the next beat tries again; the run goes on
+            pass
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every):
+            self._beat()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def write_run_id_file(path: str, text: str, what: str = "--run-id-file") -> None:
+    """Write `text` whole: into a temporary file beside `path`, then renamed, so a reader
+    polling for the file never sees it half written."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RayflowException(
+            f"Cannot write the run id to {what} {path!r}: {exc.strerror}. Pass a path "
+            f"in a folder you can write to.") from None
+
+
+def username() -> str:
+    from ..client import get_username
+
+    return get_username()

@@ -1,0 +1,367 @@
+"""What runs inside a Ray worker (a Ray task or a pool actor) for a batch of tasks.
+
+The entry points the executors call there: `stream_batch` (a Ray task's generator),
+`execute_batch` (the same, run to its end: the inline and actor executors), `warm_worker`
+(run as a run starts, so a worker's first task does not pay for imports) and `slice_items`
+(cutting a foreach variable into chunks). Around each batch: the per-process caches (the
+flow's class, graph and decorators, `worker_flow`; one datastore per URL, `datastore_for`),
+the run's datastore environment (`scoped_environ`), waiting for the records of tasks handed on
+early (`AwaitedRecords`) and persisting the batch (`persist`): blobs of every task in one
+call, then the records (one bundle file for the whole batch: its atomic write is the DONE of
+each task in it, see `rayflow/datastore/bundles.py`), then logs; then the cards.
+
+One task's own body is `worker_task.py`; the driver's side of a batch (what goes into it,
+its result) is `batching.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import sys
+from contextlib import contextmanager
+from typing import Any
+
+from ..config import apply_configs, config_values_of
+from ..decorators import StepDecorators, parse_with_spec
+from .artifacts import ArtifactLoader
+from .batching import starts_early
+from .crash import BatchSpool, StepCrashed
+from .errors import TaskError
+from .flowfile import file_version, find_flow_class, graph_of, import_flow_file
+from .spec import RunContext, TaskSpec
+from .worker_task import (
+    CapturedTask,
+    WorkerFlow,
+    finish_encoding,
+    is_ndarray,
+    run_task,
+    set_source_dir,
+)
+
+_DATASTORES: dict[tuple[str, str], Any] = {}
+
+
+def datastore_for(url: str, flow_name: str):
+    """One FlowDataStore per worker process and datastore (opening S3 is slow)."""
+    from ..datastore import FlowDataStore
+
+    key = (url, flow_name)
+    ds = _DATASTORES.get(key)
+    if ds is None:
+        ds = _DATASTORES[key] = FlowDataStore.from_url(url, flow_name)
+        # The driver reached this datastore before it sent any task: an outage now is waited
+        # out for a while (see rayflow/datastore/s3.py), not failed at once.
+        ds.storage.expect_reachable()
+    return ds
+
+
+_WORKER_FLOWS: dict[tuple, WorkerFlow] = {}
+
+
+def worker_flow(ctx: RunContext) -> WorkerFlow:
+    # Decorators may read the run's configs: runs with other configs build their own.
+    # A worker of a warm Ray (`rayflow up`) serves many runs: a flow file edited since it was
+    # imported is imported again, and the module name two flows share ("flow") points at this
+    # run's module while its tasks run, so what they pickle and unpickle is this flow's.
+    key = (ctx.flow_file, ctx.module_name, ctx.class_name, tuple(ctx.with_decorators),
+           ctx.configs_key, file_version(ctx.flow_file))
+    wf = _WORKER_FLOWS.get(key)
+    if wf is not None:
+        if wf.module is not None and sys.modules.get(ctx.module_name) is not wf.module:
+            sys.modules[ctx.module_name] = wf.module
+        return wf
+    if wf is None:
+        module = import_flow_file(ctx.flow_file, ctx.module_name)
+        cls = find_flow_class(module, ctx.class_name)
+        apply_configs(cls, ctx.params)
+        configs = config_values_of(cls)
+        graph = graph_of(cls)
+        extra = [parse_with_spec(s) for s in ctx.with_decorators]
+        decos = {name: StepDecorators.for_step(getattr(cls, name), extra, configs)
+                 for name in graph.steps}
+        wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos, module)
+    return wf
+
+
+@contextmanager
+def scoped_environ(env: dict[str, str]):
+    """Set `env` in os.environ for the duration of the block, then put back what was there:
+    a worker process serves many runs, and must not keep one run's settings for the next."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
+    """Run `specs` (all of one step) and persist them, as a generator of three items:
+
+    1. the payload (task id -> new artifact values), for the object store;
+    2. the outcomes, as soon as the steps have run: the runner may start the next steps on
+       the payload now, while this worker writes the checkpoint (None for a task whose next
+       steps may not start early, see `starts_early`);
+    3. the outcomes again once blobs, records and logs are durable, with the hashes of the
+       values whose encoding waited (`task.finish_encoding`).
+
+    The worker holds a batch's values until its checkpoint is written and takes no other
+    task meanwhile: that bounds the checkpoints in progress by the workers running."""
+    set_source_dir(ctx.source_dir)
+    if ctx.driver_cwd and os.getcwd() != ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
+        os.chdir(ctx.driver_cwd)  # a warm Ray's worker serves only this run (Ray's job)
+    with scoped_environ(ctx.datastore_env):
+        wf = worker_flow(ctx)
+        ds = datastore_for(ctx.datastore_url, ctx.flow_name)
+        spool = BatchSpool(ctx.flow_name, ctx.run_id, specs[0].step, specs[0].task_id,
+                           specs[0].attempt)
+        crash = spool.previous_crash()
+        timed_out = spool.previous_timeout() if crash is None else None
+        for spec in specs:
+            spec.timed_out = spec.task_id == timed_out
+        if crash is not None:  # an earlier run of this batch died of the step's own crash
+            _record_crash(ds, ctx, specs, crash)
+            spool.close(remove=True)
+            raise StepCrashed(crash.describe(specs[0].step), crash.task_id, crash.signal_name)
+        awaited = AwaitedRecords(ds, ctx.run_id)
+        for spec in specs:
+            if spec.is_join and spec.awaits:  # merge_artifacts compares hashes
+                awaited.resolve_join(spec)
+        # A join reads many inputs that share what they inherited: count it as several.
+        consumers = len(specs) + sum(1 for spec in specs if spec.is_join)
+        loader = ArtifactLoader(lambda: ds, consumers=consumers)
+        node = node_name()
+        spool.open()
+        try:
+            captured = [run_task(ctx, wf, spec, loader, ds, node, spool) for spec in specs]
+            yield {c.outcome.task_id: c.values for c in captured if c.values}
+            # Only the tasks whose next steps may start before the checkpoint is written: the
+            # others (into a join, or failed) wait for the durable outcomes.
+            yield [c.outcome if starts_early(wf.graph, c.outcome) else None for c in captured]
+            for spec, cap in zip(specs, captured):
+                finish_encoding(cap, spec, ds.artifacts)
+                if spec.awaits:
+                    awaited.resolve(spec, cap)
+            persist(ds, ctx, specs, captured)
+        finally:
+            spool.close(remove=True)
+        render_cards(ds, ctx, wf, specs, captured)
+    yield [c.outcome for c in captured]
+
+
+def warm_worker(ctx: RunContext) -> int:
+    """Run in a worker as the run starts: import rayflow's task code, the datastore and the
+    flow module, and build the flow's graph and decorators, so the first task of each worker
+    does not pay for them. Never fails: a flow that does not import fails its first task,
+    with the user's traceback."""
+    try:
+        if ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
+            os.chdir(ctx.driver_cwd)
+        with scoped_environ(ctx.datastore_env):
+            worker_flow(ctx)
+            datastore_for(ctx.datastore_url, ctx.flow_name)
+    except BaseException:  # noqa: BLE001 - the first task reports it
+        pass
+    return os.getpid()
+
+
+def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
+    """Run `specs` and persist them, all at once. Returns (outcomes, payload)."""
+    payload, _, outcomes = stream_batch(ctx, specs)
+    return outcomes, payload
+
+
+class AwaitedRecords:
+    """The records of the tasks a batch was started before they were durable: waited for
+    (they are being written as the batch runs), read once per batch."""
+
+    POLL_LIMIT_S = 600.0
+
+    def __init__(self, ds, run_id: str):
+        self.ds, self.run_id = ds, run_id
+        self._recs: dict[str, Any] = {}
+
+    def record(self, task_id: str, step: str):
+        rec = self._recs.get(task_id)
+        if rec is None:
+            rec = self._recs[task_id] = self._wait(task_id, step)
+        return rec
+
+    def _wait(self, task_id: str, step: str):
+        import time
+
+        from ..exceptions import DataStoreError
+
+        deadline, pause = time.time() + self.POLL_LIMIT_S, 0.002
+        while True:
+            if self.ds.is_done(self.run_id, step, task_id):
+                rec = self.ds.read_task(self.run_id, step, task_id)
+                if rec is not None and rec.status == "success":
+                    return rec
+            if time.time() > deadline:
+                raise DataStoreError(
+                    f"Task {self.ds.flow_name}/{self.run_id}/{step}/{task_id} handed its "
+                    f"artifacts on, but its checkpoint was not written within "
+                    f"{self.POLL_LIMIT_S:.0f} s. Resume the run to run it again.")
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+    def _final(self, loc, awaits: dict[str, str]):
+        if not loc.pending:
+            return loc
+        info = self.record(loc.key, awaits[loc.key]).artifacts[loc.name]
+        return type(loc).from_info(loc.name, info, ref=loc.ref, key=loc.key)
+
+    def resolve(self, spec: TaskSpec, cap: CapturedTask) -> None:
+        """Wait for every awaited task, and give the record of `cap` their hashes."""
+        for task_id, step in spec.awaits.items():
+            self.record(task_id, step)
+        arts = cap.record_artifacts
+        for name, loc in list(arts.items()):
+            if loc.pending and loc.key != spec.task_id:
+                arts[name] = self._final(loc, spec.awaits)
+                if name in cap.inputs_read:
+                    cap.inputs_read[name] = arts[name].sha
+        item = spec.item
+        if item is not None and item.var and not item.sha and item.var in spec.view:
+            sha = self._final(spec.view[item.var], spec.awaits).sha
+            cap.inputs_read[f"{item.var}[{item.index}]"] = sha
+
+    def resolve_join(self, spec: TaskSpec) -> None:
+        """The hashes a join compares (merge_artifacts), before it runs."""
+        spec.join.resolve_pending(lambda loc: self._final(loc, spec.awaits))
+
+
+def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedTask]) -> None:
+    """Blobs first (one batch), then every record, then every DONE, then logs."""
+    from ..datastore import TaskRecord
+    from ..parameters import params_as_json
+
+    ds.artifacts.save([enc for cap in captured for enc in cap.encoded])
+    records = []
+    params = params_as_json(ctx.params)
+    for spec, cap in zip(specs, captured):
+        o = cap.outcome
+        records.append(TaskRecord(
+            flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
+            attempt=spec.attempt, status="success" if o.ok else "failed",
+            artifacts={n: loc.info() for n, loc in cap.record_artifacts.items()},
+            foreach_stack=[list(f) for f in spec.foreach_stack], iteration=spec.iteration,
+            foreach_num_splits=o.num_splits,
+            transition={"steps": list(o.next_steps), "foreach": o.foreach},
+            parents=spec.parent_pathspecs(ctx.flow_name, ctx.run_id), inputs=cap.inputs_read,
+            code_hash=ctx.code_hashes.get(spec.step, ""), params=params,
+            user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
+            exception=o.error.to_json() if o.error else None, origin_pathspec=None,
+            python_version=platform.python_version(), worker=o.worker, peak_rss=o.peak_rss))
+    ds.write_tasks(records, bundle=len(records) > 1)
+    for spec, cap in zip(specs, captured):
+        for stream in ("stdout", "stderr"):
+            text = getattr(cap, stream)
+            if text:
+                ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream, text)
+
+
+def render_cards(ds, ctx: RunContext, wf, specs: list[TaskSpec],
+                 captured: list[CapturedTask]) -> None:
+    """The @card pages of the tasks that have them, now that their records are durable: for
+    a task that succeeded, or failed its last attempt."""
+    todo = [(spec, cap) for spec, cap in zip(specs, captured) if cap.cards is not None and
+            (cap.outcome.ok or spec.attempt >= wf.decorators[spec.step].retry_times)]
+    if not todo:
+        return
+    from ..cards.render import render_final
+
+    for spec, cap in todo:
+        pathspec = f"{ctx.flow_name}/{ctx.run_id}/{spec.step}/{spec.task_id}"
+        with _prefixed_stderr(f"[{spec.step}/{spec.task_id}] "):
+            render_final(ds, pathspec, ctx.datastore_url, spec.attempt, cap.cards,
+                         graph=_graph_info(wf.graph))
+
+
+@contextlib.contextmanager
+def _prefixed_stderr(prefix: str):
+    """Card warnings printed after the task's own output was saved: shown with its prefix."""
+    real = sys.stderr
+
+    class _Prefixed:
+        def write(self, text):
+            for line in text.splitlines(keepends=True):
+                real.write(prefix + line if line.strip() else line)
+            return len(text)
+
+        def flush(self):
+            real.flush()
+
+    sys.stderr = _Prefixed()
+    try:
+        yield
+    finally:
+        sys.stderr = real
+
+
+def _graph_info(graph) -> dict:
+    """The flow's graph as a card type receives it (step name -> type, next steps)."""
+    try:
+        return {node.name: {"type": node.type, "next": list(node.out_funcs),
+                            "foreach": node.foreach_param} for node in graph}
+    except Exception:  # noqa: BLE001 - informative only
+        return {}
+
+
+def _record_crash(ds, ctx: RunContext, specs: list[TaskSpec], crash) -> None:
+    """The crashed task as a failed attempt, with the output it wrote before it died."""
+    import time
+
+    from ..datastore import TaskRecord
+    from ..datastore.logs import encode_timed_log
+    from ..parameters import params_as_json
+
+    spec = next((s for s in specs if s.task_id == crash.task_id), specs[0])
+    error = TaskError.from_exception(StepCrashed(crash.describe(spec.step), crash.task_id,
+                                                 crash.signal_name))
+    now = time.time()
+    ds.write_tasks([TaskRecord(
+        flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
+        attempt=spec.attempt, status="failed", foreach_stack=[list(f) for f in spec.foreach_stack],
+        iteration=spec.iteration,
+        parents=spec.parent_pathspecs(ctx.flow_name, ctx.run_id),
+        code_hash=ctx.code_hashes.get(spec.step, ""),
+        params=params_as_json(ctx.params), user=ctx.user, node=node_name(),
+        started_at=now, finished_at=now, exception=error.to_json(),
+        python_version=platform.python_version())])
+    stderr = crash.stderr + [f"rayflow: the step's process died with {crash.signal_name} "
+                             f"({crash.fatal.lower()})."]
+    for stream, lines in (("stdout", crash.stdout), ("stderr", stderr)):
+        if lines:
+            ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream,
+                        encode_timed_log((now, line) for line in lines))
+
+
+def slice_items(ctx: RunContext, loc, chunk: int, num_chunks: int):
+    """Cut a foreach variable into `num_chunks` lists of `chunk` items (the last may be
+    shorter), so each split batch receives only its own items."""
+    with scoped_environ(ctx.datastore_env):
+        value = ArtifactLoader(lambda: datastore_for(ctx.datastore_url, ctx.flow_name))(loc)
+    if not isinstance(value, (list, tuple, range)) and not is_ndarray(value):
+        value = list(value)
+    chunks = [list(value[i * chunk:(i + 1) * chunk]) for i in range(num_chunks)]
+    return chunks[0] if num_chunks == 1 else tuple(chunks)
+
+
+def node_name() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.get_runtime_context().get_node_id()[:12] + "@" + socket.gethostname()
+    except Exception:  # noqa: BLE001 - the node name is informative only
+        pass
+    return socket.gethostname()
