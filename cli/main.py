@@ -39,9 +39,11 @@ def run(ctx: typer.Context, file: FlowFile,
 
     loaded = _load(file, settings.flow)
     files, values, words = split_config_args(loaded.cls, list(ctx.args))
-    params = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, words),
+    # The flow's parameters are read once its mutators have run (they may add some).
+    params = resolve_parameters(loaded.cls, lambda cls: split_flow_args(cls, words),
                                 config_files=files, config_values=values,
-                                branch=settings.branch, production=settings.production or None)
+                                branch=settings.branch, production=settings.production or None,
+                                with_decorators=list(settings.with_ or []))
     _execute(loaded, params, run_options(settings))
 
 
@@ -50,7 +52,7 @@ def show(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False):
     """Describe the flow's steps and transitions (no Ray is started)."""
     from rayflow.runtime.flowfile import load_flow
 
-    loaded = load_flow(file, flow, lint_it=False)
+    loaded = load_flow(file, flow, lint_it=False, mutate=True)
     if json_:
         typer.echo(json.dumps(loaded.graph.to_dict(), indent=2))
         return
@@ -61,7 +63,9 @@ def show(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False):
 @app.command()
 def check(file: FlowFile, flow: FlowNameOpt = None):
     """Lint the flow: structure, transitions, joins. Exits 1 on the first problem."""
-    loaded = _load(file, flow)
+    from rayflow.runtime.flowfile import load_flow
+
+    loaded = load_flow(file, flow, mutate=True)
     typer.echo(f"Flow {loaded.name} looks good: {len(loaded.graph.steps)} steps, "
                f"{display_path(loaded.file)}.")
 
@@ -72,7 +76,7 @@ def output_dot(file: FlowFile, flow: FlowNameOpt = None):
     from rayflow.graph.show import graph_to_dot
     from rayflow.runtime.flowfile import load_flow
 
-    typer.echo(graph_to_dot(load_flow(file, flow, lint_it=False).graph), nl=False)
+    typer.echo(graph_to_dot(load_flow(file, flow, lint_it=False, mutate=True).graph), nl=False)
 
 
 @app.command("up")

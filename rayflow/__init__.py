@@ -44,6 +44,13 @@ from .flowspec import FlowSpec, StepException, step
 from .parameters import IncludeFile, JSONType, Parameter
 from .project import project
 from .runner import ExecutingRun, NBRunner, Runner
+from .user_decorators.user_flow_decorator import FlowMutator
+from .user_decorators.user_step_decorator import (
+                     USER_SKIP_STEP,
+                     StepMutator,
+                     UserStepDecorator,
+                     user_step_decorator,
+)
 
 __version__ = "0.1.0"
 
@@ -55,4 +62,5 @@ __all__ = [
     "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
     "RayflowException", "StepException", "Runner", "NBRunner", "ExecutingRun",
     "project", "Config", "ConfigValue", "config_expr", "actor_pool",
+    "FlowMutator", "StepMutator", "UserStepDecorator", "user_step_decorator", "USER_SKIP_STEP",
 ]

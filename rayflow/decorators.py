@@ -293,6 +293,28 @@ class DeferredDecorator:
         return f"@{self.name}(<waits for configs>)"
 
 
+# Every step decorator by its name (`environment`, `retry`, ...): what a mutator's
+# `add_decorator("retry:times=2")` and `add_decorator(retry, ...)` refer to.
+STEP_DECORATORS: dict[str, Callable] = {}
+# Flow-level decorators by name (`project`, `schedule`, ...), filled by their modules.
+FLOW_DECORATORS: dict[str, Callable] = {}
+
+
+def build_step_decorator(cls: type[StepDecorator], name: str, attributes: dict,
+                         configs: dict[str, Any] | None = None):
+    """One decorator instance: built now, or, when its attributes read the flow's configs
+    and `configs` is not given, kept as a DeferredDecorator until the run knows them."""
+    from .config import has_delayed, resolve_delayed
+
+    if has_delayed(attributes):
+        if configs is None:
+            return DeferredDecorator(cls, name, attributes)
+        attributes = resolve_delayed(attributes, configs)
+    deco = cls(**attributes)
+    deco.name = name
+    return deco
+
+
 def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
     """Build the user-facing decorator function for `cls`: usable as @x and @x(...)."""
 
@@ -302,14 +324,7 @@ def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
                 raise InvalidFlowError(
                     f"@{deco_name} is applied to {getattr(f, '__name__', f)!r}, which is not a "
                     f"step. Put @{deco_name} above @step.")
-            from .config import has_delayed
-
-            if has_delayed(attributes):
-                deco = DeferredDecorator(cls, deco_name, attributes)
-            else:
-                deco = cls(**attributes)
-                if name:
-                    deco.name = name
+            deco = build_step_decorator(cls, deco_name, attributes)
             if not getattr(cls, "allow_multiple", False) and \
                     any(d.name == deco.name for d in f.decorators):
                 raise InvalidFlowError(
@@ -322,6 +337,8 @@ def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
     deco_name = name or cls.name
     decorator.__name__ = deco_name
     decorator.__doc__ = cls.__doc__
+    decorator._rf_step_decorator = (cls, deco_name)
+    STEP_DECORATORS[deco_name] = decorator
     return decorator
 
 
@@ -338,18 +355,62 @@ conda = _make(AcceptedDecorator, "conda")
 pypi = _make(AcceptedDecorator, "pypi")
 secrets = _make(AcceptedDecorator, "secrets")
 
+@dataclass
+class FlowDecoratorRecord:
+    """A flow-level decorator as written on a class (or added by a FlowMutator): its name
+    and attributes, as `MutableFlow.decorator_specs` shows them."""
+
+    name: str
+    attributes: dict
+    statically_defined: bool = True
+    inserted_by: list | None = None
+
+    def get_args_kwargs(self) -> tuple[list, dict]:
+        return [], dict(self.attributes)
+
+
+FLOW_DECOS_KEY = "_rf_flow_decorators"        # a class's own records
+FLOW_DECOS_ALL_KEY = "_rf_flow_decorators_all"  # a mutated class: every record, final
+
+
+def record_flow_decorator(flow_cls, record: FlowDecoratorRecord) -> None:
+    key = FLOW_DECOS_ALL_KEY if FLOW_DECOS_ALL_KEY in flow_cls.__dict__ else FLOW_DECOS_KEY
+    own = flow_cls.__dict__.get(key)
+    if own is None:
+        own = []
+        type.__setattr__(flow_cls, key, own)
+    own.append(record)
+
+
+def flow_decorator_records(flow_cls) -> list[FlowDecoratorRecord]:
+    """The flow-level decorators of a class and its bases (bases first)."""
+    if FLOW_DECOS_ALL_KEY in flow_cls.__dict__:
+        return list(flow_cls.__dict__[FLOW_DECOS_ALL_KEY])
+    out: list[FlowDecoratorRecord] = []
+    for klass in reversed(flow_cls.__mro__):
+        out.extend(klass.__dict__.get(FLOW_DECOS_KEY, ()))
+    return out
+
+
 def _accepted_flow_decorator(name: str) -> Callable:
     """A Metaflow flow-level decorator (@conda_base, @pypi_base, @schedule, ...) that has no
     meaning here: accepted, bare or called, so a Metaflow flow runs after changing its import
-    line, and does nothing to the class."""
+    line, and does nothing to the class but note that it is there."""
 
     def decorator(cls=None, **attributes):
+        def attach(flow_cls):
+            if isinstance(flow_cls, type):
+                record_flow_decorator(flow_cls, FlowDecoratorRecord(name, dict(attributes)))
+            return flow_cls
+
         if cls is not None and isinstance(cls, type):
-            return cls
-        return lambda flow_cls: flow_cls
+            return attach(cls)
+        return attach
 
     decorator.__name__ = name
     decorator.__doc__ = _accepted_flow_decorator.__doc__
+    decorator._rf_flow_decorator = name
+    FLOW_DECORATORS[name] = decorator
     return decorator
 
 
@@ -434,6 +495,8 @@ class StepDecorators:
         run's, by name), then the `--with` ones the step does not have already."""
         decos = [d.build(configs or {}) if isinstance(d, DeferredDecorator) else d
                  for d in func.decorators]
+        if getattr(func, "_rf_with_applied", False):  # a mutated flow: --with is in already
+            return cls(decos)
         names = {d.name for d in decos}
         # `--with card` adds a card only to a step that has none, as in Metaflow.
         decos += [d for d in extra if d.name not in names]

@@ -19,7 +19,7 @@ from .exceptions import (
     MetaflowExceptionWrapper,
     RayflowException,
 )
-from .flowstate import state_of
+from .flowstate import STATE_KEY, state_of
 from .parameters import Parameter, flow_constant_names
 
 # FlowSpec's own API (and Metaflow's reserved words): no step and no artifact may take these
@@ -34,6 +34,8 @@ def step(func: Callable) -> Callable:
     """Mark a method as a step of the flow. Other step decorators go above it."""
     func.is_step = True
     func.decorators = []
+    func.wrappers = []            # user step decorators (UserStepDecorator)
+    func.config_decorators = []   # StepMutators
     func.name = func.__name__
     return func
 
@@ -55,10 +57,13 @@ class FlowSpec:
             main_for_flow(type(self))
 
     def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails: an inherited artifact not loaded yet.
-        if name.startswith("_"):
+        # Only called when normal lookup fails: an inherited artifact not loaded yet (one
+        # named `_x` too, as in Metaflow; never a dunder or rayflow's own state).
+        if name.startswith("__") or name == STATE_KEY:
             raise AttributeError(name)
         state = state_of(self)
+        if name.startswith("_") and (state is None or name not in state.view):
+            raise AttributeError(name)
         if state is None or name not in state.view:
             step_name = state.step if state is not None else "?"
             raise AttributeError(

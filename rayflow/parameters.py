@@ -173,26 +173,49 @@ class IncludeFile(Parameter):
                 f"with is_text=False to get bytes.") from None
 
 
+class _Removed:
+    """What a FlowMutator's `remove_parameter` leaves in place of a Parameter: no parameter,
+    and no constant either."""
+
+    def __repr__(self) -> str:
+        return "<removed parameter>"
+
+
+REMOVED = _Removed()
+
+
 def flow_parameters(flow_cls) -> list[Parameter]:
-    """The Parameter objects declared on a flow class (and its bases), in declaration order."""
-    seen: dict[str, Parameter] = {}
+    """The Parameter objects declared on a flow class (and its bases), in declaration order.
+    A name that a subclass gives to something else (a removed parameter) is no parameter."""
+    by_attr: dict[str, Parameter] = {}
     for klass in reversed(flow_cls.__mro__):
-        for value in vars(klass).values():
+        for attr, value in vars(klass).items():
             if isinstance(value, Parameter) and not getattr(value, "IS_CONFIG_PARAMETER", False):
-                seen[value.name] = value
+                by_attr[attr] = value
+            elif attr in by_attr:
+                del by_attr[attr]
+    seen: dict[str, Parameter] = {}
+    for value in by_attr.values():
+        seen[value.name] = value
     return list(seen.values())
 
 
-def resolve_parameters(flow_cls, given: dict[str, str], config_files: dict | None = None,
+def forget_flow_caches(flow_cls) -> None:
+    """A mutator changed the class's parameters: what was computed from them is stale."""
+    _CONSTANT_NAMES.pop(flow_cls, None)
+
+
+def resolve_parameters(flow_cls, given, config_files: dict | None = None,
                        config_values: dict | None = None, branch: str | None = None,
-                       production: bool | None = None, user: str | None = None
-                       ) -> dict[str, Any]:
+                       production: bool | None = None, user: str | None = None,
+                       with_decorators: list[str] | tuple = ()) -> dict[str, Any]:
     """The values a run starts with: first the flow's Configs (`config_files` and
     `config_values` from --config and --config-value, else the environment, else their
     defaults), then its Parameters from `given` (name -> raw string from the command line),
     the environment or their defaults, which may read the configs. Both are returned, by name.
     `branch` and `production` are @project's, which a parameter's default function may read
-    through `current`.
+    through `current`. The flow's mutators run once the configs are known (they may add
+    parameters); `given` may be a function of the mutated class that returns the dict.
 
     Raises ParameterError for unknown names, missing required values and bad types."""
     from .config import (
@@ -210,8 +233,13 @@ def resolve_parameters(flow_cls, given: dict[str, str], config_files: dict | Non
         from .client import get_username
 
         user = get_username()
+    from .user_decorators.process import mutated_class
+
     configs = resolve_configs(flow_cls, config_files, config_values, user)
     apply_configs(flow_cls, configs)
+    flow_cls = mutated_class(flow_cls, config_values_of(flow_cls), with_decorators)
+    if callable(given):
+        given = given(flow_cls)
     project = resolve_project(flow_cls, flow_cls.__name__, user, branch, production,
                               resolve_value=lambda v: resolve_delayed(v, configs))
     with current._flow_env(flow_cls.__name__, project.to_json() if project else None):
@@ -296,7 +324,7 @@ def flow_constant_names(flow_cls) -> frozenset[str]:
                 continue
             value = getattr(flow_cls, name)
             if isinstance(value, (types.MethodType, types.FunctionType, property, type,
-                                  Parameter, staticmethod, classmethod)):
+                                  Parameter, staticmethod, classmethod, _Removed)):
                 continue
             found.add(name)
         names = _CONSTANT_NAMES[flow_cls] = frozenset(found)

@@ -51,8 +51,13 @@ class ProjectInfo:
 def project(cls=None, *, name=None, branch=None, production=_UNSET):
     """`@project(name="fraud")` on a FlowSpec class."""
     def attach(flow_cls):
+        from .decorators import FlowDecoratorRecord, record_flow_decorator
+
         flow_cls._rf_project = ProjectDecl(
             name, branch, None if production is _UNSET else bool(production))
+        attrs = {"name": name, "branch": branch,
+                 "production": False if production is _UNSET else production}
+        record_flow_decorator(flow_cls, FlowDecoratorRecord("project", attrs))
         return flow_cls
 
     if cls is not None:
@@ -61,6 +66,9 @@ def project(cls=None, *, name=None, branch=None, production=_UNSET):
                 f"@project on {cls.__name__} needs a name: write @project(name='some_name').")
         raise InvalidFlowError("@project takes keywords only: @project(name='some_name').")
     return attach
+
+
+project._rf_flow_decorator = "project"
 
 
 def _check(kind: str, value: str, where: str, error=InvalidFlowError) -> str:

@@ -157,7 +157,7 @@ def read_step(func) -> StepSource:
         foreach_param=transition.foreach,
         num_args=len(fdef.args.posonlyargs) + len(fdef.args.args),
         doc=ast.get_docstring(fdef) or "",
-        decorators=tuple(_decorator_name(d) for d in getattr(func, "decorators", ())),
+        decorators=_decorator_names(func),
         issues=transition.issues,
         switch_cases=transition.switch_cases,
         condition=transition.condition,
@@ -165,7 +165,21 @@ def read_step(func) -> StepSource:
 
 
 def _decorator_name(deco: object) -> str:
+    user = getattr(type(deco), "decorator_name", None)  # a user step decorator / mutator
+    if user:
+        return user.rpartition(".")[2]
     return getattr(deco, "name", None) or type(deco).__name__
+
+
+def _decorator_names(func) -> tuple[str, ...]:
+    """Its decorators' names, then its user step decorators' and StepMutators' (once each)."""
+    decos, seen = [], set()
+    for field in ("decorators", "wrappers", "config_decorators"):
+        for deco in getattr(func, field, None) or ():
+            if id(deco) not in seen:
+                seen.add(id(deco))
+                decos.append(_decorator_name(deco))
+    return tuple(decos)
 
 
 @dataclass(frozen=True)

@@ -105,17 +105,33 @@ class LoadedFlow:
 
 
 def load_flow(path: str, class_name: str | None = None, module_name: str | None = None,
-              lint_it: bool = True) -> LoadedFlow:
-    """Import, build the graph and (by default) lint. Never starts Ray."""
+              lint_it: bool = True, mutate: bool = False) -> LoadedFlow:
+    """Import, build the graph and (by default) lint. Never starts Ray. With `mutate`, the
+    flow's mutators are applied first, with its configs' default values (what `show` and
+    `check` describe)."""
     from ..graph import FlowGraph, lint
 
     path = os.path.abspath(path)
     module = import_flow_file(path, module_name)
     cls = find_flow_class(module, class_name)
+    if mutate:
+        cls = with_default_configs(cls)
     graph = FlowGraph.from_class(cls)
     if lint_it:
         lint(graph)
     return LoadedFlow(path, module.__name__, cls, graph)
+
+
+def with_default_configs(cls):
+    """The flow as its mutators leave it for its configs' values from the environment or
+    their defaults; the class itself when it has no mutator."""
+    from ..config import apply_configs, config_values_of, resolve_configs
+    from ..user_decorators.process import has_user_decorators, mutated_class
+
+    if not has_user_decorators(cls):
+        return cls
+    apply_configs(cls, resolve_configs(cls))
+    return mutated_class(cls, config_values_of(cls))
 
 
 _GRAPHS: dict[type, object] = {}

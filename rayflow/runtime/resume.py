@@ -175,21 +175,31 @@ def latest_run_id(ds, flow_name: str, namespace: str | None) -> str:
 
 def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
     """The origin run's parameter values: from the start task's artifacts when it finished
-    (exact values), else from the run record (JSON)."""
+    (exact values), else from the run record (JSON). The parameters are those of the flow as
+    its mutators leave it for the origin's configs."""
     from ..config import as_config_value, flow_configs
     from ..parameters import flow_parameters
+    from ..user_decorators.process import mutated_class
 
     configs = {c.name: c for c in flow_configs(flow_cls)}
-    names = [*configs, *(p.name for p in flow_parameters(flow_cls))]
     start = ds.read_task(origin_run_id, "start", "0")
-    if start is not None and start.status == "success" and all(
-            n in start.artifacts for n in names):
-        return {n: ds.load_artifact(start.artifacts[n], f"parameter {n} of {start.pathspec}")
-                for n in names}
-    run = ds.read_run(origin_run_id)
-    if run is None:
-        raise RayflowException(
-            f"Run {flow_cls.__name__}/{origin_run_id} does not exist in {ds.url}. Check "
-            f"--origin-run-id and --datastore.")
-    return {n: as_config_value(run.params.get(n), configs[n].plain) if n in configs
-            else run.params.get(n) for n in names}
+    run = None
+    if start is None or start.status != "success" or not all(n in start.artifacts
+                                                             for n in configs):
+        run = ds.read_run(origin_run_id)
+        if run is None:
+            raise RayflowException(
+                f"Run {flow_cls.__name__}/{origin_run_id} does not exist in {ds.url}. Check "
+                f"--origin-run-id and --datastore.")
+
+    def read(names: list[str]) -> dict:
+        if run is None and all(n in start.artifacts for n in names):
+            return {n: ds.load_artifact(start.artifacts[n],
+                                        f"parameter {n} of {start.pathspec}") for n in names}
+        rec = run or ds.read_run(origin_run_id)
+        return {n: as_config_value(rec.params.get(n), configs[n].plain) if n in configs
+                else rec.params.get(n) for n in names}
+
+    values = read(list(configs))
+    cls = mutated_class(flow_cls, values)
+    return {**values, **read([p.name for p in flow_parameters(cls)])}

@@ -25,13 +25,14 @@ from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import RayflowException, UnsaveableArtifactError
 from ..parameters import flow_constants, params_as_json
 from ..project import resolve_project
+from ..user_decorators.process import mutated_class, original_class
 from .artifacts import ArtifactLoc, Scope
 from .batching import BatchMaker, BatchResult, BatchSizer, chunking, starts_early
 from .crash import remove_run_spool
 from .errors import ErrorKind, TaskError
 from .executor import Executor
 from .executors import make_executor
-from .flowfile import LoadedFlow, display_path, flow_code_hash, step_code_hashes
+from .flowfile import LoadedFlow, display_path, flow_code_hash, graph_of, step_code_hashes
 from .joins import JoinTable
 from .progress import Progress
 from .ray_session import RaySession, connect
@@ -127,11 +128,17 @@ class RunLoop:
         self.session = RaySession()  # the Ray joined, once `_make_executor` has joined one
 
     def _build_decorators(self) -> None:
-        """Each step's decorators, those that read configs built from this run's."""
-        apply_configs(self.flow.cls, self.params)
-        configs = config_values_of(self.flow.cls)
-        self.decos = {s: StepDecorators.for_step(getattr(self.flow.cls, s),
-                                                 self.extra_decorators, configs)
+        """Each step's decorators, those that read configs built from this run's; a flow with
+        mutators is first prepared for these configs (see rayflow/user_decorators)."""
+        base = original_class(self.flow.cls)
+        apply_configs(base, self.params)
+        configs = config_values_of(base)
+        cls = mutated_class(base, configs, self.opts.with_decorators)
+        if cls is not self.flow.cls:
+            self.flow = LoadedFlow(self.flow.file, self.flow.module_name, cls, graph_of(cls))
+            self.graph = self.flow.graph
+        self.decos = {s: StepDecorators.for_step(getattr(cls, s), self.extra_decorators,
+                                                 configs)
                       for s in self.graph.steps}
 
     # ------------------------------------------------------------------------------ set-up

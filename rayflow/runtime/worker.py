@@ -26,6 +26,7 @@ from typing import Any
 
 from ..config import apply_configs, config_values_of
 from ..decorators import StepDecorators, parse_with_spec
+from ..user_decorators.process import mutated_class
 from .artifacts import ArtifactLoader
 from .batching import starts_early
 from .crash import BatchSpool, StepCrashed
@@ -78,6 +79,7 @@ def worker_flow(ctx: RunContext) -> WorkerFlow:
         cls = find_flow_class(module, ctx.class_name)
         apply_configs(cls, ctx.params)
         configs = config_values_of(cls)
+        cls = mutated_class(cls, configs, ctx.with_decorators)
         graph = graph_of(cls)
         extra = [parse_with_spec(s) for s in ctx.with_decorators]
         decos = {name: StepDecorators.for_step(getattr(cls, name), extra, configs)

@@ -35,7 +35,8 @@ from ..exceptions import (
     UnsaveableArtifactError,
 )
 from ..flowspec import Inputs
-from ..flowstate import FlowState, state_of
+from ..flowstate import STATE_KEY, FlowState, state_of
+from ..user_decorators.wrapping import run_wrapped
 from .artifacts import PENDING_SHA, ArtifactLoader, ArtifactLoc
 from .capture import captured_output
 from .errors import TaskError
@@ -175,12 +176,20 @@ def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
     try:
         func = getattr(flow, spec.step)
         args = (_make_inputs(flow, spec, loader, param_locs, graph),) if spec.is_join else ()
+        wrappers = getattr(getattr(type(flow), spec.step), "wrappers", None)
+        if wrappers:  # user step decorators around the step
+            def call():
+                run_wrapped(flow, spec.step, lambda: func(*args), wrappers, graph[spec.step],
+                            args[0] if args else None)
+        else:
+            def call():
+                func(*args)
         seconds = decos.timeout_seconds
         if not seconds:
-            func(*args)
+            call()
         else:
             with _time_limit(seconds, spec.step, hard_timeout):
-                func(*args)
+                call()
     finally:
         for d in reversed(decos.all):
             d.task_post_step(flow, tctx)
@@ -433,7 +442,8 @@ def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
         cap.inputs_read[f"{spec.item.var}[{spec.item.index}]"] = spec.item.sha
     cap.inputs_read.update(state.join_reads)
     for name, value in list(flow.__dict__.items()):
-        if name.startswith("_"):
+        # `_name` is an artifact too, as in Metaflow; `__name` and rayflow's own state are not.
+        if name.startswith("__") or name == STATE_KEY:
             continue
         prior = state.loaded.get(name)
         if prior is not None and prior[1] == id(value) and _unchanged_by_identity(value):
