@@ -203,12 +203,20 @@ def test_capture_keeps_unchanged_inherited_artifacts_by_reference(store):
     view = {n: ArtifactLoc.from_info(n, i) for n, i in infos.items()}
     cap = _captured(store, view, loaded={"same": ("text", view["same"]),
                                          "lst": (kept_list, view["lst"])},
-                    assigned={"new": {"k": 1}, "_private": object()})
+                    assigned={"new": {"k": 1}, "__private": object()})
     assert set(cap.outcome.new) == {"new"}           # lst loaded, unchanged: same hash
     assert cap.record_artifacts["big"] is view["big"]  # never loaded: by reference
     assert set(cap.record_artifacts) == {"same", "lst", "big", "new"}
     assert cap.inputs_read == {"same": infos["same"].sha, "lst": infos["lst"].sha}
     assert cap.values == {"new": {"k": 1}}
+
+
+def test_capture_keeps_single_underscore_artifacts_as_metaflow_does(store):
+    """`self._x` is an artifact in Metaflow (only dunders and its runtime's own names are
+    not): a user step decorator's post_step may leave state for later steps that way."""
+    cap = _captured(store, {}, loaded={}, assigned={"_seen": True, "__dunder": 1})
+    assert set(cap.outcome.new) == {"_seen"}
+    assert "_rf" not in cap.record_artifacts
 
 
 def test_capture_sees_an_in_place_change_of_an_inherited_value(store):
