@@ -138,6 +138,18 @@ def build_spec(ds, loaded, rec, overrides: dict[str, ArtifactLoc]) -> TaskSpec:
     return spec
 
 
+def _as_mutated(loaded, params: dict):
+    """The flow as its mutators leave it for the origin's configs (they may add parameters,
+    which the start task reads)."""
+    import dataclasses
+
+    from ..config import flow_configs
+    from ..user_decorators.process import mutated_class
+
+    configs = {c.name: params.get(c.name) for c in flow_configs(loaded.cls)}
+    return dataclasses.replace(loaded, cls=mutated_class(loaded.cls, configs))
+
+
 def _copy_blobs(origin, target, locs) -> None:
     """Copy the blobs the spun task reads into its own datastore (present ones are kept)."""
     shas = sorted({loc.sha for loc in locs if loc.inline is None})
@@ -186,10 +198,10 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
         values = load_artifacts_module(artifacts_module)
         infos = target.save_artifacts(values)
         overrides = _locs(infos)
-    spec = build_spec(origin, loaded, rec, overrides)
+    params = origin_parameters(origin, run_id, loaded.cls)
+    spec = build_spec(origin, _as_mutated(loaded, params), rec, overrides)
     locs = list(spec.view.values()) + (list(spec.join.locations()) if spec.join else [])
     _copy_blobs(origin, target, [loc for loc in locs if loc.name not in overrides])
-    params = origin_parameters(origin, run_id, loaded.cls)
     spin_run = target.new_run_id()
     user = user or username()
     ctx = _spin_context(loaded, target.url, spin_run, run_id, params, user, namespace)

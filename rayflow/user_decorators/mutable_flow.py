@@ -23,9 +23,11 @@ RUN_KEY = "_rf_mutators_run"  # on a mutated class: the mutators being run, in o
 
 def step_functions(flow_cls) -> list[tuple[str, object]]:
     """(name, function) of every step of the class, in source order."""
+    import inspect
+
     found = []
     for name in dir(flow_cls):
-        value = getattr(flow_cls, name, None)
+        value = inspect.getattr_static(flow_cls, name, None)  # never runs a property's code
         if callable(value) and getattr(value, "is_step", False) is True:
             code = getattr(value, "__code__", None)
             found.append(((code.co_filename, code.co_firstlineno) if code else ("", 0),
