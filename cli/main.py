@@ -167,7 +167,7 @@ def _flow_parameter_help(args: list[str]) -> None:
     from rayflow.runtime.flowfile import load_flow
 
     try:
-        loaded = load_flow(files[0], None, lint_it=False)
+        loaded = load_flow(files[0], None, lint_it=False, mutate=True)
     except RayflowException:
         return
     typer.echo(f"\nParameters of {loaded.name} (pass as --name value):\n"

@@ -15,7 +15,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from ..exceptions import InvalidFlowError
+from ..exceptions import InvalidFlowError, ParameterError
 
 _LOADED: dict[tuple[str, str], object] = {}
 
@@ -130,7 +130,11 @@ def with_default_configs(cls):
 
     if not has_user_decorators(cls):
         return cls
-    apply_configs(cls, resolve_configs(cls))
+    try:
+        values = resolve_configs(cls)
+    except ParameterError:  # a required config with no value: the flow as written
+        return cls
+    apply_configs(cls, values)
     return mutated_class(cls, config_values_of(cls))
 
 

@@ -356,3 +356,57 @@ def test_show_and_check_see_the_mutated_flow():
     assert "--width" in shown.stdout                    # a parameter a mutator added
     checked = cli("check", FLOW)
     assert checked.returncode == 0 and "looks good" in checked.stdout, checked.stderr
+
+
+# -- user step decorators: the generator form's edge cases ----------------------------------
+EDGES = """
+    from rayflow import FlowSpec, UserStepDecorator, step, user_step_decorator
+
+    @user_step_decorator
+    def never_yields(step_name, flow, inputs):
+        flow.before = True
+        return
+        yield
+
+    @user_step_decorator
+    def catches(step_name, flow, inputs):
+        try:
+            yield
+        except KeyError as exc:
+            flow.caught = str(exc)
+
+    class keeps_own_state(UserStepDecorator):
+        def pre_step(self, step_name, flow, inputs=None):
+            self.started = step_name
+
+        def post_step(self, step_name, flow, exception=None):
+            flow.state_of_wrapper = self.started
+            return None, None
+
+    class EdgesFlow(FlowSpec):
+        @never_yields
+        @step
+        def start(self):
+            self.ran = True
+            self.next(self.middle)
+
+        @keeps_own_state
+        @catches
+        @step
+        def middle(self):
+            raise KeyError("inner")
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+"""
+
+
+def test_generator_that_never_yields_skips_and_one_that_catches_swallows(tmp_path):
+    run = run_inline(write_flow(tmp_path, EDGES), str(tmp_path / "ds"))
+    start = run["start"].task.data
+    assert start.before is True and "ran" not in run["start"].task  # the step did not run
+    middle = run["middle"].task.data
+    assert middle.caught == "'inner'" and middle.state_of_wrapper == "middle"
+    assert run["end"].task.finished
