@@ -30,7 +30,7 @@ from rayflow.exception import MetaflowException
 from rayflow.exceptions import InvalidFlowError
 from rayflow.parameters import flow_parameters, resolve_parameters
 from rayflow.runtime.flowfile import load_flow
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 from rayflow.user_decorators.common import MutatorError, find_class, parse_spec_args
 from rayflow.user_decorators.mutable_flow import MutableFlow
 from rayflow.user_decorators.mutable_step import MutableStep
@@ -46,7 +46,7 @@ def run_inline(path, datastore, config_values=None, with_=()):
                                 with_decorators=list(with_))
     opts = RunOptions(datastore_url=datastore, executor="inline", progress=False,
                       with_decorators=list(with_))
-    summary = Runner(loaded, values, opts).run()
+    summary = RunLoop(loaded, values, opts).run()
     assert summary.successful, summary.failures
     namespace(None)
     return Run(summary.pathspec, datastore=datastore)
