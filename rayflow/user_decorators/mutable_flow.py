@@ -184,7 +184,8 @@ class MutableFlow:
         if found is None:
             known = sorted(funcs) + known_names(FlowMutator)
             raise MutatorError(f"add_decorator({spec!r}) from {self._by()}: no flow decorator "
-                               f"or FlowMutator is named {name!r}. Known: {', '.join(known)}.")
+                               f"or FlowMutator is named {name!r}. Known: {', '.join(known)}. "
+                               "Define or import it in the flow's file.")
         return found
 
     def _add_mutator(self, mutator: FlowMutator, duplicates: int):

@@ -124,7 +124,8 @@ class MutableStep:
             known = sorted(step_decorator_funcs()) + known_names(UserStepDecoratorBase)
             raise MutatorError(f"add_decorator({spec!r}) from {self._by()} on step "
                                f"{self.name!r}: no step decorator, UserStepDecorator or "
-                               f"StepMutator is named {name!r}. Known: {', '.join(known)}.")
+                               f"StepMutator is named {name!r}. Known: {', '.join(known)}. "
+                               "Define or import it in the flow's file.")
         return found
 
     def _add_user(self, deco_cls, args, kwargs, duplicates):

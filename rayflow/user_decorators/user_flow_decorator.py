@@ -50,6 +50,9 @@ class FlowMutator:
         return self
 
     def __init__(self, *args, **kwargs):
+        if args and getattr(args[0], "is_step", False) is True:
+            raise MutatorError(f"@{self._name()} is a FlowMutator: put it above the flow's "
+                               f"class, not on the step {args[0].__name__!r}.")
         self._flow_cls = None
         self.statically_defined = True
         self.inserted_by = None

@@ -74,6 +74,10 @@ class UserStepDecoratorBase:
         for key in ("_statically_defined", "_inserted_by"):
             if key in kwargs:
                 self._special_kwargs[key] = kwargs.pop(key)
+        if args and isinstance(args[0], type) and any(
+                k.__name__ == "FlowSpec" for k in args[0].__mro__):
+            raise MutatorError(f"@{self._name()} is a step decorator: put it above @step, not "
+                               f"on the flow class {args[0].__name__}.")
         if args and _looks_like_method(args[0]) and not _is_step(args[0]):
             raise MutatorError(f"@{self._name()} is applied to {args[0].__name__!r}, which is "
                                f"not a step. Put @{self._name()} above @step.")

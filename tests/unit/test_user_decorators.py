@@ -410,3 +410,23 @@ def test_generator_that_never_yields_skips_and_one_that_catches_swallows(tmp_pat
     middle = run["middle"].task.data
     assert middle.caught == "'inner'" and middle.state_of_wrapper == "middle"
     assert run["end"].task.finished
+
+
+def test_a_mutator_on_the_wrong_kind_of_target_is_an_error():
+    class flow_level(FlowMutator):
+        pass
+
+    class step_level(StepMutator):
+        pass
+
+    with pytest.raises(MutatorError, match="put it above the flow's class, not on the step"):
+        class A(FlowSpec):
+            @flow_level
+            @step
+            def start(self):
+                self.next(self.end)
+
+    with pytest.raises(MutatorError, match="put it above @step, not on the flow class B"):
+        @step_level
+        class B(FlowSpec):
+            pass
