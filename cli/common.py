@@ -13,11 +13,10 @@ LOG_DRAIN_SECONDS = 1.5
 
 def _datastore(url: str | None) -> str:
     """The datastore URL a command uses: --datastore, else RAYFLOW_DATASTORE, else the
-    nearest .rayflow folder (see `rayflow.datastore.resolve_datastore_url`)."""
-    from rayflow.datastore import default_datastore_url, resolve_datastore_url
+    nearest .rayflow folder (`rayflow.datastore.resolve_datastore_url`, the resolver the
+    runtime, the workers and the client use too)."""
+    from rayflow.datastore import resolve_datastore_url
 
-    if url in (None, "", "local"):
-        return default_datastore_url()
     return resolve_datastore_url(url)
 
 

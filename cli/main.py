@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from rayflow import settings
 from rayflow.exceptions import RayflowException
 
 from .common import _execute, _load, _say, display_path, run_options
@@ -23,7 +24,8 @@ from .params import describe_parameters, split_config_args, split_flow_args
 app = typer.Typer(
     name="rayflow", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="Run Metaflow-style flows on Ray. `rayflow run flow.py` starts an embedded Ray; "
-         "`--address` joins a cluster.")
+         "`--address` joins a cluster.",
+    epilog=settings.help_epilog())
 
 
 

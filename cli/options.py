@@ -10,8 +10,9 @@ import typer
 
 FlowFile = Annotated[str, typer.Argument(metavar="FILE", help="Path to the flow's Python file.")]
 DatastoreOpt = Annotated[str | None, typer.Option(
-    "--datastore", envvar="RAYFLOW_DATASTORE",
-    help="Where checkpoints go: a local folder (default ./.rayflow) or s3://bucket/prefix.")]
+    "--datastore",
+    help="Where checkpoints go: a local folder, `local` (the nearest .rayflow folder, else "
+         "./.rayflow) or s3://bucket/prefix. Default: RAYFLOW_DATASTORE, else `local`.")]
 AddressOpt = Annotated[str | None, typer.Option(
     "--address", envvar="RAY_ADDRESS",
     help="Ray cluster to join (e.g. auto, or ray://host:10001). Default: start an embedded Ray.")]

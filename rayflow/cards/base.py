@@ -13,9 +13,10 @@ warning, so one broken card module does not stop the others (or the run).
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import uuid
+
+from .. import settings
 
 _REGISTRY: dict[str, type] = {}
 _LOADED = {"done": False}
@@ -106,8 +107,7 @@ def _load_card_modules() -> None:
         return
     _LOADED["done"] = True
     names = list(BUILTIN_MODULES)
-    names += [m.strip() for m in os.environ.get("RAYFLOW_CARD_MODULES", "").split(",")
-              if m.strip()]
+    names += list(settings.CARD_MODULES.get())
     for name in names:
         try:
             importlib.import_module(name)

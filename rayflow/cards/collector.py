@@ -15,19 +15,16 @@ A warning goes to the task's stderr, and into every card too, unless the step ru
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
+from .. import settings
 from .base import MetaflowCardComponent, card_class, new_component_id
 from .components import StubComponent, WarningComponent
 
 
 def _no_warnings() -> bool:
-    for key in ("RAYFLOW_CARD_NO_WARNING", "METAFLOW_CARD_NO_WARNING"):
-        if os.environ.get(key, "").lower() in ("1", "true", "yes", "on"):
-            return True
-    return False
+    return settings.CARD_NO_WARNING.get()
 
 
 def _warn(message: str) -> None:

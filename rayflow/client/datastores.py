@@ -9,8 +9,9 @@ the datastore. It accepts what a user already types elsewhere:
     metadata("s3://bucket/prefix")       an S3 datastore (what `--datastore` takes on a cluster)
     metadata("s3@s3://bucket/prefix")    the form `get_metadata()` returns
 
-Until `metadata()` is called the client follows `default_datastore_url()`, read fresh each time
-so `RAYFLOW_DATASTORE` and the working folder keep working the way the CLI treats them.
+Until `metadata()` is called the client follows `RAYFLOW_DATASTORE`, else the nearest `.rayflow`
+folder, read fresh each time. Every spelling goes through `rayflow.datastore.resolve`, the
+resolver the CLI and the runtime use, so `--datastore D` and `metadata(D)` name one folder.
 It is named datastores.py, not metadata.py, so that `rayflow.client.metadata` stays the function
 Metaflow users call. This module must never import ray.
 """
@@ -18,33 +19,23 @@ Metaflow users call. This module must never import ray.
 from __future__ import annotations
 
 import functools
-import os
 
-from rayflow.datastore import FlowDataStore, default_datastore_url
+from rayflow.datastore import FlowDataStore
 from rayflow.datastore import resolve_datastore_url as normal_url
 
-_LOCAL_DIR_NAME = ".rayflow"
-
-# None means "follow default_datastore_url()"; a string is the URL `metadata()` chose.
+# None: follow RAYFLOW_DATASTORE and the working folder; a string: the URL `metadata()` chose.
 _selected_url: str | None = None
 
 
 def resolve_datastore_url(spec: str) -> str:
     """Turn anything `metadata()` accepts into the URL `FlowDataStore.from_url` takes: the
-    datastore's normal form, and for a local path Metaflow's convention that a project folder
-    holding `.rayflow` means that `.rayflow`."""
+    datastore resolver's (`rayflow.datastore.resolve`), the one the CLI and runs use."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(
             f"metadata({spec!r}) is not a datastore: pass a local path (e.g. './.rayflow'), "
             f"'local@/path', or 's3://bucket/prefix'."
         )
-    url = normal_url(spec)
-    if "://" in url:
-        return url
-    nested = os.path.join(url, _LOCAL_DIR_NAME)
-    if os.path.basename(url) != _LOCAL_DIR_NAME and os.path.isdir(nested):
-        return nested
-    return url
+    return normal_url(spec)
 
 
 def describe_datastore(url: str) -> str:
@@ -67,7 +58,8 @@ def get_metadata() -> str:
 
 
 def default_metadata() -> str:
-    """Go back to the default datastore (`default_datastore_url()`) and return its description."""
+    """Go back to the default datastore (RAYFLOW_DATASTORE, else the nearest `.rayflow`) and
+    return its description."""
     global _selected_url
     _selected_url = None
     return get_metadata()
@@ -81,7 +73,7 @@ def current_datastore_url() -> str:
 
     if current.is_running_flow and current.datastore_url:  # inside a step: the run's own
         return current.datastore_url
-    return resolve_datastore_url(default_datastore_url())
+    return normal_url(None)
 
 
 @functools.cache

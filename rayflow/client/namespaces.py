@@ -19,7 +19,7 @@ from collections.abc import Iterable
 # Checked in this order; the first non-empty one names the user. RAYFLOW_USER comes first so a
 # shared service account can still run flows under a person's name; METAFLOW_USER keeps the
 # setting a Metaflow user already has.
-_USER_ENV_VARS = ("RAYFLOW_USER", "METAFLOW_USER", "USER", "USERNAME")
+_USER_ENV_VARS = ("METAFLOW_USER", "USER", "USERNAME")
 
 # A sentinel, because None is a real namespace (the global one) and "not chosen yet" is not.
 _UNSET = object()
@@ -28,6 +28,10 @@ _current_namespace: object = _UNSET
 
 def get_username() -> str:
     """The name runs are recorded under and the default namespace is built from."""
+    from .. import settings
+
+    if settings.USER.get():
+        return settings.USER.get()
     for var in _USER_ENV_VARS:
         value = os.environ.get(var, "").strip()
         if value:

@@ -11,14 +11,13 @@ from rayflow.datastore.cas import ContentAddressedStore, SavedBlob, blob_hash
 from rayflow.datastore.flow_datastore import FlowDataStore
 from rayflow.datastore.local import LocalStorage, atomic_write
 from rayflow.datastore.records import ArtifactInfo, RunRecord, TaskRecord
+from rayflow.datastore.resolve import default_datastore_url, resolve_datastore_url
 from rayflow.datastore.serializers import SerializedArtifact, deserialize, serialize
 from rayflow.datastore.storage import (
                                        DataStoreStorage,
                                        MissingBackendError,
-                                       default_datastore_url,
                                        get_storage,
                                        register_backend,
-                                       resolve_datastore_url,
 )
 
 __all__ = [

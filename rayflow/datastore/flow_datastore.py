@@ -23,7 +23,6 @@ It must never decide *when* a task is finished (the runtime does), never cache w
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import threading
@@ -53,14 +52,12 @@ HEARTBEAT = "_heartbeat.json"
 # datastore, without recording an end): LEASE_S, or RAYFLOW_RUN_LEASE_S seconds.
 HEARTBEAT_S = 10.0
 LEASE_S = 60.0
-LEASE_ENV = "RAYFLOW_RUN_LEASE_S"
 
 
 def run_lease_seconds() -> float:
-    try:
-        return float(os.environ.get(LEASE_ENV, LEASE_S))
-    except ValueError:
-        return LEASE_S
+    from .. import settings
+
+    return settings.RUN_LEASE_S.get()
 TAGS_FILE = "_tags.json"
 DONE_MARKER = "DONE"
 LOG_STREAMS = ("stdout", "stderr")

@@ -67,12 +67,9 @@ class _ServerGone(DataStoreUnreachable):
 
 def outage_s() -> float:
     """How long a reached server that stops answering is waited for (see OUTAGE_S)."""
-    raw = os.environ.get("RAYFLOW_DATASTORE_OUTAGE_S", "")
-    try:
-        return max(0.0, float(raw)) if raw.strip() else OUTAGE_S
-    except ValueError:
-        raise DataStoreError(f"RAYFLOW_DATASTORE_OUTAGE_S={raw!r} is not a number of seconds. "
-                             "Set it to a number such as 30, or unset it.") from None
+    from .. import settings
+
+    return settings.DATASTORE_OUTAGE_S.get()
 
 
 def _is_transient(exc: OSError) -> bool:

@@ -1,8 +1,9 @@
 """The bottom layer of the datastore: bytes in and out, and the choice of backend by URL.
 
 This module owns the `DataStoreStorage` interface that every backend implements (local disk in
-`local.py`, S3 in `s3.py`), the lazy registry that maps a URL's protocol to a backend class, and
-`default_datastore_url()`. Paths given to a storage are relative to its root and '/'-separated.
+`local.py`, S3 in `s3.py`) and the lazy registry that maps a URL's protocol to a backend class.
+Which datastore a spelling names is `resolve.py`'s. Paths given to a storage are relative to its
+root and '/'-separated.
 
 It must never know what the bytes mean (no hashing, no JSON, no run/task layout: those belong to
 the layers above), never import an optional backend library (s3fs, boto) before a URL asks for
@@ -13,20 +14,17 @@ from __future__ import annotations
 
 import abc
 import importlib
-import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
+from rayflow.datastore.resolve import resolve_datastore_url
 from rayflow.exceptions import DataStoreError
 
 BytesLike = bytes | bytearray | memoryview
 T = TypeVar("T")
 R = TypeVar("R")
-
-DATASTORE_ENV_VAR = "RAYFLOW_DATASTORE"
-DEFAULT_DATASTORE_DIRNAME = ".rayflow"
 
 
 class MissingBackendError(DataStoreError, ImportError):
@@ -217,46 +215,8 @@ def storage_class(protocol: str) -> type[DataStoreStorage]:
     return getattr(module, class_name)
 
 
-def resolve_datastore_url(spec: str) -> str:
-    """The one normal form of a datastore URL, for everything that takes one (--datastore,
-    RAYFLOW_DATASTORE, the client's metadata()): a local path becomes absolute (with ~
-    expanded, and "file://" or Metaflow's "local@" dropped); "s3://bucket/prefix" loses its
-    trailing slash ("s3@" dropped); other protocols pass as they are."""
-    if not isinstance(spec, str) or not spec.strip():
-        raise DataStoreError("The datastore URL is empty. Pass a folder or s3://bucket/prefix "
-                             "with --datastore, or set RAYFLOW_DATASTORE.")
-    spec = spec.strip()
-    for prefix in ("local@", "s3@"):
-        if spec.startswith(prefix):
-            spec = spec[len(prefix):]
-            break
-    protocol, rest = split_protocol(spec)
-    if protocol == "file":
-        return os.path.abspath(os.path.expanduser(rest))
-    return spec.rstrip("/") if protocol == "s3" else spec
-
-
 def get_storage(url: str) -> DataStoreStorage:
-    """The storage for a datastore URL: "/abs/path", "relative/path", "file://..." or
-    "s3://bucket/prefix"."""
+    """The storage for a datastore URL, in any spelling `resolve_datastore_url` takes."""
     url = resolve_datastore_url(url)
     protocol, _ = split_protocol(url)
     return storage_class(protocol)(url)
-
-
-def default_datastore_url() -> str:
-    """RAYFLOW_DATASTORE if set; else the nearest `.rayflow` folder walking up from the cwd;
-    else `./.rayflow` (not created here). Local paths come back absolute."""
-    configured = os.environ.get(DATASTORE_ENV_VAR)
-    if configured:
-        return resolve_datastore_url(configured)
-    here = os.path.abspath(os.getcwd())
-    while True:
-        candidate = os.path.join(here, DEFAULT_DATASTORE_DIRNAME)
-        if os.path.isdir(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            break
-        here = parent
-    return os.path.abspath(DEFAULT_DATASTORE_DIRNAME)

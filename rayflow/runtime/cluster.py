@@ -9,13 +9,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 
+from .. import settings
 from ..exceptions import DataStoreError
-
-UNSCHEDULABLE_ENV = "RAYFLOW_UNSCHEDULABLE_TIMEOUT"
-DEFAULT_UNSCHEDULABLE_SECONDS = 120.0
 
 
 def alive_nodes(ray) -> list[dict]:
@@ -62,9 +59,7 @@ class FeasibilityWatch:
 
     def __init__(self, ray, timeout: float | None = None, every: float = 2.0):
         self.ray = ray
-        env = os.environ.get(UNSCHEDULABLE_ENV)
-        self.timeout = timeout if timeout is not None else (
-            float(env) if env else DEFAULT_UNSCHEDULABLE_SECONDS)
+        self.timeout = timeout if timeout is not None else settings.UNSCHEDULABLE_TIMEOUT.get()
         self.every = every
         self._last = 0.0
         self._since: dict[int, float] = {}

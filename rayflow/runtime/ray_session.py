@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from .. import settings
 from ..exceptions import RayflowException
 
 
@@ -77,7 +78,7 @@ def _prepare_environment(address: str | None):
     # A warm or an embedded Ray serves this machine alone: Ray's single-machine mode
     # (servers and the driver's own address on 127.0.0.1).
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if os.environ.get("RAYFLOW_NO_WARM_RAY", "") in ("1", "true"):
+    if settings.NO_WARM_RAY.get():
         return None
     from . import warm
 

@@ -21,6 +21,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..config import apply_configs, config_values_of, resolve_delayed
+from ..datastore.resolve import datastore_env
 from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import RayflowException, UnsaveableArtifactError
 from ..parameters import flow_constants, params_as_json
@@ -534,13 +535,3 @@ def check_width_fits_memory(step: str, num_splits: int) -> None:
             f"{need / 2**30:.1f} GiB here, and this machine has {have / 2**30:.1f} GiB "
             f"available. Fan out over fewer, larger items (e.g. chunks of rows), or run the "
             f"driver on a machine with more memory.", step=step)
-
-
-DATASTORE_ENV_PREFIXES = ("AWS_", "RAYFLOW_DATASTORE_OUTAGE_S")
-
-
-def datastore_env(url: str) -> dict[str, str]:
-    """The environment that decides how an s3:// datastore is reached."""
-    if not url.startswith("s3://"):
-        return {}
-    return {k: v for k, v in os.environ.items() if k.startswith(DATASTORE_ENV_PREFIXES)}

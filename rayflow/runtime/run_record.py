@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 
+from .. import settings
 from ..exceptions import DataStoreError, RayflowException
 from .flowfile import display_path
 
@@ -37,7 +38,7 @@ def write_run_report(ds, run_id: str, graph_info, rows, say) -> str | None:
     """The run report (rayflow.report), beside the run's records. A report that cannot be
     written costs the run nothing: it says why and `rayflow card` can build it later.
     `rows`: the report's rows the driver kept, or None to read them from the records."""
-    if os.environ.get("RAYFLOW_NO_REPORT", "").lower() in ("1", "true", "yes"):
+    if settings.NO_REPORT.get():
         return None
     from ..report import write_report
 

@@ -25,6 +25,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from .. import settings
 from ..exceptions import RayflowException
 
 STATE_FILE = "local-ray.json"
@@ -35,7 +36,7 @@ START_TIMEOUT_S = 120.0
 
 
 def home() -> str:
-    return os.path.abspath(os.path.expanduser(os.environ.get("RAYFLOW_HOME", "~/.rayflow")))
+    return settings.HOME.get()
 
 
 def _state_path() -> str:

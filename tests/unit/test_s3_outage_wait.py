@@ -71,10 +71,10 @@ def test_a_copy_sent_to_a_worker_keeps_that_the_server_was_reached(storage):
 
 
 def test_a_bad_wait_setting_is_one_clear_message(monkeypatch):
-    from rayflow.exceptions import DataStoreError
+    from rayflow.settings import SettingError
 
     monkeypatch.setenv("RAYFLOW_DATASTORE_OUTAGE_S", "soon")
-    with pytest.raises(DataStoreError, match="RAYFLOW_DATASTORE_OUTAGE_S='soon'"):
+    with pytest.raises(SettingError, match="RAYFLOW_DATASTORE_OUTAGE_S='soon'"):
         s3.outage_s()
 
 
