@@ -1,4 +1,4 @@
-"""Facts about the Ray cluster that the runner must respect before and while a run goes on.
+"""Facts about the Ray cluster that the run loop must respect before and while a run goes on.
 
 - A local datastore cannot serve a cluster of several nodes: workers on other machines would
   write checkpoints nobody else can read. That is refused before any task runs.

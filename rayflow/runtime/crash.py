@@ -15,7 +15,7 @@ Ray runs a task again when its worker dies. The new attempt of the batch first r
 the dead one left. A fatal-error message there means the step itself crashed the process:
 running it again would crash again, so the batch records that task as a failed attempt, with
 the logs it wrote and the signal it died of, and raises `StepCrashed` instead of running
-anything (the runner retries it only as @retry says). No message means the process was killed
+anything (the run loop retries it only as @retry says). No message means the process was killed
 from outside (SIGKILL, the OOM killer) or its node was lost: then the batch simply runs again,
 which is what Ray's retries are for. A batch that finishes removes its spool.
 """

@@ -10,7 +10,7 @@ the payload (an index into the distinct payload refs, one per batch), the task t
 its inline bytes. That is about 30 bytes an input and 60 an artifact, against about 1.4 KB a
 split for the scopes, links and location objects this replaces.
 
-The runner fills a table as the inputs arrive (`add`, from the scheduler's join bucket), then
+The run loop fills a table as the inputs arrive (`add`, from the scheduler's join bucket), then
 sends the same object as the join's spec: `seal` flattens the few distinct bases, and pickling
 drops what only the driver needs, so the spec is a few byte strings. The worker builds one
 input's view only when the step touches it (`view`).

@@ -4,13 +4,13 @@ A batch's Ray task yields three objects (`worker.stream_batch`): the payload of 
 values, the outcomes as soon as the steps have run, and the outcomes again once the
 checkpoint is durable. The payload stays in the object store, owned by the driver because it
 is a task return, so it outlives the worker that made it. So each batch comes back twice: a
-"delivered" result (the runner may start the next steps on the payload) and a "durable" one.
+"delivered" result (the run loop may start the next steps on the payload) and a "durable" one.
 The run context is put in the object store once and every batch reads it by reference.
 
 A worker that dies before its batch delivered is replaced: the batch runs again, up to
 `system_retries` times (as Ray's own `max_retries` would). Once it has delivered, other tasks
 may already read its values, so it never runs again in this run: a death then fails its tasks,
-and resume runs them. User exceptions are never retried here: the runner retries them as
+and resume runs them. User exceptions are never retried here: the run loop retries them as
 @retry says.
 """
 

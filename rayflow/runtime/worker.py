@@ -108,7 +108,7 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
     """Run `specs` (all of one step) and persist them, as a generator of three items:
 
     1. the payload (task id -> new artifact values), for the object store;
-    2. the outcomes, as soon as the steps have run: the runner may start the next steps on
+    2. the outcomes, as soon as the steps have run: the run loop may start the next steps on
        the payload now, while this worker writes the checkpoint (None for a task whose next
        steps may not start early, see `starts_early`);
     3. the outcomes again once blobs, records and logs are durable, with the hashes of the
