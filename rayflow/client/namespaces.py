@@ -16,9 +16,9 @@ import getpass
 import os
 from collections.abc import Iterable
 
-# Checked in this order; the first non-empty one names the user. RAYFLOW_USER comes first so a
-# shared service account can still run flows under a person's name; METAFLOW_USER keeps the
-# setting a Metaflow user already has.
+# Checked in this order after RAYFLOW_USER (settings.USER, first so a shared service account
+# can still run flows under a person's name); the first non-empty one names the user.
+# METAFLOW_USER keeps the setting a Metaflow user already has.
 _USER_ENV_VARS = ("METAFLOW_USER", "USER", "USERNAME")
 
 # A sentinel, because None is a real namespace (the global one) and "not chosen yet" is not.
@@ -30,8 +30,9 @@ def get_username() -> str:
     """The name runs are recorded under and the default namespace is built from."""
     from .. import settings
 
-    if settings.USER.get():
-        return settings.USER.get()
+    user = settings.USER.get()
+    if user:
+        return user
     for var in _USER_ENV_VARS:
         value = os.environ.get(var, "").strip()
         if value:
