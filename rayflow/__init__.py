@@ -5,6 +5,7 @@ step a Ray task sized by @resources, a foreach a burst of parallel tasks, artifa
 through Ray's object store and checkpointed to a local or S3 datastore.
 """
 
+from . import metaflow_config, unbounded_foreach
 from .client import (
                      DataArtifact,
                      Flow,
@@ -20,6 +21,7 @@ from .client import (
 )
 from .config import Config, ConfigValue, config_expr
 from .current import current
+from .datatools import S3
 from .decorators import (
                      actor_pool,
                      batch,
@@ -40,10 +42,13 @@ from .decorators import (
                      trigger_on_finish,
 )
 from .exceptions import MetaflowNotFound, RayflowException
+from .exit_hook import exit_hook
 from .flowspec import FlowSpec, StepException, step
+from .metaflow_profile import profile
 from .parameters import IncludeFile, JSONType, Parameter
 from .project import project
 from .runner import ExecutingRun, NBRunner, Runner
+from .unsupported import DeployedFlow, Deployer, NBDeployer, parallel
 from .user_decorators.user_flow_decorator import FlowMutator
 from .user_decorators.user_step_decorator import (
                      USER_SKIP_STEP,
@@ -63,4 +68,7 @@ __all__ = [
     "RayflowException", "StepException", "Runner", "NBRunner", "ExecutingRun",
     "project", "Config", "ConfigValue", "config_expr", "actor_pool",
     "FlowMutator", "StepMutator", "UserStepDecorator", "user_step_decorator", "USER_SKIP_STEP",
+    "S3", "profile",
+    "exit_hook", "parallel", "Deployer", "NBDeployer", "DeployedFlow", "metaflow_config",
+    "unbounded_foreach",
 ]

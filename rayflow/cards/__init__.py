@@ -1,7 +1,7 @@
 """Cards: HTML pages a step leaves beside its task, with Metaflow's API.
 
     from rayflow import FlowSpec, step, card, current
-    from rayflow.cards import Markdown, Table, Image, VegaChart, ProgressBar, Artifact
+    from rayflow.cards import Markdown, Table, Image, VegaChart, ProgressBar, Artifact, ValueBox
 
     @card(type="blank", id="report")
     @step
@@ -15,21 +15,28 @@ subclassing `MetaflowCard` (see `rayflow.cards.base`).
 """
 
 from .base import MetaflowCard, MetaflowCardComponent
+from .builtin import BlankCard, DefaultCard, ErrorCard
 from .client import Card, CardContainer, CardNotPresentException, get_cards
 from .components import (
     Artifact,
     Error,
+    EventsTimeline,
     Image,
+    JSONViewer,
     Markdown,
+    PageComponent,
     ProgressBar,
     PythonCode,
     Table,
     UserComponent,
+    ValueBox,
     VegaChart,
+    YAMLViewer,
 )
 
 __all__ = [
-    "Artifact", "Card", "CardContainer", "CardNotPresentException", "Error", "Image",
-    "Markdown", "MetaflowCard", "MetaflowCardComponent", "ProgressBar", "PythonCode", "Table",
-    "UserComponent", "VegaChart", "get_cards",
+    "Artifact", "BlankCard", "Card", "CardContainer", "CardNotPresentException",
+    "DefaultCard", "Error", "ErrorCard", "EventsTimeline", "Image", "JSONViewer", "Markdown",
+    "MetaflowCard", "MetaflowCardComponent", "PageComponent", "ProgressBar", "PythonCode",
+    "Table", "UserComponent", "ValueBox", "VegaChart", "YAMLViewer", "get_cards",
 ]

@@ -1,5 +1,6 @@
 """The card components Metaflow users use, with Metaflow's names and arguments: Markdown, Table,
-Image, VegaChart, ProgressBar, Artifact, Error and PythonCode. Each `render()`s to a JSON-able
+Image, VegaChart, ProgressBar, Artifact, Error, PythonCode, ValueBox, JSONViewer, YAMLViewer,
+EventsTimeline and PageComponent. Each `render()`s to a JSON-able
 dict that the built-in card types turn into HTML (`rayflow.cards.html`)."""
 
 from __future__ import annotations
@@ -7,7 +8,10 @@ from __future__ import annotations
 import base64
 import inspect
 import io
+import json
+import re
 import reprlib
+import time
 from typing import Any
 
 from .base import MetaflowCardComponent
@@ -297,3 +301,216 @@ class WarningComponent(UserComponent):
 
     def render(self):
         return {"type": "warning", "message": self._message}
+
+
+_CSS_CLASS = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*$")
+
+
+def _text_arg(kind: str, value, limit: int) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"{kind} must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ValueError(f"{kind} must be {limit} characters or less, got {len(value)} "
+                         "characters")
+    if not value.strip():
+        raise ValueError(f"{kind} cannot be empty or whitespace only")
+
+
+class ValueBox(UserComponent):
+    """One headline number (or short text), with a title, a subtitle, a change indicator
+    ("Up 15% from last month") and a theme: 'default', 'success', 'warning', 'danger',
+    'bg-gradient-indigo-purple', or a CSS class name of the card's own."""
+
+    type = "valueBox"
+    REALTIME_UPDATABLE = True
+    VALID_THEMES = {"default", "success", "warning", "danger", "bg-gradient-indigo-purple"}
+
+    def __init__(self, title=None, value="", subtitle=None, theme=None, change_indicator=None):
+        self._title = self._subtitle = self._theme = self._change = None
+        self._value = value
+        self._check_value(value)
+        self.update(title=title, subtitle=subtitle, theme=theme, change_indicator=change_indicator)
+
+    def update(self, title=None, value=None, subtitle=None, theme=None, change_indicator=None):
+        _text_arg("Title", title, 200)
+        _text_arg("Subtitle", subtitle, 300)
+        _text_arg("Change indicator", change_indicator, 200)
+        _text_arg("Theme", theme, 100)
+        if theme is not None and theme not in self.VALID_THEMES and not _CSS_CLASS.match(theme):
+            raise ValueError(f"Theme must be a valid CSS class name, got '{theme}'")
+        if value is not None:
+            self._check_value(value)
+            self._value = value
+        for attr, new in (("_title", title), ("_subtitle", subtitle), ("_theme", theme),
+                          ("_change", change_indicator)):
+            if new is not None:
+                setattr(self, attr, new)
+
+    @staticmethod
+    def _check_value(value) -> None:
+        if value is None:
+            raise ValueError("Value is required and cannot be None")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise TypeError(f"Value must be str, int, or float, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > 100:
+            raise ValueError(f"String value must be 100 characters or less, got {len(value)} "
+                             "characters")
+        if not isinstance(value, str) and not -1e15 <= value <= 1e15:
+            raise ValueError(f"Numeric value must be between -1e15 and 1e15, got {value}")
+
+    def render(self):
+        data = {"type": self.type, "id": self.component_id, "value": self._value}
+        for key, value in (("title", self._title), ("subtitle", self._subtitle),
+                           ("theme", self._theme), ("change_indicator", self._change)):
+            if value is not None:
+                data[key] = value
+        return data
+
+
+class _DataViewer(UserComponent):
+    REALTIME_UPDATABLE = True
+    kind = ""
+
+    def __init__(self, data, collapsible=True, max_height=None, show_copy_button=True,
+                 title=None):
+        self._data, self._collapsible, self._max_height = data, collapsible, max_height
+        self._show_copy_button, self._title = show_copy_button, title
+
+    def update(self, data):
+        self._data = data
+
+    def _text(self) -> str:
+        raise NotImplementedError
+
+    def render(self):
+        data = {"type": self.type, "id": self.component_id, f"{self.kind}_string": self._text(),
+                "collapsible": self._collapsible, "show_copy_button": self._show_copy_button,
+                "title": self._title or self.kind.upper()}
+        if self._max_height:
+            data["max_height"] = self._max_height
+        return data
+
+
+def _parsed_json(text: str):
+    try:
+        return True, json.loads(text)
+    except json.JSONDecodeError:
+        return False, text
+
+
+class JSONViewer(_DataViewer):
+    """A value shown as indented JSON (a str that is JSON is re-indented)."""
+
+    type = "jsonViewer"
+    kind = "json"
+
+    def _text(self) -> str:
+        value = _parsed_json(self._data)[1] if isinstance(self._data, str) else self._data
+        try:
+            return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        except Exception as exc:  # noqa: BLE001 - e.g. a circular structure
+            return json.dumps({"error": f"Could not serialize data: {exc}"}, indent=2)
+
+
+class YAMLViewer(_DataViewer):
+    """A value shown as YAML (a str that is JSON is converted; other text is shown as is)."""
+
+    type = "yamlViewer"
+    kind = "yaml"
+
+    def _text(self) -> str:
+        import yaml
+
+        value = self._data
+        if isinstance(value, str):
+            was_json, value = _parsed_json(value)
+            if not was_json:
+                return value
+        try:
+            return yaml.safe_dump(value, default_flow_style=False, indent=2, sort_keys=False)
+        except Exception as exc:  # noqa: BLE001 - a value YAML cannot represent
+            return (f"# Error converting to YAML: {exc}\n"
+                    f"{json.dumps(value, indent=2, default=str)}")
+
+
+class EventsTimeline(UserComponent):
+    """A live list of events, newest first: each `update(event_data, ...)` adds one (a dict
+    of simple values, with optional component `payloads`, a `style_theme` and a `priority`).
+    Keeps the last `max_events`; counts them all."""
+
+    type = "eventsTimeline"
+    REALTIME_UPDATABLE = True
+    VALID_THEMES = {"default", "success", "warning", "error", "info", "primary", "secondary",
+                    "tool_call", "ai_response"}
+    PAYLOAD_TYPES = ("ValueBox", "Image", "Markdown", "Artifact", "PythonCode", "JSONViewer",
+                     "YAMLViewer")
+
+    def __init__(self, title=None, max_events=100):
+        self._title, self._max_events = title, max_events
+        self._events: list[dict] = []
+        self._total = 0
+        self._first = self._last = None
+        self._finished = False
+
+    def update(self, event_data, style_theme=None, priority=None, payloads=None, finished=None):
+        if style_theme is not None and style_theme not in self.VALID_THEMES and \
+                not _CSS_CLASS.match(style_theme):
+            raise ValueError(f"Invalid style_theme '{style_theme}'. Must be a valid CSS class "
+                             "name.")
+        allowed = (ValueBox, Image, Markdown, Artifact, PythonCode, JSONViewer, YAMLViewer)
+        for key, payload in (payloads or {}).items():
+            if not isinstance(payload, allowed):
+                raise TypeError(f"Payload '{key}' must be one of: "
+                                f"{', '.join(self.PAYLOAD_TYPES)}. Got {type(payload).__name__}")
+        now = time.time()
+        event_data.setdefault("timestamp", now)
+        event = {"metadata": event_data, "payloads": dict(payloads or {}),
+                 "event_id": f"event_{self._total}", "received_at": now}
+        if style_theme is not None:
+            event["style_theme"] = style_theme
+        if priority is not None:
+            event["priority"] = priority
+        self._total += 1
+        self._last = now
+        self._first = self._first if self._first is not None else now
+        if finished is not None:
+            self._finished = finished
+        self._events.insert(0, event)
+        del self._events[self._max_events:]
+
+    def get_stats(self) -> dict:
+        stats = {"total_events": self._total, "displayed_events": len(self._events),
+                 "last_update": self._last, "first_event": self._first,
+                 "finished": self._finished}
+        if self._first and self._total > 1 and self._last - self._first > 0:
+            runtime = self._last - self._first
+            stats["events_per_minute"] = round(self._total / runtime * 60, 1)
+            stats["total_runtime_seconds"] = round(runtime, 1)
+        return stats
+
+    def render(self):
+        events = [{**e, "payloads": {k: p.render() for k, p in e["payloads"].items()}}
+                  for e in self._events]
+        data = {"type": self.type, "id": self.component_id, "events": events,
+                "config": {"show_stats": True, "show_relative_time": True,
+                           "max_events": self._max_events},
+                "stats": self.get_stats()}
+        if self._title is not None:
+            data["title"] = self._title
+        return data
+
+
+class PageComponent(MetaflowCardComponent):
+    """A titled page of other components (Metaflow's `metaflow.cards.PageComponent`)."""
+
+    type = "page"
+
+    def __init__(self, title=None, subtitle=None, contents=()):
+        self._title, self._subtitle, self._contents = title, subtitle, list(contents)
+
+    def render(self):
+        return {"type": self.type, "title": self._title, "subtitle": self._subtitle,
+                "contents": [c.render() if isinstance(c, MetaflowCardComponent) else c
+                             for c in self._contents]}

@@ -41,6 +41,19 @@ border-radius:6px;overflow:hidden}.progress .fill{height:100%;background:var(--a
 img{max-width:100%}svg text{font-family:inherit}
 .legend span{display:inline-block;margin-right:14px;font-size:12px;color:var(--muted)}
 .legend i{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+.valuebox{display:inline-block;min-width:180px;margin:6px 10px 10px 0;padding:12px 16px;
+border:1px solid var(--line);border-radius:8px;background:var(--soft);vertical-align:top}
+.valuebox .vb-value{font-size:26px;font-weight:600}.valuebox .vb-title{font-weight:600}
+.valuebox.success{background:#e9f6ee;border-color:var(--ok)}
+.valuebox.warning{background:#fdf7e8;border-color:var(--run)}
+.valuebox.danger{background:#fdf0f0;border-color:var(--bad)}
+.valuebox.bg-gradient-indigo-purple{background:linear-gradient(135deg,#4f46e5,#9333ea);
+color:#fff}.valuebox.bg-gradient-indigo-purple .label{color:#eee}
+details.viewer>summary{cursor:pointer;font-weight:600;margin:4px 0}
+.timeline{list-style:none;padding:0;margin:8px 0}.timeline>li{border-left:4px solid var(--line);
+padding:4px 10px;margin:6px 0}.timeline>li.success{border-color:var(--ok)}
+.timeline>li.error{border-color:var(--bad)}.timeline>li.warning{border-color:var(--run)}
+.timeline>li.info,.timeline>li.primary{border-color:var(--accent)}
 """
 
 
@@ -293,7 +306,67 @@ def _warning(d: dict) -> str:
     return f"<div class=\"warning\"><b>@card WARNING</b> {esc(d.get('message', ''))}</div>"
 
 
+def _value_box(d: dict) -> str:
+    value = d.get("value", "")
+    shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+    parts = [f"<div class=\"vb-title\">{esc(d['title'])}</div>" if d.get("title") else "",
+             f"<div class=\"label\">{esc(d['subtitle'])}</div>" if d.get("subtitle") else "",
+             f"<div class=\"vb-value\">{esc(shown)}</div>",
+             f"<div class=\"label\">{esc(d['change_indicator'])}</div>"
+             if d.get("change_indicator") else ""]
+    theme = esc(d.get("theme") or "default")
+    return f"<div class=\"valuebox {theme}\">{''.join(parts)}</div>"
+
+
+def _viewer(key: str):
+    def render(d: dict) -> str:
+        height = f" style=\"max-height:{esc(d['max_height'])}\"" if d.get("max_height") else ""
+        text = f"<pre{height}>{esc(d.get(key, ''))}</pre>"
+        title = esc(d.get("title", ""))
+        if d.get("collapsible", True):
+            return (f"<details class=\"viewer card-section\" open><summary>{title}</summary>"
+                    f"{text}</details>")
+        return f"<div class=\"card-section\"><h3>{title}</h3>{text}</div>"
+    return render
+
+
+def _timeline(d: dict) -> str:
+    import datetime
+
+    stats = d.get("stats") or {}
+    head = f"<h3>{esc(d['title'])}</h3>" if d.get("title") else ""
+    summary = (f"<div class=\"label\">{stats.get('total_events', 0)} events, showing "
+               f"{stats.get('displayed_events', 0)}"
+               + (" (finished)" if stats.get("finished") else "") + "</div>")
+    items = []
+    for event in d.get("events") or []:
+        meta = dict(event.get("metadata") or {})
+        stamp = meta.pop("timestamp", None)
+        when = (datetime.datetime.fromtimestamp(stamp).strftime("%H:%M:%S")
+                if isinstance(stamp, (int, float)) else esc(stamp or ""))
+        rows = "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in meta.items())
+        payloads = "".join(component_html(p) for p in (event.get("payloads") or {}).values())
+        theme = esc(event.get("style_theme") or "default")
+        priority = f" <b>{esc(event['priority'])}</b>" if event.get("priority") else ""
+        items.append(f"<li class=\"{theme}\"><span class=\"label\">{when}</span>{priority}"
+                     f"<table class=\"kv\">{rows}</table>{payloads}</li>")
+    return (f"<div class=\"card-section\">{head}{summary}<ul class=\"timeline\">"
+            f"{''.join(items)}</ul></div>")
+
+
+def _page(d: dict) -> str:
+    title = f"<h2>{esc(d['title'])}</h2>" if d.get("title") else ""
+    sub = f"<div class=\"sub\">{esc(d['subtitle'])}</div>" if d.get("subtitle") else ""
+    return (f"<section class=\"card-section\">{title}{sub}"
+            + "".join(component_html(c) for c in d.get("contents") or []) + "</section>")
+
+
 _HANDLERS = {
+    "valueBox": _value_box,
+    "jsonViewer": _viewer("json_string"),
+    "yamlViewer": _viewer("yaml_string"),
+    "eventsTimeline": _timeline,
+    "page": _page,
     "markdown": lambda d: (f"<div class=\"card-section markdown\">"
                            f"{markdown(d.get('source', ''))}</div>"),
     "table": _table,

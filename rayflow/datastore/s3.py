@@ -166,19 +166,7 @@ class S3Storage(DataStoreStorage):
             return self._fs
 
     def _make_fs(self) -> s3fs.S3FileSystem:
-        _prepare_environment()
-        options = dict(self.storage_options)
-        options.pop("endpoint_url", None)
-        client_kwargs = dict(options.pop("client_kwargs", {}))
-        # botocore reads AWS_ENDPOINT_URL itself only in recent versions; pass it to be sure.
-        client_kwargs.setdefault("endpoint_url", self.endpoint_url)
-        config_kwargs = {**CLIENT_CONFIG, **options.pop("config_kwargs", {})}
-        # No instance cache: two storages with different credentials must not share a client.
-        fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False,
-                               client_kwargs=client_kwargs, config_kwargs=config_kwargs,
-                               **options)
-        fs.retries = S3FS_RETRIES
-        return fs
+        return make_s3fs(self.storage_options, self.endpoint_url)
 
     # -- paths and errors --------------------------------------------------------------------
     def _key(self, path: str) -> str:
@@ -316,6 +304,25 @@ class S3Storage(DataStoreStorage):
     def delete(self, path: str) -> None:
         self._retrying("delete", path, lambda: self.fs.call_s3(
             "delete_object", Bucket=self.bucket, Key=self._key(path)))
+
+
+def make_s3fs(storage_options: dict | None = None,
+              endpoint_url: str | None = None) -> s3fs.S3FileSystem:
+    """An s3fs filesystem with rayflow's client settings (short connect timeout, few retries,
+    the endpoint from AWS_ENDPOINT_URL unless `endpoint_url` says otherwise)."""
+    _prepare_environment()
+    options = dict(storage_options or {})
+    options.pop("endpoint_url", None)
+    client_kwargs = dict(options.pop("client_kwargs", {}))
+    # botocore reads AWS_ENDPOINT_URL itself only in recent versions; pass it to be sure.
+    client_kwargs.setdefault("endpoint_url", endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
+    config_kwargs = {**CLIENT_CONFIG, **options.pop("config_kwargs", {})}
+    # No instance cache: two storages with different credentials must not share a client.
+    fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False,
+                           client_kwargs=client_kwargs, config_kwargs=config_kwargs,
+                           **options)
+    fs.retries = S3FS_RETRIES
+    return fs
 
 
 def _rebuild(cls, url: str, storage_options: dict, reached: bool) -> S3Storage:

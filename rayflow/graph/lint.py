@@ -121,10 +121,16 @@ def check_next_arguments(graph: FlowGraph) -> None:
 
 
 def check_next_keywords(graph: FlowGraph) -> None:
+    from rayflow.unsupported import REFUSED_STEP_DECORATORS
+
     for node in graph:
         for issue in node.parse_issues:
             if issue.kind is not IssueKind.NEXT_UNSUPPORTED_KEYWORD:
                 continue
+            if issue.detail == "num_parallel":
+                what, instead = REFUSED_STEP_DECORATORS["parallel"]
+                _fail(node, issue.line, f"Step *{node.name}*: self.next(num_parallel=...) "
+                      f"starts a @parallel step, and {what}. {instead}", graph=graph)
             if issue.detail in UNSUPPORTED_NEXT_KEYWORDS:
                 why = f"`{issue.detail}=` is a Metaflow feature rayflow does not support yet"
             else:
@@ -132,6 +138,18 @@ def check_next_keywords(graph: FlowGraph) -> None:
             _fail(node, issue.line, f"Step *{node.name}*: {why}. Remove it; to choose a path "
                   "at run time, use a switch: self.next({\"a\": self.a, \"b\": self.b}, "
                   "condition=\"choice\").", graph=graph)
+
+
+def check_no_refused_decorators(graph: FlowGraph) -> None:
+    """Decorators rayflow imports but does not honour yet (rayflow.unsupported)."""
+    from rayflow.unsupported import REFUSED_STEP_DECORATORS
+
+    for node in graph:
+        for name in node.decorators:
+            if name in REFUSED_STEP_DECORATORS:
+                what, instead = REFUSED_STEP_DECORATORS[name]
+                _fail(node, None, f"Step *{node.name}* has @{name}: {what}. Remove @{name}. "
+                      f"{instead}", graph=graph)
 
 
 def check_switch_is_well_formed(graph: FlowGraph) -> None:
@@ -354,6 +372,7 @@ RULES: tuple[Callable[[FlowGraph], None], ...] = (
     check_switch_is_well_formed,
     check_next_arguments,
     check_next_keywords,
+    check_no_refused_decorators,
     check_foreach_is_literal,
     check_targets_exist,
     check_no_duplicate_targets,

@@ -24,6 +24,7 @@ from ..config import apply_configs, config_values_of, resolve_delayed
 from ..datastore.resolve import datastore_env
 from ..decorators import StepDecorators, parse_with_spec
 from ..exceptions import RayflowException, UnsaveableArtifactError
+from ..exit_hook import exit_hooks_of, run_exit_hooks
 from ..parameters import flow_constants, params_as_json
 from ..project import resolve_project
 from ..user_decorators.process import mutated_class, original_class
@@ -173,6 +174,7 @@ class RunLoop:
             self._flush_clones()
             finish_run_record(self.ds, record, "failed", self.flow.file)
             self._write_report()
+            self._run_exit_hooks(successful=False)
             raise
         finally:
             heartbeat.stop()
@@ -184,6 +186,7 @@ class RunLoop:
         """The datastore, the origin run of a resume, the run id, the user and the project."""
         from ..datastore import FlowDataStore
 
+        exit_hooks_of(self.flow.cls)  # a malformed @exit_hook fails the run before it starts
         self.ds = FlowDataStore.from_url(self.opts.datastore_url, self.flow.name)
         # A datastore that cannot be written fails the run here, before Ray starts (seconds).
         self.ds.storage.check_writable()
@@ -213,11 +216,19 @@ class RunLoop:
         status = "success" if self.scheduler.finished and not self.failures else "failed"
         finish_run_record(self.ds, record, status, self.flow.file)
         report = self._write_report()
+        self._run_exit_hooks(successful=status == "success")
         cloned = self.cloner.count if self.cloner is not None else 0
         return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
                           self.done_count, len(self.failures), cloned,
                           self.failures, self.ds.url, self.flow.file, report,
                           getattr(self.executor, "history", None), self.printed)
+
+    def _run_exit_hooks(self, successful: bool) -> None:
+        """@exit_hook's functions, once the run's final status is written."""
+        from ..client import Run
+
+        run_exit_hooks(self.flow.cls, successful, lambda: Run(
+            f"{self.flow.name}/{self.run_id}", datastore=self.ds.url, _namespace_check=False))
 
     def _write_run_id_files(self) -> None:
         if self.opts.run_id_file:

@@ -328,6 +328,14 @@ def _foreach_cardinality(flow, gnode, var: str) -> int:
             f"Step {gnode.name!r} ({where}) fans out over foreach={var!r}, but self.{var} is "
             f"not set. Assign a list to self.{var} before self.next().",
             step=gnode.name) from None
+    from ..unbounded_foreach import UnboundedForeachInput
+
+    if isinstance(value, UnboundedForeachInput):
+        raise InvalidNextError(
+            f"Step {gnode.name!r} ({where}) fans out over self.{var}, a "
+            f"{type(value).__name__}: an unbounded foreach is a Metaflow feature rayflow does "
+            f"not support yet. Assign a list (one item per split) to self.{var}.",
+            step=gnode.name)
     if isinstance(value, (list, tuple, range, str, bytes)) or is_ndarray(value):
         count = len(value)
     else:

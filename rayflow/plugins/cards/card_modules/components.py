@@ -3,11 +3,15 @@
 from rayflow.cards.components import (  # noqa: F401
     Artifact,
     Error,
+    EventsTimeline,
     Image,
+    JSONViewer,
     Markdown,
     ProgressBar,
     PythonCode,
     Table,
     UserComponent,
+    ValueBox,
     VegaChart,
+    YAMLViewer,
 )
