@@ -142,7 +142,7 @@ class S3:
 
     def close(self) -> None:
         """Remove the downloaded files."""
-        if self._tmpdir:
+        if getattr(self, "_tmpdir", None):
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
 

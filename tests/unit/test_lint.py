@@ -36,7 +36,8 @@ CASES = {
     "NextWithString": ("start", "attribute of self"),
     "EmptyNext": ("start", "without a step"),
     "NextWithCondition": ("start", "switch that rayflow cannot read"),
-    "NextWithNumParallel": ("start", "`num_parallel=` is a Metaflow feature"),
+    "NextWithNumParallel": ("start", "self.next(num_parallel=...) starts a @parallel step"),
+    "ParallelStep": ("train", "has @parallel: @parallel (gang-scheduled tasks"),
     "SwitchWithOneTarget": ("start", "switch with 1 distinct next step"),
     "SwitchKeyNotLiteral": ("start", "switch that rayflow cannot read (key: self.a)"),
     "SwitchStraightIntoJoin": ("join", "reached straight from the switch *a*"),
@@ -99,7 +100,14 @@ def test_every_rule_is_exercised():
 
 
 def test_num_parallel_message_says_unsupported():
-    assert "does not support" in str(lint_error(bad.NextWithNumParallel))
+    msg = str(lint_error(bad.NextWithNumParallel))
+    assert "does not support yet" in msg and "foreach='workers'" in msg
+
+
+def test_parallel_is_refused_with_what_to_do_instead():
+    msg = str(lint_error(bad.ParallelStep))
+    assert "rayflow does not support yet" in msg and "Remove @parallel" in msg
+    assert "foreach='workers'" in msg
 
 
 def test_missing_next_teaches_the_fix():

@@ -4,6 +4,8 @@ line numbers silently."""
 
 from _graph_helpers import step
 
+from rayflow import parallel
+
 
 class NoStart:  # expect: NoStart
     @step
@@ -529,6 +531,21 @@ class TwoStepLoop:
     def b(self):
         self.go = "again"
         self.next({"again": self.a, "done": self.end}, condition="go")  # expect: TwoStepLoop
+
+    @step
+    def end(self):
+        pass
+
+
+class ParallelStep:
+    @step
+    def start(self):
+        self.next(self.train)
+
+    @parallel
+    @step
+    def train(self):  # expect: ParallelStep
+        self.next(self.end)
 
     @step
     def end(self):
