@@ -119,3 +119,19 @@ def test_includefile_module_path():
     from rayflow.includefile import IncludeFile as FromModule
 
     assert FromModule is IncludeFile
+
+
+def test_rich_card_components_render_in_a_task_card(run_flow, datastore):
+    from rayflow import Run
+    from rayflow.cards import get_cards
+
+    s = run_flow("rich_cards_flow.py")
+    assert s.successful, s.failures
+    run = Run(s.pathspec, datastore=datastore, _namespace_check=False)
+    (c,) = get_cards(run["start"].task)
+    html = c.get()
+    assert 'class="valuebox success"' in html and "1,234,567" in html
+    assert "Up 3% from yesterday" in html
+    assert "3 events, showing 2" in html and "api-2" in html and "api-0" not in html
+    assert "&quot;i&quot;: 2" in html
+    assert "<h2>Config</h2>" in html and "lr: 0.1" in html
