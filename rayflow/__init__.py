@@ -45,10 +45,10 @@ from .exceptions import MetaflowNotFound, RayflowException
 from .exit_hook import exit_hook
 from .flowspec import FlowSpec, StepException, step
 from .metaflow_profile import profile
-from .parameters import IncludeFile, JSONType, Parameter
+from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .project import project
 from .runner import ExecutingRun, NBRunner, Runner
-from .unsupported import DeployedFlow, Deployer, NBDeployer, parallel
+from .unsupported import DeployedFlow, Deployer, NBDeployer, parallel, pytorch_parallel
 from .user_decorators.user_flow_decorator import FlowMutator
 from .user_decorators.user_step_decorator import (
                      USER_SKIP_STEP,
@@ -70,5 +70,5 @@ __all__ = [
     "FlowMutator", "StepMutator", "UserStepDecorator", "user_step_decorator", "USER_SKIP_STEP",
     "S3", "profile",
     "exit_hook", "parallel", "Deployer", "NBDeployer", "DeployedFlow", "metaflow_config",
-    "unbounded_foreach",
+    "unbounded_foreach", "pytorch_parallel", "JSONTypeClass",
 ]

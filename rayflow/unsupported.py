@@ -6,8 +6,9 @@ refused with one message when used (never silently ignored).
   `rayflow.graph.lint.check_no_refused_decorators`), naming the step and its line. To support
   it, replace `parallel` here with a real decorator and drop its entry from
   `REFUSED_STEP_DECORATORS`.
+- `@pytorch_parallel`: as @parallel.
 - `Deployer`, `NBDeployer`, `DeployedFlow`: deploying to a production orchestrator; refused
-  when called.
+  when called. `ArgoEvent` (`metaflow.integrations`): publishing an event; refused when made.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ REFUSED_STEP_DECORATORS: dict[str, tuple[str, str]] = {
         "To run N copies of the step, fan out with a foreach: `self.workers = list(range(N))`"
         " then `self.next(self.train, foreach='workers')`; for distributed training, start "
         "the framework's own Ray integration (Ray Train) inside one step."),
+    "pytorch_parallel": (
+        "@pytorch_parallel (a @parallel step that runs torch.distributed across its tasks) is a "
+        "Metaflow feature rayflow does not support yet",
+        "For distributed PyTorch, start Ray Train's TorchTrainer inside one step; to run N "
+        "independent copies of the step, fan out with a foreach over list(range(N))."),
 }
 
 
@@ -43,7 +49,12 @@ class ParallelDecorator(RefusedStepDecorator):
     name = "parallel"
 
 
+class PytorchParallelDecorator(RefusedStepDecorator):
+    name = "pytorch_parallel"
+
+
 parallel = _make(ParallelDecorator)
+pytorch_parallel = _make(PytorchParallelDecorator)
 
 
 def _refused_class(name: str, what: str, instead: str) -> type:
@@ -62,3 +73,8 @@ _DEPLOY_INSTEAD = ("Run the flow with Runner('flow.py').run() (NBRunner in a not
 Deployer = _refused_class("Deployer", _DEPLOY_WHAT, _DEPLOY_INSTEAD)
 NBDeployer = _refused_class("NBDeployer", _DEPLOY_WHAT, _DEPLOY_INSTEAD)
 DeployedFlow = _refused_class("DeployedFlow", _DEPLOY_WHAT, _DEPLOY_INSTEAD)
+ArgoEvent = _refused_class(
+    "ArgoEvent", "publishing an event to Argo Workflows (which starts flows deployed with "
+    "@trigger) is a Metaflow feature",
+    "rayflow runs flows when asked, not on events: start the flow that waits for the event "
+    "with Runner('flow.py').run() or `rayflow run` from the code that would publish it.")

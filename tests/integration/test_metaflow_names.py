@@ -69,11 +69,12 @@ def test_parallel_refused_at_flow_load_with_one_message(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
-def test_deployers_refuse_when_called():
+def test_deployers_and_events_refuse_when_called():
     from rayflow import DeployedFlow, Deployer, NBDeployer
+    from rayflow.integrations import ArgoEvent
     from rayflow.unsupported import UnsupportedFeature
 
-    for cls in (Deployer, NBDeployer, DeployedFlow):
+    for cls in (Deployer, NBDeployer, DeployedFlow, ArgoEvent):
         with pytest.raises(UnsupportedFeature, match="does not support it yet.*Runner"):
             cls("flow.py")
 
