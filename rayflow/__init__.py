@@ -5,7 +5,6 @@ step a Ray task sized by @resources, a foreach a burst of parallel tasks, artifa
 through Ray's object store and checkpointed to a local or S3 datastore.
 """
 
-from . import metaflow_config, unbounded_foreach
 from .client import (
                      DataArtifact,
                      Flow,
@@ -58,6 +57,17 @@ from .user_decorators.user_step_decorator import (
 )
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Metaflow's modules that flows reach as attributes (`metaflow.metaflow_config.X`), imported
+    # on first use: metaflow_config reads the environment when it is imported, as in Metaflow.
+    if name in ("metaflow_config", "unbounded_foreach", "includefile", "cards", "integrations"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current", "resources", "retry",

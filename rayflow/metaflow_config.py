@@ -29,7 +29,7 @@ def from_conf(name: str, default=None):
 def rayflow_datastore_url() -> str:
     """The datastore rayflow uses here: the running step's run's, else the configured one."""
     from .current import current
-    from .datastore.storage import default_datastore_url
+    from .datastore.resolve import default_datastore_url
 
     return current.datastore_url or default_datastore_url()
 
