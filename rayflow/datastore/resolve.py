@@ -32,6 +32,11 @@ DEFAULT_DATASTORE_DIRNAME = ".rayflow"
 # The environment that decides how an s3:// datastore is reached: the driver hands it to its
 # workers (RunContext.datastore_env), so each reaches the datastore the driver checked.
 DATASTORE_ENV_PREFIXES = ("AWS_", settings.DATASTORE_OUTAGE_S.name)
+# What a step's own S3 client (rayflow.S3) reads, whatever the datastore: the AWS variables and
+# Metaflow's S3 settings (rayflow.metaflow_config). A worker of a warm or remote Ray did not
+# start with the driver's environment, so the driver hands these over too.
+S3_CLIENT_ENV_PREFIXES = ("AWS_", "METAFLOW_DATATOOLS_", "METAFLOW_DATASTORE_SYSROOT_S3",
+                          "METAFLOW_S3_", "METAFLOW_TEMPDIR")
 
 
 def resolve_datastore_url(spec: str | None = None) -> str:
@@ -89,7 +94,9 @@ def _nearest_local() -> str:
 
 
 def datastore_env(url: str) -> dict[str, str]:
-    """The environment that decides how the datastore at `url` is reached (s3:// only)."""
-    if not url.startswith("s3://"):
-        return {}
-    return {k: v for k, v in os.environ.items() if k.startswith(DATASTORE_ENV_PREFIXES)}
+    """The environment that decides how the datastore at `url` (if s3://) and the steps' own
+    S3 client reach S3."""
+    prefixes = S3_CLIENT_ENV_PREFIXES
+    if url.startswith("s3://"):
+        prefixes += DATASTORE_ENV_PREFIXES
+    return {k: v for k, v in os.environ.items() if k.startswith(prefixes)}

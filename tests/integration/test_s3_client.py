@@ -119,3 +119,14 @@ def test_s3_run_with_local_datastore_says_what_to_do(tmp_path, monkeypatch):
             S3(run=FlowSpec.__new__(FlowSpec))
     finally:
         current._set(None)
+
+
+def test_s3_run_self_with_a_local_datastore_and_datatools_root(run_flow, s3_url, monkeypatch):
+    # Set after the test Ray started: its workers see it only because the driver hands
+    # Metaflow's S3 settings to them, as a warm or remote Ray's workers need.
+    monkeypatch.setenv("METAFLOW_DATATOOLS_S3ROOT", f"{s3_url}/tools")
+    s = run_flow("s3_client_flow.py")
+    assert s.successful, s.failures
+    data = Run(s.pathspec, datastore=s.datastore, _namespace_check=False).data
+    assert data.texts == ["part a", "part b", "part c"]
+    assert data.urls[0] == f"{s3_url}/tools/S3ClientFlow/{s.run_id}/parts/a.txt"
