@@ -44,6 +44,7 @@ from .exceptions import MetaflowNotFound, RayflowException
 from .exit_hook import exit_hook
 from .flowspec import FlowSpec, StepException, step
 from .metaflow_profile import profile
+from .multicore_utils import parallel_imap_unordered, parallel_map
 from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .project import project
 from .runner import ExecutingRun, NBRunner, Runner
@@ -80,5 +81,6 @@ __all__ = [
     "FlowMutator", "StepMutator", "UserStepDecorator", "user_step_decorator", "USER_SKIP_STEP",
     "S3", "profile",
     "exit_hook", "parallel", "Deployer", "NBDeployer", "DeployedFlow", "metaflow_config",
-    "unbounded_foreach", "pytorch_parallel", "JSONTypeClass",
+    "unbounded_foreach", "pytorch_parallel", "JSONTypeClass", "parallel_map",
+    "parallel_imap_unordered",
 ]

@@ -136,3 +136,15 @@ def test_rich_card_components_render_in_a_task_card(run_flow, datastore):
     assert "3 events, showing 2" in html and "api-2" in html and "api-0" not in html
     assert "&quot;i&quot;: 2" in html
     assert "<h2>Config</h2>" in html and "lr: 0.1" in html
+
+
+def test_parallel_map_and_profile_in_a_step(run_flow, datastore):
+    from rayflow import Run
+
+    s = run_flow("multicore_flow.py")
+    assert s.successful, s.failures
+    task = Run(s.pathspec, datastore=datastore, _namespace_check=False)["start"].task
+    assert task.data.squares == [100 + x * x for x in range(10)]
+    assert list(task.data.timings) == ["squares"]
+    assert "PROFILE: printed starting" in task.stdout
+    assert "PROFILE: printed completed in" in task.stdout
