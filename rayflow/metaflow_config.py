@@ -7,6 +7,10 @@ is rayflow's (`RAYFLOW_DATASTORE`, `--datastore`, or the nearest `.rayflow` fold
 an `s3://` URL, it is `DATASTORE_SYSROOT_S3` and `DEFAULT_DATASTORE` is "s3", and
 `DATATOOLS_S3ROOT` is its `data` folder, as in Metaflow.
 
+When the datastore is a local folder, `DATASTORE_SYSROOT_LOCAL` is that folder and
+`DATATOOLS_LOCALROOT` its `data` folder (Metaflow's own local root is the folder holding
+`.metaflow`; rayflow's datastore folder is where its runs are, `.rayflow` by default).
+
 Values are read once, on import, as in Metaflow. Inside a running step the datastore is the
 run's (`current.datastore_url`), whatever the worker's environment says.
 """
