@@ -147,7 +147,10 @@ class S3:
             self._tmpdir = None
 
     def __del__(self):
-        self.close()
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit the modules may be gone
+            pass
 
     # -- keys --------------------------------------------------------------------------------
     def _url(self, key) -> str:
