@@ -44,10 +44,14 @@ def split_config_args(flow_cls, words: list[str]
     return files, values, rest
 
 
-def split_flow_args(flow_cls, words: list[str]) -> dict[str, str]:
-    """`["--alpha", "0.3", "--flag", "--name=x"]` -> {"alpha": "0.3", "flag": "true", ...}."""
+def split_flow_args(flow_cls, words: list[str]) -> dict[str, str | list[str]]:
+    """`["--alpha", "0.3", "--flag", "--name=x"]` -> {"alpha": "0.3", "flag": "true", ...}.
+    A parameter declared with multiple=True collects every occurrence into a list; any other
+    repeated option keeps its last value, as click does."""
     params = {p.name: p for p in flow_parameters(flow_cls)}
-    params.update({name.replace("_", "-"): p for name, p in list(params.items())})
+    # Runner(...).run(doc_file=...) gives --doc_file for a parameter named "doc-file".
+    params.update({spelling: p for name, p in list(params.items())
+                   for spelling in (name.replace("_", "-"), name.replace("-", "_"))})
     out: dict[str, str] = {}
     i = 0
     while i < len(words):
@@ -76,7 +80,10 @@ def split_flow_args(flow_cls, words: list[str]) -> dict[str, str]:
             else:
                 value = nxt
                 i += 1
-        out[param.name] = value
+        if param.multiple:
+            out.setdefault(param.name, []).append(value)
+        else:
+            out[param.name] = value
         i += 1
     return out
 
@@ -95,5 +102,6 @@ def describe_parameters(flow_cls) -> str:
     for p in flow_parameters(flow_cls):
         default = "" if p.default is None else f" (default: {p.default!r})"
         req = " [required]" if p.required else ""
-        lines.append(f"  --{p.name} {p.type_name.upper()}{req}{default}  {p.help}")
+        many = " (repeatable)" if p.multiple else ""
+        lines.append(f"  --{p.name} {p.type_name.upper()}{many}{req}{default}  {p.help}")
     return "\n".join(lines) or "  (none)"

@@ -246,12 +246,9 @@ def _import_parser(dotted: str, name: str):
 
 
 def flow_configs(flow_cls) -> list[Config]:
-    seen: dict[str, Config] = {}
-    for klass in reversed(flow_cls.__mro__):
-        for value in vars(klass).values():
-            if isinstance(value, Config):
-                seen[value.name] = value
-    return list(seen.values())
+    from .parameters import declared_parameters
+
+    return [p for p in declared_parameters(flow_cls) if isinstance(p, Config)]
 
 
 @dataclass
@@ -385,7 +382,8 @@ def config_values_of(flow_cls) -> dict[str, Any]:
 
 def apply_configs(flow_cls, values: dict[str, Any]) -> None:
     """Record on the class the configs of the run being prepared, for the decorators and
-    parameter defaults that wait for them."""
-    names = {c.name for c in flow_configs(flow_cls)}
+    parameter defaults that wait for them. `values` holds the run's parameter and config
+    values by artifact name; what is recorded is by config name, the name expressions use."""
     type.__setattr__(flow_cls, "_rf_config_values",
-                     {k: v for k, v in values.items() if k in names})
+                     {c.name: values[c.artifact_name] for c in flow_configs(flow_cls)
+                      if c.artifact_name in values})

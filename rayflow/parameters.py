@@ -8,6 +8,7 @@ becomes an artifact like any parameter value.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from typing import Any
@@ -61,7 +62,12 @@ class Parameter:
         self.required = required
         self.show_default = show_default
         self.separator = separator
+        # multiple=True (click's): the option may be repeated; the value is a tuple of them.
+        self.multiple = bool(kwargs.pop("multiple", False))
         self.kwargs = kwargs
+        if type is None and self.multiple and default is not None and not callable(default):
+            # As click infers it: the type of the default itself is the type of each item.
+            type = builtins.type(default)
         self.type = type if type is not None else self._infer_type(default)
         self.attr_name: str | None = None  # set by __set_name__
 
@@ -81,19 +87,26 @@ class Parameter:
     def __set_name__(self, owner, attr_name):
         self.attr_name = attr_name
 
+    @property
+    def artifact_name(self) -> str:
+        """The name of the value's artifact, `self.<name>` in a step: the class attribute the
+        parameter is assigned to (`animal = Parameter("creature")` is `self.animal`, given
+        as --creature), as in Metaflow."""
+        return self.attr_name or self.name
+
     # Descriptor protocol: a parameter reads as its value inside a running flow.
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
         state = state_of(obj)
-        if state is None or self.name not in state.params:
+        if state is None or self.artifact_name not in state.params:
             return self
-        return state.params[self.name]
+        return state.params[self.artifact_name]
 
     def __set__(self, obj, value):
         raise AttributeError(
-            f"Parameter {self.name!r} is read-only inside a flow. Store a changed value under "
-            f"another name, e.g. self.{self.name}_used = ...")
+            f"Parameter {self.artifact_name!r} is read-only inside a flow. Store a changed "
+            f"value under another name, e.g. self.{self.artifact_name}_used = ...")
 
     @property
     def type_name(self) -> str:
@@ -105,7 +118,14 @@ class Parameter:
         return "METAFLOW_RUN_" + self.name.upper().replace("-", "_")
 
     def convert(self, raw, where: str = "") -> Any:
-        """Turn a command-line string (or a default) into the parameter's typed value."""
+        """Turn a command-line string (or a default) into the parameter's typed value; for a
+        `multiple` parameter, a list of them (or one) into a tuple of values, as click does."""
+        if self.multiple:
+            items = () if raw is None else raw if isinstance(raw, (list, tuple)) else (raw,)
+            return tuple(self._convert_value(item, where) for item in items)
+        return self._convert_value(raw, where)
+
+    def _convert_value(self, raw, where: str) -> Any:
         if raw is None:
             return None
         try:
@@ -184,20 +204,27 @@ class _Removed:
 REMOVED = _Removed()
 
 
-def flow_parameters(flow_cls) -> list[Parameter]:
-    """The Parameter objects declared on a flow class (and its bases), in declaration order.
-    A name that a subclass gives to something else (a removed parameter) is no parameter."""
+def declared_parameters(flow_cls) -> list[Parameter]:
+    """Every Parameter (Configs included) of a flow class and its bases, one per class
+    attribute, in declaration order; each knows the attribute it is assigned to (set here
+    for one added after the class was made, e.g. by a mutator). A name that a subclass gives
+    to something else (a removed parameter) is no parameter."""
     by_attr: dict[str, Parameter] = {}
     for klass in reversed(flow_cls.__mro__):
         for attr, value in vars(klass).items():
-            if isinstance(value, Parameter) and not getattr(value, "IS_CONFIG_PARAMETER", False):
+            if isinstance(value, Parameter):
+                if value.attr_name is None:
+                    value.attr_name = attr
                 by_attr[attr] = value
             elif attr in by_attr:
                 del by_attr[attr]
-    seen: dict[str, Parameter] = {}
-    for value in by_attr.values():
-        seen[value.name] = value
-    return list(seen.values())
+    return list(by_attr.values())
+
+
+def flow_parameters(flow_cls) -> list[Parameter]:
+    """The Parameter objects declared on a flow class (and its bases), in declaration order."""
+    return [p for p in declared_parameters(flow_cls)
+            if not getattr(p, "IS_CONFIG_PARAMETER", False)]
 
 
 def forget_flow_caches(flow_cls) -> None:
@@ -233,15 +260,18 @@ def resolve_parameters(flow_cls, given, config_files: dict | None = None,
         from .client import get_username
 
         user = get_username()
+    from .config import flow_configs
     from .user_decorators.process import mutated_class
 
-    configs = resolve_configs(flow_cls, config_files, config_values, user)
+    by_name = resolve_configs(flow_cls, config_files, config_values, user)
+    # A config's artifact, like a parameter's, is named after its class attribute.
+    configs = {c.artifact_name: by_name[c.name] for c in flow_configs(flow_cls)}
     apply_configs(flow_cls, configs)
     flow_cls = mutated_class(flow_cls, config_values_of(flow_cls), with_decorators)
     if callable(given):
         given = given(flow_cls)
     project = resolve_project(flow_cls, flow_cls.__name__, user, branch, production,
-                              resolve_value=lambda v: resolve_delayed(v, configs))
+                              resolve_value=lambda v: resolve_delayed(v, by_name))
     with current._flow_env(flow_cls.__name__, project.to_json() if project else None):
         params = _resolve_params(flow_cls, given, user, config_values_of(flow_cls),
                                  has_delayed, resolve_delayed, ParameterContext)
@@ -252,21 +282,23 @@ def _resolve_params(flow_cls, given, user, configs, has_delayed, resolve_delayed
                     context_cls) -> dict[str, Any]:
     params = flow_parameters(flow_cls)
     by_name = {p.name: p for p in params}
-    by_name.update({p.name.replace("_", "-"): p for p in params})
-    values: dict[str, Any] = {}
+    by_name.update({spelling: p for p in params
+                    for spelling in (p.name.replace("_", "-"), p.name.replace("-", "_"))})
+    values: dict[str, Any] = {}  # by artifact name
     for raw_name, raw in given.items():
         param = by_name.get(raw_name)
         if param is None:
             known = ", ".join(f"--{p.name}" for p in params) or "none"
             raise ParameterError(
                 f"Flow {flow_cls.__name__} has no parameter --{raw_name}. Its parameters: {known}.")
-        values[param.name] = param.convert(raw)
+        values[param.artifact_name] = param.convert(raw)
     for param in params:
-        if param.name in values:
+        if param.artifact_name in values:
             continue
         from_env = os.environ.get(param.env_var)
         if from_env is not None:  # as in Metaflow: METAFLOW_RUN_<NAME> sets the default
-            values[param.name] = param.convert(from_env, f" (from ${param.env_var})")
+            raw = from_env.split() if param.multiple else from_env  # click splits on spaces
+            values[param.artifact_name] = param.convert(raw, f" (from ${param.env_var})")
             continue
         default = param.default
         if has_delayed(default):
@@ -276,12 +308,12 @@ def _resolve_params(flow_cls, given, user, configs, has_delayed, resolve_delayed
 
             default = default(context_cls(flow_cls.__name__, user, param.name,
                                           ConfigValue(configs)))
-        if default is None and param.required:
+        if param.required and (default is None or param.multiple and not default):
             raise ParameterError(
                 f"Parameter {param.name!r} of flow {flow_cls.__name__} is required. "
                 f"Pass it with --{param.name} {param._example()}.")
-        values[param.name] = param.convert(default, " (its default)") if default is not None \
-            else None
+        values[param.artifact_name] = param.convert(default, " (its default)") \
+            if default is not None or param.multiple else None
     return values
 
 
@@ -317,7 +349,7 @@ def flow_constant_names(flow_cls) -> frozenset[str]:
     if names is None:
         import types
 
-        params = {p.attr_name or p.name for p in flow_parameters(flow_cls)}
+        params = {p.artifact_name for p in declared_parameters(flow_cls)}
         found = set()
         for name in dir(flow_cls):
             if name.startswith("_") or name in params:

@@ -78,6 +78,26 @@ def _options(kwargs: dict[str, Any], known: dict[str, str], ignored: set[str],
     return words
 
 
+def _multiple_parameters(flow_file: str) -> set[str]:
+    """The keyword spellings of the parameters declared with multiple=True in the flow file's
+    flows. The file is imported, as Metaflow's Runner does, only when a list is given."""
+    from ..parameters import flow_parameters
+    from ..runtime.flowfile import import_flow_file
+
+    try:
+        module = import_flow_file(flow_file)
+    except Exception:  # noqa: BLE001 - the run itself will report what is wrong with it
+        return set()
+    from ..flowspec import FlowSpec
+
+    names: set[str] = set()
+    for obj in vars(module).values():
+        if isinstance(obj, type) and issubclass(obj, FlowSpec):
+            names |= {spelling for p in flow_parameters(obj) if p.multiple
+                      for spelling in (p.name, p.name.replace("-", "_"))}
+    return names
+
+
 class Runner:
     """`with Runner("flow.py", datastore=...).run(alpha=1) as running: running.run.data...`
 
@@ -151,8 +171,7 @@ class Runner:
     def run(self, **kwargs: Any) -> ExecutingRun:
         """Run the flow and wait for it to end. Keywords: the flow's parameters, and `tags`,
         `max_workers`, `run_id_file`."""
-        words = _options(kwargs, _RUN_OPTIONS, _IGNORED_RUN, True, "run(...)")
-        return self._blocking("run", words)
+        return self._blocking("run", self._run_words(kwargs, "run(...)"))
 
     def resume(self, **kwargs: Any) -> ExecutingRun:
         """Resume a run and wait for it to end. Keywords: `origin_run_id`, `step_to_rerun`
@@ -163,12 +182,25 @@ class Runner:
     async def async_run(self, **kwargs: Any) -> ExecutingRun:
         """Start the run and return as soon as it has a run id; `await running.wait()` or
         `async for _, line in running.stream_log("stdout")` follow it."""
-        words = _options(kwargs, _RUN_OPTIONS, _IGNORED_RUN, True, "async_run(...)")
-        return await self._started("run", words)
+        return await self._started("run", self._run_words(kwargs, "async_run(...)"))
 
     async def async_resume(self, **kwargs: Any) -> ExecutingRun:
         words = self._resume_words(kwargs)
         return await self._started("resume", words)
+
+    def _run_words(self, kwargs: dict[str, Any], where: str) -> list[str]:
+        """The words of a run: a list given for a parameter declared with multiple=True
+        becomes one option per item (as Metaflow's Runner does); any other list is JSON."""
+        kwargs = dict(kwargs)
+        listed = [k for k, v in kwargs.items()
+                  if k not in _RUN_OPTIONS and isinstance(v, (list, tuple))]
+        repeated: list[str] = []
+        if listed:
+            multiple = _multiple_parameters(self.flow_file)
+            for key in listed:
+                if key in multiple:
+                    repeated += [f"--{key}={_value(item)}" for item in kwargs.pop(key)]
+        return _options(kwargs, _RUN_OPTIONS, _IGNORED_RUN, True, where) + repeated
 
     def _blocking(self, command: str, words: list[str]) -> ExecutingRun:
         proc, attribute_file = self._start(command, words, self.show_output)

@@ -181,7 +181,7 @@ def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
     from ..parameters import flow_parameters
     from ..user_decorators.process import mutated_class
 
-    configs = {c.name: c for c in flow_configs(flow_cls)}
+    configs = {c.artifact_name: c for c in flow_configs(flow_cls)}  # by artifact name
     start = ds.read_task(origin_run_id, "start", "0")
     run = None
     if start is None or start.status != "success" or not all(n in start.artifacts
@@ -201,5 +201,5 @@ def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
                 else rec.params.get(n) for n in names}
 
     values = read(list(configs))
-    cls = mutated_class(flow_cls, values)
-    return {**values, **read([p.name for p in flow_parameters(cls)])}
+    cls = mutated_class(flow_cls, {configs[n].name: v for n, v in values.items()})
+    return {**values, **read([p.artifact_name for p in flow_parameters(cls)])}

@@ -131,8 +131,9 @@ def build_spec(ds, loaded, rec, overrides: dict[str, ArtifactLoc]) -> TaskSpec:
         from ..config import flow_configs
         from ..parameters import flow_constant_names, flow_parameters
 
-        names = {p.name for p in flow_parameters(loaded.cls)} | \
-            {c.name for c in flow_configs(loaded.cls)} | set(flow_constant_names(loaded.cls))
+        names = {p.artifact_name for p in flow_parameters(loaded.cls)} | \
+            {c.artifact_name for c in flow_configs(loaded.cls)} | \
+            set(flow_constant_names(loaded.cls))
         spec.view = {**{n: loc for n, loc in _locs(rec.artifacts).items() if n in names},
                      **overrides}
     return spec
@@ -146,7 +147,7 @@ def _as_mutated(loaded, params: dict):
     from ..config import flow_configs
     from ..user_decorators.process import mutated_class
 
-    configs = {c.name: params.get(c.name) for c in flow_configs(loaded.cls)}
+    configs = {c.name: params.get(c.artifact_name) for c in flow_configs(loaded.cls)}
     return dataclasses.replace(loaded, cls=mutated_class(loaded.cls, configs))
 
 

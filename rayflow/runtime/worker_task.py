@@ -91,7 +91,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                        ctx.origin_run_id, ctx.user,
                        # The namespace the run was made in: user:<you> unless one was given.
                        ctx.namespace if ctx.namespace is not None else f"user:{ctx.user}",
-                       list(ctx.params), ctx.tags,
+                       sorted(ctx.params), ctx.tags,  # in dir() order, as Metaflow lists them
                        ctx.datastore_url, ctx.project)
     card_decos = decos.all_named("card")
     if card_decos:

