@@ -5,7 +5,6 @@ a docstring."""
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 
