@@ -42,7 +42,11 @@ class StepDecorator:
         pass
 
     def task_post_step(self, flow, ctx) -> None:
-        pass
+        """Runs after every attempt, also one that raised (to undo what pre_step did)."""
+
+    def task_succeeded(self, flow, ctx) -> None:
+        """Runs after an attempt whose step returned without raising (what Metaflow's
+        task_post_step is for)."""
 
     def task_exception(self, flow, ctx, exc: BaseException) -> None:
         """The step's last attempt raised `exc`. Only @catch defines it: the worker calls it
@@ -150,10 +154,20 @@ class CatchDecorator(StepDecorator):
             import sys
             import traceback
 
-            print(f"@catch caught an exception in step {ctx.step_name}:", file=sys.stderr)
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            # Metaflow's words and layout, on stderr as its logger writes them.
+            lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            print(f"@catch caught an exception from {flow}", file=sys.stderr)
+            for line in "".join(lines).splitlines():
+                print(f">  {line}", file=sys.stderr)
+        self._set_var(flow, StepException(exc))
+
+    def task_succeeded(self, flow, ctx) -> None:
+        # As in Metaflow: the variable exists either way, None when nothing was caught.
+        self._set_var(flow, None)
+
+    def _set_var(self, flow, value) -> None:
         if self.attributes["var"]:
-            setattr(flow, self.attributes["var"], StepException(exc))
+            setattr(flow, self.attributes["var"], value)
 
 
 class TimeoutDecorator(StepDecorator):

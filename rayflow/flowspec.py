@@ -137,6 +137,21 @@ class FlowSpec:
         return [(index, num, state.frame_input(self, i))
                 for i, (_step, index, num) in enumerate(state.foreach_stack)]
 
+    def __str__(self) -> str:
+        """`<flow F step s[0,2] (input: x)>`, as Metaflow names a flow in its messages."""
+        step_name = self._current_step
+        if not step_name:
+            return f"<flow {self.name}>"
+        index = ",".join(str(idx) for idx, _, _ in self.foreach_stack())
+        if not index:
+            return f"<flow {self.name} step {step_name}>"
+        item = self.input
+        if item is None:
+            return f"<flow {self.name} step {step_name}[{index}]>"
+        text = str(item)
+        text = text[:20] + "..." if len(text) > 20 else text
+        return f"<flow {self.name} step {step_name}[{index}] (input: {text})>"
+
     # Metaflow's private attributes that code written for it reads.
     @property
     def _current_step(self) -> str | None:

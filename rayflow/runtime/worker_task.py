@@ -193,6 +193,10 @@ def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
     finally:
         for d in reversed(decos.all):
             d.task_post_step(flow, tctx)
+    for d in decos.all:
+        succeeded = getattr(d, "task_succeeded", None)
+        if succeeded is not None:
+            succeeded(flow, tctx)
 
 
 MAX_JOIN_READS = 10_000  # lineage entries a join records for what it read from its inputs

@@ -120,3 +120,41 @@ def test_multiple_defaults_as_click_gives_them(tmp_path, monkeypatch):
     monkeypatch.setenv("METAFLOW_RUN_NUM", "5 6")
     _, run = run_words(path, str(tmp_path / "ds"))
     assert run.data.nums == (5, 6)
+
+
+CATCH = """
+class CatchFlow(FlowSpec):
+    @catch(var="start_failed")
+    @step
+    def start(self):
+        self.items = [1, 2]
+        self.next(self.boom)
+
+    @catch(var="boom_failed")
+    @step
+    def boom(self):
+        self.before = "set"
+        raise ValueError("boom went the step")
+
+    @step
+    def end(self):
+        self.was = (self.start_failed, type(self.boom_failed).__name__)
+"""
+
+
+def test_catch_var_is_none_when_the_step_succeeds(tmp_path, capfd):
+    path = write_flow(tmp_path, CATCH.replace("raise ValueError(\"boom went the step\")",
+                                              "raise ValueError(\"boom went the step\")\n"
+                                              "        self.next(self.end)"))
+    summary, run = run_words(path, str(tmp_path / "ds"))
+    assert summary.successful
+    assert run["start"].task.data.start_failed is None
+    assert run.data.was == (None, "MetaflowExceptionWrapper")
+    caught = run["boom"].task.data.boom_failed
+    assert "ValueError: boom went the step" in str(caught)
+    assert caught.type == "builtins.ValueError" and caught.exception == "boom went the step"
+    # What a failing step set before it raised stays, as in Metaflow.
+    assert run["boom"].task.data.before == "set"
+    err = capfd.readouterr().err
+    assert "@catch caught an exception from <flow CatchFlow step boom>" in err
+    assert ">  ValueError: boom went the step" in err
