@@ -119,8 +119,9 @@ class Task(MetaflowObject):
 
     @property
     def finished(self) -> bool:
-        """True once the attempt ended, successfully or not (Metaflow's meaning)."""
-        return self._is_done() or self._record.status == "failed"
+        """True once the task completed: Metaflow's `_task_ok`, False for a failed task
+        (whose record still holds what it set before it failed)."""
+        return self.successful
 
     @property
     def exception(self) -> TaskException | None:

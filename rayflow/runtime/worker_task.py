@@ -118,6 +118,8 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
             if isinstance(exc, KeyboardInterrupt):
                 raise
             _handle_failure(flow, gnode, spec, decos, tctx, outcome, exc)
+            if not outcome.ok:
+                _keep_failed_artifacts(flow, cap, spec, ds.artifacts)
         finally:
             current._set(None)
         if outcome.ok:
@@ -479,6 +481,20 @@ def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
     cap.outcome.adopted = {k: v for k, v in state.adopted.items() if k not in cap.outcome.new}
     cap.outcome.removed = tuple(sorted(state.removed - set(cap.outcome.new)))
     cap.record_artifacts = artifacts
+
+
+def _keep_failed_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
+    """What a failed step had set before it raised goes into its record, as Metaflow
+    persists it, so that the client shows it. Nothing is handed on to a next step, and the
+    record says failed: resume runs the task again. Best effort: a value that cannot be
+    saved leaves the record without the step's own artifacts, never hides the failure."""
+    try:
+        _capture_artifacts(flow, cap, spec, store)
+        finish_encoding(cap, spec, store)
+    except Exception:  # noqa: BLE001 - e.g. the very artifact the step failed to make
+        cap.encoded, cap.record_artifacts = [], {}
+    cap.values, cap.deferred = {}, []
+    cap.outcome.new, cap.outcome.adopted, cap.outcome.removed = {}, {}, ()
 
 
 DEFER_MIN_BYTES = 1 << 20

@@ -187,7 +187,7 @@ def test_failed_run_is_not_successful(root):
     assert not run.successful and not run.finished and run.finished_at is None
     assert run.status == "failed"
     end = run.end_task
-    assert end is not None and not end.successful and end.finished
+    assert end is not None and not end.successful and not end.finished  # as in Metaflow
     assert list(run["end"]) == [end]  # a failed task still shows, as in Metaflow
     assert end.exception.type == "ValueError"
     assert "end blew up" in str(end.exception)

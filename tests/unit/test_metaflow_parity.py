@@ -158,3 +158,50 @@ def test_catch_var_is_none_when_the_step_succeeds(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "@catch caught an exception from <flow CatchFlow step boom>" in err
     assert ">  ValueError: boom went the step" in err
+
+
+FAILING = """
+class FailingFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2]
+        self.next(self.work)
+
+    @step
+    def work(self):
+        self.progress = "half way"
+        self.items = self.items + [3]
+        if not os.environ.get("FAILING_FLOW_FIXED"):
+            raise RuntimeError("work failed")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.final = self.progress
+"""
+
+
+def test_a_failed_task_keeps_what_it_set_and_resume_runs_it_again(tmp_path, monkeypatch):
+    path = write_flow(tmp_path, "import os\n" + FAILING)
+    ds = str(tmp_path / "ds")
+    summary, run = run_words(path, ds)
+    assert not summary.successful
+    task = run["work"].task
+    assert not task.successful and not task.finished
+    assert task.data.progress == "half way" and task["progress"].data == "half way"
+    assert task.data.items == [1, 2, 3]  # its own value, not the inherited one
+    assert {a.id for a in task} >= {"progress", "items"}
+    assert "work failed" in str(task.exception)
+    # Still not a finished task: resume runs it again (and only it and what follows).
+    monkeypatch.setenv("FAILING_FLOW_FIXED", "1")
+    from rayflow.runtime.resume import ResumeRequest
+
+    loaded = load_flow(path)
+    options = RunOptions(datastore_url=ds, executor="inline", progress=False,
+                         resume=ResumeRequest(origin_run_id=run.id))
+    resumed = Runner(loaded, None, options).run()
+    assert resumed.successful
+    new = Run(resumed.pathspec, datastore=ds)
+    assert new.data.final == "half way"
+    assert new["work"].task.origin_pathspec is None
+    assert new["start"].task.origin_pathspec == f"FailingFlow/{run.id}/start/0"
