@@ -27,7 +27,8 @@ class TaskContext:
     # @project's values (project_name, branch_name, ...); None for a flow without @project,
     # whose `current` then has no such attributes, as in Metaflow.
     project: dict | None = None
-    # `current.card`: the step's CardComponentCollector (an empty one for a step without @card).
+    # `current.card`: the step's CardComponentCollector; a step without @card has none, and
+    # `current` then has no `card` attribute, as in Metaflow (flows probe it with hasattr).
     card: object = None
     # `current.actor`: the pool actor serving the task (runtime.actor.ActorInfo), in an
     # @actor_pool step; None elsewhere.
@@ -77,16 +78,16 @@ class Current:
                 return flow["flow_name"]
             if name in PROJECT_FIELDS and flow["project"] is not None:
                 return flow["project"][name]
+        if name == "card" and (ctx is None or ctx.card is None):
+            where = f"step {ctx.step_name!r} has no @card" if ctx else "no step is running"
+            raise AttributeError(f"current has no attribute 'card': {where}. Put @card above "
+                                 "@step to give the step a card.")
         if ctx is None:
             if name in TaskContext.__dataclass_fields__ or \
-                    name in ("pathspec", "task", "run", "card", "actor", *PROJECT_FIELDS):
+                    name in ("pathspec", "task", "run", "actor", *PROJECT_FIELDS):
                 return None
             raise AttributeError(f"current has no attribute {name!r}")
         if name == "card":
-            if ctx.card is None:
-                from .cards.collector import CardComponentCollector
-
-                ctx.card = CardComponentCollector()
             return ctx.card
         if name == "tags":  # a set, as in Metaflow (a fresh one: changing it changes nothing)
             return set(ctx.tags)

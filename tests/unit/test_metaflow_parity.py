@@ -205,3 +205,35 @@ def test_a_failed_task_keeps_what_it_set_and_resume_runs_it_again(tmp_path, monk
     assert new.data.final == "half way"
     assert new["work"].task.origin_pathspec is None
     assert new["start"].task.origin_pathspec == f"FailingFlow/{run.id}/start/0"
+
+
+CARD_PROBE = """
+class CardProbeFlow(FlowSpec):
+    @step
+    def start(self):
+        self.probed = hasattr(current, "card")
+        try:
+            current.card.append("x")
+            self.appended = True
+        except AttributeError:
+            self.appended = False
+        self.next(self.end)
+
+    @card
+    @step
+    def end(self):
+        self.probed = hasattr(current, "card")
+"""
+
+
+def test_current_card_exists_only_in_a_step_with_card(tmp_path, capfd):
+    path = write_flow(tmp_path, CARD_PROBE)
+    summary, run = run_words(path, str(tmp_path / "ds"))
+    assert summary.successful
+    start = run["start"].task.data
+    assert start.probed is False and start.appended is False
+    assert run.data.probed is True
+    assert "warn" not in capfd.readouterr().err.lower()
+    from rayflow import current
+
+    assert not hasattr(current, "card")  # nor outside a running step, as in Metaflow
