@@ -85,7 +85,9 @@ def read_class(cls: type) -> ClassSource:
         name=cls.__name__,
         file=inspect.getsourcefile(cls) or "<unknown>",
         lineno=_class_lineno(cls),
-        doc=inspect.getdoc(cls) or "",
+        # The class's own docstring only (`__doc__` is not inherited; inspect.getdoc would
+        # show FlowSpec's for a flow without one): Metaflow's graph.doc.
+        doc=inspect.cleandoc(cls.__doc__) if cls.__doc__ else "",
         steps=tuple(steps),
         non_step_methods=frozenset(_plain_methods(cls) - step_names),
         inherited_names=frozenset(_inherited_names(cls) - step_names),

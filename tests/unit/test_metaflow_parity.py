@@ -237,3 +237,28 @@ def test_current_card_exists_only_in_a_step_with_card(tmp_path, capfd):
     from rayflow import current
 
     assert not hasattr(current, "card")  # nor outside a running step, as in Metaflow
+
+
+def test_show_of_a_flow_without_docstring_prints_no_docstring(tmp_path, capsys):
+    from cli.main import main
+
+    base = """
+    class NoDocFlow(FlowSpec):
+        @step
+        def start(self):
+            self.next(self.end)
+
+        @step
+        def end(self):
+            pass
+    """
+    path = write_flow(tmp_path, base)
+    main(["show", path])
+    out = capsys.readouterr().out
+    assert out.startswith("Step start"), out
+    assert "Subclass it" not in out and load_flow(path).graph.to_dict()["doc"] == ""
+    documented = write_flow(tmp_path, base.replace(
+        "class NoDocFlow(FlowSpec):", 'class NoDocFlow(FlowSpec):\n        """Mine."""'),
+        "documented.py")
+    main(["show", documented])
+    assert capsys.readouterr().out.startswith("Mine.\n")
