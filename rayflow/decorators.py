@@ -12,6 +12,7 @@ phase hooks: `task_pre_step` and `task_post_step` run around every attempt, and
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -208,11 +209,23 @@ class EnvironmentDecorator(StepDecorator):
 
 
 class AcceptedDecorator(StepDecorator):
-    """Metaflow decorators that have no meaning on Ray (@card, @conda, @pypi, ...). They are
+    """Metaflow decorators that have no meaning on Ray (@conda, @pypi, @secrets). They are
     accepted, so that a Metaflow flow runs after changing its import line, and do nothing."""
 
     def __init__(self, **attributes):
         self.attributes = dict(attributes)
+
+
+class CondaDecorator(AcceptedDecorator):
+    name = "conda"
+
+
+class PypiDecorator(AcceptedDecorator):
+    name = "pypi"
+
+
+class SecretsDecorator(AcceptedDecorator):
+    name = "secrets"
 
 
 class CardDecorator(StepDecorator):
@@ -289,6 +302,14 @@ class ComputeDecorator(StepDecorator):
         return ResourcesDecorator(**picked)
 
 
+class KubernetesDecorator(ComputeDecorator):
+    name = "kubernetes"
+
+
+class BatchDecorator(ComputeDecorator):
+    name = "batch"
+
+
 class DeferredDecorator:
     """A decorator whose attributes use the flow's configs (`config.x`, `config_expr(...)`,
     `**config`): kept as written until the run knows the configs, then built (`build`)."""
@@ -361,13 +382,13 @@ retry = _make(RetryDecorator)
 catch = _make(CatchDecorator)
 timeout = _make(TimeoutDecorator)
 environment = _make(EnvironmentDecorator)
-kubernetes = _make(ComputeDecorator, "kubernetes")
-batch = _make(ComputeDecorator, "batch")
+kubernetes = _make(KubernetesDecorator)
+batch = _make(BatchDecorator)
 card = _make(CardDecorator)
 actor_pool = _make(ActorPoolDecorator)
-conda = _make(AcceptedDecorator, "conda")
-pypi = _make(AcceptedDecorator, "pypi")
-secrets = _make(AcceptedDecorator, "secrets")
+conda = _make(CondaDecorator)
+pypi = _make(PypiDecorator)
+secrets = _make(SecretsDecorator)
 
 @dataclass
 class FlowDecoratorRecord:
@@ -434,23 +455,27 @@ schedule = _accepted_flow_decorator("schedule")
 trigger = _accepted_flow_decorator("trigger")
 trigger_on_finish = _accepted_flow_decorator("trigger_on_finish")
 
-# Decorators a user may attach to every step from the command line: `--with retry`.
-BY_NAME: dict[str, type[StepDecorator]] = {
-    "resources": ResourcesDecorator, "retry": RetryDecorator, "catch": CatchDecorator,
-    "timeout": TimeoutDecorator, "environment": EnvironmentDecorator, "card": CardDecorator,
-    "actor_pool": ActorPoolDecorator,
-}
+# Decorators a user may attach to every step from the command line (`--with retry`): every
+# step decorator a flow may use as @name.
+BY_NAME: dict[str, type[StepDecorator]] = {cls.name: cls for cls in (
+    ResourcesDecorator, RetryDecorator, CatchDecorator, TimeoutDecorator,
+    EnvironmentDecorator, CardDecorator, ActorPoolDecorator, KubernetesDecorator,
+    BatchDecorator, CondaDecorator, PypiDecorator, SecretsDecorator)}
+
+# Metaflow's split of `a=1,b={"x": 1, "y": 2}`: at a comma that starts the next `name=`.
+_ATTRIBUTE_SPLIT = re.compile(r",(?=[\s\w]+=)")
 
 
 def parse_with_spec(spec: str) -> StepDecorator:
-    """Parse Metaflow's `--with` syntax: `retry`, `retry:times=2,minutes_between_retries=0`."""
+    """Parse Metaflow's `--with` syntax: `retry`, `retry:times=2,minutes_between_retries=0`,
+    `kubernetes:cpu=4,memory=8000`, `environment:vars={"A": "1", "B": "2"}`."""
     name, _, args = spec.partition(":")
     cls = BY_NAME.get(name.strip())
     if cls is None:
         raise InvalidFlowError(
             f"--with {spec!r}: unknown decorator {name!r}. Choose one of: {', '.join(BY_NAME)}.")
     attributes: dict[str, Any] = {}
-    for pair in filter(None, (p.strip() for p in args.split(","))):
+    for pair in filter(None, (p.strip() for p in _ATTRIBUTE_SPLIT.split(args.strip()))):
         key, sep, value = pair.partition("=")
         if not sep:
             raise InvalidFlowError(f"--with {spec!r}: write attributes as key=value.")
@@ -459,12 +484,17 @@ def parse_with_spec(spec: str) -> StepDecorator:
 
 
 def _literal(text: str):
+    """A --with value as Metaflow reads it (JSON, else a number, else the text), and Python
+    literals too (True, None, single-quoted dicts)."""
     import ast
+    import json
 
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text.replace('\\"', '"') if parse is json.loads else text)
+        except (ValueError, SyntaxError):
+            continue
+    return text
 
 
 @dataclass

@@ -262,3 +262,40 @@ def test_show_of_a_flow_without_docstring_prints_no_docstring(tmp_path, capsys):
         "documented.py")
     main(["show", documented])
     assert capsys.readouterr().out.startswith("Mine.\n")
+
+
+WITH = """
+import os
+
+class WithFlow(FlowSpec):
+    @step
+    def start(self):
+        self.env = (os.environ.get("A"), os.environ.get("B"))
+        self.next(self.end)
+
+    @kubernetes(cpu=1)
+    @step
+    def end(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize("name", ["kubernetes", "batch", "conda", "pypi", "secrets",
+                                  "resources", "retry", "catch", "timeout:seconds=5",
+                                  "environment", "card", "actor_pool"])
+def test_every_step_decorator_works_in_with(name):
+    from rayflow.decorators import parse_with_spec
+
+    assert parse_with_spec(name).name == name.partition(":")[0]
+
+
+def test_with_kubernetes_and_json_attributes_run(tmp_path):
+    path = write_flow(tmp_path, WITH)
+    loaded = load_flow(path)
+    specs = ["kubernetes:cpu=1,memory=100,image=python:3.11",
+             'environment:vars={"A": "1", "B": "2"}']
+    options = RunOptions(datastore_url=str(tmp_path / "ds"), executor="inline",
+                         progress=False, with_decorators=specs)
+    summary = Runner(loaded, resolve_parameters(loaded.cls, {}), options).run()
+    assert summary.successful
+    assert Run(summary.pathspec, datastore=str(tmp_path / "ds")).data.env == ("1", "2")
