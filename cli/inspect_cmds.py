@@ -143,7 +143,7 @@ def runs(flow_name: str, datastore: str | None, ns: str | None, all_: bool,
     _use_datastore(datastore)
     _use_namespace(ns, all_)
     out = []
-    for run in Flow(flow_name):
+    for run in Flow(flow_name, _namespace_check=False):  # its runs in the namespace
         start, end = run.created_at, run.finished_at
         duration = (end - start).total_seconds() if (start and end) else None
         out.append({"id": run.id, "status": run.status, "start": _fmt_time(start),
@@ -210,7 +210,7 @@ def status(target: str, run_id: str | None, datastore: str | None, ns: str | Non
     if run_id:
         run = Run(f"{flow_name}/{run_id}")
     else:
-        run = next(iter(Flow(flow_name)), None)
+        run = next(iter(Flow(flow_name, _namespace_check=False)), None)
         if run is None:
             raise RayflowException(f"Flow {flow_name} has no run in namespace "
                                    f"{ns or 'user:<you>'}. Pass --namespace or a run id.")
@@ -218,7 +218,7 @@ def status(target: str, run_id: str | None, datastore: str | None, ns: str | Non
     for step in run:
         tally = counts.setdefault(step.id, {"done": 0, "failed": 0, "running": 0})
         for task in step:
-            key = "done" if task.successful else "failed" if task.finished else "running"
+            key = "done" if task.successful else "failed" if task._ended() else "running"
             tally[key] += 1
     order = steps or sorted(counts, key=lambda name: min(
         (t.created_at for t in run[name]), default=None) or 0)

@@ -8,6 +8,7 @@ through Ray's object store and checkpointed to a local or S3 datastore.
 from .client import (
                      DataArtifact,
                      Flow,
+                     Metaflow,
                      Run,
                      Step,
                      Task,
@@ -74,7 +75,7 @@ __all__ = [
     "FlowSpec", "step", "Parameter", "IncludeFile", "JSONType", "current", "resources", "retry",
     "catch", "timeout", "environment", "kubernetes", "batch", "card", "conda", "pypi",
     "secrets", "conda_base", "pypi_base", "schedule", "trigger", "trigger_on_finish",
-    "Flow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
+    "Flow", "Metaflow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
     "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
     "RayflowException", "StepException", "Runner", "NBRunner", "ExecutingRun",
     "project", "Config", "ConfigValue", "config_expr", "actor_pool",

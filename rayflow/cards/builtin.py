@@ -29,7 +29,7 @@ def _task_table(task) -> str:
             took = (task.finished_at - task.created_at).total_seconds()
             rows.append(("Duration", f"{took:.3f} s"))
         rows.append(("Status", "successful" if task.successful else
-                     ("failed" if task.finished else "running")))
+                     ("failed" if task._ended() else "running")))
     except Exception:  # noqa: BLE001 - as above
         pass
     return "<table class=\"kv\">" + "".join(

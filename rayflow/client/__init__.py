@@ -11,7 +11,7 @@ with no Ray running. This package must never import ray.
 
 from rayflow.client.artifacts import MetaflowArtifacts, MetaflowData, TaskException
 from rayflow.client.base import MetaflowInvalidPathspec, MetaflowObject, ObjectNotFound
-from rayflow.client.core import Flow, Run, Step
+from rayflow.client.core import Flow, Metaflow, Run, Step
 from rayflow.client.datastores import default_metadata, get_metadata, metadata
 from rayflow.client.namespaces import (
     default_namespace,
@@ -26,6 +26,7 @@ __all__ = [
     "DataArtifact",
     "Flow",
     "MetaflowArtifacts",
+    "Metaflow",
     "MetaflowData",
     "MetaflowInvalidPathspec",
     "MetaflowNamespaceMismatch",

@@ -78,6 +78,13 @@ class Flow(MetaflowObject):
                 f"metadata('/path/to/.rayflow') or metadata('s3://bucket/prefix') (the value "
                 f"given to the CLI's --datastore), or set RAYFLOW_DATASTORE."
             )
+        namespace = get_namespace()
+        if _namespace_check and namespace is not None and next(self._children(), None) is None:
+            # As in Metaflow: a flow is in a namespace through its runs.
+            raise MetaflowNamespaceMismatch(
+                f"Flow '{self.id}' has no run in the current namespace '{namespace}' (datastore "
+                f"{self.datastore}). Call namespace(None) to read runs by every user, or "
+                f"namespace('user:<name>') to read one user's runs.")
 
     @property
     def parent(self) -> None:
@@ -90,7 +97,8 @@ class Flow(MetaflowObject):
     user_tags = system_tags = tags
 
     def is_in_namespace(self) -> bool:
-        return True  # a flow is visible everywhere; namespaces filter its runs
+        """A flow is in a namespace when one of its runs is (Metaflow's rule)."""
+        return next(self._children(), None) is not None
 
     # -- runs -------------------------------------------------------------------------------
     def _child_ids(self) -> list[str]:
@@ -139,7 +147,7 @@ class Run(MetaflowObject):
     def __init__(self, pathspec: str, *, datastore: str | None = None,
                  _namespace_check: bool = True):
         flow_name, run_id = split_pathspec(Run, pathspec)
-        flow = Flow(flow_name, datastore=datastore)
+        flow = Flow(flow_name, datastore=datastore, _namespace_check=False)
         record = flow._store.read_run(run_id)
         if record is None:
             raise flow._missing_child(run_id)
@@ -249,7 +257,9 @@ class Run(MetaflowObject):
 
     # -- steps ------------------------------------------------------------------------------
     def _child_ids(self) -> list[str]:
-        return sorted(self._store.list_steps(self.id), key=self._step_start_key)
+        """Newest first, as Metaflow iterates a run: by when each step's first task started
+        (a step none of whose tasks has a record yet is the newest)."""
+        return sorted(self._store.list_steps(self.id), key=self._step_start_key, reverse=True)
 
     def _step_start_key(self, step_name: str) -> tuple:
         """Order steps by when their first task started; steps not started yet go last."""
@@ -257,7 +267,7 @@ class Run(MetaflowObject):
         record = self._store.read_task(self.id, step_name, task_ids[0]) if task_ids else None
         if record is None:
             return (1, 0.0, step_name)
-        return (0, record.started_at, step_name)
+        return (0, record.started_at or 0.0, step_name)
 
     def _child(self, step_name: str) -> Step | None:
         if step_name not in self._store.list_steps(self.id) and \
@@ -266,7 +276,7 @@ class Run(MetaflowObject):
         return Step._from_run(self, step_name)
 
     def steps(self, *tags: str) -> Iterator[Step]:
-        """Steps in start order; tags live on the run, so this yields all of them or none."""
+        """Steps newest first; tags live on the run, so this yields all of them or none."""
         return iter(self) if frozenset(tags) <= self.tags else iter(())
 
     @property
@@ -388,11 +398,12 @@ class Step(MetaflowObject):
         return index
 
     def _child_ids(self) -> list[str]:
+        """Newest first, as Metaflow iterates a step (task ids grow as tasks are made)."""
         ids = list(self._index())
         me = running_task(self._run._flow.id, self._run.id, self.id)
         if me is not None and me.task_id not in ids:
             ids = [*ids, me.task_id]
-        return sorted(ids, key=natural_key)
+        return sorted(ids, key=natural_key, reverse=True)
 
     def _children(self) -> Iterator[Task]:
         index = self._index()
@@ -429,7 +440,8 @@ class Step(MetaflowObject):
 
     @property
     def task(self) -> Task | None:
-        """The first task by task id: *the* task of a step that is not a foreach split."""
+        """The newest task, as in Metaflow: *the* task of a step that is not a foreach
+        split."""
         return next(iter(self), None)
 
     @property
@@ -439,21 +451,20 @@ class Step(MetaflowObject):
         return f"{self._run._flow.id}/{origin}/{self.id}" if origin else None
 
     @property
-    def child_steps(self) -> list[Step]:
-        """The steps the tasks of this step went on to, as they ran."""
-        names: list[str] = []
+    def child_steps(self) -> Iterator[Step]:
+        """Yields the steps the tasks of this step went on to, as they ran."""
+        names: dict[str, None] = {}
         for task in self:
-            names += [n for n in task._child_step_names() if n not in names]
-        return [s for s in (self._run._child(n) for n in names) if s is not None]
+            names.update(dict.fromkeys(task._child_step_names()))
+        return (s for s in (self._run._child(n) for n in names) if s is not None)
 
     @property
-    def parent_steps(self) -> list[Step]:
-        """The steps whose tasks led to this one's."""
-        names: list[str] = []
+    def parent_steps(self) -> Iterator[Step]:
+        """Yields the steps whose tasks led to this one's."""
+        names: dict[str, None] = {}
         for task in self:
-            names += [p.split("/")[2] for p in task.parent_task_pathspecs
-                      if p.split("/")[2] not in names]
-        return [s for s in (self._run._child(n) for n in names) if s is not None]
+            names.update(dict.fromkeys(p.split("/")[2] for p in task._record.parents))
+        return (s for s in (self._run._child(n) for n in names) if s is not None)
 
     def tasks(self, *tags: str) -> Iterator[Task]:
         return iter(self) if frozenset(tags) <= self.tags else iter(())
@@ -467,6 +478,39 @@ class Step(MetaflowObject):
     def finished_at(self) -> datetime | None:
         """When the last task finished; None while any task is unfinished (as in Metaflow)."""
         tasks = list(self)
-        if not tasks or not all(task.finished for task in tasks):
+        if not tasks or not all(task._ended() for task in tasks):
             return None
         return max(task.finished_at for task in tasks)
+
+
+class Metaflow:
+    """Every flow of the datastore, as Metaflow's entry point: `Metaflow().flows`,
+    `for flow in Metaflow()`, `Metaflow()["HelloFlow"]`. Only flows with a run in the current
+    namespace are listed. `_current_metadata` names a datastore as `metadata()` takes it."""
+
+    def __init__(self, _current_metadata: str | None = None):
+        self._url = resolve_url(_current_metadata)
+
+    @property
+    def flows(self) -> list[Flow]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[Flow]:
+        from rayflow.datastore import get_storage
+
+        for name in get_storage(self._url).list(""):
+            # Flow folders are named after their classes; "_spin" and the like are not flows.
+            if not name.isidentifier() or name.startswith("_"):
+                continue
+            try:
+                yield Flow(name, datastore=self._url)
+            except (ObjectNotFound, MetaflowNamespaceMismatch):
+                continue
+
+    def __getitem__(self, name: str) -> Flow:
+        return Flow(name, datastore=self._url)
+
+    def __str__(self) -> str:
+        return "Metaflow()"
+
+    __repr__ = __str__

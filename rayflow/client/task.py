@@ -10,6 +10,7 @@ This module must never import ray.
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,10 @@ class Task(MetaflowObject):
         (whose record still holds what it set before it failed)."""
         return self.successful
 
+    def _ended(self) -> bool:
+        """The attempt is over, successfully or not (it has its finished_at for good)."""
+        return self._is_done() or self._record.status == "failed"
+
     @property
     def exception(self) -> TaskException | None:
         return TaskException.from_record(self._record.exception)
@@ -180,31 +185,34 @@ class Task(MetaflowObject):
         return self._record.origin_pathspec
 
     @property
-    def parent_task_pathspecs(self) -> list[str]:
-        return list(self._record.parents)
+    def parent_task_pathspecs(self) -> Iterator[str]:
+        """Yields the pathspecs of the tasks this one ran after (a generator, as Metaflow's)."""
+        yield from self._record.parents
 
     def _child_step_names(self) -> list[str]:
         return list((self._record.transition or {}).get("steps") or [])
 
     @property
-    def child_task_pathspecs(self) -> list[str]:
-        """The tasks that ran next because of this one (those that name it as a parent)."""
+    def child_task_pathspecs(self) -> Iterator[str]:
+        """Yields the tasks that ran next because of this one (those naming it as a parent)."""
         run = self._step._run
-        out = []
         for name in self._child_step_names():
             step = run._child(name)
             if step is None:
                 continue
-            out.extend(t.pathspec for t in step if self.pathspec in t.parent_task_pathspecs)
-        return out
+            for task in step:
+                if self.pathspec in task._record.parents:
+                    yield task.pathspec
 
     @property
-    def child_tasks(self) -> list[Task]:
-        return [self._sibling_task(pathspec) for pathspec in self.child_task_pathspecs]
+    def child_tasks(self) -> Iterator[Task]:
+        for pathspec in self.child_task_pathspecs:
+            yield self._sibling_task(pathspec)
 
     @property
-    def parent_tasks(self) -> list[Task]:
-        return [self._sibling_task(pathspec) for pathspec in self._record.parents]
+    def parent_tasks(self) -> Iterator[Task]:
+        for pathspec in self._record.parents:
+            yield self._sibling_task(pathspec)
 
     def _sibling_task(self, pathspec: str) -> Task:
         """A task of the same run, reached through our Run so nothing above it is re-read."""

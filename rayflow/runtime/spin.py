@@ -67,7 +67,7 @@ def find_task(ds, loaded, pathspec: str, namespace: str | None):
                                f"{', '.join(loaded.graph.steps)}.")
     if run_id is None:
         set_namespace(namespace)
-        run = Flow(loaded.name, datastore=ds.url).latest_run
+        run = Flow(loaded.name, datastore=ds.url, _namespace_check=False).latest_run
         if run is None:
             raise RayflowException(f"Flow {loaded.name} has no run to spin a task of in "
                                    f"{ds.url}. Run it first, or name the run.")

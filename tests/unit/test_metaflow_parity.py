@@ -299,3 +299,60 @@ def test_with_kubernetes_and_json_attributes_run(tmp_path):
     summary = Runner(loaded, resolve_parameters(loaded.cls, {}), options).run()
     assert summary.successful
     assert Run(summary.pathspec, datastore=str(tmp_path / "ds")).data.env == ("1", "2")
+
+
+FOREACH = """
+class ClientFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [1, 2, 3]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.v = self.input
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.v for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_client_orders_and_generators_as_metaflow(tmp_path):
+    import types
+
+    from rayflow import Flow, Metaflow, Step
+    from rayflow.exceptions import MetaflowNamespaceMismatch
+
+    path = write_flow(tmp_path, FOREACH)
+    ds = str(tmp_path / "ds")
+    _, first = run_words(path, ds)
+    _, second = run_words(path, ds)
+    assert [r.id for r in Flow("ClientFlow", datastore=ds)] == [second.id, first.id]
+    assert [s.id for s in second] == ["end", "join", "work", "start"]  # newest first
+    work = second["work"]
+    ids = [t.id for t in work]
+    assert ids == sorted(ids, key=int, reverse=True)
+    assert work.task.id == ids[0] and work.task.data.v == 3  # the newest task
+    join = second["join"].task
+    for gen in (join.parent_task_pathspecs, join.parent_tasks, work.task.child_tasks,
+                work.task.child_task_pathspecs, second["join"].parent_steps,
+                second["join"].child_steps):
+        assert isinstance(gen, types.GeneratorType)
+    assert sorted(p.split("/")[3] for p in join.parent_task_pathspecs) == sorted(ids, key=int)
+    assert [s.id for s in second["join"].parent_steps] == ["work"]
+    assert list(work.task.child_task_pathspecs) == [join.pathspec]
+    assert [f.id for f in Metaflow(ds).flows] == ["ClientFlow"]
+    assert [f.id for f in Metaflow(ds)] == ["ClientFlow"] and str(Metaflow(ds)) == "Metaflow()"
+    namespace("user:somebody-else")
+    with pytest.raises(MetaflowNamespaceMismatch):
+        _ = Flow("ClientFlow", datastore=ds).latest_run
+    assert Metaflow(ds).flows == []
+    namespace(None)
+    assert Step(f"{second.pathspec}/work", datastore=ds).task.id == ids[0]

@@ -216,10 +216,10 @@ def test_switch_and_recursion_inside_a_foreach(tmp_path):
     fourth = task_at(store, s.run_id, "loop", 1, iteration=3).task_id
     assert ids[1] == [task_at(store, s.run_id, "loop", 1, iteration=k).task_id
                       for k in range(4)]
-    assert loop[third].parent_task_pathspecs == [f"{s.pathspec}/loop/{second}"]
+    assert list(loop[third].parent_task_pathspecs) == [f"{s.pathspec}/loop/{second}"]
     assert [t.pathspec for t in loop[third].child_tasks] == [f"{s.pathspec}/loop/{fourth}"]
     right = run_["right"].task.id
-    assert run_["route"].task.child_tasks[0].pathspec == f"{s.pathspec}/right/{right}"
+    assert next(run_["route"].task.child_tasks).pathspec == f"{s.pathspec}/right/{right}"
 
 
 def test_resume_reruns_a_recursive_step_from_the_iteration_that_failed(tmp_path):
@@ -298,7 +298,7 @@ def test_a_join_sees_what_each_input_saw_through_a_deep_foreach_body(tmp_path):
     assert data.tags == [f"a{i}" for i in range(7)]
     assert data.shared_seen == {"from start"}
     assert data.doomed_seen == [False] * 7
-    parents = run_["join"].task.parent_task_pathspecs
+    parents = list(run_["join"].task.parent_task_pathspecs)
     assert [p.split("/")[2] for p in parents] == ["c"] * 7
     ys = [run_["c"][p.split("/")[3]].data.y for p in parents]
     assert ys == data.ys  # in split order
