@@ -511,11 +511,20 @@ class StepDecorators:
 
     @property
     def resources(self) -> ResourcesDecorator:
+        """@resources, and @kubernetes or @batch (written or from --with): with both, each of
+        cpu, gpu and memory is the larger of the two, as Metaflow's @kubernetes takes it."""
         res = self.get("resources")
-        if res is None:
-            compute = self.get("kubernetes") or self.get("batch")
-            res = compute.as_resources() if compute else ResourcesDecorator()
-        return res
+        compute = self.get("kubernetes") or self.get("batch")
+        if compute is None:
+            return res or ResourcesDecorator()
+        sized = compute.as_resources()
+        if res is None or res.is_dynamic or sized.is_dynamic:
+            return res or sized
+        larger = {}
+        for key in ("cpu", "gpu", "memory"):
+            given = [v for v in (res.attributes[key], sized.attributes[key]) if v is not None]
+            larger[key] = max(given) if given else None
+        return ResourcesDecorator(**{**res.attributes, **larger})
 
     @property
     def retry_times(self) -> int:

@@ -14,7 +14,7 @@ from cli.params import split_flow_args
 from rayflow import Run, default_namespace, namespace
 from rayflow.parameters import resolve_parameters
 from rayflow.runtime.flowfile import load_flow
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 
 
 def _ray_running() -> bool:
@@ -42,7 +42,7 @@ def run_words(path: str, datastore: str, *words: str):
     loaded = load_flow(path)
     values = resolve_parameters(loaded.cls, split_flow_args(loaded.cls, list(words)))
     options = RunOptions(datastore_url=datastore, executor="inline", progress=False)
-    summary = Runner(loaded, values, options).run()
+    summary = RunLoop(loaded, values, options).run()
     return summary, Run(summary.pathspec, datastore=datastore)
 
 
@@ -199,7 +199,7 @@ def test_a_failed_task_keeps_what_it_set_and_resume_runs_it_again(tmp_path, monk
     loaded = load_flow(path)
     options = RunOptions(datastore_url=ds, executor="inline", progress=False,
                          resume=ResumeRequest(origin_run_id=run.id))
-    resumed = Runner(loaded, None, options).run()
+    resumed = RunLoop(loaded, None, options).run()
     assert resumed.successful
     new = Run(resumed.pathspec, datastore=ds)
     assert new.data.final == "half way"
@@ -296,7 +296,7 @@ def test_with_kubernetes_and_json_attributes_run(tmp_path):
              'environment:vars={"A": "1", "B": "2"}']
     options = RunOptions(datastore_url=str(tmp_path / "ds"), executor="inline",
                          progress=False, with_decorators=specs)
-    summary = Runner(loaded, resolve_parameters(loaded.cls, {}), options).run()
+    summary = RunLoop(loaded, resolve_parameters(loaded.cls, {}), options).run()
     assert summary.successful
     assert Run(summary.pathspec, datastore=str(tmp_path / "ds")).data.env == ("1", "2")
 
@@ -356,3 +356,13 @@ def test_client_orders_and_generators_as_metaflow(tmp_path):
     assert Metaflow(ds).flows == []
     namespace(None)
     assert Step(f"{second.pathspec}/work", datastore=ds).task.id == ids[0]
+
+
+def test_with_kubernetes_on_a_step_with_resources_takes_the_larger_of_each():
+    from rayflow.decorators import ResourcesDecorator, StepDecorators, parse_with_spec
+
+    decos = StepDecorators([ResourcesDecorator(cpu=1, memory=500),
+                            parse_with_spec("kubernetes:cpu=2,memory=100")])
+    assert decos.resources.ray_options() == {"num_cpus": 2.0, "memory": 500 * 1024 * 1024}
+    alone = StepDecorators([parse_with_spec("batch:cpu=3,queue=q")])
+    assert alone.resources.ray_options() == {"num_cpus": 3.0}
