@@ -12,11 +12,10 @@ phase hooks: `task_pre_step` and `task_post_step` run around every attempt, and
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .exceptions import InvalidFlowError
+from .exceptions import InvalidFlowError, RayflowException
 
 
 class StepDecorator:
@@ -462,39 +461,25 @@ BY_NAME: dict[str, type[StepDecorator]] = {cls.name: cls for cls in (
     EnvironmentDecorator, CardDecorator, ActorPoolDecorator, KubernetesDecorator,
     BatchDecorator, CondaDecorator, PypiDecorator, SecretsDecorator)}
 
-# Metaflow's split of `a=1,b={"x": 1, "y": 2}`: at a comma that starts the next `name=`.
-_ATTRIBUTE_SPLIT = re.compile(r",(?=[\s\w]+=)")
-
-
 def parse_with_spec(spec: str) -> StepDecorator:
     """Parse Metaflow's `--with` syntax: `retry`, `retry:times=2,minutes_between_retries=0`,
-    `kubernetes:cpu=4,memory=8000`, `environment:vars={"A": "1", "B": "2"}`."""
-    name, _, args = spec.partition(":")
-    cls = BY_NAME.get(name.strip())
+    `kubernetes:cpu=4,memory=8000`, `environment:vars={"A": "1", "B": "2"}` (attributes read
+    as every decorator spec is: user_decorators.common.parse_spec_args)."""
+    from .user_decorators.common import parse_spec_args, split_spec
+
+    name, args = split_spec(spec)
+    cls = BY_NAME.get(name)
     if cls is None:
         raise InvalidFlowError(
             f"--with {spec!r}: unknown decorator {name!r}. Choose one of: {', '.join(BY_NAME)}.")
-    attributes: dict[str, Any] = {}
-    for pair in filter(None, (p.strip() for p in _ATTRIBUTE_SPLIT.split(args.strip()))):
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InvalidFlowError(f"--with {spec!r}: write attributes as key=value.")
-        attributes[key.strip()] = _literal(value.strip())
+    try:
+        positional, attributes = parse_spec_args(args)
+    except RayflowException as exc:
+        raise InvalidFlowError(f"--with {spec!r}: {exc}") from None
+    if positional:
+        raise InvalidFlowError(f"--with {spec!r}: @{name} takes its attributes by name "
+                               "(name=value).")
     return cls(**attributes)
-
-
-def _literal(text: str):
-    """A --with value as Metaflow reads it (JSON, else a number, else the text), and Python
-    literals too (True, None, single-quoted dicts)."""
-    import ast
-    import json
-
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            return parse(text.replace('\\"', '"') if parse is json.loads else text)
-        except (ValueError, SyntaxError):
-            continue
-    return text
 
 
 @dataclass
