@@ -1,4 +1,4 @@
-"""What public Metaflow flows rely on (tests/integration/test_metaflow_parity.py): a parameter
+"""What public Metaflow flows rely on (tests/integration/test_public_flows_on_ray.py): a parameter
 whose option name differs from its attribute, a repeated option, @catch's variable, a step
 that fails after setting artifacts, and the resources `--with kubernetes` gives each task."""
 
