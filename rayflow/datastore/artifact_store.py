@@ -16,6 +16,7 @@ It must never know about runs or tasks (records do), and never import ray.
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +133,17 @@ class ArtifactStore:
                               names, self.cas.storage.max_workers)
         return dict(zip(names, values))
 
+    def intact(self, info: ArtifactInfo) -> bool:
+        """True when the artifact's bytes are there and match its hash: a value kept in its
+        task record is checked as a blob is (a damaged blob is removed as it is found)."""
+        if info.inline is None:
+            return self.cas.verify(info.sha)
+        try:
+            data = base64.b64decode(info.inline, validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        return blob_hash(data) == info.sha
+
     def verify(self, infos) -> bool:
-        """True when every blob of `infos` is there and intact (a damaged one is removed)."""
-        return all(i.inline is not None or self.cas.verify(i.sha) for i in infos)
+        """True when every artifact of `infos` is intact, inline values included."""
+        return all(self.intact(i) for i in infos)

@@ -22,6 +22,8 @@ from rayflow.datastore.storage import BytesLike, DataStoreStorage, check_relativ
 from rayflow.exceptions import DataStoreError
 
 TEMP_PREFIX = ".tmp-"
+# What the datastore probe writes before a run starts: enough to need a block of the disk.
+PROBE_BYTES = 8192
 
 
 def _umask() -> int:
@@ -129,8 +131,14 @@ class LocalStorage(DataStoreStorage):
                 f"No object {path!r} in datastore {self.url} (looked for file {full}).") from None
 
     def check_writable(self) -> None:
+        """Write a few KiB and fsync them: a file system that is full still creates an empty
+        file, and some (ext4, XFS) only refuse the bytes when they reach the disk."""
         probe = f".probe-{os.getpid()}"  # a name of its own: runs may start side by side
-        self.put(probe, b"")
+        with storage_errors(self.root, "write a probe file"), \
+                atomic_write(self._full(probe)) as f:
+            f.write(b"rayflow" * (PROBE_BYTES // 7 + 1))
+            f.flush()
+            os.fsync(f.fileno())
         self.delete(probe)
 
     def exists(self, path: str) -> bool:

@@ -113,15 +113,17 @@ class Cloner:
                           rec.foreach_num_splits, own)
 
     def _intact(self, rec) -> bool:
-        """A task is reused only when every blob it holds is there and matches its hash: a
-        damaged one (removed as it is found) makes the task run again, which writes it anew.
-        Each blob is read once per resume."""
+        """A task is reused only when every artifact it holds is there and matches its hash,
+        a value kept inline in its record as much as a blob: a damaged one (a blob is removed
+        as it is found) makes the task run again, which writes it anew. Each blob is read once
+        per resume; an inline value is checked in its record, where it lives."""
         for info in rec.artifacts.values():
-            if info.inline is not None or info.sha in self._verified:
+            if info.inline is None and info.sha in self._verified:
                 continue
-            if not self.ds.cas.verify(info.sha):
+            if not self.ds.artifacts.intact(info):
                 return False
-            self._verified.add(info.sha)
+            if info.inline is None:
+                self._verified.add(info.sha)
         return True
 
     def _write_clone(self, task: ReadyTask, rec) -> None:

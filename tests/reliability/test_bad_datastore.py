@@ -76,3 +76,39 @@ def test_files_follow_the_umask(tmp_path):
         assert mode == local._FILE_MODE == 0o644
     finally:
         os.umask(old)
+
+
+def test_a_full_disk_is_one_message_before_ray_starts(tmp_path):
+    """A real full file system: a 64 KiB tmpfs filled up, mounted in a mount namespace of the
+    test's own (no root needed where user namespaces are allowed). An empty file can still be
+    made there; the run must find out that bytes cannot be written before Ray starts."""
+    import shlex
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a small file system")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    ray_tmp = tempfile.mkdtemp(prefix="rf-")
+    mount = (f"mount -t tmpfs -o size=64k tmpfs {shlex.quote(str(disk))} && "
+             f"(head -c 1M /dev/zero > {shlex.quote(str(disk / 'filler'))} 2>/dev/null; "
+             f": > {shlex.quote(str(disk / 'empty-files-still-fit'))}) && "
+             f"exec {shlex.quote(sys.executable)} -m rayflow_cli.main run "
+             f"{shlex.quote(HELLO)} --datastore {shlex.quote(str(disk / 'ds'))}")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE")}
+    env.update(RAY_TMPDIR=ray_tmp, RAYFLOW_NO_WARM_RAY="1")
+    try:
+        proc = subprocess.run(["unshare", "--mount", "--map-root-user", "sh", "-c", mount],
+                              cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=120)
+        if "unshare:" in proc.stderr or "mount:" in proc.stderr:
+            pytest.skip(f"cannot mount a small file system here: {proc.stderr.strip()}")
+        assert not os.listdir(ray_tmp), "Ray was started before the full disk was found"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in err, err
+    last = err.splitlines()[-1]
+    assert err.count("Datastore error") == 1, err
+    assert last.startswith("Datastore error: Cannot write") and "The disk is full" in last, err
+    assert str(disk / "ds") in last

@@ -36,6 +36,7 @@ class DamageFlow(FlowSpec):
     @step
     def double(self):
         self.doubled = self.values * 2
+        self.label = "computed"  # small: kept inline in the task record
         self.next(self.end)
 
     @step
@@ -148,3 +149,36 @@ def test_a_damaged_inline_value_is_an_error_too(tmp_path):
     bad = dataclasses.replace(info, inline=base64.b64encode(bytes(raw)).decode())
     with pytest.raises(DamagedArtifactError, match="does not match its hash"):
         store.load_artifact(bad, "self.small of task DamageFlow/1/start/0")
+
+
+def test_resume_reruns_a_task_whose_inline_value_was_replaced(flow_file, tmp_path):
+    """Another valid pickle in place of a value kept in a task record, its hash left as it
+    was: loading it is an error, and resume runs the task again rather than cloning the damage
+    into the new run."""
+    import base64
+    import json
+    import pickle
+
+    ds = str(tmp_path / "ds")
+    first = run(flow_file, ds)
+    store = FlowDataStore.from_url(ds, "DamageFlow")
+    (task_id,) = store.list_tasks(first.run_id, "double")
+    record = os.path.join(ds, "DamageFlow", first.run_id, "double", task_id, "0.json")
+    with open(record) as fh:
+        data = json.load(fh)
+    assert data["artifacts"]["label"]["inline"] is not None
+    data["artifacts"]["label"]["inline"] = base64.b64encode(pickle.dumps("forged")).decode()
+    with open(record, "w") as fh:
+        json.dump(data, fh)
+    with pytest.raises(DamagedArtifactError, match="Run `rayflow resume`"):
+        _ = Run(first.pathspec, datastore=ds)["double"].task.data.label
+
+    second = run(flow_file, ds, ResumeRequest(origin_run_id=first.run_id))
+    assert second.successful, second.failures
+    assert second.tasks_cloned == 1, "the damaged task (or what follows it) was cloned"
+    (again,) = store.list_tasks(second.run_id, "double")
+    assert store.read_task(second.run_id, "double", again).origin_pathspec is None
+    assert Run(second.pathspec, datastore=ds)["double"].task.data.label == "computed"
+    # A resume of the resumed run finds nothing damaged and clones every task.
+    third = run(flow_file, ds, ResumeRequest(origin_run_id=second.run_id))
+    assert third.tasks_cloned == 3 and third.successful
