@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from .. import settings
 from ..exceptions import RayflowException
+from . import address as ray_address
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,11 @@ def connect(address: str | None, flow_file: str, say=None) -> RaySession:
     global _joined
     address = address or os.environ.get("RAY_ADDRESS") or None
     say = say or (lambda text: None)
-    local = _prepare_environment(address)
+    # An address is checked first: nothing (or no Ray) answering there is one message now.
+    target = ray_address.check(address) if address else None
+    local, single = _prepare_environment(address, target)
+    if local is not None:
+        address = None  # the warm Ray, named by its address: joined as the warm Ray is
     # Ray reads these settings when it is imported (or first connects); one imported
     # earlier is told through the values it keeps.
     import ray
@@ -55,37 +60,51 @@ def connect(address: str | None, flow_file: str, say=None) -> RaySession:
     if ray.is_initialized():
         return _joined or RaySession()
     _no_worker_log_prefix()
-    if not address:
+    if single:
         _single_machine_mode()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     _no_log_dedup()
     if local is not None:
         _joined = _join_warm(ray, local, say)
     elif address:
-        _joined = _join_cluster(ray, address, flow_file, say)
+        _joined = _join_cluster(ray, target or address, flow_file, say)
     else:
         _joined = _start_embedded(ray, say)
     return _joined
 
 
-def _prepare_environment(address: str | None):
-    """The environment Ray must find when it is imported; the warm local Ray to join, if any."""
+def _prepare_environment(address: str | None, target):
+    """The environment Ray must find when it is imported: (the warm local Ray to join, if
+    any, whether Ray's single-machine mode applies)."""
     # Task output already carries rayflow's "[step/task] " prefix: Ray's own "(name pid=...)"
     # prefix, coloured even when the output is not a terminal, would double it.
     os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
-    if address:
-        return None
-    # A warm or an embedded Ray serves this machine alone: Ray's single-machine mode
-    # (servers and the driver's own address on 127.0.0.1).
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    if settings.NO_WARM_RAY.get():
-        return None
-    from . import warm
-
-    local = warm.current()
+    local = _warm_to_join(address, target)
+    single = local is not None or not address or (
+        target is not None and ray_address.serves_loopback_only(target))
+    if single:
+        # A warm or an embedded Ray, or one found only on loopback, serves this machine
+        # alone: Ray's single-machine mode (servers and the driver's address on 127.0.0.1).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     if local is not None:
         os.environ.update(local.join_env())  # its token, before Ray reads one
-    return local
+    return local, single
+
+
+def _warm_to_join(address: str | None, target):
+    """The warm Ray of `rayflow up`: with no address, or when the address is its own
+    (`127.0.0.1:PORT`, as `rayflow up` reports it: Ray would rewrite it and miss it)."""
+    from . import warm
+
+    if target is not None:
+        if not target.loopback:
+            return None
+        local = warm.current()
+        port = local.address.rpartition(":")[2] if local is not None else None
+        return local if port == str(target.port) else None
+    if address or settings.NO_WARM_RAY.get():
+        return None
+    return warm.current()
 
 
 def _join_warm(ray, local, say) -> RaySession:
@@ -112,12 +131,17 @@ def _join_warm(ray, local, say) -> RaySession:
     return session
 
 
-def _join_cluster(ray, address: str, flow_file: str, say) -> RaySession:
+def _join_cluster(ray, target, flow_file: str, say) -> RaySession:
+    """ray.init at a cluster's address (checked to answer), the flow's folder shipped."""
+    address = target.address if isinstance(target, ray_address.RayTarget) else target
     say(f"Joining the Ray cluster at {address}")
     folder = os.path.dirname(os.path.abspath(flow_file))
     runtime_env = {"working_dir": folder,
                    "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/"]}
-    info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+    try:
+        info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+    except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+        raise ray_address.join_failed(target, exc) from None
     dashboard = getattr(info, "dashboard_url", None)
     if dashboard and "://" not in dashboard:
         dashboard = f"http://{dashboard}"

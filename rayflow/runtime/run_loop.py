@@ -289,7 +289,7 @@ class RunLoop:
                 f"parameter {exc}", artifact=exc.artifact) from None
         param_locs = {n: ArtifactLoc.from_info(n, i) for n, i in infos.items()}
         flow_file = self.flow.file
-        if self.opts.address and self.opts.executor == "ray":
+        if self.session.kind == "cluster":
             flow_file = os.path.basename(flow_file)  # shipped in runtime_env's working_dir
         return RunContext(
             flow_file=flow_file, module_name=self.flow.module_name,
