@@ -33,6 +33,7 @@ from typing import Any
 from rayflow.datastore.artifact_store import ArtifactStore
 from rayflow.datastore.bundles import BUNDLE_DIR, TaskBundles
 from rayflow.datastore.cas import DATA_DIR, ContentAddressedStore
+from rayflow.datastore.lease import driver_gone
 from rayflow.datastore.records import (
     ArtifactInfo,
     RunRecord,
@@ -140,24 +141,36 @@ class FlowDataStore:
         self.storage.put(f"{self.run_path(run_id)}/{HEARTBEAT}",
                          dumps_record({**info, "at": time.time()}, f"heartbeat of {run_id}"))
 
+    def read_lease(self, run_id: str) -> dict:
+        """The run's last heartbeat: when its driver last said it was alive ("at") and who
+        that driver is (lease.driver_identity); {} if it never said so."""
+        try:
+            raw = self.storage.get(f"{self.run_path(run_id)}/{HEARTBEAT}")
+            return loads_record(raw, f"heartbeat of {run_id}")
+        except (FileNotFoundError, DataStoreError):
+            return {}
+
     def read_heartbeat(self, run_id: str) -> float | None:
         """When the run's driver last said it was alive; None if it never did."""
         try:
-            raw = self.storage.get(f"{self.run_path(run_id)}/{HEARTBEAT}")
-        except FileNotFoundError:
-            return None
-        try:
-            return float(loads_record(raw, f"heartbeat of {run_id}").get("at", 0.0))
-        except (DataStoreError, TypeError, ValueError):
+            return float(self.read_lease(run_id)["at"])
+        except (KeyError, TypeError, ValueError):
             return None
 
     def run_status(self, rec: RunRecord, now: float | None = None) -> str:
-        """The record's status, except that a "running" run whose driver stopped renewing
-        its heartbeat (for LEASE_S) is "interrupted": it will not end by itself, and can be
-        resumed."""
+        """The record's status, except that a "running" run whose driver is gone is
+        "interrupted": it will not end by itself, and can be resumed. A driver is gone once
+        it stopped renewing its heartbeat (for LEASE_S), or at once when a reader on its
+        host sees its process has ended (it stopped where it could not record its end)."""
         if rec.status != "running":
             return rec.status
-        beat = self.read_heartbeat(rec.run_id) or rec.started_at
+        lease = self.read_lease(rec.run_id)
+        if driver_gone(lease):
+            return "interrupted"
+        try:
+            beat = float(lease["at"])
+        except (KeyError, TypeError, ValueError):
+            beat = rec.started_at
         now = time.time() if now is None else now
         return "interrupted" if now - beat > run_lease_seconds() else "running"
 

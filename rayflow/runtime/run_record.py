@@ -56,13 +56,13 @@ class Heartbeat:
     renewal is tried again at the next beat; it never stops the run."""
 
     def __init__(self, ds, run_id: str):
-        import socket
         import threading
 
         from ..datastore.flow_datastore import HEARTBEAT_S
+        from ..datastore.lease import driver_identity
 
         self._ds, self._run_id = ds, run_id
-        self._info = {"pid": os.getpid(), "host": socket.gethostname()}
+        self._info = driver_identity()  # a reader on this host sees at once when it ends
         self._every = HEARTBEAT_S
         self._stop = threading.Event()
         self._beat()

@@ -106,3 +106,31 @@ def test_two_runs_started_at_once_on_one_s3_datastore_keep_apart(cli_env, s3_url
         assert audit.done["work"] == {str(k + 1) for k in range(width)}
         run = Run(f"ResumableFlow/{rid}", datastore=s3_url)
         assert run.data.final == sum(2 * k for k in range(width))
+
+
+def test_a_driver_stopped_by_an_outage_is_not_running_for_readers_at_once(
+        cli_env, wait_for_done, s3_server, s3_url, tmp_path):
+    """The driver cannot write its run's end while S3 is down; once it has exited, a reader on
+    its host sees the run interrupted at once, not "running" until the 60 s lease lapses."""
+    from rayflow.datastore import FlowDataStore
+
+    env = {**cli_env(s3_url), "RAYFLOW_DATASTORE_OUTAGE_S": "2"}
+    env.pop("RAYFLOW_RUN_LEASE_S", None)
+    proc = _start(["run", RESUMABLE_FLOW, "--width", "10", "--sleep", "0.5", "--marker_dir",
+                   str(tmp_path), "--quiet"], env)
+    origin, _ = wait_for_done(s3_url, "ResumableFlow", "work", 2)
+    s3_server.stop()
+    try:
+        _, err = proc.communicate(timeout=180)
+    finally:
+        s3_server.start()
+    assert proc.returncode == 1, err
+    store = FlowDataStore.from_url(s3_url, "ResumableFlow")
+    record = store.read_run(origin)
+    lease = store.read_lease(origin)
+    assert record.status == "running", "the driver wrote its end: this test needs it not to"
+    assert time.time() - float(lease["at"]) < 60, "the lease lapsed: nothing left to test"
+    assert lease["pid"] == proc.pid
+    assert store.run_status(record) == "interrupted"
+    assert audit_run(s3_url, "ResumableFlow", origin).status == "interrupted"
+    assert Run(f"ResumableFlow/{origin}", datastore=s3_url).status == "interrupted"
