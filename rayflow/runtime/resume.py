@@ -46,6 +46,7 @@ class ResumePlan:
     origin_run_id: str
     params: dict
     cloner: Cloner
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
 
 def plan_resume(ds, flow, request: ResumeRequest) -> ResumePlan:
@@ -61,7 +62,29 @@ def plan_resume(ds, flow, request: ResumeRequest) -> ResumePlan:
             namespace = f"user:{get_username()}"
         origin = latest_run_id(ds, flow.name, None if namespace == "*" else namespace)
     params = origin_parameters(ds, origin, flow.cls)
-    return ResumePlan(origin, params, Cloner(ds, origin, flow.graph, request.step))
+    return ResumePlan(origin, params, Cloner(ds, origin, flow.graph, request.step),
+                      still_running(ds, origin))
+
+
+def still_running(ds, origin_run_id: str) -> list[str]:
+    """A warning when the origin run's driver is still at work: what it finishes from now on
+    is not cloned, and what it is running now runs twice."""
+    import time
+
+    from ..datastore.lease import describe
+
+    rec = ds.read_run(origin_run_id)
+    if rec is None or ds.run_status(rec) != "running":
+        return []
+    lease = ds.read_lease(origin_run_id)
+    try:
+        ago = f", last heard from {max(0.0, time.time() - float(lease['at'])):.0f} s ago"
+    except (KeyError, TypeError, ValueError):
+        ago = ""
+    return [f"Warning: run {rec.pathspec} is still running (its driver is "
+            f"{describe(lease)}{ago}). Its tasks that are not finished yet run again in this "
+            f"resume, and what it finishes from now on is not reused. Wait for it to end, or "
+            f"stop that driver first."]
 
 
 class Cloner:

@@ -198,6 +198,8 @@ class RunLoop:
             self.progress.say(f"Resuming {self.flow.name}/{plan.origin_run_id}"
                               + (f" from step {self.opts.resume.step}"
                                  if self.opts.resume.step else ""))
+            for warning in plan.warnings:
+                self.progress.say(warning)
         self.run_id = self.opts.run_id or self.ds.new_run_id()
         if self.cloner is not None:
             self.cloner.begin(self.run_id)

@@ -73,3 +73,48 @@ def test_two_runs_started_at_once_on_one_datastore_keep_apart(tmp_path):
         assert run.successful
         assert sorted(run.data.totals) == [f"region-{i}" for i in range(regions)]
         assert len(list(run["shard"])) == regions * 3  # no task of the other run in it
+
+
+def test_resuming_a_run_that_is_still_running_warns_and_names_its_driver(tmp_path):
+    import socket
+    import time
+
+    ds = str(tmp_path / "ds")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE")}
+    env["RAYFLOW_DATASTORE"] = ds
+    flow = os.path.join(ROOT, "tests", "flows", "resumable_flow.py")
+    common = ["--executor", "inline", "--quiet"]
+    origin = subprocess.Popen(
+        [sys.executable, "-m", "rayflow_cli.main", "run", flow, "--width", "2", "--sleep",
+         "60", "--marker_dir", str(tmp_path), "--run-id-file", str(tmp_path / "rid"),
+         *common], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True)
+    resume = None
+    try:
+        deadline = time.time() + 60
+        while not (tmp_path / "rid").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        run_id = (tmp_path / "rid").read_text()
+        resume = subprocess.Popen(
+            [sys.executable, "-m", "rayflow_cli.main", "resume", flow, "--origin-run-id",
+             run_id, *common], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        import threading
+
+        timer = threading.Timer(60, resume.kill)  # a resume that never warns ends the loop
+        timer.daemon = True
+        timer.start()
+        lines = []
+        for line in resume.stderr:  # the warning comes right after "Resuming ..."
+            lines.append(line)
+            if len(lines) > 1 and lines[-2].startswith("Resuming"):
+                break
+        warning = next((ln for ln in lines if "still running" in ln), "")
+        assert warning.startswith(f"Warning: run ResumableFlow/{run_id} is still running"), \
+            "".join(lines)
+        assert f"pid {origin.pid} on {socket.gethostname()}" in warning
+    finally:
+        for proc in (resume, origin):
+            if proc is not None:
+                proc.kill()
+                proc.communicate()
