@@ -46,7 +46,7 @@ def _use_namespace(ns: str | None, all_: bool = False) -> None:
 
 
 def resume(ctx: typer.Context, file: str, step: str | None, origin_run_id: str | None,
-           ns: str | None, settings):
+           ns: str | None, settings, clone_changed: bool = False):
     from rayflow.runtime.resume import ResumeRequest
 
     if ctx.args:
@@ -54,7 +54,8 @@ def resume(ctx: typer.Context, file: str, step: str | None, origin_run_id: str |
             "resume takes no flow parameters: it reuses the origin run's values. "
             f"Unexpected: {' '.join(ctx.args)}")
     loaded = _load(file, settings.flow)
-    request = ResumeRequest(origin_run_id=origin_run_id, step=step, namespace=ns)
+    request = ResumeRequest(origin_run_id=origin_run_id, step=step, namespace=ns,
+                            clone_changed=clone_changed)
     _execute(loaded, None, run_options(settings, resume=request))
 
 
@@ -282,9 +283,14 @@ def _register_rerun_commands(app: typer.Typer) -> None:
                 help="Re-run from this step (and everything after it).")] = None,
             origin_run_id: Annotated[str | None, typer.Option(
                 "--origin-run-id", help="The run to resume (default: your latest run).")] = None,
-            namespace: NamespaceOpt = None, *, settings: RunSettings):
+            namespace: NamespaceOpt = None,
+            clone_changed: Annotated[bool, typer.Option(
+                "--clone-changed", help="Reuse finished tasks of steps whose code changed "
+                                        "since the origin run (Metaflow's behaviour); by "
+                                        "default they run again.")] = False,
+            *, settings: RunSettings):
         """Resume a failed run: finished tasks are cloned (no bytes copied), the rest runs."""
-        resume(ctx, file, step, origin_run_id, namespace, settings)
+        resume(ctx, file, step, origin_run_id, namespace, settings, clone_changed)
 
     @app.command("spin", context_settings=RUN_SETTINGS)
     @with_run_options

@@ -36,7 +36,8 @@ _IGNORED_TOP_LEVEL = {"metadata", "environment", "event_logger", "monitor", "pyl
 _RUN_OPTIONS = {"tags": "--tag", "tag": "--tag", "max_workers": "--max-workers",
                 "run_id_file": "--run-id-file", "max_num_splits": "--max-num-splits",
                 "namespace": "--namespace", "user_namespace": "--namespace"}
-_RESUME_OPTIONS = {**_RUN_OPTIONS, "origin_run_id": "--origin-run-id"}
+_RESUME_OPTIONS = {**_RUN_OPTIONS, "origin_run_id": "--origin-run-id",
+                   "clone_changed": "--clone-changed"}
 _IGNORED_RUN = {"runner_attribute_file"}
 _SPIN_OPTIONS = {"artifacts_module": "--artifacts-module", "run_id_file": "--run-id-file",
                  "namespace": "--namespace"}
@@ -68,7 +69,7 @@ def _options(kwargs: dict[str, Any], known: dict[str, str], ignored: set[str],
                     f"{', '.join(sorted(known))}; flow parameters go to run(...).")
             words.append(f"--{key}={_value(value)}")  # a flow parameter, by its own name
             continue
-        if option in ("--quiet", "--production"):
+        if option in ("--quiet", "--production", "--clone-changed"):
             words += [option] if value else []
         elif isinstance(value, (list, tuple, set)):
             for item in value:

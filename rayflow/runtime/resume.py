@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..exceptions import RayflowException
 from .artifacts import ArtifactLoc
+from .flowfile import step_code_hashes
 from .scheduler import ReadyTask, TaskKey, structural_key
 
 FLUSH_EVERY = 500
@@ -29,6 +30,9 @@ class ResumeRequest:
     step: str | None = None            # re-run from this step (and all after it)
     # Where the latest run is looked for: None means your own runs (user:<you>), "*" any run.
     namespace: str | None = None
+    # Clone a finished task even when its step's code changed since the origin run (what
+    # Metaflow does); by default such a step runs again, with everything after it.
+    clone_changed: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,8 +66,24 @@ def plan_resume(ds, flow, request: ResumeRequest) -> ResumePlan:
             namespace = f"user:{get_username()}"
         origin = latest_run_id(ds, flow.name, None if namespace == "*" else namespace)
     params = origin_parameters(ds, origin, flow.cls)
-    return ResumePlan(origin, params, Cloner(ds, origin, flow.graph, request.step),
-                      still_running(ds, origin))
+    cloner = Cloner(ds, origin, flow.graph, request.step)
+    warnings = still_running(ds, origin)
+    changed = cloner.changed_steps(step_code_hashes(flow.cls, flow.graph))
+    if changed:
+        warnings.append(changed_note(flow.name, origin, changed, request.clone_changed))
+        if not request.clone_changed:
+            cloner.rerun |= set().union(*(_downstream(flow.graph, s) for s in changed))
+    return ResumePlan(origin, params, cloner, warnings)
+
+
+def changed_note(flow_name: str, origin: str, changed: list[str], clone: bool) -> str:
+    """One line naming the steps whose code changed since the origin run."""
+    steps = ", ".join(changed)
+    if clone:
+        return (f"Code changed since {flow_name}/{origin} in step(s) {steps}: their finished "
+                f"tasks are reused as computed by the old code (--clone-changed).")
+    return (f"Code changed since {flow_name}/{origin} in step(s) {steps}: they run again, with "
+            f"every step after them (--clone-changed reuses what the old code computed).")
 
 
 def still_running(ds, origin_run_id: str) -> list[str]:
@@ -118,6 +138,21 @@ class Cloner:
                 structural_key(rec.foreach_stack, rec.iteration): rec
                 for rec in self.ds.done_records(self.origin, step).values()}
         return recs
+
+    def changed_steps(self, code_hashes: dict[str, str]) -> list[str]:
+        """The steps, in graph order, whose finished tasks in the origin ran code other than
+        the step has now (their records keep its hash). A step the origin did not finish, or
+        recorded without a hash, counts as unchanged: nothing of it is reused anyway."""
+        out = []
+        for step in self.graph.steps:
+            now = code_hashes.get(step)
+            if not now or step in self.rerun:
+                continue
+            recorded = next((r.code_hash for r in self._origin_done(step).values()
+                             if r.code_hash), None)
+            if recorded is not None and recorded != now:
+                out.append(step)
+        return out
 
     def try_clone(self, task: ReadyTask) -> ClonedTask | None:
         """Clone `task` from the origin run if it may be; None when it must run again."""

@@ -182,3 +182,31 @@ def test_resume_reruns_a_task_whose_inline_value_was_replaced(flow_file, tmp_pat
     # A resume of the resumed run finds nothing damaged and clones every task.
     third = run(flow_file, ds, ResumeRequest(origin_run_id=second.run_id))
     assert third.tasks_cloned == 3 and third.successful
+
+
+@pytest.mark.parametrize("clone_changed", [False, True])
+def test_resume_reruns_a_step_whose_code_changed_and_what_follows(flow_file, tmp_path, capsys,
+                                                                   clone_changed):
+    """Every task records its step's code hash: a step edited since the origin run is named
+    in one line and runs again, with the steps after it, unless --clone-changed asks for
+    Metaflow's behaviour (clone it as the old code computed it)."""
+    ds = str(tmp_path / "ds")
+    first = run(flow_file, ds)
+    with open(flow_file) as fh:
+        source = fh.read()
+    with open(flow_file, "w") as fh:
+        fh.write(source.replace("self.values * 2", "self.values * 3 + 0"))
+    capsys.readouterr()
+    second = run(flow_file, ds, ResumeRequest(origin_run_id=first.run_id,
+                                              clone_changed=clone_changed))
+    err = capsys.readouterr().err
+    assert second.successful, second.failures
+    notes = [ln for ln in err.splitlines() if ln.startswith("Code changed since")]
+    assert len(notes) == 1 and f"DamageFlow/{first.run_id} in step(s) double:" in notes[0], err
+    total = Run(second.pathspec, datastore=ds)["end"].task.data.total
+    if clone_changed:
+        assert second.tasks_cloned == 3 and "--clone-changed" in notes[0]
+        assert total == float(np.arange(1000).sum() * 2)  # as the old code computed it
+    else:
+        assert second.tasks_cloned == 1, "double (changed) or end (after it) was cloned"
+        assert total == float(np.arange(1000).sum() * 3)
