@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     the command's usage and exit 2."""
     exits, aborts, usage_errors = _cli_error_types()
     args = argv if argv is not None else sys.argv[1:]
+    _plain_warnings()
     try:
         app(args=argv, standalone_mode=False, prog_name="rayflow")
         _flow_parameter_help(args)
@@ -156,6 +157,23 @@ def main(argv: list[str] | None = None) -> None:
             raise
         exc.show()
         sys.exit(getattr(exc, "exit_code", 2))
+
+
+def _plain_warnings() -> None:
+    """rayflow's own warnings (a damaged record left out of a listing) print as one line,
+    without the source line Python shows for a warning."""
+    import warnings
+
+    from rayflow.datastore.records import DamagedRecordWarning
+
+    shown = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, DamagedRecordWarning):
+            return f"Warning: {message}\n"
+        return shown(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
 
 
 def _flow_parameter_help(args: list[str]) -> None:

@@ -29,7 +29,7 @@ from rayflow.client.base import (
 from rayflow.client.namespaces import get_namespace, in_namespace
 from rayflow.client.task import Task
 from rayflow.datastore import RunRecord, TaskRecord
-from rayflow.datastore.records import gc_paused, natural_key
+from rayflow.datastore.records import DamagedRecordError, gc_paused, natural_key
 from rayflow.exceptions import MetaflowNamespaceMismatch
 
 END_STEP = "end"
@@ -264,7 +264,11 @@ class Run(MetaflowObject):
     def _step_start_key(self, step_name: str) -> tuple:
         """Order steps by when their first task started; steps not started yet go last."""
         task_ids = sorted(self._store.list_tasks(self.id, step_name), key=natural_key)
-        record = self._store.read_task(self.id, step_name, task_ids[0]) if task_ids else None
+        try:
+            record = self._store.read_task(self.id, step_name, task_ids[0]) if task_ids \
+                else None
+        except DamagedRecordError:  # listing the step names it; ordering needs no more
+            record = None
         if record is None:
             return (1, 0.0, step_name)
         return (0, record.started_at or 0.0, step_name)

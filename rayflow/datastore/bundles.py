@@ -25,12 +25,16 @@ This half of batching lives in the datastore because the client reads bundles wi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 from rayflow.datastore.records import (
     RECORD_VERSION,
     ArtifactInfo,
+    DamagedRecordError,
+    DamagedRecordWarning,
     TaskRecord,
+    damaged_advice,
     dumps_record,
     field_names,
     field_order,
@@ -74,12 +78,22 @@ class TaskBundles:
         return [n for n in self.storage.list(self._dir(run_id, step)) if n.endswith(".json")]
 
     def read(self, run_id: str, step: str, name: str) -> list[TaskRecord]:
+        """The records of one bundle; none, with a DamagedRecordWarning naming the file, when
+        it cannot be read (its tasks count as not done)."""
         try:
             raw = self.storage.get(f"{self._dir(run_id, step)}/{name}")
         except FileNotFoundError:
             return []
+        return self._parse(run_id, step, name, raw)
+
+    def _parse(self, run_id: str, step: str, name: str, raw: bytes) -> list[TaskRecord]:
         what = f"task bundle {name} of {self._pathspec(run_id, step)}"
-        return records_of(loads_record(raw, what), what)
+        try:
+            return records_of(loads_record(raw, what), what)
+        except DamagedRecordError:
+            where = self.storage.describe(f"{self._dir(run_id, step)}/{name}")
+            warnings.warn(damaged_advice(what, where), DamagedRecordWarning, stacklevel=2)
+            return []
 
     def best_all_of(self, run_id: str, step: str, names: list[str]) -> dict[str, TaskRecord]:
         """The best record of every task in the bundles `names`, read in one parallel batch."""
@@ -88,8 +102,7 @@ class TaskBundles:
         raws = self.storage.get_many([f"{base}/{n}" for n in names])
         with gc_paused():
             for name, raw in zip(names, raws):
-                what = f"task bundle {name} of {self._pathspec(run_id, step)}"
-                for rec in records_of(loads_record(raw, what), what):
+                for rec in self._parse(run_id, step, name, raw):
                     if better(rec, out.get(rec.task_id)):
                         out[rec.task_id] = rec
         return out
@@ -154,8 +167,6 @@ def records_of(data: dict, what: str) -> list[TaskRecord]:
     """The records of a bundle's JSON document, in either format."""
     if data.get("format") != "columns":
         return [TaskRecord.from_json(r) for r in data.get("records", [])]
-    from rayflow.exceptions import DataStoreError
-
     try:
         count = int(data["count"])
         common, columns = dict(data["common"]), data["columns"]
@@ -166,8 +177,9 @@ def records_of(data: dict, what: str) -> list[TaskRecord]:
         if any(len(col) != count for col in (*columns.values(), *art_columns.values())):
             raise ValueError("a column's length is not the bundle's count")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataStoreError(f"The stored {what} is not a whole bundle ({exc}); the file is "
-                             "corrupt. Delete it, or resume the run to write it again.") from None
+        raise DamagedRecordError(f"The stored {what} is not a whole bundle ({exc}); the file "
+                                 "is damaged. `rayflow resume` runs the tasks it recorded "
+                                 "again.") from None
     known = field_names(TaskRecord)
     if "iteration" not in common and "iteration" not in columns:
         # Not written by this version: the record's own rules (ids like "3.2") apply.

@@ -27,6 +27,7 @@ import random
 import re
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,8 +37,11 @@ from rayflow.datastore.cas import DATA_DIR, ContentAddressedStore
 from rayflow.datastore.lease import driver_gone
 from rayflow.datastore.records import (
     ArtifactInfo,
+    DamagedRecordError,
+    DamagedRecordWarning,
     RunRecord,
     TaskRecord,
+    damaged_advice,
     dumps_record,
     gc_paused,
     loads_record,
@@ -248,13 +252,28 @@ class FlowDataStore:
             raw = self.storage.get(f"{self.task_path(run_id, step, task_id)}/{DONE_MARKER}")
         except FileNotFoundError:
             return None
+        return self._marker_attempt(run_id, step, task_id, raw)
+
+    def _marker_attempt(self, run_id: str, step: str, task_id: str, raw: bytes) -> int:
         try:
             return int(raw.decode().strip())
         except ValueError:
-            raise DataStoreError(
-                f"The DONE marker of task {self._pathspec(run_id, step, task_id)} holds "
-                f"{raw[:40]!r}, not an attempt number; the datastore is corrupt. Delete the "
-                "task's folder and resume the run.") from None
+            where = self.storage.describe(f"{self.task_path(run_id, step, task_id)}/DONE")
+            raise DamagedRecordError(damaged_advice(
+                f"DONE marker of task {self._pathspec(run_id, step, task_id)} (it holds "
+                f"{raw[:40]!r}, not an attempt number)", where)) from None
+
+    def _task_record(self, raw: bytes, path: str, what: str) -> TaskRecord:
+        """A task record from its file's bytes; a damaged one is an error naming the file."""
+        try:
+            return TaskRecord.from_json(loads_record(raw, what))
+        except DamagedRecordError:
+            raise DamagedRecordError(damaged_advice(what, self.storage.describe(path))) \
+                from None
+
+    def _skip_damaged(self, exc: DamagedRecordError) -> None:
+        """A listing leaves out what it cannot read, and says which file that is."""
+        warnings.warn(str(exc), DamagedRecordWarning, stacklevel=3)
 
     def _latest_attempt(self, run_id: str, step: str, task_id: str) -> int | None:
         attempts = [int(m.group(1)) for name in self.storage.list(
@@ -282,7 +301,7 @@ class FlowDataStore:
             bundled = bundled or self.bundles.best_of(run_id, step, task_id)
             return bundled if bundled is not None and bundled.attempt == attempt else None
         what = f"task record of {self._pathspec(run_id, step, task_id)} attempt {attempt}"
-        return TaskRecord.from_json(loads_record(raw, what))
+        return self._task_record(raw, path, what)
 
     def is_done(self, run_id: str, step: str, task_id: str) -> bool:
         if self.storage.exists(f"{self.task_path(run_id, step, task_id)}/{DONE_MARKER}"):
@@ -338,12 +357,10 @@ class FlowDataStore:
         want: dict[str, int] = {}
         for task_id, raw in zip(done_ids, markers):
             try:
-                want[task_id] = int(raw.decode().strip())
-            except ValueError:
-                raise DataStoreError(
-                    f"The DONE marker of task {self._pathspec(run_id, step, task_id)} holds "
-                    f"{raw[:40]!r}, not an attempt number; the datastore is corrupt. Delete "
-                    "the task's folder and resume the run.") from None
+                want[task_id] = self._marker_attempt(run_id, step, task_id, raw)
+            except DamagedRecordError as exc:
+                self._skip_damaged(exc)
+                dirs.pop(task_id)
         for task_id, (attempts, done) in dirs.items():
             if done[0]:
                 continue
@@ -365,9 +382,14 @@ class FlowDataStore:
     def _index_of(self, run_id, step, bundled, readable, raws, dirs) -> dict:
         out: dict[str, tuple[TaskRecord, bool]] = {
             t: (rec, rec.status == "success") for t, rec in bundled.items()}
+        base = self.step_path(run_id, step)
         for (task_id, attempt), raw in zip(readable.items(), raws):
             what = f"task record of {self._pathspec(run_id, step, task_id)} attempt {attempt}"
-            rec = TaskRecord.from_json(loads_record(raw, what))
+            try:
+                rec = self._task_record(raw, f"{base}/{task_id}/{attempt}.json", what)
+            except DamagedRecordError as exc:
+                self._skip_damaged(exc)  # a bundled record of the task, if any, stays
+                continue
             b = bundled.get(task_id)
             out[task_id] = (rec, dirs[task_id][1][0] or (b is not None and
                                                         b.status == "success"))
@@ -378,11 +400,15 @@ class FlowDataStore:
         out = {t: rec for t, rec in self.bundles.best_all(run_id, step).items()
                if rec.status == "success"}
         for task_id in self._task_dirs(run_id, step):
-            attempt = self._done_attempt(run_id, step, task_id)
-            if attempt is not None:
-                rec = self.read_task(run_id, step, task_id, attempt)
-                if rec is not None:
-                    out[task_id] = rec
+            try:
+                attempt = self._done_attempt(run_id, step, task_id)
+                rec = None if attempt is None else self.read_task(run_id, step, task_id,
+                                                                  attempt)
+            except DamagedRecordError as exc:  # not done: a resume runs it again
+                self._skip_damaged(exc)
+                continue
+            if rec is not None:
+                out[task_id] = rec
         return out
 
     # -- logs --------------------------------------------------------------------------------

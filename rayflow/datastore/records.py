@@ -65,14 +65,33 @@ def dumps_record(data: dict, what: str) -> bytes:
             "JSON values (str, int, float, bool, None, lists and dicts of them).") from e
 
 
+class DamagedRecordError(DataStoreError):
+    """A stored record (a task's, a bundle's, a run's) that does not parse: truncated or
+    overwritten. Listings skip it and name it (DamagedRecordWarning); what it recorded counts
+    as not done, so a resume runs those tasks again."""
+
+    headline = "Damaged record"
+
+
+class DamagedRecordWarning(UserWarning):
+    """A listing left out a record it could not read; the message names the file."""
+
+
+def damaged_advice(what: str, where: str) -> str:
+    return (f"The stored {what} ({where}) is damaged and cannot be read: the tasks it "
+            f"recorded count as not done. `rayflow resume` runs them again.")
+
+
 def loads_record(raw: bytes, what: str) -> dict:
     try:
         data = json.loads(raw)
     except ValueError as e:
-        raise DataStoreError(f"The stored {what} is not valid JSON ({e}); the file is corrupt. "
-                             "Delete it, or resume the run to write it again.") from e
+        raise DamagedRecordError(f"The stored {what} is not valid JSON ({e}); the file is "
+                                 "damaged. `rayflow resume` runs the tasks it recorded "
+                                 "again.") from None
     if not isinstance(data, dict):
-        raise DataStoreError(f"The stored {what} is not a JSON object; the file is corrupt.")
+        raise DamagedRecordError(f"The stored {what} is not a JSON object; the file is "
+                                 "damaged. `rayflow resume` runs the tasks it recorded again.")
     return data
 
 

@@ -241,8 +241,13 @@ def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
     from ..parameters import flow_parameters
     from ..user_decorators.process import mutated_class
 
+    from ..datastore.records import DamagedRecordError
+
     configs = {c.artifact_name: c for c in flow_configs(flow_cls)}  # by artifact name
-    start = ds.read_task(origin_run_id, "start", "0")
+    try:
+        start = ds.read_task(origin_run_id, "start", "0")
+    except DamagedRecordError:  # start runs again; the run record has the values
+        start = None
     run = None
     if start is None or start.status != "success" or not all(n in start.artifacts
                                                              for n in configs):
