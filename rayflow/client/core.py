@@ -313,8 +313,16 @@ class Run(MetaflowObject):
 
     @property
     def finished_at(self) -> datetime | None:
+        """When the `end` task finished (as in Metaflow), never before the run started: a
+        resume that cloned `end` keeps the origin's time in that task, and then the run's
+        own record (when it has its end) says when this run ended."""
         end_task = self.end_task
-        return end_task.finished_at if end_task is not None and end_task._is_done() else None
+        if end_task is None or not end_task._is_done():
+            return None
+        rec, ended = self._record, end_task._record.finished_at
+        if end_task._record.origin_pathspec and rec.finished_at:
+            ended = rec.finished_at
+        return to_datetime(max(float(ended or 0.0), float(rec.started_at or 0.0)))
 
     @property
     def created_at(self) -> datetime | None:

@@ -1,0 +1,93 @@
+"""Bad inputs and odd histories are one message, or a right answer, never a traceback: a flow
+file with a syntax error, credentials in a datastore URL, a NUL byte in a pathspec, a very long
+flow name, a huge tag, a card link to javascript:, the duration of a resume that cloned all."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rayflow import default_namespace, namespace
+from rayflow.parameters import resolve_parameters
+from rayflow.runtime.flowfile import load_flow
+from rayflow.runtime.resume import ResumeRequest
+from rayflow.runtime.runner import Runner, RunOptions
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HELLO = os.path.join(ROOT, "examples", "hello.py")
+
+SMALL_FLOW = '''
+from rayflow import FlowSpec, step
+
+
+class SmallFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+
+@pytest.fixture(autouse=True)
+def any_namespace():
+    namespace(None)
+    yield
+    default_namespace()
+
+
+def rayflow(*args, cwd, **extra_env):
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE")}
+    env.update(extra_env)
+    return subprocess.run([sys.executable, "-m", "rayflow_cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def one_message(proc) -> str:
+    """The last line of stderr, after checking the command failed with no traceback."""
+    assert proc.returncode == 1, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.stderr.strip().splitlines()[-1]
+
+
+def inline_run(path: str, ds: str, resume=None):
+    loaded = load_flow(path)
+    params = None if resume else resolve_parameters(loaded.cls, {})
+    opts = RunOptions(datastore_url=ds, executor="inline", progress=False, resume=resume)
+    return Runner(loaded, params, opts).run()
+
+
+def test_a_resume_that_cloned_every_task_has_a_duration_that_is_not_negative(tmp_path):
+    flow = tmp_path / "small_flow.py"
+    flow.write_text(SMALL_FLOW)
+    ds = str(tmp_path / "ds")
+    first = inline_run(str(flow), ds)
+    time.sleep(1.5)  # the resume starts well after the origin's `end` finished
+    second = inline_run(str(flow), ds, ResumeRequest(origin_run_id=first.run_id))
+    assert second.tasks_cloned == 2
+
+    def durations():
+        proc = rayflow("runs", "SmallFlow", "--datastore", ds, "--json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return {r["id"]: r["duration_s"] for r in json.loads(proc.stdout)}
+
+    seen = durations()
+    assert seen[second.run_id] is not None and 0 <= seen[second.run_id] < 60, seen
+    # Its run record deleted and made again by hand, without an end time.
+    record = os.path.join(ds, "SmallFlow", second.run_id, "_run.json")
+    with open(record) as fh:
+        data = json.load(fh)
+    os.remove(record)
+    data.update(finished_at=None, status="running")
+    with open(record, "w") as fh:
+        json.dump(data, fh)
+    seen = durations()
+    assert seen[second.run_id] is not None and seen[second.run_id] >= 0, seen
