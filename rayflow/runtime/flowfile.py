@@ -60,11 +60,25 @@ def import_flow_file(path: str, module_name: str | None = None):
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
+    except SyntaxError as exc:  # the flow's own file, or one it imports: file:line, no trace
+        sys.modules.pop(module_name, None)
+        raise InvalidFlowError(_syntax_message(path, exc)) from None
     except Exception:
         sys.modules.pop(module_name, None)
         raise
     _LOADED[key] = module
     return module
+
+
+def _syntax_message(path: str, exc: SyntaxError) -> str:
+    where = display_path(exc.filename or path)
+    line = f":{exc.lineno}" if exc.lineno else ""
+    text = (exc.text or "").strip()
+    shown = f" in `{text[:120]}`" if text else ""
+    what = "" if os.path.abspath(exc.filename or path) == path else \
+        f" (imported by {display_path(path)})"
+    return (f"{where}{line}{what}: {type(exc).__name__}: {exc.msg}{shown}. Fix the file and "
+            f"run again.")
 
 
 def find_flow_class(module, class_name: str | None = None):

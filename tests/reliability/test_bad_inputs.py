@@ -91,3 +91,23 @@ def test_a_resume_that_cloned_every_task_has_a_duration_that_is_not_negative(tmp
         json.dump(data, fh)
     seen = durations()
     assert seen[second.run_id] is not None and seen[second.run_id] >= 0, seen
+
+
+@pytest.mark.parametrize("broken", ["the flow file", "a module it imports"])
+def test_a_syntax_error_is_one_message_naming_file_and_line(tmp_path, broken):
+    flow = tmp_path / "broken_flow.py"
+    bad = "    def start(self)\n        self.next(self.end)\n"  # no colon, line 7
+    source = SMALL_FLOW.replace("    def start(self):\n        self.x = 1\n"
+                                "        self.next(self.end)\n", bad)
+    if broken == "a module it imports":
+        (tmp_path / "helpers.py").write_text("x = 1\ndef f(:\n    pass\n")
+        source, where = "import helpers\n" + SMALL_FLOW, "helpers.py:2 (imported by"
+    else:
+        where = "broken_flow.py:7: SyntaxError"
+    flow.write_text(source)
+    for command in (["run", str(flow), "--datastore", str(tmp_path / "ds")],
+                    ["check", str(flow)], ["show", str(flow)]):
+        proc = rayflow(*command, cwd=tmp_path)
+        last = one_message(proc)
+        assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr  # "Running ..." first
+        assert last.startswith("Invalid flow: ") and where in last, last
