@@ -65,6 +65,8 @@ def _resolve(spec: str) -> str:
     if "://" in spec:
         protocol, rest = spec.split("://", 1)
         protocol = protocol.lower()
+        if protocol != "file":
+            _refuse_credentials(protocol, rest)
         if protocol == "s3":
             return spec.rstrip("/")
         if protocol != "file":
@@ -78,6 +80,22 @@ def _resolve(spec: str) -> str:
     if os.path.basename(path) != DEFAULT_DATASTORE_DIRNAME and os.path.isdir(nested):
         return nested
     return path
+
+
+def _refuse_credentials(protocol: str, rest: str) -> None:
+    """A URL such as s3://KEY:SECRET@bucket/x is refused, and never echoed: messages,
+    run records and shell history would keep the secret."""
+    authority, _, path = rest.partition("/")
+    if "@" not in authority:
+        return
+    host = authority.rpartition("@")[2]
+    shown = f"{protocol}://***@{host}" + (f"/{path}" if path else "")
+    plain = f"{protocol}://{host}" + (f"/{path}" if path else "")
+    raise DataStoreError(
+        f"The datastore URL {shown} carries credentials before its '@'. rayflow does not "
+        f"take them from a URL, where messages, run records and shell history would keep "
+        f"them. Pass {plain} and give the credentials as the storage's client reads them "
+        f"(for S3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE).")
 
 
 def _nearest_local() -> str:

@@ -111,3 +111,18 @@ def test_a_syntax_error_is_one_message_naming_file_and_line(tmp_path, broken):
         last = one_message(proc)
         assert len(proc.stderr.strip().splitlines()) <= 2, proc.stderr  # "Running ..." first
         assert last.startswith("Invalid flow: ") and where in last, last
+
+
+@pytest.mark.parametrize("where", ["--datastore", "RAYFLOW_DATASTORE"])
+def test_credentials_in_a_datastore_url_are_refused_and_never_echoed(tmp_path, where):
+    secret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYSECRET"
+    url = f"s3://AKIAEXAMPLEKEY:{secret}@bucket/x"
+    if where == "--datastore":
+        proc = rayflow("run", HELLO, "--datastore", url, cwd=tmp_path)
+    else:
+        proc = rayflow("run", HELLO, cwd=tmp_path, RAYFLOW_DATASTORE=url)
+    last = one_message(proc)
+    assert secret not in proc.stderr + proc.stdout and "AKIAEXAMPLEKEY" not in proc.stderr
+    assert last.startswith("Datastore error: The datastore URL s3://***@bucket/x carries "
+                           "credentials"), last
+    assert "Pass s3://bucket/x" in last
