@@ -61,18 +61,54 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+# Reports and cards run no script and fetch nothing but images: the page says so to the
+# browser, so a value that slipped through as markup still cannot run.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data: https: http:; "
+       "base-uri 'none'; form-action 'none'")
+
+
 def page(title: str, body: str, extra_head: str = "") -> str:
-    """A whole HTML document: `body` inside the shared style, nothing fetched."""
+    """A whole HTML document: `body` inside the shared style, nothing fetched, no script."""
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
             "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{STYLE}</style>{extra_head}</head>"
             f"<body>{body}</body></html>\n")
 
 
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.\-]*):")
+_LINK_SCHEMES = {"http", "https", "mailto"}
+
+
+def safe_url(url: str, image: bool = False) -> str | None:
+    """`url` (as written in a card) when it is safe to link to or show: relative, http(s),
+    mailto, or for an image a data:image URL; None for javascript:, vbscript:, data:text/html
+    and any other scheme. Browsers drop tabs, newlines and leading blanks from a scheme, so
+    they are dropped before it is read."""
+    plain = re.sub(r"[\x00-\x20\x7f]", "", html.unescape(str(url)))
+    match = _SCHEME.match(plain)
+    if match is None:
+        return url
+    scheme = match.group(1).lower()
+    if scheme in _LINK_SCHEMES or (image and plain.lower().startswith("data:image/")):
+        return url
+    return None
+
+
+def _link(m: re.Match) -> str:
+    url = safe_url(m.group(2))
+    return m.group(1) if url is None else f'<a href="{url}">{m.group(1)}</a>'
+
+
+def _img(m: re.Match) -> str:
+    url = safe_url(m.group(2), image=True)
+    return m.group(1) if url is None else f'<img alt="{m.group(1)}" src="{url}">'
+
+
 # ------------------------------------------------------------------------------- Markdown
 _INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), r'<img alt="\1" src="\2">'),
-    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), r'<a href="\2">\1</a>'),
+    (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), _img),
+    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), _link),
     (re.compile(r"\*\*(.+?)\*\*|__(.+?)__"),
      lambda m: f"<strong>{m.group(1) or m.group(2)}</strong>"),
     (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?!\w)|(?<!\w)_(?!\s)(.+?)(?<!\s)_(?!\w)"),
@@ -265,6 +301,9 @@ def _image(d: dict) -> str:
     if not d.get("src"):
         return f"<div class=\"error\">{esc(d.get('error') or 'No image')}</div>"
     cap = f"<div class=\"label\">{esc(label)}</div>" if label else ""
+    if safe_url(d["src"], image=True) is None:
+        return f"<div class=\"error\">Image {esc(label or '')} not shown: its URL is not " \
+               f"http(s), relative or data:image.</div>"
     return (f"<figure class=\"card-section\"><img src=\"{esc(d['src'])}\" "
             f"alt=\"{esc(label or 'image')}\">{cap}</figure>")
 

@@ -126,3 +126,48 @@ def test_credentials_in_a_datastore_url_are_refused_and_never_echoed(tmp_path, w
     assert last.startswith("Datastore error: The datastore URL s3://***@bucket/x carries "
                            "credentials"), last
     assert "Pass s3://bucket/x" in last
+
+
+CARD_FLOW = '''
+from rayflow import FlowSpec, card, current, step
+from rayflow.cards import Image, Markdown
+
+
+class CardLinkFlow(FlowSpec):
+    @card(type="blank")
+    @step
+    def start(self):
+        current.card.append(Markdown(
+            "[click](javascript:alert(1)) [tab](java\\tscript:alert(2)) "
+            "[ok](https://example.com/a?b=1) ![img](data:text/html,<b>x</b>) [rel](other.html)"))
+        current.card.append(Image(src="javascript:alert(3)", label="bad"))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+'''
+
+
+def test_a_card_links_only_to_safe_schemes_and_forbids_scripts(tmp_path):
+    import re
+
+    from rayflow import Run
+    from rayflow.cards import get_cards
+
+    flow = tmp_path / "card_link_flow.py"
+    flow.write_text(CARD_FLOW)
+    ds = str(tmp_path / "ds")
+    summary = inline_run(str(flow), ds)
+    assert summary.successful, summary.failures
+    task = Run(summary.pathspec, datastore=ds)["start"].task
+    (card,) = list(get_cards(task))
+    page = card.get()
+    hrefs = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert "https://example.com/a?b=1" in hrefs and "other.html" in hrefs, hrefs
+    assert not [h for h in hrefs if "script" in h.lower() or h.startswith("data:text")], hrefs
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)"', page)
+    assert csp and "default-src 'none'" in csp.group(1) and "script-src" not in csp.group(1)
+    report = os.path.join(ds, "CardLinkFlow", summary.run_id, "_report.html")
+    with open(report) as fh:
+        assert "Content-Security-Policy" in fh.read()
