@@ -156,7 +156,10 @@ class MetaflowDataMissing(RayflowException):
     headline = "Data missing"
 
 
-class MetaflowTaggingError(RayflowException):
+class MetaflowTaggingError(RayflowException, ValueError):
+    """A tag that cannot be a tag (empty, too long, not a string). A ValueError too: the
+    client raised one before, and callers may catch that."""
+
     headline = "Tagging error"
 
 

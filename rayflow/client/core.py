@@ -30,10 +30,24 @@ from rayflow.client.namespaces import get_namespace, in_namespace
 from rayflow.client.task import Task
 from rayflow.datastore import RunRecord, TaskRecord
 from rayflow.datastore.records import DamagedRecordError, gc_paused, natural_key
-from rayflow.exceptions import MetaflowNamespaceMismatch
+from rayflow.exceptions import MetaflowNamespaceMismatch, MetaflowTaggingError
 
 END_STEP = "end"
 MAX_TAG_BYTES = 500
+
+
+def check_tag(tag, doing: str = "use tag", where: str = "") -> None:
+    """A tag is a non-empty string of at most MAX_TAG_BYTES bytes (UTF-8), as in Metaflow;
+    anything else is a MetaflowTaggingError (one message, never a traceback)."""
+    if not isinstance(tag, str) or not tag.strip():
+        raise MetaflowTaggingError(
+            f"Cannot {doing} {tag!r}{where}: a tag is a non-empty string such as 'baseline' "
+            f"or 'team:search'.")
+    size = len(tag.encode("utf-8", "surrogateescape"))
+    if size > MAX_TAG_BYTES:
+        raise MetaflowTaggingError(
+            f"Cannot {doing} {tag[:30]!r}... ({size} bytes){where}: a tag is at most "
+            f"{MAX_TAG_BYTES} bytes (UTF-8), as in Metaflow.")
 
 
 def _as_list(tag) -> list:
@@ -244,15 +258,7 @@ class Run(MetaflowObject):
             )
         tags = list(tags)
         for tag in tags:
-            if not isinstance(tag, str) or not tag.strip():
-                raise ValueError(
-                    f"Cannot {verb} tag {tag!r} on {self!r}: a tag is a non-empty string "
-                    f"such as 'baseline' or 'team:search'."
-                )
-            if len(tag.encode("utf-8")) > MAX_TAG_BYTES:
-                raise ValueError(
-                    f"Cannot {verb} a tag of {len(tag.encode('utf-8'))} bytes on {self!r}: "
-                    f"a tag is at most {MAX_TAG_BYTES} bytes (UTF-8), as in Metaflow.")
+            check_tag(tag, f"{verb} tag", f" on {self!r}")
         return tags
 
     # -- steps ------------------------------------------------------------------------------

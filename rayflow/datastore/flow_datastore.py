@@ -78,11 +78,25 @@ def _is_listable(name: str) -> bool:
     return name != DATA_DIR and not name.startswith(("_", "."))
 
 
+# File systems (and S3 keys, in practice) take at most 255 bytes for one name in a path.
+MAX_NAME_BYTES = 255
+
+
 def _check_name(kind: str, value: str) -> str:
     if not value or "/" in value or value in (".", ".."):
         raise DataStoreError(
             f"{kind} {value!r} cannot name a folder in the datastore: it must be non-empty and "
             "contain no '/'. Rename it.")
+    if "\x00" in value:
+        raise DataStoreError(
+            f"{kind} {value[:80]!r} contains a NUL byte, which no file or object name can "
+            f"hold. Check where it came from (a pathspec, a flow or step name).")
+    size = len(value.encode("utf-8", "surrogateescape"))
+    if size > MAX_NAME_BYTES:
+        raise DataStoreError(
+            f"{kind} {value[:40]!r}... is {size} bytes long: it names a folder in the "
+            f"datastore, and a folder's name is at most {MAX_NAME_BYTES} bytes. Use a "
+            f"shorter name.")
     return value
 
 

@@ -238,10 +238,9 @@ def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
     (exact values), else from the run record (JSON). The parameters are those of the flow as
     its mutators leave it for the origin's configs."""
     from ..config import as_config_value, flow_configs
+    from ..datastore.records import DamagedRecordError
     from ..parameters import flow_parameters
     from ..user_decorators.process import mutated_class
-
-    from ..datastore.records import DamagedRecordError
 
     configs = {c.artifact_name: c for c in flow_configs(flow_cls)}  # by artifact name
     try:

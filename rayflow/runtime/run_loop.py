@@ -184,9 +184,12 @@ class RunLoop:
 
     def _open(self) -> None:
         """The datastore, the origin run of a resume, the run id, the user and the project."""
+        from ..client.core import check_tag
         from ..datastore import FlowDataStore
 
         exit_hooks_of(self.flow.cls)  # a malformed @exit_hook fails the run before it starts
+        for tag in self.opts.tags:  # as Metaflow checks a run's tags before it starts
+            check_tag(tag, "tag the run with")
         self.ds = FlowDataStore.from_url(self.opts.datastore_url, self.flow.name)
         # A datastore that cannot be written fails the run here, before Ray starts (seconds).
         self.ds.storage.check_writable()

@@ -171,3 +171,53 @@ def test_a_card_links_only_to_safe_schemes_and_forbids_scripts(tmp_path):
     report = os.path.join(ds, "CardLinkFlow", summary.run_id, "_report.html")
     with open(report) as fh:
         assert "Content-Security-Policy" in fh.read()
+
+
+def test_a_nul_byte_in_a_pathspec_is_one_error(tmp_path):
+    from rayflow import Run
+    from rayflow.exceptions import RayflowException
+
+    flow = tmp_path / "small_flow.py"
+    flow.write_text(SMALL_FLOW)
+    ds = str(tmp_path / "ds")
+    summary = inline_run(str(flow), ds)
+    for pathspec in (f"SmallFlow/{summary.run_id}\x00", f"Small\x00Flow/{summary.run_id}"):
+        with pytest.raises(RayflowException, match="contains a NUL byte"):
+            Run(pathspec, datastore=ds)
+    with pytest.raises(RayflowException, match=r"has no step 'st.art'"):
+        _ = Run(summary.pathspec, datastore=ds)["st\x00art"]
+
+
+def test_a_flow_name_too_long_for_a_folder_is_one_message_before_ray_starts(tmp_path):
+    import tempfile
+
+    name = "Long" * 70 + "Flow"  # 284 bytes: no file system takes it as a folder's name
+    flow = tmp_path / "long_flow.py"
+    flow.write_text(SMALL_FLOW.replace("SmallFlow", name))
+    ray_tmp = tempfile.mkdtemp(prefix="rf-")
+    try:
+        proc = rayflow("run", str(flow), "--datastore", str(tmp_path / "ds"), cwd=tmp_path,
+                       RAY_TMPDIR=ray_tmp)
+        assert not os.listdir(ray_tmp), "Ray was started before the name was checked"
+    finally:
+        import shutil
+
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    last = one_message(proc)
+    assert last.startswith("Datastore error: Flow name 'LongLong") and "284 bytes" in last
+
+
+def test_a_tag_too_long_is_one_message_when_running_and_when_tagging(tmp_path):
+    flow = tmp_path / "small_flow.py"
+    flow.write_text(SMALL_FLOW)
+    ds = str(tmp_path / "ds")
+    huge = "t" * 5000
+    proc = rayflow("run", str(flow), "--datastore", ds, "--tag", huge, "--executor", "inline",
+                   cwd=tmp_path)
+    last = one_message(proc)
+    assert last.startswith("Tagging error: Cannot tag the run with 'ttt") and \
+        "(5000 bytes)" in last and huge not in proc.stderr
+    summary = inline_run(str(flow), ds)
+    proc = rayflow("tag", "add", summary.pathspec, huge, "--datastore", ds, cwd=tmp_path)
+    last = one_message(proc)
+    assert last.startswith("Tagging error: Cannot add tag 'ttt") and "at most 500 bytes" in last
