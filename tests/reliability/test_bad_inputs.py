@@ -16,7 +16,7 @@ from rayflow import default_namespace, namespace
 from rayflow.parameters import resolve_parameters
 from rayflow.runtime.flowfile import load_flow
 from rayflow.runtime.resume import ResumeRequest
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELLO = os.path.join(ROOT, "examples", "hello.py")
@@ -62,7 +62,7 @@ def inline_run(path: str, ds: str, resume=None):
     loaded = load_flow(path)
     params = None if resume else resolve_parameters(loaded.cls, {})
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False, resume=resume)
-    return Runner(loaded, params, opts).run()
+    return RunLoop(loaded, params, opts).run()
 
 
 def test_a_resume_that_cloned_every_task_has_a_duration_that_is_not_negative(tmp_path):

@@ -14,7 +14,7 @@ from rayflow.datastore.records import DamagedRecordWarning
 from rayflow.parameters import resolve_parameters
 from rayflow.runtime.flowfile import load_flow
 from rayflow.runtime.resume import ResumeRequest
-from rayflow.runtime.runner import Runner, RunOptions
+from rayflow.runtime.run_loop import RunLoop, RunOptions
 from tests.reliability.audit import audit_run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -37,7 +37,7 @@ def inline_run(ds: str, width: int = 6, resume=None):
     loaded = load_flow(RESUMABLE)
     params = None if resume else resolve_parameters(loaded.cls, {"width": str(width)})
     opts = RunOptions(datastore_url=ds, executor="inline", progress=False, resume=resume)
-    return Runner(loaded, params, opts).run()
+    return RunLoop(loaded, params, opts).run()
 
 
 def test_a_truncated_task_record_is_left_out_by_name_and_resume_runs_that_task(tmp_path):
