@@ -7,7 +7,8 @@ In the driver (the `rayflow run` process):
 - `batching.py`: what goes into a batch (sizing, specs, options) and its result;
 - `executor.py`: the `Executor` interface; `executors.py` picks one: `inline_executor.py`,
   `ray_executor.py`, `pool_executor.py` (steps on actor pools);
-- `ray_session.py`: joining Ray (`connect` returns a `RaySession`);
+- `ray_session.py`: joining Ray (`connect` returns a `RaySession`); `address.py`: an
+  `--address` checked to answer as Ray before `ray.init` is handed it;
 - `run_record.py`: the run record's final status, heartbeat, report and run-id files;
 - `resume.py`: finding the origin run and cloning its finished tasks; `spin.py`: one past task.
 
