@@ -117,6 +117,10 @@ RUN_LEASE_S = Setting(
 UNSCHEDULABLE_TIMEOUT = Setting(
     "RAYFLOW_UNSCHEDULABLE_TIMEOUT", "seconds", 120.0,
     "A task no alive Ray node can run fails after this long, naming what it asked for.")
+CONNECT_TIMEOUT_S = Setting(
+    "RAYFLOW_CONNECT_TIMEOUT_S", "seconds", 5.0,
+    "How long `--address` (or RAY_ADDRESS) is given to answer as a Ray cluster before a run "
+    "says nothing is there.")
 NO_WARM_RAY = Setting(
     "RAYFLOW_NO_WARM_RAY", "flag", False,
     "1: never join the local Ray that `rayflow up` keeps warm; start an embedded one.")
@@ -139,8 +143,8 @@ CARD_NO_WARNING = Setting(
     also=("METAFLOW_CARD_NO_WARNING",))
 
 ALL: tuple[Setting, ...] = (
-    DATASTORE, DATASTORE_OUTAGE_S, RUN_LEASE_S, UNSCHEDULABLE_TIMEOUT, NO_WARM_RAY, HOME,
-    NO_REPORT, USER, CARD_MODULES, CARD_NO_WARNING)
+    DATASTORE, DATASTORE_OUTAGE_S, RUN_LEASE_S, UNSCHEDULABLE_TIMEOUT, CONNECT_TIMEOUT_S,
+    NO_WARM_RAY, HOME, NO_REPORT, USER, CARD_MODULES, CARD_NO_WARNING)
 
 
 def help_epilog() -> str:

@@ -3,7 +3,7 @@
 `ray.init(address=...)` to a host where no Ray listens retries for many minutes and then
 raises a raw traceback; a `ray://` address gives a raw ConnectionError after 30 s. A run asked
 to join a cluster first opens a TCP connection to the address (a few seconds at most,
-RAYFLOW_CONNECT_TIMEOUT_S), so a wrong or stopped cluster is one message at once.
+RAYFLOW_CONNECT_TIMEOUT_S, `settings.py`), so a wrong or stopped cluster is one message at once.
 
 Ray also rewrites a loopback address (127.0.0.1, localhost) to the machine's own address,
 where a Ray serving this machine alone (`rayflow up`'s, or `ray start --node-ip-address
@@ -17,15 +17,13 @@ It must never start Ray, and imports ray only to tell it about the single-machin
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from .. import settings
 from ..exceptions import RayflowException
 
-CONNECT_TIMEOUT_ENV = "RAYFLOW_CONNECT_TIMEOUT_S"
-CONNECT_TIMEOUT_S = 5.0
 GCS_PORT = 6379       # Ray's default for host without a port
 CLIENT_PORT = 10001   # Ray Client's default for ray://host
 
@@ -47,10 +45,7 @@ class RayTarget:
 
 
 def connect_timeout() -> float:
-    try:
-        return max(0.1, float(os.environ.get(CONNECT_TIMEOUT_ENV, CONNECT_TIMEOUT_S)))
-    except ValueError:
-        return CONNECT_TIMEOUT_S
+    return max(0.1, float(settings.CONNECT_TIMEOUT_S.get()))
 
 
 def is_loopback(host: str) -> bool:
