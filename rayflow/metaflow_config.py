@@ -76,14 +76,24 @@ def _int(name: str, default: int) -> int:
                                "or unset it.") from None
 
 
-DATASTORE_SYSROOT_S3 = datastore_sysroot_s3()
-DATASTORE_SYSROOT_LOCAL = datastore_sysroot_local()
+def _at_import(read):
+    """A value read when rayflow is imported: a datastore setting that is wrong (e.g. a URL
+    with credentials in RAYFLOW_DATASTORE) must not fail the import with a traceback; the
+    command that uses the datastore says what is wrong, in one message."""
+    try:
+        return read()
+    except RayflowException:
+        return None
+
+
+DATASTORE_SYSROOT_S3 = _at_import(datastore_sysroot_s3)
+DATASTORE_SYSROOT_LOCAL = _at_import(datastore_sysroot_local)
 DEFAULT_DATASTORE = from_conf("DEFAULT_DATASTORE", "s3" if DATASTORE_SYSROOT_S3 else "local")
 DEFAULT_METADATA = from_conf("DEFAULT_METADATA", "local")
 DEFAULT_ENVIRONMENT = from_conf("DEFAULT_ENVIRONMENT", "local")
 DEFAULT_PACKAGE_SUFFIXES = from_conf("DEFAULT_PACKAGE_SUFFIXES", ".py,.R,.RDS")
 DATATOOLS_SUFFIX = from_conf("DATATOOLS_SUFFIX", "data")
-DATATOOLS_S3ROOT = datatools_s3root()
+DATATOOLS_S3ROOT = _at_import(datatools_s3root)
 DATATOOLS_LOCALROOT = from_conf(
     "DATATOOLS_LOCALROOT",
     os.path.join(DATASTORE_SYSROOT_LOCAL, DATATOOLS_SUFFIX) if DATASTORE_SYSROOT_LOCAL else None)
