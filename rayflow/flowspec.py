@@ -19,7 +19,7 @@ from .exceptions import (
     MetaflowExceptionWrapper,
     RayflowException,
 )
-from .flowstate import STATE_KEY, state_of
+from .flowstate import is_artifact_name, is_artifact_value, state_of
 from .parameters import Parameter, flow_constant_names
 
 # FlowSpec's own API (and Metaflow's reserved words): no step and no artifact may take these
@@ -58,8 +58,8 @@ class FlowSpec:
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: an inherited artifact not loaded yet (one
-        # named `_x` too, as in Metaflow; never a dunder or rayflow's own state).
-        if name.startswith("__") or name == STATE_KEY:
+        # named `_x` too, as in Metaflow; never a dunder or one of the private names).
+        if not is_artifact_name(name):
             raise AttributeError(name)
         state = state_of(self)
         if name.startswith("_") and (state is None or name not in state.view):
@@ -91,15 +91,16 @@ class FlowSpec:
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
+        # As Metaflow 2.19: `del` drops only the value this instance holds. An inherited
+        # artifact stays inherited (read again if read, and passed on to the next steps).
+        # Metaflow raises AttributeError for one not read in this step; rayflow lets that
+        # `del` do nothing rather than fail a step over a no-op.
         state = state_of(self)
         inherited = state is not None and name in state.view
         if name not in self.__dict__ and not inherited:
             raise AttributeError(
                 f"Flow {type(self).__name__} has no artifact {name!r} to delete.")
         self.__dict__.pop(name, None)
-        if inherited:
-            del state.view[name]
-            state.removed.add(name)
 
     # ----------------------------------------------------------------------- Metaflow's API
     @property
@@ -240,7 +241,9 @@ class FlowSpec:
         """(name, value) of every artifact this instance holds or inherits."""
         state = state_of(self)
         names = set(state.view) if state is not None else set()
-        names.update(k for k in self.__dict__ if not k.startswith("_"))
+        names.update(k for k, v in self.__dict__.items()
+                     if not k.startswith("_") and is_artifact_value(v))
+        names = {k for k in names if not k.startswith("_")}  # hidden as the client hides them
         for name in sorted(names):
             yield name, getattr(self, name)
 

@@ -2,7 +2,9 @@
 
 A FlowSpec instance lives for one task (or serves as one read-only input of a join). The
 runtime attaches a `FlowState` to it as `flow.__dict__["_rf"]` before the step runs; every
-other name in the instance's `__dict__` that does not start with `_` is an artifact. Code that
+other name in the instance's `__dict__` is an artifact, as in Metaflow, unless it starts with
+`__`, is one of Metaflow's own private names, or holds a function or method
+(`is_artifact_name`, `is_artifact_value`). Code that
 needs the state calls `state_of(flow)`; nothing reads or writes private keys of its own.
 
 This module never imports ray, and knows nothing of how artifacts are stored: `loader` turns a
@@ -12,9 +14,27 @@ location into a value, and locations are opaque here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import FunctionType, MethodType
 from typing import Any, Callable
 
 STATE_KEY = "_rf"
+
+# Names on a flow instance that are never artifacts (Metaflow's FlowSpec._EPHEMERAL, and ours).
+# Any other name not starting with "__" is one, "_x" included: Metaflow keeps and passes on
+# single-underscore attributes, and only its client hides them when listing a task's data.
+EPHEMERAL_NAMES = frozenset({STATE_KEY, "_EPHEMERAL", "_NON_PARAMETERS", "_datastore",
+                             "_cached_input", "_graph", "_flow_state", "_steps"})
+
+
+def is_artifact_name(name: str) -> bool:
+    return not name.startswith("__") and name not in EPHEMERAL_NAMES
+
+
+def is_artifact_value(value) -> bool:
+    """False for what Metaflow silently leaves out of a task's artifacts: functions (lambdas
+    included) and bound methods. Any other callable (a class, a builtin, a partial, an object
+    with __call__) is pickled like any value."""
+    return not isinstance(value, (FunctionType, MethodType))
 
 _UNSET = object()
 

@@ -87,7 +87,9 @@ class Task(MetaflowObject):
 
     # -- artifacts --------------------------------------------------------------------------
     def _artifact_names(self) -> list[str]:
-        return sorted(self._record.artifacts)
+        # As in Metaflow, "_x" artifacts are kept and passed on, and task["_x"] reads them,
+        # but listing a task (iteration, task.data, task.artifacts) leaves them out.
+        return sorted(n for n in self._record.artifacts if not n.startswith("_"))
 
     _child_ids = _artifact_names
 

@@ -12,7 +12,7 @@ from ..exceptions import (
     MissingInMergeArtifactsException,
     UnhandledInMergeArtifactsException,
 )
-from ..flowstate import STATE_KEY, state_of
+from ..flowstate import is_artifact_name, state_of
 
 
 def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
@@ -37,7 +37,7 @@ def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
         wanted = set(include)
     else:
         wanted = available - set(exclude or ())
-    already = {k for k in flow.__dict__ if not k.startswith("__") and k != STATE_KEY}
+    already = {k for k in flow.__dict__ if is_artifact_name(k)}
     merged, conflicts = {}, []
     for name in sorted(wanted - already):
         locs = [v[name] for v in views if name in v]
