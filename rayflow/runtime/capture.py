@@ -2,12 +2,23 @@
 `sys.stderr` are `Tee`s that keep every line with the time it was written (the task's log in
 the datastore) and copy it to the real stream with the task's `[step/task] ` prefix (what Ray
 forwards to the driver's console).
+
+Output that bypasses sys.stdout (`os.system`, a subprocess, `os.write(1, ...)`, a C library's
+printf) is caught at the file-descriptor level by `FdCapture`: while a batch runs, fds 1 and 2
+point at unlinked temporary files, read back into the running task's `Tee`s (so into its log
+and, prefixed, onto the console, through the fds the worker had) before each of its writes, by
+a thread every POLL_S while it runs, and when it ends. A file, not a pipe: a subprocess that
+writes more than a pipe holds can never block on a reader.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
+import os
 import sys
+import tempfile
+import threading
 import time
 
 from ..datastore.logs import encode_timed_log
@@ -25,6 +36,7 @@ class Tee(io.TextIOBase):
         self._lines: list[list] = []   # [time, text] per line, the last one maybe unfinished
         self._at_line_start = True
         self._buffer = None
+        self.fdcap: FdCapture | None = None  # the batch's fd-level capture, read first
 
     @property
     def buffer(self) -> "TeeBuffer":
@@ -46,6 +58,14 @@ class Tee(io.TextIOBase):
     def write(self, text: str) -> int:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", errors="replace")
+        cap = self.fdcap
+        if cap is None:
+            return self.append(text)
+        with cap.lock:  # what went to the fds before this write comes first
+            cap.drain()
+            return self.append(text)
+
+    def append(self, text: str) -> int:
         now = time.time()
         out = []
         for piece in text.splitlines(keepends=True):
@@ -109,20 +129,189 @@ class TeeBuffer(io.RawIOBase):
 
 class captured_output:
     """sys.stdout and sys.stderr as `Tee`s for the block (a class, not a generator: it runs
-    twice for every task of a 100,000-split foreach)."""
+    twice for every task of a 100,000-split foreach); with `fdcap`, the fd-level output of the
+    block goes to the same Tees."""
 
-    def __init__(self, prefix: str, sink=None):
-        self.prefix, self.sink = prefix, sink
+    def __init__(self, prefix: str, sink=None, fdcap: FdCapture | None = None):
+        self.prefix, self.sink, self.fdcap = prefix, sink, fdcap
 
     def __enter__(self):
-        sink = self.sink
+        sink, cap = self.sink, self.fdcap
         self.old = sys.stdout, sys.stderr
-        out = Tee(self.old[0], self.prefix, sink and (lambda text: sink("stdout", text)))
-        err = Tee(self.old[1], self.prefix, sink and (lambda text: sink("stderr", text)))
+        real = cap.console if cap is not None else self.old
+        out = Tee(real[0], self.prefix, sink and (lambda text: sink("stdout", text)))
+        err = Tee(real[1], self.prefix, sink and (lambda text: sink("stderr", text)))
         sys.stdout, sys.stderr = self.tees = out, err
+        if cap is not None:
+            cap.attach(out, err)
         return out, err
 
     def __exit__(self, *exc) -> None:
+        if self.fdcap is not None:
+            self.fdcap.detach()
         for tee in self.tees:
             tee.flush()
         sys.stdout, sys.stderr = self.old
+
+
+class _FdSpool:
+    """One captured fd: the unlinked file it points at while the batch runs, and how far it
+    has been read."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.saved = os.dup(fd)  # the fd as the worker had it: where the console copy goes
+        folder = tempfile.mkdtemp(prefix="rayflow-fd-")
+        path = os.path.join(folder, str(fd))
+        # O_APPEND: every writer (a subprocess included) writes at the end, so the file can
+        # be emptied between tasks.
+        self.file = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        os.unlink(path)
+        os.rmdir(folder)
+        self.offset = 0
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def read_new(self, chunk: int = 1 << 20):
+        """The text written since the last call, in pieces of at most `chunk` bytes."""
+        size = os.fstat(self.file).st_size
+        while size > self.offset:
+            data = os.pread(self.file, min(chunk, size - self.offset), self.offset)
+            if not data:
+                break
+            self.offset += len(data)
+            text = self.decoder.decode(data)
+            if text:
+                yield text
+
+    def empty(self) -> None:
+        if self.offset >= FdCapture.TRUNCATE_AT:
+            os.ftruncate(self.file, 0)
+            self.offset = 0
+
+
+class FdCapture:
+    """fds 1 and 2 of this process, while a batch runs, captured into the running task's
+    `Tee`s (see the module's docstring). Outside a task (between two), what they get is only
+    copied to the console."""
+
+    POLL_S = 0.1
+    TRUNCATE_AT = 1 << 20
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.console: tuple = (None, None)
+        self._spools: list[_FdSpool] = []
+        self._tees: tuple | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FdCapture:
+        _flush_stdio()
+        try:
+            for fd in (1, 2):
+                spool = _FdSpool(fd)
+                self._spools.append(spool)
+                os.dup2(spool.file, fd)
+        except OSError:  # a closed fd, no temp space: Python-level capture only
+            self._restore()
+            return self
+        self.console = tuple(open(s.saved, "w", encoding="utf-8", errors="replace",  # noqa: SIM115
+                                  buffering=1, closefd=False) for s in self._spools)
+        self._thread = threading.Thread(target=self._poll, name="rayflow-fd-capture",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        _flush_stdio()
+        with self.lock:
+            self.drain()
+            self._restore()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.console[0])
+
+    def attach(self, out: Tee, err: Tee) -> None:
+        if not self.active:
+            return
+        _flush_stdio()
+        with self.lock:
+            self.drain()  # what came before the task is not the task's
+            self._tees = (out, err)
+            out.fdcap = err.fdcap = self
+
+    def detach(self) -> None:
+        if not self.active:
+            return
+        _flush_stdio()
+        with self.lock:
+            self.drain()
+            if self._tees is not None:
+                for tee in self._tees:
+                    tee.fdcap = None
+            self._tees = None
+            for spool in self._spools:
+                spool.empty()
+
+    def drain(self) -> None:
+        """Hand what the fds got since the last call to the task's Tees (the caller holds
+        `lock`)."""
+        for i, spool in enumerate(self._spools):
+            for text in spool.read_new():
+                if self._tees is not None:
+                    self._tees[i].append(text)
+                else:
+                    self.console[i].write(text)
+            if self.console[i] is not None:
+                try:
+                    self.console[i].flush()
+                except (OSError, ValueError):
+                    pass
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.POLL_S):
+            with self.lock:
+                try:
+                    self.drain()
+                except (OSError, ValueError):
+                    pass
+
+    def _restore(self) -> None:
+        for i, spool in enumerate(self._spools):
+            if self.console[0] is not None and self.console[i] is not None:
+                try:
+                    self.console[i].flush()
+                except (OSError, ValueError):
+                    pass
+            os.dup2(spool.saved, spool.fd)
+            os.close(spool.saved)
+            os.close(spool.file)
+        self._spools = []
+        self.console = (None, None)
+
+
+_LIBC: list = []
+
+
+def _flush_stdio() -> None:
+    """Flush Python's own stdout/stderr objects and C's stdio buffers (a C library's printf
+    to a file is buffered until then), so that what they hold reaches the fds now."""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    if not _LIBC:
+        try:
+            import ctypes
+
+            _LIBC.append(ctypes.CDLL(None).fflush)
+        except (ImportError, OSError, AttributeError):
+            _LIBC.append(None)
+    if _LIBC[0] is not None:
+        _LIBC[0](None)

@@ -39,7 +39,7 @@ class InlineExecutor(Executor):
 
     def submit(self, batch: Batch) -> None:
         batch.submitted_at = time.time()
-        outcomes, payload = execute_batch(self._ctx, batch.specs)
+        outcomes, payload = execute_batch(self._ctx, batch.specs, capture_fds=False)
         self._done.append(BatchResult(batch, outcomes, InlineRef(payload)))
 
     def wait(self, timeout: float) -> list[BatchResult]:

@@ -29,9 +29,11 @@ from ..decorators import StepDecorators, parse_with_spec
 from ..user_decorators.process import mutated_class
 from .artifacts import ArtifactLoader
 from .batching import starts_early
+from .capture import FdCapture
 from .crash import BatchSpool, StepCrashed
 from .errors import TaskError
 from .flowfile import file_version, find_flow_class, graph_of, import_flow_file
+from .isolation import TaskIsolation, module_baseline
 from .spec import RunContext, TaskSpec
 from .worker_task import (
     CapturedTask,
@@ -84,7 +86,8 @@ def worker_flow(ctx: RunContext) -> WorkerFlow:
         extra = [parse_with_spec(s) for s in ctx.with_decorators]
         decos = {name: StepDecorators.for_step(getattr(cls, name), extra, configs)
                  for name in graph.steps}
-        wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos, module)
+        wf = _WORKER_FLOWS[key] = WorkerFlow(cls, graph, decos, module,
+                                             module_baseline(module))
     return wf
 
 
@@ -104,7 +107,7 @@ def scoped_environ(env: dict[str, str]):
                 os.environ[key] = old
 
 
-def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
+def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = True):
     """Run `specs` (all of one step) and persist them, as a generator of three items:
 
     1. the payload (task id -> new artifact values), for the object store;
@@ -115,7 +118,9 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
        values whose encoding waited (`task.finish_encoding`).
 
     The worker holds a batch's values until its checkpoint is written and takes no other
-    task meanwhile: that bounds the checkpoints in progress by the workers running."""
+    task meanwhile: that bounds the checkpoints in progress by the workers running.
+    `capture_fds`: catch what the tasks write to fds 1 and 2 too (a worker's process; not the
+    driver's, whose other threads print progress meanwhile)."""
     set_source_dir(ctx.source_dir)
     if ctx.driver_cwd and os.getcwd() != ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
         os.chdir(ctx.driver_cwd)  # a warm Ray's worker serves only this run (Ray's job)
@@ -142,7 +147,8 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
         node = node_name()
         spool.open()
         try:
-            captured = [run_task(ctx, wf, spec, loader, ds, node, spool) for spec in specs]
+            with FdCapture() if capture_fds else contextlib.nullcontext() as fdcap:
+                captured = _run_tasks(ctx, wf, specs, loader, ds, node, spool, fdcap)
             yield {c.outcome.task_id: c.values for c in captured if c.values}
             # Only the tasks whose next steps may start before the checkpoint is written: the
             # others (into a join, or failed) wait for the durable outcomes.
@@ -156,6 +162,21 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec]):
             spool.close(remove=True)
         render_cards(ds, ctx, wf, specs, captured)
     yield [c.outcome for c in captured]
+
+
+def _run_tasks(ctx: RunContext, wf, specs: list[TaskSpec], loader, ds, node: str,
+               spool, fdcap) -> list[CapturedTask]:
+    """Run the batch's tasks one after the other, each from the process state a fresh process
+    would give it (Metaflow runs each task in its own process)."""
+    iso = TaskIsolation(wf.module, wf.baseline)
+    captured = []
+    for spec in specs:
+        iso.before_task()
+        try:
+            captured.append(run_task(ctx, wf, spec, loader, ds, node, spool, fdcap))
+        finally:
+            iso.after_task()
+    return captured
 
 
 def warm_worker(ctx: RunContext) -> int:
@@ -174,9 +195,9 @@ def warm_worker(ctx: RunContext) -> int:
     return os.getpid()
 
 
-def execute_batch(ctx: RunContext, specs: list[TaskSpec]) -> tuple:
+def execute_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = True) -> tuple:
     """Run `specs` and persist them, all at once. Returns (outcomes, payload)."""
-    payload, _, outcomes = stream_batch(ctx, specs)
+    payload, _, outcomes = stream_batch(ctx, specs, capture_fds)
     return outcomes, payload
 
 

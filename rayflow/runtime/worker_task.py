@@ -35,7 +35,7 @@ from ..exceptions import (
     UnsaveableArtifactError,
 )
 from ..flowspec import Inputs
-from ..flowstate import STATE_KEY, FlowState, state_of
+from ..flowstate import FlowState, is_artifact_name, is_artifact_value, state_of
 from ..user_decorators.wrapping import run_wrapped
 from .artifacts import PENDING_SHA, ArtifactLoader, ArtifactLoc
 from .capture import captured_output
@@ -55,6 +55,7 @@ class WorkerFlow:
     graph: Any
     decorators: dict[str, StepDecorators]
     module: Any = None
+    baseline: dict | None = None  # the module's globals right after import (isolation.py)
 
 
 @dataclass
@@ -75,7 +76,7 @@ class CapturedTask:
 
 
 def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLoader, ds,
-             node: str, spool=None) -> CapturedTask:
+             node: str, spool=None, fdcap=None) -> CapturedTask:
     gnode = wf.graph[spec.step]
     decos = wf.decorators[spec.step]
     flow = wf.cls.__new__(wf.cls)
@@ -101,7 +102,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
-    with captured_output(f"[{spec.step}/{spec.task_id}] ", sink) as (out, err):
+    with captured_output(f"[{spec.step}/{spec.task_id}] ", sink, fdcap) as (out, err):
         current._set(tctx)
         try:
             if spec.fallback:
@@ -456,8 +457,9 @@ def _capture_artifacts(flow, cap: CapturedTask, spec: TaskSpec, store) -> None:
         cap.inputs_read[f"{spec.item.var}[{spec.item.index}]"] = spec.item.sha
     cap.inputs_read.update(state.join_reads)
     for name, value in list(flow.__dict__.items()):
-        # `_name` is an artifact too, as in Metaflow; `__name` and rayflow's own state are not.
-        if name.startswith("__") or name == STATE_KEY:
+        # `_name` is an artifact too, as in Metaflow; `__name`, Metaflow's and rayflow's
+        # private names, functions and methods are not (flowstate.py).
+        if not is_artifact_name(name) or not is_artifact_value(value):
             continue
         prior = state.loaded.get(name)
         if prior is not None and prior[1] == id(value) and _unchanged_by_identity(value):
