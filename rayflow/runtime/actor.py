@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import InvalidFlowError
+from .isolation import kept_for_the_process
 
 # Set by PoolActor in its process: which pool and which actor of it this process is.
 _HERE: dict = {"pool": None, "index": None, "actor_id": None}
@@ -78,7 +79,8 @@ def ensure_setup(pool: str, setup) -> ActorInfo:
             params = [p for p in inspect.signature(fn).parameters.values()
                       if p.default is inspect.Parameter.empty and
                       p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            state = fn(_HERE["index"]) if params else fn()
+            with kept_for_the_process(getattr(fn, "__globals__", None)):
+                state = fn(_HERE["index"]) if params else fn()
         done = _STATES[key] = _Setup(state, time.perf_counter() - t0)
     info = ActorInfo(pool, _HERE["index"], _HERE["actor_id"], os.getpid(), done.state,
                      done.seconds, done.tasks)

@@ -13,6 +13,9 @@ back, around every task of a batch:
 - os.environ, the working directory and sys.argv as the batch started, restored after each
   task, with `sys.argv[0]` the flow file, as Metaflow's `python flow.py step ...` has it.
 
+An @actor_pool's setup runs once per process, for all the tasks the actor serves: the globals
+it binds in the flow module are kept for the process (`kept_for_the_process`).
+
 It is cheap enough to run for each of a 100,000-split batch: an unchanged environment and
 module cost two dictionary comparisons (see `isolation_cost_us`).
 """
@@ -21,11 +24,29 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+
+_BASELINES: dict[int, dict] = {}  # id(module namespace) -> its baseline (the module lives on)
 
 
 def module_baseline(module) -> dict | None:
     """The flow module's namespace right after its import: what every task starts from."""
-    return dict(module.__dict__) if module is not None else None
+    if module is None:
+        return None
+    baseline = _BASELINES[id(module.__dict__)] = dict(module.__dict__)
+    return baseline
+
+
+@contextmanager
+def kept_for_the_process(namespace: dict | None):
+    """What the block binds in `namespace` (a flow module's globals) stays bound for the
+    process's next tasks: it joins the module's baseline."""
+    before = dict(namespace) if namespace is not None else None
+    yield
+    baseline = _BASELINES.get(id(namespace)) if namespace is not None else None
+    if baseline is not None:
+        missing = object()
+        baseline.update({k: v for k, v in namespace.items() if before.get(k, missing) is not v})
 
 
 def _environ_data():

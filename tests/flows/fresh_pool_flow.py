@@ -8,12 +8,21 @@ import sys
 from rayflow import FlowSpec, Parameter, actor_pool, resources, step
 
 counter = 0
+MODEL = None
+
+
+def load_model():
+    """The pool's setup, once per actor: what it binds stays for the actor's tasks."""
+    global MODEL
+    MODEL = "loaded"
+    return {}
 
 
 def found(flow_name: str) -> dict:
     return {"counter": counter, "env": os.environ.get("SET_BY_CODE"),
             "cwd": os.getcwd(), "added": "ADDED_BY_TASK" in globals(),
-            "argv0": os.path.basename(sys.argv[0]), "flow": flow_name, "pid": os.getpid()}
+            "argv0": os.path.basename(sys.argv[0]), "flow": flow_name, "pid": os.getpid(),
+            "model": MODEL}
 
 
 def trample() -> None:
@@ -34,7 +43,7 @@ class FreshPoolFlow(FlowSpec):
         self.next(self.split, foreach="items")
 
     @resources(cpu=0.25)
-    @actor_pool(min=0, max=1)
+    @actor_pool(min=0, max=1, setup=load_model)
     @step
     def split(self):
         self.saw = found(self.name)

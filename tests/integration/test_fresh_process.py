@@ -64,6 +64,8 @@ def test_an_actor_pool_gives_each_task_a_fresh_state_and_its_fd_output(run_flow,
     _check_logs(run)
     pids = {saw["pid"] for saw in run["join"].task.data.saws}
     assert len(pids) == 1, pids  # one actor served every split
+    # What the pool's setup bound in the flow module stays for every task of the actor.
+    assert {saw["model"] for saw in run["join"].task.data.saws} == {"loaded"}
 
 
 def test_private_names_functions_and_del_as_in_metaflow(run_flow, datastore):

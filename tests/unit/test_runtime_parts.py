@@ -219,6 +219,18 @@ def test_capture_keeps_single_underscore_artifacts_as_metaflow_does(store):
     assert "_rf" not in cap.record_artifacts
 
 
+def test_capture_keeps_private_names_and_skips_functions_as_metaflow_does(store):
+    def helper():
+        return 1
+
+    cap = _captured(store, {}, {}, {"_private": 1, "_Flow__mangled": 2, "__dunder": 3,
+                                    "func": helper, "lam": lambda: 1,
+                                    "meth": store.artifacts.encode, "builtin": len,
+                                    "klass": _Flow})
+    # Metaflow 2.19 saves "_x" names, skips only "__" names, functions and bound methods.
+    assert set(cap.outcome.new) == {"_private", "_Flow__mangled", "builtin", "klass"}
+
+
 def test_capture_sees_an_in_place_change_of_an_inherited_value(store):
     data = [1, 2, 3]
     infos = store.save_artifacts({"lst": data})
