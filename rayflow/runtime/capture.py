@@ -37,6 +37,7 @@ class Tee(io.TextIOBase):
         self._at_line_start = True
         self._buffer = None
         self.fdcap: FdCapture | None = None  # the batch's fd-level capture, read first
+        self.fd_index = 0  # which of its fds is this stream's (0: fd 1, 1: fd 2)
 
     @property
     def buffer(self) -> "TeeBuffer":
@@ -61,8 +62,8 @@ class Tee(io.TextIOBase):
         cap = self.fdcap
         if cap is None:
             return self.append(text)
-        with cap.lock:  # what went to the fds before this write comes first
-            cap.drain()
+        with cap.lock:  # what went to this stream's fd before this write comes first
+            cap.drain(self.fd_index)
             return self.append(text)
 
     def append(self, text: str) -> int:
@@ -238,11 +239,11 @@ class FdCapture:
     def attach(self, out: Tee, err: Tee) -> None:
         if not self.active:
             return
-        _flush_stdio()
         with self.lock:
             self.drain()  # what came before the task is not the task's
             self._tees = (out, err)
             out.fdcap = err.fdcap = self
+            err.fd_index = 1
 
     def detach(self) -> None:
         if not self.active:
@@ -257,16 +258,20 @@ class FdCapture:
             for spool in self._spools:
                 spool.empty()
 
-    def drain(self) -> None:
-        """Hand what the fds got since the last call to the task's Tees (the caller holds
-        `lock`)."""
+    def drain(self, only: int | None = None) -> None:
+        """Hand what the fds (or fd `only`: 0 or 1) got since the last call to the task's
+        Tees (the caller holds `lock`)."""
         for i, spool in enumerate(self._spools):
+            if only is not None and i != only:
+                continue
+            wrote = False
             for text in spool.read_new():
+                wrote = True
                 if self._tees is not None:
                     self._tees[i].append(text)
                 else:
                     self.console[i].write(text)
-            if self.console[i] is not None:
+            if wrote and self.console[i] is not None:
                 try:
                     self.console[i].flush()
                 except (OSError, ValueError):
