@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 
 from ..datastore.logs import encode_timed_log
 
@@ -207,6 +208,7 @@ class FdCapture:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> FdCapture:
+        _LIVE.add(self)
         _flush_stdio()
         try:
             for fd in (1, 2):
@@ -298,6 +300,30 @@ class FdCapture:
         self._spools = []
         self.console = (None, None)
 
+
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _in_forked_child() -> None:
+    """A process forked during a task (multiprocessing, say) writes to the fds, which the
+    parent captures into the task's log, as in Metaflow; its copy of the lock may have been
+    taken by a thread that does not exist in it."""
+    for cap in list(_LIVE):
+        cap.lock = threading.RLock()
+        cap._thread = None
+        tees, cap._tees = cap._tees, None
+        if tees is None:
+            continue
+        for tee in tees:
+            tee.fdcap = None
+        if sys.stdout is tees[0] and sys.__stdout__ is not None:
+            sys.stdout = sys.__stdout__
+        if sys.stderr is tees[1] and sys.__stderr__ is not None:
+            sys.stderr = sys.__stderr__
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_forked_child)
 
 _LIBC: list = []
 

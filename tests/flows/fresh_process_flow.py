@@ -7,6 +7,7 @@ process would. Each also writes at the file-descriptor level (os.system, a subpr
 os.write, one subprocess writing more than a pipe holds), which must be in its log.
 """
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -32,7 +33,7 @@ def helper():
 def found(flow_name: str) -> dict:
     return {"counter": counter, "env": os.environ.get("SET_BY_CODE"),
             "cwd": os.getcwd(), "added": "ADDED_BY_TASK" in globals(),
-            "argv0": os.path.basename(sys.argv[0]), "flow": flow_name}
+            "argv0": os.path.basename(sys.argv[0]), "flow": flow_name, "pid": os.getpid()}
 
 
 def trample() -> None:
@@ -59,6 +60,9 @@ class FreshProcessFlow(FlowSpec):
         self.builtin = len
         self.shape = Shape(3)
         self.doomed = "inherited"
+        child = multiprocessing.get_context("fork").Process(target=print, args=("forked-child",))
+        child.start()
+        child.join()
         self.next(self.split, foreach="items")
 
     @step
