@@ -163,13 +163,8 @@ class _FdSpool:
     def __init__(self, fd: int):
         self.fd = fd
         self.saved = os.dup(fd)  # the fd as the worker had it: where the console copy goes
-        folder = tempfile.mkdtemp(prefix="rayflow-fd-")
-        path = os.path.join(folder, str(fd))
-        # O_APPEND: every writer (a subprocess included) writes at the end, so the file can
-        # be emptied between tasks.
-        self.file = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-        os.unlink(path)
-        os.rmdir(folder)
+        self.file = _spool_file(fd)
+        os.ftruncate(self.file, 0)
         self.offset = 0
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
@@ -296,9 +291,28 @@ class FdCapture:
                     pass
             os.dup2(spool.saved, spool.fd)
             os.close(spool.saved)
-            os.close(spool.file)
+            os.ftruncate(spool.file, 0)  # kept open for the process's next batch
         self._spools = []
         self.console = (None, None)
+
+
+_FILES: dict[int, int] = {}  # fd -> the unlinked file it points at during a batch
+
+
+def _spool_file(fd: int) -> int:
+    """The file fd `fd` points at while a batch runs, made once per process (making one costs
+    milliseconds, a batch may be one short task)."""
+    file = _FILES.get(fd)
+    if file is None:
+        folder = tempfile.mkdtemp(prefix="rayflow-fd-")
+        path = os.path.join(folder, str(fd))
+        # O_APPEND: every writer (a subprocess included) writes at the end, so the file can
+        # be emptied between tasks.
+        file = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        os.unlink(path)
+        os.rmdir(folder)
+        _FILES[fd] = file
+    return file
 
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
