@@ -370,8 +370,12 @@ def _record_crash(ds, ctx: RunContext, specs: list[TaskSpec], crash) -> None:
 
 def slice_items(ctx: RunContext, loc, chunk: int, num_chunks: int):
     """Cut a foreach variable into `num_chunks` lists of `chunk` items (the last may be
-    shorter), so each split batch receives only its own items."""
+    shorter), so each split batch receives only its own items.
+
+    The parent's payload may hold instances of classes defined in the flow file, so the flow
+    module is imported first: this worker may not have run any task of the flow yet."""
     with scoped_environ(ctx.datastore_env):
+        worker_flow(ctx)
         value = ArtifactLoader(lambda: datastore_for(ctx.datastore_url, ctx.flow_name))(loc)
     if not isinstance(value, (list, tuple, range)) and not is_ndarray(value):
         value = list(value)
