@@ -20,7 +20,7 @@ def _datastore(url: str | None) -> str:
     return resolve_datastore_url(url)
 
 
-def run_options(settings, resume=None):
+def run_options(settings, resume=None, namespace=None):
     """RunOptions for `run` and `resume`, from the options they share."""
     from rayflow.runtime.run_loop import RunOptions
 
@@ -30,7 +30,10 @@ def run_options(settings, resume=None):
         executor=settings.executor, max_in_flight=settings.max_workers,
         progress=not settings.quiet, resume=resume, run_id_file=settings.run_id_file,
         runner_attribute_file=settings.runner_attribute_file, branch=settings.branch,
-        production=settings.production or None)
+        production=settings.production or None, max_num_splits=settings.max_num_splits,
+        max_log_bytes=None if settings.max_log_size is None
+        else int(settings.max_log_size * 1024 * 1024),
+        namespace=namespace)
 
 
 def display_path(path: str) -> str:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from rayflow.exceptions import RayflowException
+from rayflow.exceptions import ParameterError, RayflowException
 
 from .common import _datastore, _execute, _load, run_options
 from .options import (
@@ -50,7 +50,7 @@ def resume(ctx: typer.Context, file: str, step: str | None, origin_run_id: str |
     from rayflow.runtime.resume import ResumeRequest
 
     if ctx.args:
-        raise RayflowException(
+        raise ParameterError(
             "resume takes no flow parameters: it reuses the origin run's values. "
             f"Unexpected: {' '.join(ctx.args)}")
     loaded = _load(file, settings.flow)
@@ -101,18 +101,23 @@ def logs(pathspec: str, stderr: bool, datastore: str | None):
     typer.echo(task.stderr if stderr else task.stdout, nl=False)
 
 
-def dump(pathspec: str, datastore: str | None, max_chars: int, json_: bool):
+# What Metaflow's dump shows for a value over --max-value-size.
+TOO_LARGE = "< artifact too large >"
+
+
+def dump(pathspec: str, datastore: str | None, max_chars: int, json_: bool,
+         include: str = "", max_value_size: int | None = None):
     _use_datastore(datastore)
     _use_namespace(None, all_=True)
     task = _task_of(pathspec)
     lineage = task.lineage
+    wanted = {name for name in include.split(",") if name}
     rows = []
     for art in task:
-        value = repr(art.data)
-        if len(value) > max_chars:
-            value = value[:max_chars] + f"... ({len(value):,} chars)"
+        if wanted and art.id not in wanted:
+            continue
         rows.append({"name": art.id, "type": art.type, "size": art.size, "sha": art.sha,
-                     "value": value})
+                     "value": _dump_value(art, max_chars, max_value_size)})
     if json_:
         typer.echo(json.dumps({"pathspec": task.pathspec, "artifacts": rows,
                                "lineage": lineage, "origin_pathspec": task.origin_pathspec},
@@ -127,6 +132,17 @@ def dump(pathspec: str, datastore: str | None, max_chars: int, json_: bool):
         typer.echo(f"  {key:<14} {value}")
     if task.origin_pathspec:
         typer.echo(f"  {'origin':<14} {task.origin_pathspec}")
+
+
+def _dump_value(art, max_chars: int, max_value_size: int | None) -> str:
+    """An artifact's value as dump shows it: Metaflow's --max-value-size (bytes stored; 0
+    shows only names) skips larger ones unread; --max-chars cuts a long repr."""
+    if max_value_size is not None and (not art.size or art.size > max_value_size):
+        return TOO_LARGE
+    value = repr(art.data)
+    if len(value) > max_chars:
+        value = value[:max_chars] + f"... ({len(value):,} chars)"
+    return value
 
 
 def _fmt_time(value) -> str:
@@ -169,7 +185,14 @@ def tag_cmd(action: str, run_pathspec: str, tags: list[str], datastore: str | No
 
     _use_datastore(datastore)
     _use_namespace(None, all_=True)
-    run = Run("/".join(_split_pathspec(run_pathspec)[:2]))
+    parts = _split_pathspec(run_pathspec)
+    if len(parts) == 1:
+        if action != "list":
+            raise ParameterError(f"tag {action} needs a run: tag {action} {parts[0]}/RUN_ID "
+                                 "TAGS...")
+        _list_flow_tags(parts[0])
+        return
+    run = Run("/".join(parts[:2]))
     if action == "add":
         run.add_tags(tags)
     elif action == "remove":
@@ -181,6 +204,16 @@ def tag_cmd(action: str, run_pathspec: str, tags: list[str], datastore: str | No
     elif action != "list":
         raise RayflowException(f"Unknown tag action {action!r}: use add, remove, replace or list.")
     typer.echo(" ".join(sorted(run.user_tags)))
+
+
+def _list_flow_tags(flow_name: str) -> None:
+    """`tag list` without a run, as Metaflow's: the tags of every run of the flow."""
+    from rayflow.client import Flow
+
+    tags: set[str] = set()
+    for run in Flow(flow_name, _namespace_check=False):
+        tags |= set(run.user_tags)
+    typer.echo(" ".join(sorted(tags)))
 
 
 def _flow_and_steps(target: str) -> tuple[str, str | None, list[str] | None]:
@@ -332,9 +365,15 @@ def _register_read_commands(app: typer.Typer) -> None:
             datastore: DatastoreOpt = None,
             max_chars: Annotated[int, typer.Option(
                 "--max-chars", help="Truncate each value to this many characters.")] = 120,
+            include: Annotated[str, typer.Option(
+                "--include", help="Only these artifacts (comma-separated names).")] = "",
+            max_value_size: Annotated[int | None, typer.Option(
+                "--max-value-size", min=0,
+                help="Show only values stored in at most this many bytes; 0 shows names "
+                     "only (as Metaflow's dump).")] = None,
             json_: JsonOpt = False):
         """Print a task's artifacts (name, type, size, value) and its lineage."""
-        dump(pathspec, datastore, max_chars, json_)
+        dump(pathspec, datastore, max_chars, json_, include, max_value_size)
 
     @app.command("runs")
     def runs_command(
@@ -360,7 +399,8 @@ def _register_read_commands(app: typer.Typer) -> None:
     @app.command("tag")
     def tag_command(
             action: Annotated[str, typer.Argument(help="add, remove, replace or list.")],
-            run: Annotated[str, typer.Argument(help="Flow/run_id.")],
+            run: Annotated[str, typer.Argument(
+                help="Flow/run_id (list: a flow name lists the tags of all its runs).")],
             tags: Annotated[list[str] | None, typer.Argument(help="Tags.")] = None,
             datastore: DatastoreOpt = None):
         """Add, remove, replace or list a run's tags."""

@@ -1,7 +1,8 @@
 """The `rayflow` command: a thin Typer layer over plain functions in rayflow.
 
-User errors (RayflowException) print one message, without a traceback, and exit 1. Anything
-else is a rayflow bug and keeps its traceback. `python flow.py run` lands here too, through
+User errors (RayflowException) print one message, without a traceback, and exit 1 (2 for a
+bad parameter: a usage error, as in click and Metaflow). Anything else is a rayflow bug and
+keeps its traceback. `python flow.py run` lands here too, through
 `main_for_flow`.
 """
 
@@ -32,9 +33,11 @@ app = typer.Typer(
 @app.command(context_settings=RUN_SETTINGS)
 @with_run_options
 def run(ctx: typer.Context, file: FlowFile,
-        max_num_splits: Annotated[int | None, typer.Option(
-            "--max-num-splits", help="Accepted for Metaflow compatibility; rayflow has no cap.",
-            hidden=True)] = None, *, settings: RunSettings):
+        user_namespace: Annotated[str | None, typer.Option(
+            "--namespace", help="The namespace the steps read runs in with the client "
+                                "(default user:<you>; --namespace= for the global one), as "
+                                "Metaflow's run --namespace. The run's own tags do not change."
+        )] = None, *, settings: RunSettings):
     """Run a flow. Flow parameters follow as --name value (see `rayflow show FILE`); configs
     as --config NAME FILE or --config-value NAME JSON."""
     from rayflow.parameters import resolve_parameters
@@ -46,7 +49,7 @@ def run(ctx: typer.Context, file: FlowFile,
                                 config_files=files, config_values=values,
                                 branch=settings.branch, production=settings.production or None,
                                 with_decorators=list(settings.with_ or []))
-    _execute(loaded, params, run_options(settings))
+    _execute(loaded, params, run_options(settings, namespace=user_namespace))
 
 
 @app.command()
@@ -79,6 +82,17 @@ def output_dot(file: FlowFile, flow: FlowNameOpt = None):
     from rayflow.runtime.flowfile import load_flow
 
     typer.echo(graph_to_dot(load_flow(file, flow, lint_it=False, mutate=True).graph), nl=False)
+
+
+@app.command("output-raw")
+def output_raw(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False):
+    """Print the flow's graph as Metaflow's output-raw does: each step's fields (--json: the
+    steps by name and the graph's structure)."""
+    from rayflow.graph.raw import raw_dict, raw_text
+    from rayflow.runtime.flowfile import load_flow
+
+    graph = load_flow(file, flow, lint_it=False, mutate=True).graph
+    typer.echo(json.dumps(raw_dict(graph), indent=4) if json_ else raw_text(graph))
 
 
 @app.command("up")
@@ -196,16 +210,19 @@ def _flow_parameter_help(args: list[str]) -> None:
 
 def _fail(exc: RayflowException) -> None:
     _say(f"{exc.headline}: {exc}")
-    sys.exit(1)
+    sys.exit(getattr(exc, "exit_code", 1))
 
 
 # Metaflow's top-level options that may come before the command in `python flow.py ...`.
 # Those rayflow has no use for are skipped (with their value, for those that take one).
 _IGNORED_TOP = {"--no-pylint", "--pylint"}
 _IGNORED_TOP_WITH_VALUE = {"--metadata", "--environment", "--event-logger", "--monitor",
-                           "--datastore-root", "--package-suffixes", "--profile"}
+                           "--package-suffixes", "--profile"}
+# Metaflow's datastore types: `--datastore local` is rayflow's default; with --datastore-root
+# the root says where the datastore is.
+_DATASTORE_TYPES = {"local", "s3", "azure", "gs"}
 # Top-level options rayflow keeps, and whether each takes a value (--config takes two).
-_KEPT_TOP = {"--with": 1, "--datastore": 1, "--quiet": 0, "--branch": 1, "--production": 0,
+_KEPT_TOP = {"--with": 1, "--datastore": 1, "--datastore-root": 1, "--quiet": 0, "--branch": 1, "--production": 0,
              "--config": 2, "--config-value": 2}
 # Which of the kept options each command understands; the rest are dropped for it.
 _RUNNING = {"--with", "--datastore", "--quiet", "--branch", "--production", "--config",
@@ -214,7 +231,8 @@ _READING = {"--datastore"}
 # `python flow.py COMMAND ...` -> how rayflow's command takes the flow: its file, or its name
 # in front of a pathspec.
 _FILE_COMMANDS = {"run": _RUNNING, "resume": _RUNNING, "spin": _RUNNING, "show": set(),
-                  "check": set(), "output-dot": set(), "status": _READING}
+                  "check": set(), "output-dot": set(), "output-raw": set(),
+                  "status": _READING}
 _PATHSPEC_COMMANDS = {"logs": _READING, "dump": _READING}
 
 
@@ -240,10 +258,20 @@ def _leading_options(words: list[str], file: str) -> list[tuple[str, list[str]]]
         if len(values) < count:
             _say(f"Option {opt} needs {count} value{'s' if count > 1 else ''}.")
             sys.exit(2)
-        if opt == "--datastore" and values == ["local"]:
-            continue  # Metaflow's name for the default
         kept.append((opt, values))
-    return kept
+    return _datastore_option(kept)
+
+
+def _datastore_option(kept: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """Metaflow's --datastore TYPE and --datastore-root PATH as rayflow's one --datastore:
+    the root is where the flows' folders are (Metaflow's local root, as rayflow's .rayflow
+    folder), and `--datastore local` alone is the default."""
+    roots = [values for opt, values in kept if opt == "--datastore-root"]
+    out = [(opt, values) for opt, values in kept if opt not in ("--datastore", "--datastore-root")
+           or opt == "--datastore" and values[0] not in _DATASTORE_TYPES]
+    if roots:
+        out = [(o, v) for o, v in out if o != "--datastore"] + [("--datastore", roots[-1])]
+    return out
 
 
 def _flow_usage(file: str) -> str:
@@ -293,6 +321,10 @@ def flow_command_argv(flow_cls, file: str, argv: list[str]) -> list[str] | None:
                 continue
             tags.append(more[i])
             i += 1
+        if run_id is None and action == "list":
+            # Metaflow: a run id as the argument, else the tags of every run of the flow.
+            target = f"{name}/{tags[0]}" if tags else name
+            return ["tag", "list", target, *options(_READING)]
         if run_id is None:
             _say(f"Give the run: python {os.path.basename(file)} tag {action} --run-id ID ...")
             sys.exit(2)
@@ -310,8 +342,11 @@ def main_for_flow(flow_cls) -> None:
     file = os.path.abspath(sys.modules[flow_cls.__module__].__file__)
     words = flow_command_argv(flow_cls, file, sys.argv[1:])
     if words is None:
+        if sys.argv[1:]:  # --help: on stdout, as click prints it
+            typer.echo(_flow_usage(file))
+            sys.exit(0)
         _say(_flow_usage(file))
-        sys.exit(0 if sys.argv[1:] else 2)
+        sys.exit(2)
     main(words)
     sys.exit(0)
 

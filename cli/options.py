@@ -27,6 +27,14 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress lines.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 MaxWorkersOpt = Annotated[int | None, typer.Option(
     "--max-workers", help="Most Ray tasks in flight at once (default: twice the CPUs).")]
+MaxNumSplitsOpt = Annotated[int | None, typer.Option(
+    "--max-num-splits", min=1,
+    help="Fail a foreach that makes more splits than this, as Metaflow does (rayflow has no "
+         "cap unless this is given).")]
+MaxLogSizeOpt = Annotated[float | None, typer.Option(
+    "--max-log-size", min=0,
+    help="Keep at most this many MB of each task's stdout and of its stderr, as Metaflow "
+         "does (rayflow keeps all of it unless this is given).")]
 ExecutorOpt = Annotated[str, typer.Option(
     "--executor", help="ray (default) or inline (run every task in this process, for debugging).")]
 NamespaceOpt = Annotated[str | None, typer.Option(
@@ -56,6 +64,8 @@ class RunSettings:
     with_: list[str] | None = None
     flow: str | None = None
     max_workers: int | None = None
+    max_num_splits: int | None = None
+    max_log_size: float | None = None
     quiet: bool = False
     executor: str = "ray"
     run_id_file: str | None = None
@@ -66,7 +76,9 @@ class RunSettings:
 
 def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = None,
                         tag: TagOpt = None, with_: WithOpt = None, flow: FlowNameOpt = None,
-                        max_workers: MaxWorkersOpt = None, quiet: QuietOpt = False,
+                        max_workers: MaxWorkersOpt = None,
+                        max_num_splits: MaxNumSplitsOpt = None,
+                        max_log_size: MaxLogSizeOpt = None, quiet: QuietOpt = False,
                         executor: ExecutorOpt = "ray", run_id_file: RunIdFileOpt = None,
                         runner_attribute_file: RunnerAttributeFileOpt = None,
                         branch: BranchOpt = None, production: ProductionOpt = False):

@@ -22,6 +22,7 @@ class RayflowException(Exception):
     Takes Metaflow's arguments too: `MetaflowException(msg, lineno, source_file)`."""
 
     headline = "Error"
+    exit_code = 1  # of the command that fails with it
 
     def __init__(self, msg: str = "", lineno: int | None = None,
                  source_file: str | None = None, *, step: str | None = None,
@@ -65,7 +66,18 @@ class InvalidFlowError(RayflowException):
 
 
 class ParameterError(RayflowException):
+    """A value given on the command line that does not fit the flow: a usage error, which
+    exits 2 as click's (and so Metaflow's) do."""
+
     headline = "Bad parameter"
+    exit_code = 2
+
+
+class ProjectOptionError(ParameterError):
+    """A --branch or --production that @project refuses: Metaflow refuses it when the flow
+    starts, not when it reads the command line, and exits 1."""
+
+    exit_code = 1
 
 
 class MergeArtifactsError(RayflowException):

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from .exceptions import InvalidFlowError, ParameterError
+from .exceptions import InvalidFlowError, ProjectOptionError
 
 _INVALID = re.compile(r"[^a-z0-9_]")
 MAX_LEN = 128
@@ -88,7 +88,7 @@ def _env_production() -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ParameterError(f"METAFLOW_PRODUCTION={raw!r} is not a boolean. Set it to true or "
+    raise ProjectOptionError(f"METAFLOW_PRODUCTION={raw!r} is not a boolean. Set it to true or "
                          "false, or unset it.")
 
 
@@ -110,17 +110,17 @@ def resolve_project(flow_cls, flow_name: str, user: str, branch: str | None = No
     if production is None:
         production = _env_production() or None
     if decl.branch is not None and branch is not None and branch != decl.branch:
-        raise ParameterError(f"Pass the branch either as --branch or in the {where}, not "
+        raise ProjectOptionError(f"Pass the branch either as --branch or in the {where}, not "
                              "both.")
     if decl.production is not None and production is not None and \
             production != decl.production:
-        raise ParameterError(f"Pass production either as --production or in the {where}, "
+        raise ProjectOptionError(f"Pass production either as --production or in the {where}, "
                              "not both.")
     branch = decl.branch if decl.branch is not None else branch
     is_prod = bool(decl.production if decl.production is not None else production)
     if branch:
         _check("branch name", branch, where,
-               InvalidFlowError if decl.branch is not None else ParameterError)
+               InvalidFlowError if decl.branch is not None else ProjectOptionError)
         branch_name = f"{'prod' if is_prod else 'test'}.{branch}"
     elif is_prod:
         branch_name = "prod"

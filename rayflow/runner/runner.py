@@ -31,10 +31,11 @@ _TOP_LEVEL = {"datastore": "--datastore", "address": "--address", "executor": "-
               "production": "--production"}
 # Metaflow's top-level options with no meaning here (metadata service, environments, ...).
 _IGNORED_TOP_LEVEL = {"metadata", "environment", "event_logger", "monitor", "pylint",
-                      "package_suffixes", "datastore_root"}
+                      "package_suffixes"}
 # run(...) / resume(...) keywords that are run options, not flow parameters.
 _RUN_OPTIONS = {"tags": "--tag", "tag": "--tag", "max_workers": "--max-workers",
                 "run_id_file": "--run-id-file", "max_num_splits": "--max-num-splits",
+                "max_log_size": "--max-log-size",
                 "namespace": "--namespace", "user_namespace": "--namespace"}
 _RESUME_OPTIONS = {**_RUN_OPTIONS, "origin_run_id": "--origin-run-id",
                    "clone_changed": "--clone-changed"}
@@ -120,6 +121,9 @@ class Runner:
             self.env_vars["METAFLOW_PROFILE"] = profile
         self.cwd = cwd or os.getcwd()
         self.file_read_timeout = file_read_timeout
+        if kwargs.get("datastore_root"):  # Metaflow's datastore root: rayflow's --datastore
+            kwargs["datastore"] = kwargs.pop("datastore_root")
+        kwargs.pop("datastore_root", None)
         self.top_level = _options(kwargs, _TOP_LEVEL, _IGNORED_TOP_LEVEL, False, "Runner(...)")
         self._commands: list[CommandProcess] = []
 

@@ -25,12 +25,15 @@ import weakref
 from ..datastore.logs import encode_timed_log
 
 
+TRUNCATED = "[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]\n"
+
+
 class Tee(io.TextIOBase):
     """A task's sys.stdout or sys.stderr: keeps every line with the time it was written (for
     the datastore) and copies it to the real stream with a [step/task] prefix. It is a text
     stream like the real one, with an `encoding` and a binary `buffer`."""
 
-    def __init__(self, real, prefix: str, sink=None):
+    def __init__(self, real, prefix: str, sink=None, limit: int | None = None):
         self.real = real
         self.prefix = prefix
         self._sink = sink  # also gets every piece of text, as it is written
@@ -39,6 +42,9 @@ class Tee(io.TextIOBase):
         self._buffer = None
         self.fdcap: FdCapture | None = None  # the batch's fd-level capture, read first
         self.fd_index = 0  # which of its fds is this stream's (0: fd 1, 1: fd 2)
+        # run --max-log-size: the log keeps this many characters, then says it stopped (the
+        # console still gets every line), as Metaflow's runtime truncates a task's log.
+        self._room = limit
 
     @property
     def buffer(self) -> "TeeBuffer":
@@ -72,10 +78,12 @@ class Tee(io.TextIOBase):
         out = []
         for piece in text.splitlines(keepends=True):
             if self._at_line_start:
-                self._lines.append([now, piece])
                 out.append(self.prefix)
-            else:
-                self._lines[-1][1] += piece
+            if self._room is None or self._keeps(piece, now):
+                if self._at_line_start:
+                    self._lines.append([now, piece])
+                else:
+                    self._lines[-1][1] += piece
             out.append(piece)
             self._at_line_start = piece.endswith(("\n", "\r"))
             if self._sink is not None:
@@ -86,6 +94,17 @@ class Tee(io.TextIOBase):
             except (ValueError, OSError):
                 pass
         return len(text)
+
+    def _keeps(self, piece: str, now: float) -> bool:
+        """Whether the log keeps `piece` within --max-log-size (the first piece beyond it
+        leaves Metaflow's marker line instead, and nothing more is kept)."""
+        if self._room < 0:
+            return False
+        self._room -= len(piece)
+        if self._room >= 0:
+            return True
+        self._lines.append([now, TRUNCATED])
+        return False
 
     def flush(self) -> None:
         if self.real is not None and self._lines:
@@ -134,15 +153,16 @@ class captured_output:
     twice for every task of a 100,000-split foreach); with `fdcap`, the fd-level output of the
     block goes to the same Tees."""
 
-    def __init__(self, prefix: str, sink=None, fdcap: FdCapture | None = None):
-        self.prefix, self.sink, self.fdcap = prefix, sink, fdcap
+    def __init__(self, prefix: str, sink=None, fdcap: FdCapture | None = None,
+                 limit: int | None = None):
+        self.prefix, self.sink, self.fdcap, self.limit = prefix, sink, fdcap, limit
 
     def __enter__(self):
-        sink, cap = self.sink, self.fdcap
+        sink, cap, limit = self.sink, self.fdcap, self.limit
         self.old = sys.stdout, sys.stderr
         real = cap.console if cap is not None else self.old
-        out = Tee(real[0], self.prefix, sink and (lambda text: sink("stdout", text)))
-        err = Tee(real[1], self.prefix, sink and (lambda text: sink("stderr", text)))
+        out = Tee(real[0], self.prefix, sink and (lambda text: sink("stdout", text)), limit)
+        err = Tee(real[1], self.prefix, sink and (lambda text: sink("stderr", text)), limit)
         sys.stdout, sys.stderr = self.tees = out, err
         if cap is not None:
             cap.attach(out, err)

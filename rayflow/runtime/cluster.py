@@ -103,3 +103,51 @@ def _amount(name: str, value: float) -> str:
     if name == "memory":
         return f"{name}={value / 2**30:.1f} GiB"
     return f"{name}={value:g}"
+
+
+# Ray task option -> the node resource it takes.
+_CLAMPED = (("num_cpus", "CPU"), ("num_gpus", "GPU"), ("memory", "memory"))
+
+
+def single_machine_capacity(ray, session_kind: str) -> dict[str, float] | None:
+    """What the one node offers when the run's Ray is this machine alone: the embedded Ray
+    rayflow started for the run, or the warm one of `rayflow up`. None on a cluster (an
+    --address), where @resources is enforced and a step waits for a node that fits."""
+    if session_kind not in ("embedded", "warm"):
+        return None
+    nodes = alive_nodes(ray)
+    return dict(nodes[0].get("Resources", {})) if len(nodes) == 1 else None
+
+
+def clamp_to_machine(options: dict, capacity: dict) -> tuple[dict, dict]:
+    """(`options` with CPUs, GPUs and memory cut to what the machine has, {option: (asked,
+    given)} for each cut). Metaflow's local runtime runs a step whatever its @resources say;
+    on one machine rayflow gives it all the machine has rather than wait forever."""
+    out = dict(options)
+    cut: dict[str, tuple[float, float]] = {}
+    for option, resource in _CLAMPED:
+        asked = options.get(option)
+        have = capacity.get(resource, 0.0)
+        if not asked or asked <= have:
+            continue
+        given = int(have) if option == "memory" else have
+        if given:
+            out[option] = given
+        else:
+            out.pop(option)
+        cut[option] = (asked, given)
+    return out, cut
+
+
+def describe_clamp(step: str, cut: dict) -> str:
+    """The one line a step's cut resources get."""
+    def amount(option: str, value: float) -> str:
+        if option == "memory":
+            return f"memory={value / 2**20:.0f} MB"
+        return f"{option[4:]}={value:g}"
+
+    asked = ", ".join(amount(o, a) for o, (a, _) in cut.items())
+    given = ", ".join(amount(o, g) for o, (_, g) in cut.items())
+    return (f"Step {step!r} asks for {asked} (@resources); it runs with {given}, all this "
+            f"machine has: a Ray on this machine alone runs a step anyway, as Metaflow's local "
+            f"runtime does (on a cluster, --address, @resources is enforced).")

@@ -69,6 +69,8 @@ class RunOptions:
     runner_attribute_file: str | None = None
     branch: str | None = None        # @project's --branch (None: METAFLOW_BRANCH or none)
     production: bool | None = None   # @project's --production (None: METAFLOW_PRODUCTION)
+    max_num_splits: int | None = None  # --max-num-splits: a wider foreach fails (None: no cap)
+    max_log_bytes: int | None = None   # --max-log-size: each task keeps this much of a stream
 
 
 @dataclass
@@ -128,6 +130,8 @@ class RunLoop:
         self.undurable: dict[str, tuple[str, dict]] = {}
         self.printed = 0  # lines the run's tasks wrote to the console
         self.session = RaySession()  # the Ray joined, once `_make_executor` has joined one
+        self.machine: dict | None = None  # the one machine's resources, on a local Ray
+        self.clamped: set[str] = set()    # steps whose resources were cut to fit it
 
     def _build_decorators(self) -> None:
         """Each step's decorators, those that read configs built from this run's; a flow with
@@ -274,13 +278,14 @@ class RunLoop:
         if self.opts.executor == "ray":
             import ray
 
-            from .cluster import check_datastore_fits_cluster
+            from .cluster import check_datastore_fits_cluster, single_machine_capacity
             from .pool_executor import pool_configs
 
             pool_configs(self.graph, self.decos)  # a bad pool is a message before Ray starts
             self.session = connect(self.opts.address, self.flow.file,
                                    say=self.progress.say if self.opts.progress else None)
             check_datastore_fits_cluster(ray, self.ds.url)
+            self.machine = single_machine_capacity(ray, self.session.kind)
         return make_executor(self.opts.executor, self.graph, self.decos)
 
     def _make_context(self) -> RunContext:
@@ -309,7 +314,7 @@ class RunLoop:
             sys_tags=self.project.sys_tags if self.project else [],
             configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
                                    default=repr),
-            driver_cwd=self.session.driver_cwd)
+            driver_cwd=self.session.driver_cwd, max_log_bytes=self.opts.max_log_bytes)
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:
@@ -385,8 +390,21 @@ class RunLoop:
     def _submit(self, tasks_attempts: list, flat_cache: dict, fallback: bool = False) -> None:
         batch = self.batches.make(tasks_attempts, self.decos[tasks_attempts[0][0].step],
                                   flat_cache, fallback)
+        if self.machine is not None:
+            self._fit_machine(batch)
         self.executor.submit(batch)
         self.progress.submitted(batch.step, len(batch.specs))
+
+    def _fit_machine(self, batch) -> None:
+        """On a Ray of this machine alone, a step asking for more than the machine has runs
+        with what it has (one line per step says so) instead of waiting for a node that
+        will never come."""
+        from .cluster import clamp_to_machine, describe_clamp
+
+        batch.options, cut = clamp_to_machine(batch.options, self.machine)
+        if cut and batch.step not in self.clamped:
+            self.clamped.add(batch.step)
+            self.progress.say(describe_clamp(batch.step, cut))
 
     # --------------------------------------------------------------------------- results
     def _on_result(self, result: BatchResult) -> None:
@@ -469,6 +487,8 @@ class RunLoop:
                  split_shapes=None, removed: tuple[str, ...] = (), counted: bool = True) -> None:
         """Hand a finished (or cloned) task to the scheduler and queue what became ready.
         `counted=False`: its checkpoint is still being written; it counts as done later."""
+        if foreach and self._too_many_splits(task, num_splits):
+            return
         parent = None if task.is_join or not task.parents else task.parents[0].scope
         scope = Scope(own, parent, removed, task.step)
         if counted:
@@ -484,6 +504,23 @@ class RunLoop:
                 if isinstance(item, Fanout):
                     item.shapes = (options, array.array("I", raw))
         self._enqueue(ready)
+
+    def _too_many_splits(self, task: ReadyTask, num_splits) -> bool:
+        """--max-num-splits, as Metaflow's runtime enforces it: the foreach step fails (and the
+        run stops) when it makes more splits than that. Without the option there is no cap."""
+        cap = self.opts.max_num_splits
+        if cap is None or num_splits is None or num_splits <= cap:
+            return False
+        failed = TaskOutcome(task.step, task.task_id, 0, ok=False)
+        failed.error = TaskError(
+            ErrorKind.USER, "rayflow.exceptions.RayflowException",
+            f"Foreach in step {task.step!r} yielded {num_splits} child steps, which is more "
+            f"than the maximum of {cap} given with --max-num-splits. Raise it with the "
+            f"--max-num-splits option (or leave the option out: rayflow has no cap by default).",
+            retryable=False)
+        self.failures.append(failed)
+        self.stopping = True
+        return True
 
     def _on_failure(self, task: ReadyTask, attempt: int, error: TaskError,
                     outcome: TaskOutcome | None = None) -> None:

@@ -44,6 +44,7 @@ class RunContext:
     # that uses them: they take its working directory here (its environment variables come
     # through Ray's runtime_env), so a step sees what it would with an embedded Ray.
     driver_cwd: str | None = None
+    max_log_bytes: int | None = None    # run --max-log-size: what a task's log keeps
 
 
 @by_position

@@ -91,7 +91,9 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
                        ctx.origin_run_id, ctx.user,
                        # The namespace the run was made in: user:<you> unless one was given.
-                       ctx.namespace if ctx.namespace is not None else f"user:{ctx.user}",
+                       # run --namespace= (empty) is the global one.
+                       (ctx.namespace or None) if ctx.namespace is not None
+                       else f"user:{ctx.user}",
                        sorted(ctx.params), ctx.tags,  # in dir() order, as Metaflow lists them
                        ctx.datastore_url, ctx.project)
     card_decos = decos.all_named("card")
@@ -102,8 +104,10 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
-    with captured_output(f"[{spec.step}/{spec.task_id}] ", sink, fdcap) as (out, err):
+    with captured_output(f"[{spec.step}/{spec.task_id}] ", sink, fdcap,
+                         ctx.max_log_bytes) as (out, err):
         current._set(tctx)
+        reader_ns = _client_namespace(ctx.namespace)
         try:
             if spec.fallback:
                 raise FailureHandledByCatch(spec.attempt)
@@ -123,6 +127,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                 _keep_failed_artifacts(flow, cap, spec, ds.artifacts)
         finally:
             current._set(None)
+            _client_namespace(reader_ns, restore=True)
         if outcome.ok:
             try:
                 _capture_artifacts(flow, cap, spec, ds.artifacts)
@@ -134,6 +139,18 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     outcome.finished_at = time.time()
     outcome.worker, outcome.peak_rss = os.getpid(), _peak_rss()
     return cap
+
+
+def _client_namespace(ns, restore: bool = False):
+    """The client's namespace in the step: the one `run --namespace` gave ("" the global one),
+    as Metaflow's step command sets it. Returns the one before, for `restore=True` to put back
+    (a Ray worker goes on to other runs' tasks)."""
+    from ..client import namespaces
+
+    before = namespaces._current_namespace
+    if restore or ns is not None:
+        namespaces._current_namespace = ns if restore else (ns or None)
+    return before
 
 
 def _peak_rss() -> int:

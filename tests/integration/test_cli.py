@@ -15,9 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 FLOWS = os.path.join(ROOT, "tests", "flows")
 
 
-def _one_message(proc):
-    """A user error: exit 1, no traceback, the message on stderr."""
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+def _one_message(proc, code=1):
+    """A user error: exit 1 (2 for a usage error), no traceback, the message on stderr."""
+    assert proc.returncode == code, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.stderr
 
@@ -55,10 +55,17 @@ def test_python_flow_py_run(ray_session, datastore):
     (["--must", "1", "--nope", "1"], "has no parameter --nope"),
     ([], "'must' of flow ParamsFlow is required"),
     (["--must", "1", "--notes", "/does/not/exist"], "cannot read '/does/not/exist'"),
+    (["--must", "2.5"], "expects an integer"),
 ])
 def test_parameter_errors_are_one_message(cli, args, needle):
-    err = _one_message(cli("run", "tests/flows/params_flow.py", *args))
+    # A usage error, as Metaflow's (click's): exit 2, and the README promises it.
+    err = _one_message(cli("run", "tests/flows/params_flow.py", *args), code=2)
     assert needle in err and err.count("\n") <= 2, err
+
+
+def test_resume_with_a_flow_parameter_is_a_usage_error(cli):
+    err = _one_message(cli("resume", "tests/flows/params_flow.py", "--alpha", "9"), code=2)
+    assert "resume takes no flow parameters" in err
 
 
 def test_lint_error_is_one_message_and_starts_no_ray(datastore):
