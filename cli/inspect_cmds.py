@@ -252,7 +252,7 @@ def status(target: str, run_id: str | None, datastore: str | None, ns: str | Non
     for step in run:
         tally = counts.setdefault(step.id, {"done": 0, "failed": 0, "running": 0})
         for task in step:
-            key = "done" if task.successful else "failed" if task._ended() else "running"
+            key = "done" if task.finished else "failed" if task._ended() else "running"
             tally[key] += 1
     order = steps or sorted(counts, key=lambda name: min(
         (t.created_at for t in run[name]), default=None) or 0)

@@ -222,8 +222,8 @@ _IGNORED_TOP_WITH_VALUE = {"--metadata", "--environment", "--event-logger", "--m
 # the root says where the datastore is.
 _DATASTORE_TYPES = {"local", "s3", "azure", "gs"}
 # Top-level options rayflow keeps, and whether each takes a value (--config takes two).
-_KEPT_TOP = {"--with": 1, "--datastore": 1, "--datastore-root": 1, "--quiet": 0, "--branch": 1, "--production": 0,
-             "--config": 2, "--config-value": 2}
+_KEPT_TOP = {"--with": 1, "--datastore": 1, "--datastore-root": 1, "--quiet": 0,
+             "--branch": 1, "--production": 0, "--config": 2, "--config-value": 2}
 # Which of the kept options each command understands; the rest are dropped for it.
 _RUNNING = {"--with", "--datastore", "--quiet", "--branch", "--production", "--config",
             "--config-value"}

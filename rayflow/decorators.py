@@ -141,6 +141,33 @@ class RetryDecorator(StepDecorator):
         return 60.0 * self.attributes["minutes_between_retries"]
 
 
+def _user_frames(exc: BaseException):
+    """The traceback of `exc` from the first frame outside rayflow (the user's step) down."""
+    import os
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    tb = exc.__traceback__
+    while tb is not None and \
+            os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(package + os.sep):
+        tb = tb.tb_next
+    return tb or exc.__traceback__
+
+
+def check_catch_placement(graph, decos: dict) -> None:
+    """@catch on a step that starts a foreach or a switch is refused, as Metaflow refuses it
+    (written or from --with catch): a caught foreach would have no splits to go on with, and
+    a caught switch no recorded case."""
+    for name, step_decos in decos.items():
+        node = graph[name]
+        kind = {"split-foreach": "foreach split", "split-switch": "conditional switch"}.get(
+            node.type)
+        if kind and step_decos.get("catch") is not None:
+            raise InvalidFlowError(
+                f"@catch is defined for the step {name!r} ({node.where}) but @catch is not "
+                f"supported in {kind} steps, as in Metaflow. Put @catch on the steps after it "
+                f"(or leave --with catch out).", step=name)
+
+
 class CatchDecorator(StepDecorator):
     """Keep going after a step fails for good: the exception is stored in the artifact `var`."""
 
@@ -151,14 +178,14 @@ class CatchDecorator(StepDecorator):
         from .flowspec import StepException
 
         if self.attributes["print_exception"]:
-            import sys
             import traceback
 
-            # Metaflow's words and layout, on stderr as its logger writes them.
-            lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-            print(f"@catch caught an exception from {flow}", file=sys.stderr)
+            # Metaflow's words and layout, on stdout as its logger writes them; the
+            # traceback from the user's step down.
+            lines = traceback.format_exception(type(exc), exc, _user_frames(exc))
+            print(f"@catch caught an exception from {flow}")
             for line in "".join(lines).splitlines():
-                print(f">  {line}", file=sys.stderr)
+                print(f">  {line}")
         self._set_var(flow, StepException(exc))
 
     def task_succeeded(self, flow, ctx) -> None:

@@ -118,13 +118,15 @@ class Task(MetaflowObject):
 
     @property
     def successful(self) -> bool:
-        return self._is_done() and self._record.status == "success"
+        """As Metaflow's `_success`: False for a task whose exception @catch caught."""
+        return self.finished and not self._record.caught
 
     @property
     def finished(self) -> bool:
-        """True once the task completed: Metaflow's `_task_ok`, False for a failed task
-        (whose record still holds what it set before it failed)."""
-        return self.successful
+        """True once the task completed: Metaflow's `_task_ok`, True for a task whose
+        exception @catch caught, False for a failed task (whose record still holds what it
+        set before it failed)."""
+        return self._is_done() and self._record.status == "success"
 
     def _ended(self) -> bool:
         """The attempt is over, successfully or not (it has its finished_at for good)."""

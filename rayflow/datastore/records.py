@@ -152,6 +152,9 @@ class TaskRecord:
     python_version: str = ""                    # of the process that ran the task
     worker: int = 0                             # pid of the worker process
     peak_rss: int = 0                           # its peak resident memory, bytes
+    # The step raised and @catch caught it: the task is done (the run goes on from it) but,
+    # as in Metaflow, finished and not successful.
+    caught: bool = False
 
     @property
     def pathspec(self) -> str:

@@ -24,7 +24,6 @@ import weakref
 
 from ..datastore.logs import encode_timed_log
 
-
 TRUNCATED = "[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]\n"
 
 

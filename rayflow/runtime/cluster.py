@@ -144,7 +144,9 @@ def describe_clamp(step: str, cut: dict) -> str:
     def amount(option: str, value: float) -> str:
         if option == "memory":
             return f"memory={value / 2**20:.0f} MB"
-        return f"{option[4:]}={value:g}"
+        if option == "num_gpus" and not value:
+            return "no GPU"
+        return f"{option[4:-1]}={value:g}"  # @resources' names: cpu=, gpu=
 
     asked = ", ".join(amount(o, a) for o, (a, _) in cut.items())
     given = ", ".join(amount(o, g) for o, (_, g) in cut.items())

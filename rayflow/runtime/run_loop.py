@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..config import apply_configs, config_values_of, resolve_delayed
 from ..datastore.resolve import datastore_env
-from ..decorators import StepDecorators, parse_with_spec
+from ..decorators import StepDecorators, check_catch_placement, parse_with_spec
 from ..exceptions import RayflowException, UnsaveableArtifactError
 from ..exit_hook import exit_hooks_of, run_exit_hooks
 from ..parameters import flow_constants, params_as_json
@@ -146,6 +146,7 @@ class RunLoop:
         self.decos = {s: StepDecorators.for_step(getattr(cls, s), self.extra_decorators,
                                                  configs)
                       for s in self.graph.steps}
+        check_catch_placement(self.graph, self.decos)
 
     # ------------------------------------------------------------------------------ set-up
     def run(self) -> RunSummary:

@@ -117,3 +117,4 @@ class TaskOutcome:
     printed: int = 0       # lines the task wrote to the console (Ray forwards them to the driver)
     # A merge in a join can point at artifacts of its inputs; those keep their own location.
     adopted: dict[str, ArtifactLoc] = field(default_factory=dict)
+    caught: bool = False   # the step failed and @catch caught it: finished, not successful

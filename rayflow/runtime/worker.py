@@ -283,7 +283,8 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             code_hash=ctx.code_hashes.get(spec.step, ""), params=params,
             user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
             exception=o.error.to_json() if o.error else None, origin_pathspec=None,
-            python_version=platform.python_version(), worker=o.worker, peak_rss=o.peak_rss))
+            python_version=platform.python_version(), worker=o.worker, peak_rss=o.peak_rss,
+            caught=o.caught))
     ds.write_tasks(records, bundle=len(records) > 1)
     for spec, cap in zip(specs, captured):
         for stream in ("stdout", "stderr"):

@@ -396,14 +396,12 @@ def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -
     # step's code raised, a MetaflowException included, is the step's own.
     found_by_rayflow = isinstance(exc, RayflowException) and _raised_by_rayflow(exc) and \
         not isinstance(exc, FailureHandledByCatch)
-    caught_switch = _switch_case_after_catch(flow, gnode) if gnode.is_switch else None
-    if last_attempt and catch is not None and not found_by_rayflow and \
-            (caught_switch is not None or not gnode.is_switch):
+    # @catch is refused on a foreach or a switch step (check_catch_placement), as Metaflow
+    # refuses it: a caught step goes on to its one next step.
+    if last_attempt and catch is not None and not found_by_rayflow:
         catch.task_exception(flow, tctx, exc)
-        outcome.next_steps = (caught_switch,) if gnode.is_switch else tuple(gnode.out_funcs)
-        outcome.foreach = gnode.foreach_param
-        outcome.num_splits = 0 if gnode.foreach_param else None
-        outcome.ok = True
+        outcome.next_steps = tuple(gnode.out_funcs)
+        outcome.ok = outcome.caught = True
         return
     if isinstance(exc, UnsaveableArtifactError):
         exc = UnsaveableArtifactError(f"Step {spec.step!r}: {exc}", artifact=exc.artifact)
@@ -422,16 +420,6 @@ def _raised_by_rayflow(exc: BaseException) -> bool:
     while tb.tb_next is not None:
         tb = tb.tb_next
     return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(_PACKAGE_DIR)
-
-
-def _switch_case_after_catch(flow, gnode) -> str | None:
-    """The case a switch whose step failed (and was caught) takes: the one its condition
-    names, if the step set it before failing; None when it cannot be known."""
-    try:
-        value = getattr(flow, gnode.condition)
-    except AttributeError:
-        return None
-    return next((step for case, step in gnode.switch_cases if case == value), None)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -262,3 +262,19 @@ def test_a_warm_ray_is_handed_only_the_variables_its_workers_lack():
     # A keeper that did not say what its workers have: everything is handed on.
     assert WarmRay(1, "a", 0.0, 60.0).env_changes({"PATH": "/bin"}) == {"PATH": "/bin"}
     assert not any(k.startswith("RAY_") or k == "PWD" for k in driver_env_for_workers())
+
+
+# ------------------------------------------------------------------ @resources on one machine
+def test_resources_are_cut_to_the_machine_only_where_they_exceed_it():
+    from rayflow.runtime.cluster import clamp_to_machine, describe_clamp
+
+    machine = {"CPU": 2.0, "memory": 4 * 2**30, "node:1.2.3.4": 1.0}
+    asked = {"num_cpus": 4.0, "num_gpus": 1.0, "memory": 8 * 2**30, "resources": {"x": 1.0}}
+    fitted, cut = clamp_to_machine(asked, machine)
+    assert fitted == {"num_cpus": 2.0, "memory": 4 * 2**30, "resources": {"x": 1.0}}
+    assert cut == {"num_cpus": (4.0, 2.0), "num_gpus": (1.0, 0), "memory": (8 * 2**30, 4 * 2**30)}
+    line = describe_clamp("train", cut)
+    assert line.startswith("Step 'train' asks for cpu=4, gpu=1, memory=8192 MB")
+    assert "runs with cpu=2, no GPU, memory=4096 MB" in line
+    small = {"num_cpus": 1.0, "memory": 2**30}
+    assert clamp_to_machine(small, machine) == (small, {})
