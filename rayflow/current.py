@@ -33,6 +33,9 @@ class TaskContext:
     # `current.actor`: the pool actor serving the task (runtime.actor.ActorInfo), in an
     # @actor_pool step; None elsewhere.
     actor: object = None
+    # `current.graph`: the flow's graph and class (graph.raw.graph_info makes the dict).
+    graph: object = None
+    flow_cls: object = None
 
     @property
     def pathspec(self) -> str:
@@ -82,6 +85,17 @@ class Current:
             where = f"step {ctx.step_name!r} has no @card" if ctx else "no step is running"
             raise AttributeError(f"current has no attribute 'card': {where}. Put @card above "
                                  "@step to give the step a card.")
+        if name == "tempdir":  # Metaflow's TEMPDIR setting, "." unless configured
+            import os
+
+            return os.environ.get("METAFLOW_TEMPDIR") or "."
+        if name == "graph":
+            if ctx is None or ctx.graph is None:
+                raise RuntimeError("Graph is not available: current.graph exists in a "
+                                   "running step.")
+            from .graph.raw import graph_info
+
+            return graph_info(ctx.graph, ctx.flow_cls)
         if ctx is None:
             if name in TaskContext.__dataclass_fields__ or \
                     name in ("pathspec", "task", "run", "actor", *PROJECT_FIELDS):

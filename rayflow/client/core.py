@@ -353,10 +353,23 @@ class Run(MetaflowObject):
         return self._record.code_hash
 
     @property
+    def trigger(self):
+        """The rayflow.events.Trigger of the events that started this run (Metaflow's
+        Run.trigger); None for a run started by hand, as every rayflow run is today."""
+        return None
+
+    @property
     def origin_pathspec(self) -> str | None:
         """The run this one resumed, as a pathspec; None for a fresh run."""
         origin = self._record.origin_run_id
         return f"{self._flow.id}/{origin}" if origin else None
+
+    @property
+    def code(self) -> None:
+        """Metaflow's code package of a run with remote steps. rayflow makes none (a cluster
+        gets the flow's folder through Ray's runtime_env), so None, as Metaflow's for a run
+        whose steps all ran locally."""
+        return None
 
 
 class Step(MetaflowObject):
@@ -486,6 +499,20 @@ class Step(MetaflowObject):
 
     def tasks(self, *tags: str) -> Iterator[Task]:
         return iter(self) if frozenset(tags) <= self.tags else iter(())
+
+    def control_tasks(self, *tags: str) -> Iterator[Task]:
+        """Metaflow's control tasks of a @parallel step: rayflow runs none, so none."""
+        return iter(())
+
+    @property
+    def control_task(self) -> Task | None:
+        return next(self.control_tasks(), None)
+
+    @property
+    def environment_info(self) -> dict[str, Any] | None:
+        """As Metaflow's: the first task's (None: rayflow keeps no code package)."""
+        task = self.task
+        return task.environment_info if task is not None else None
 
     @property
     def created_at(self) -> datetime | None:

@@ -133,6 +133,24 @@ class Task(MetaflowObject):
         return self._is_done() or self._record.status == "failed"
 
     @property
+    def runtime_name(self) -> str | None:
+        """What ran the task, from the `runtime:` system tag ("rayflow"; Metaflow's local
+        runtime says "dev")."""
+        return next((t.split(":", 1)[1] for t in sorted(self.system_tags)
+                     if t.startswith("runtime:")), None)
+
+    @property
+    def code(self) -> None:
+        """Metaflow's code package of the task: rayflow makes none, so None (as Metaflow's
+        for a task run locally)."""
+        return None
+
+    @property
+    def environment_info(self) -> dict[str, Any] | None:
+        """Metaflow's environment of the task, known only with a code package: None."""
+        return None
+
+    @property
     def exception(self) -> TaskException | None:
         return TaskException.from_record(self._record.exception)
 
@@ -340,6 +358,9 @@ class DataArtifact(MetaflowObject):
 
     @property
     def sha(self) -> str:
+        """The content hash of the stored value: equal values share it, as with Metaflow's.
+        Its algorithm differs: xxh3-128 (32 hex characters), where Metaflow's is a SHA-1 of
+        its pickled bytes (40). Compare shas between rayflow runs, not with Metaflow's."""
         return self._info.sha
 
     @property

@@ -7,6 +7,7 @@ Only presentation lives here. It never imports ray.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -80,6 +81,20 @@ def _block(graph: FlowGraph, start: str, stop: str | None, steps: dict) -> list:
         else:
             name = node.out_funcs[0] if node.out_funcs else None
     return out
+
+
+def graph_info(graph: FlowGraph, flow_cls=None) -> dict:
+    """Metaflow's `current.graph` (its `_graph_info`): the file, the end steps, the
+    parameters and constants, the steps and the structure of `graph`."""
+    from rayflow.parameters import flow_constants, flow_parameters
+
+    params = flow_parameters(flow_cls) if flow_cls is not None else []
+    constants = flow_constants(flow_cls) if flow_cls is not None else {}
+    return {"file": os.path.basename(graph.file), "start_step": "start", "end_step": "end",
+            "parameters": [{"name": p.artifact_name, "type": type(p).__name__}
+                           for p in params],
+            "constants": [{"name": n, "type": type(v).__name__} for n, v in constants.items()],
+            **raw_dict(graph), "doc": graph.doc, "decorators": [], "extensions": {}}
 
 
 def raw_dict(graph: FlowGraph) -> dict:

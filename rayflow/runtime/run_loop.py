@@ -255,7 +255,7 @@ class RunLoop:
             flow=self.flow.name, run_id=self.run_id, user=self.user,
             params=params_as_json(self.params),
             tags=list(self.opts.tags),
-            sys_tags=[f"user:{self.user}", "runtime:rayflow",
+            sys_tags=[f"user:{self.user}", "runtime:rayflow", *version_tags(),
                       *(self.project.sys_tags if self.project else [])],
             code_hash=flow_code_hash(self.flow.file), status=status, started_at=started,
             finished_at=None, flow_file=self.flow.file, origin_run_id=self.origin_run_id,
@@ -291,7 +291,9 @@ class RunLoop:
 
     def _make_context(self) -> RunContext:
         # Parameters and the flow's class-level constants are artifacts of every task.
-        inherited = {**flow_constants(self.flow.cls), **self.params}
+        # `name` too, as Metaflow keeps it in every task: the flow's name (run.data.name).
+        inherited = {"name": self.flow.cls.__name__, **flow_constants(self.flow.cls),
+                     **self.params}
         try:
             infos = self.ds.save_artifacts(inherited) if inherited else {}
         except UnsaveableArtifactError as exc:
@@ -589,3 +591,13 @@ def check_width_fits_memory(step: str, num_splits: int) -> None:
             f"{need / 2**30:.1f} GiB here, and this machine has {have / 2**30:.1f} GiB "
             f"available. Fan out over fewer, larger items (e.g. chunks of rows), or run the "
             f"driver on a machine with more memory.", step=step)
+
+
+def version_tags() -> list[str]:
+    """A run's system tags for what ran it, as Metaflow's python_version: and
+    metaflow_version: tags (rayflow's own version under its own name)."""
+    import platform
+
+    from .. import __version__
+
+    return [f"python_version:{platform.python_version()}", f"rayflow_version:{__version__}"]

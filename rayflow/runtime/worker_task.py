@@ -96,6 +96,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                        else f"user:{ctx.user}",
                        sorted(ctx.params), ctx.tags,  # in dir() order, as Metaflow lists them
                        ctx.datastore_url, ctx.project)
+    tctx.graph, tctx.flow_cls = wf.graph, wf.cls
     card_decos = decos.all_named("card")
     if card_decos:
         from ..cards.render import collector_for

@@ -41,6 +41,8 @@ class OptsFlow(FlowSpec):
     def join(self, inputs):
         self.total = sum(i.v for i in inputs)
         self.seen_ns = current.namespace
+        self.structure = current.graph["graph_structure"]
+        self.tmp = current.tempdir
         self.next(self.risky)
 
     @catch(var="err")
@@ -120,6 +122,30 @@ def test_datastore_root_namespace_and_max_log_size(flow_file, tmp_path):
     assert len(log) < 0.001 * 2**20 + 100 and "line 0 " in log
     # The whole log still reached the console.
     assert "line 49 " in proc.stdout + proc.stderr
+
+
+def test_client_attributes_and_system_tags_as_metaflow(flow_file, tmp_path):
+    import platform
+
+    import rayflow
+
+    proc = python_flow(flow_file, "run", "--executor", "inline", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = Flow("OptsFlow", datastore=str(tmp_path / ".rayflow")).latest_run
+    assert run.data.name == "OptsFlow" and run["work"].task["name"].data == "OptsFlow"
+    assert f"python_version:{platform.python_version()}" in run.system_tags
+    assert f"rayflow_version:{rayflow.__version__}" in run.system_tags
+    assert run.code is None and run.trigger is None
+    step = run["join"]
+    assert list(step.control_tasks()) == [] and step.control_task is None
+    assert step.environment_info is None
+    task = step.task
+    assert task.code is None and task.environment_info is None
+    assert task.runtime_name == "rayflow"
+    assert task.data.structure == ["start", [["work"]], "join", "risky", "end"]
+    assert task.data.tmp == "."
+    dump = python_flow(flow_file, "dump", f"{run.id}/join/{task.id}", cwd=tmp_path)
+    assert any(line.split()[:1] == ["name"] for line in dump.stdout.splitlines())
 
 
 def test_max_num_splits_fails_the_foreach_step_as_metaflow_does(flow_file, tmp_path):
