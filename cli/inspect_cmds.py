@@ -85,20 +85,36 @@ def _task_of(pathspec: str):
     raise RayflowException(f"{pathspec!r} does not name a task: use Flow/run/step/task.")
 
 
-def logs(pathspec: str, stderr: bool, datastore: str | None):
+def logs(pathspec: str, streams: list[str], datastore: str | None, timestamps: bool = False,
+         attempt: int | None = None):
+    """Metaflow's `logs`: each task's lines as it printed them, on stdout (stdout's, then
+    stderr's), after a line on stderr naming the task and one naming the stream."""
+    from rayflow.client import Step, Task
+
     _use_datastore(datastore)
     _use_namespace(None, all_=True)
     parts = _split_pathspec(pathspec)
     if len(parts) == 3:
-        from rayflow.client import Step
+        tasks = sorted(Step("/".join(parts)), key=lambda t: natural_id(t.id))
+    elif len(parts) == 4 and attempt is not None:
+        tasks = [Task("/".join(parts), attempt=attempt)]
+    else:
+        tasks = [_task_of(pathspec)]
+    if not tasks:
+        raise RayflowException(f"No tasks found at {pathspec}: none exist or none has "
+                               "started yet.")
+    for task in tasks:
+        _, run_id, step, task_id = task.path_components
+        typer.echo(f"Dumping logs of run_id={run_id} step={step} task_id={task_id}", err=True)
+        for stream in streams:
+            typer.echo(stream, err=True)
+            for stamp, line in task.loglines(stream):
+                when = f"{stamp:%Y-%m-%d %H:%M:%S.%f}"[:-3] + " " if timestamps else ""
+                typer.echo(f"{when}{line}")
 
-        for task in Step("/".join(parts)):
-            text = task.stderr if stderr else task.stdout
-            for line in text.splitlines():
-                typer.echo(f"[{task.pathspec.split('/', 2)[2]}] {line}")
-        return
-    task = _task_of(pathspec)
-    typer.echo(task.stderr if stderr else task.stdout, nl=False)
+
+def natural_id(task_id: str) -> tuple:
+    return (0, int(task_id), "") if task_id.isdigit() else (1, 0, task_id)
 
 
 # What Metaflow's dump shows for a value over --max-value-size.
@@ -354,10 +370,17 @@ def _register_read_commands(app: typer.Typer) -> None:
     @app.command("logs")
     def logs_command(
             pathspec: Annotated[str, typer.Argument(help="Flow/run/step/task (or Flow/run/step).")],
-            stderr: Annotated[bool, typer.Option("--stderr", help="Show stderr.")] = False,
+            stdout: Annotated[bool, typer.Option("--stdout", help="Only stdout.")] = False,
+            stderr: Annotated[bool, typer.Option("--stderr", help="Only stderr.")] = False,
+            timestamps: Annotated[bool, typer.Option(
+                "--timestamps", help="Each line with when it was written.")] = False,
+            attempt: Annotated[int | None, typer.Option(
+                "--attempt", help="This attempt (default: the latest).")] = None,
             datastore: DatastoreOpt = None):
-        """Print a task's captured stdout (or --stderr)."""
-        logs(pathspec, stderr, datastore)
+        """Print what a task (or every task of a step) printed: stdout, then stderr, as
+        Metaflow's logs (--stdout or --stderr for one of them)."""
+        streams = [name for name, on in (("stdout", stdout), ("stderr", stderr)) if on]
+        logs(pathspec, streams or ["stdout", "stderr"], datastore, timestamps, attempt)
 
     @app.command("dump")
     def dump_command(

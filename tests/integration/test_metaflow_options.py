@@ -148,6 +148,19 @@ def test_client_attributes_and_system_tags_as_metaflow(flow_file, tmp_path):
     assert any(line.split()[:1] == ["name"] for line in dump.stdout.splitlines())
 
 
+def test_logs_prints_plain_lines_as_metaflow(flow_file, tmp_path):
+    proc = python_flow(flow_file, "run", "--executor", "inline", "--n", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run = Flow("OptsFlow", datastore=str(tmp_path / ".rayflow")).latest_run
+    logs = python_flow(flow_file, "logs", f"{run.id}/start", cwd=tmp_path)
+    assert logs.returncode == 0, logs.stderr
+    lines = logs.stdout.splitlines()
+    assert lines[0] == "line 0 " + "x" * 40 and len(lines) == 50  # no [step/task] prefix
+    assert f"Dumping logs of run_id={run.id} step=start task_id=0" in logs.stderr
+    only_err = python_flow(flow_file, "logs", f"{run.id}/start/0", "--stderr", cwd=tmp_path)
+    assert only_err.stdout == "" and "stderr" in only_err.stderr
+
+
 def test_max_num_splits_fails_the_foreach_step_as_metaflow_does(flow_file, tmp_path):
     ok = python_flow(flow_file, "run", "--executor", "inline", "--max-num-splits", "4",
                      cwd=tmp_path)
