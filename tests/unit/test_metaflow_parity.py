@@ -155,9 +155,10 @@ def test_catch_var_is_none_when_the_step_succeeds(tmp_path, capfd):
     assert caught.type == "builtins.ValueError" and caught.exception == "boom went the step"
     # What a failing step set before it raised stays, as in Metaflow.
     assert run["boom"].task.data.before == "set"
-    err = capfd.readouterr().err
-    assert "@catch caught an exception from <flow CatchFlow step boom>" in err
-    assert ">  ValueError: boom went the step" in err
+    out = capfd.readouterr().out  # on stdout, as Metaflow's logger writes it
+    assert "@catch caught an exception from <flow CatchFlow step boom>" in out
+    assert ">  ValueError: boom went the step" in out
+    assert "rayflow/" not in out.split("<flow CatchFlow step boom>")[1]  # the user's frames
 
 
 FAILING = """
