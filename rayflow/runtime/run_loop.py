@@ -43,6 +43,7 @@ from .run_record import (
     Heartbeat,
     finish_run_record,
     username,
+    version_tags,
     write_run_id_file,
     write_run_report,
 )
@@ -591,13 +592,3 @@ def check_width_fits_memory(step: str, num_splits: int) -> None:
             f"{need / 2**30:.1f} GiB here, and this machine has {have / 2**30:.1f} GiB "
             f"available. Fan out over fewer, larger items (e.g. chunks of rows), or run the "
             f"driver on a machine with more memory.", step=step)
-
-
-def version_tags() -> list[str]:
-    """A run's system tags for what ran it, as Metaflow's python_version: and
-    metaflow_version: tags (rayflow's own version under its own name)."""
-    import platform
-
-    from .. import __version__
-
-    return [f"python_version:{platform.python_version()}", f"rayflow_version:{__version__}"]

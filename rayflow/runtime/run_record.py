@@ -102,3 +102,13 @@ def username() -> str:
     from ..client import get_username
 
     return get_username()
+
+
+def version_tags() -> list[str]:
+    """A run's system tags for what ran it, as Metaflow's python_version: and
+    metaflow_version: tags (rayflow's own version under its own name)."""
+    import platform
+
+    from .. import __version__
+
+    return [f"python_version:{platform.python_version()}", f"rayflow_version:{__version__}"]
