@@ -267,10 +267,18 @@ def _datastore_option(kept: list[tuple[str, list[str]]]) -> list[tuple[str, list
     the root is where the flows' folders are (Metaflow's local root, as rayflow's .rayflow
     folder), and `--datastore local` alone is the default."""
     roots = [values for opt, values in kept if opt == "--datastore-root"]
+    types = [values[0] for opt, values in kept
+             if opt == "--datastore" and values[0] in _DATASTORE_TYPES]
     out = [(opt, values) for opt, values in kept if opt not in ("--datastore", "--datastore-root")
            or opt == "--datastore" and values[0] not in _DATASTORE_TYPES]
     if roots:
-        out = [(o, v) for o, v in out if o != "--datastore"] + [("--datastore", roots[-1])]
+        return [(o, v) for o, v in out if o != "--datastore"] + [("--datastore", roots[-1])]
+    remote = [t for t in types if t != "local"]
+    if remote and not os.environ.get("RAYFLOW_DATASTORE"):
+        _say(f"--datastore {remote[-1]} needs where: add --datastore-root (e.g. "
+             f"s3://bucket/prefix for s3), or pass the URL as --datastore, or set "
+             f"RAYFLOW_DATASTORE.")
+        sys.exit(2)
     return out
 
 

@@ -253,3 +253,10 @@ def test_resources_beyond_the_machine_run_on_an_embedded_ray(flow_file, tmp_path
     assert "asks for cpu=64, gpu=1, memory=10000000 MB" in said[0], said
     assert "runs with cpu=" in said[0] and "no GPU" in said[0] and "--address" in said[0]
     assert Flow("OptsFlow", datastore=str(tmp_path / ".rayflow")).latest_run.successful
+
+
+def test_datastore_type_without_a_root_is_a_usage_error(flow_file, tmp_path):
+    proc = python_flow(flow_file, "--datastore", "s3", "run", "--executor", "inline",
+                       cwd=tmp_path)
+    assert proc.returncode == 2 and "--datastore-root" in proc.stderr, proc.stderr
+    assert not (tmp_path / "s3").exists() and not (tmp_path / ".rayflow").exists()
