@@ -206,6 +206,7 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
     spin_run = target.new_run_id()
     user = user or username()
     ctx = _spin_context(loaded, target.url, spin_run, run_id, params, user, namespace)
+    ctx.param_locs = _inherited_locs(target, loaded, params)
     record = RunRecord(flow=loaded.name, run_id=spin_run, user=user,
                        params=params_as_json(params), tags=[],
                        sys_tags=[f"user:{user}", "runtime:rayflow", "spin",
@@ -233,6 +234,15 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
         target.write_run(record)
     return SpinResult(rec.pathspec, f"{loaded.name}/{spin_run}/{step}/{task_id}",
                       target.url if persist else None, cap.outcome.ok, cap.outcome.error)
+
+
+def _inherited_locs(target, loaded, params: dict) -> dict[str, ArtifactLoc]:
+    """What every task of a run inherits, as a run gives it: the flow's `name`, its
+    class-level constants and the parameters (a spun join sees them as the original did)."""
+    from ..parameters import flow_constants
+
+    values = {"name": loaded.cls.__name__, **flow_constants(loaded.cls), **params}
+    return _locs(target.save_artifacts(values))
 
 
 def _spin_context(loaded, datastore_url: str, spin_run: str, origin_run_id: str, params: dict,
