@@ -319,6 +319,7 @@ def register(app: typer.Typer) -> None:
     register_card(app)
     _register_rerun_commands(app)
     _register_read_commands(app)
+    _register_run_commands(app)
 
 
 def _register_rerun_commands(app: typer.Typer) -> None:
@@ -365,7 +366,7 @@ def _register_rerun_commands(app: typer.Typer) -> None:
 
 
 def _register_read_commands(app: typer.Typer) -> None:
-    """Commands that read what runs left: logs, dump, runs, status, tag."""
+    """Commands that read what tasks left: logs, dump."""
 
     @app.command("logs")
     def logs_command(
@@ -397,6 +398,11 @@ def _register_read_commands(app: typer.Typer) -> None:
             json_: JsonOpt = False):
         """Print a task's artifacts (name, type, size, value) and its lineage."""
         dump(pathspec, datastore, max_chars, json_, include, max_value_size)
+
+
+
+def _register_run_commands(app: typer.Typer) -> None:
+    """Commands that read runs as a whole: runs, status, tag."""
 
     @app.command("runs")
     def runs_command(

@@ -274,7 +274,7 @@ def _datastore_option(kept: list[tuple[str, list[str]]]) -> list[tuple[str, list
     if roots:
         return [(o, v) for o, v in out if o != "--datastore"] + [("--datastore", roots[-1])]
     remote = [t for t in types if t != "local"]
-    if remote and not os.environ.get("RAYFLOW_DATASTORE"):
+    if remote and not settings.DATASTORE.is_set():
         _say(f"--datastore {remote[-1]} needs where: add --datastore-root (e.g. "
              f"s3://bucket/prefix for s3), or pass the URL as --datastore, or set "
              f"RAYFLOW_DATASTORE.")

@@ -88,15 +88,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     outcome = TaskOutcome(spec.step, spec.task_id, spec.attempt, ok=False,
                           started_at=time.time(), node=node)
     cap = CapturedTask(outcome)
-    tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
-                       ctx.origin_run_id, ctx.user,
-                       # The namespace the run was made in: user:<you> unless one was given.
-                       # run --namespace= (empty) is the global one.
-                       (ctx.namespace or None) if ctx.namespace is not None
-                       else f"user:{ctx.user}",
-                       sorted(ctx.params), ctx.tags,  # in dir() order, as Metaflow lists them
-                       ctx.datastore_url, ctx.project)
-    tctx.graph, tctx.flow_cls = wf.graph, wf.cls
+    tctx = _task_context(ctx, wf, spec)
     card_decos = decos.all_named("card")
     if card_decos:
         from ..cards.render import collector_for
@@ -140,6 +132,20 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     outcome.finished_at = time.time()
     outcome.worker, outcome.peak_rss = os.getpid(), _peak_rss()
     return cap
+
+
+def _task_context(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec) -> TaskContext:
+    """What `current` says inside the task."""
+    tctx = TaskContext(ctx.flow_name, ctx.run_id, spec.step, spec.task_id, spec.attempt,
+                       ctx.origin_run_id, ctx.user,
+                       # The namespace the run was made in: user:<you> unless one was given.
+                       # run --namespace= (empty) is the global one.
+                       (ctx.namespace or None) if ctx.namespace is not None
+                       else f"user:{ctx.user}",
+                       sorted(ctx.params), ctx.tags,  # in dir() order, as Metaflow lists them
+                       ctx.datastore_url, ctx.project)
+    tctx.graph, tctx.flow_cls = wf.graph, wf.cls
+    return tctx
 
 
 def _client_namespace(ns, restore: bool = False):
