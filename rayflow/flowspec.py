@@ -30,14 +30,24 @@ RESERVED_NAMES = frozenset({
 })
 
 
-def step(func: Callable) -> Callable:
-    """Mark a method as a step of the flow. Other step decorators go above it."""
-    func.is_step = True
-    func.decorators = []
-    func.wrappers = []            # user step decorators (UserStepDecorator)
-    func.config_decorators = []   # StepMutators
-    func.name = func.__name__
-    return func
+def step(func: Callable | None = None, *, start: bool = False, end: bool = False):
+    """Mark a method as a step of the flow. Other step decorators go above it.
+
+    `@step(start=True)` makes the step the flow's start (entry) step and `@step(end=True)` its
+    end (terminal) step, whatever their names (Metaflow 2.19); without them the steps named
+    `start` and `end` are, and a flow of one step has it as both."""
+
+    def mark(func: Callable) -> Callable:
+        func.is_step = True
+        func.decorators = []
+        func.wrappers = []            # user step decorators (UserStepDecorator)
+        func.config_decorators = []   # StepMutators
+        func.name = func.__name__
+        func.is_start_step = bool(start)
+        func.is_end_step = bool(end)
+        return func
+
+    return mark if func is None else mark(func)
 
 
 ForeachFrame = namedtuple("ForeachFrame", ["step", "var", "num_splits", "index", "value"])

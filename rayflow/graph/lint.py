@@ -46,16 +46,39 @@ def _names(steps) -> str:
 
 # ---- the flow has the steps it needs, with usable names and signatures ----------------------
 
+def _marked_twice(graph: FlowGraph, which: str) -> None:
+    marked = [n for n in graph if getattr(n, f"{which}_mark")]
+    if len(marked) > 1:
+        _fail(marked[1], None, f"Flow *{graph.name}* marks {_names(n.name for n in marked)} "
+              f"with @step({which}=True), but a flow has exactly one {which} step. Keep the "
+              "mark on one of them.", graph=graph)
+
+
 def check_start_exists(graph: FlowGraph) -> None:
-    if "start" not in graph:
-        _fail(None, None, f"Flow *{graph.name}* has no *start* step. Every flow begins with "
-              "a step named start: add `@step def start(self): ...`.", graph=graph, step="start")
+    if graph.start_step is None:
+        _marked_twice(graph, "start")
+        _fail(None, None, f"Flow *{graph.name}* has no start step: no step is named *start* "
+              "or marked @step(start=True). Every flow begins with one: name a step start "
+              "(`@step def start(self): ...`) or mark it with @step(start=True).",
+              graph=graph, step="start")
 
 
 def check_end_exists(graph: FlowGraph) -> None:
-    if "end" not in graph:
-        _fail(None, None, f"Flow *{graph.name}* has no *end* step. Every flow finishes with "
-              "a step named end: add `@step def end(self): pass`.", graph=graph, step="end")
+    if graph.end_step is None:
+        _marked_twice(graph, "end")
+        _fail(None, None, f"Flow *{graph.name}* has no end step: no step is named *end* or "
+              "marked @step(end=True). Every flow finishes with one: name a step end "
+              "(`@step def end(self): pass`) or mark it with @step(end=True).",
+              graph=graph, step="end")
+
+
+def check_marks_agree_with_names(graph: FlowGraph) -> None:
+    """A step marked @step(start=True) beside another named start is ambiguous (end too)."""
+    for which, chosen in (("start", graph.start_step), ("end", graph.end_step)):
+        if chosen != which and which in graph and len(graph) > 1:
+            _fail(graph[which], None, f"Flow *{graph.name}* has two {which} steps: *{chosen}* "
+                  f"is marked with @step({which}=True), and a step is named *{which}*. Rename "
+                  f"*{which}*, or remove the mark from *{chosen}*.", graph=graph)
 
 
 def check_step_names(graph: FlowGraph) -> None:
@@ -84,10 +107,13 @@ def check_step_arguments(graph: FlowGraph) -> None:
 # ---- each step's self.next() is well formed -------------------------------------------------
 
 def check_end_has_no_next(graph: FlowGraph) -> None:
-    end = graph["end"]
+    end = graph[graph.end_step]
     if end.next_lineno is not None:
-        _fail(end, end.next_lineno, "Step *end* calls self.next(), but end is the last step "
-              "of the flow and transitions nowhere. Remove the self.next() call.", graph=graph)
+        why = " (a flow of one step has it as both its start and its end)" \
+            if len(graph) == 1 else ""
+        _fail(end, end.next_lineno, f"Step *{end.name}* calls self.next(), but it is the end "
+              f"step of the flow{why} and transitions nowhere. Remove the self.next() call"
+              f"{', or add the steps it names' if why else ''}.", graph=graph)
 
 
 def check_next_is_last(graph: FlowGraph) -> None:
@@ -219,11 +245,12 @@ def check_no_duplicate_targets(graph: FlowGraph) -> None:
 
 
 def check_no_edge_into_start(graph: FlowGraph) -> None:
+    start = graph.start_step
     for node in graph:
-        if "start" in node.out_funcs:
-            _fail(node, node.next_lineno, f"Step *{node.name}* transitions to *start*. Start "
-                  "is where the flow begins and no step may lead back to it; transition to "
-                  "another step.", graph=graph)
+        if start in node.out_funcs:
+            _fail(node, node.next_lineno, f"Step *{node.name}* transitions to *{start}*, the "
+                  "start step. The start step is where the flow begins and no step may lead "
+                  "back to it; transition to another step.", graph=graph)
 
 
 def check_foreach_has_one_target(graph: FlowGraph) -> None:
@@ -276,7 +303,8 @@ def check_all_reachable(graph: FlowGraph) -> None:
     found = set(reachable_steps(graph))
     for node in graph:
         if node.name not in found:
-            _fail(node, None, f"Step *{node.name}* cannot be reached from *start*: no chain of "
+            _fail(node, None, f"Step *{node.name}* cannot be reached from the start step "
+                  f"*{graph.start_step}*: no chain of "
                   "self.next() calls leads to it. Transition to it from another step, or "
                   "remove @step.", graph=graph)
 
@@ -295,10 +323,10 @@ def check_joins_take_inputs(graph: FlowGraph) -> None:
         if len(node.in_funcs) < 2 or node.has_inputs or _merges_switch_cases(graph, node):
             continue
         if node.is_end:
-            _fail(node, None, f"Step *end* is reached from several steps "
-                  f"({_names(node.in_funcs)}), so their branches are never joined. Add a join "
-                  "step `def join(self, inputs)` that they all transition to, and have it "
-                  "transition to end.", graph=graph)
+            _fail(node, None, f"Step *{node.name}* (the end step) is reached from several "
+                  f"steps ({_names(node.in_funcs)}), so their branches are never joined. Add a "
+                  "join step `def join(self, inputs)` that they all transition to, and have it "
+                  f"transition to {node.name}.", graph=graph)
         _fail(node, None, f"Step *{node.name}* is reached from several steps "
               f"({_names(node.in_funcs)}), so it is a join, but it takes no `inputs` argument. "
               f"Write it as `def {node.name}(self, inputs):`.", graph=graph)
@@ -346,7 +374,7 @@ def check_inputs_only_on_joins(graph: FlowGraph) -> None:
 
 
 def check_end_outside_splits(graph: FlowGraph) -> None:
-    end = graph["end"]
+    end = graph[graph.end_step]
     if end.split_parents:
         open_split = graph[end.split_parents[-1]]
         last = end.in_funcs[0] if end.in_funcs else None
@@ -355,15 +383,17 @@ def check_end_outside_splits(graph: FlowGraph) -> None:
         is_candidate = last and last not in (open_split.name, *open_split.out_funcs)
         hint = (f" If *{last}* is meant to be that join, give it the argument: "
                 f"`def {last}(self, inputs):`.") if is_candidate else ""
-        _fail(end, None, f"Step *end* is reached before the split at step *{open_split.name}* "
-              f"({open_split.source_file}:{open_split.next_lineno}) is joined. Add a join step "
-              f"`def join(self, inputs)` before end.{hint}", graph=graph)
+        _fail(end, None, f"Step *{end.name}* (the end step) is reached before the split at step "
+              f"*{open_split.name}* ({open_split.source_file}:{open_split.next_lineno}) is "
+              f"joined. Add a join step `def join(self, inputs)` before {end.name}.{hint}",
+              graph=graph)
 
 
 # The order matters: see the module docstring.
 RULES: tuple[Callable[[FlowGraph], None], ...] = (
     check_start_exists,
     check_end_exists,
+    check_marks_agree_with_names,
     check_step_names,
     check_step_arguments,
     check_end_has_no_next,

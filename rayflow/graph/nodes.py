@@ -58,14 +58,13 @@ class StepNode:
     # The switch cases on the way to this step: (switch, case target) pairs, those that all
     # paths into it share. Two steps on different cases of one switch never both run.
     switch_path: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def is_start(self) -> bool:
-        return self.name == "start"
-
-    @property
-    def is_end(self) -> bool:
-        return self.name == "end"
+    # The flow's start (entry) and end (terminal) step: named `start` / `end`, marked with
+    # @step(start=True) / @step(end=True), or the one step of a single-step flow (both).
+    is_start: bool = False
+    is_end: bool = False
+    # Whether @step(start=True) / @step(end=True) marked it (the lint names them).
+    start_mark: bool = False
+    end_mark: bool = False
 
     @property
     def is_switch(self) -> bool:
@@ -99,8 +98,10 @@ class StepNode:
 class FlowGraph:
     """The steps of a flow class, connected. Build it with `FlowGraph.from_class(cls)`.
 
-    Iterating gives the nodes in graph order: a topological order starting at `start`, with any
-    step not reachable from `start` last, in source order.
+    Iterating gives the nodes in graph order: a topological order starting at the start step,
+    with any step not reachable from it last, in source order. `start_step` and `end_step` name
+    the flow's start and end steps (None when the flow has none, or marks several: the lint
+    says which).
     """
 
     name: str
@@ -112,6 +113,8 @@ class FlowGraph:
     non_step_methods: frozenset[str] = frozenset()
     # Attributes of base classes (FlowSpec.next, ...) that a step of that name would shadow.
     inherited_names: frozenset[str] = frozenset()
+    start_step: str | None = None
+    end_step: str | None = None
 
     @classmethod
     def from_class(cls, flow_cls: type) -> FlowGraph:
@@ -183,12 +186,30 @@ def _edges(s: StepSource) -> list[str]:
 
 # ---- building -------------------------------------------------------------------------------
 
+def find_endpoints(steps: Iterable[StepSource]) -> tuple[str | None, str | None]:
+    """The flow's (start, end) steps, as Metaflow 2.19 infers them: the one step marked
+    @step(start=True) (@step(end=True)), else the step named `start` (`end`); a flow of one
+    step has it as both. None where there is none, or several are marked."""
+    steps = list(steps)
+    if len(steps) == 1:
+        return steps[0].name, steps[0].name
+
+    def resolve(marked: Callable[[StepSource], bool], fallback: str) -> str | None:
+        chosen = [s.name for s in steps if marked(s)]
+        if not chosen:
+            return fallback if any(s.name == fallback for s in steps) else None
+        return chosen[0] if len(chosen) == 1 else None
+
+    return resolve(lambda s: s.start_mark, "start"), resolve(lambda s: s.end_mark, "end")
+
+
 def build_graph(source: ClassSource) -> FlowGraph:
     by_name = {s.name: s for s in source.steps}
-    order = graph_order(by_name)
-    nodes = {name: _initial_node(by_name[name], _in_funcs(name, by_name, order))
+    start, end = find_endpoints(source.steps)
+    order = graph_order(by_name, start)
+    nodes = {name: _initial_node(by_name[name], _in_funcs(name, by_name, order), start, end)
              for name in order}
-    nodes = _with_split_structure(nodes, order)
+    nodes = _with_split_structure(nodes, order, start)
     return FlowGraph(
         name=source.name,
         file=source.file,
@@ -197,12 +218,15 @@ def build_graph(source: ClassSource) -> FlowGraph:
         nodes=MappingProxyType(nodes),
         non_step_methods=source.non_step_methods,
         inherited_names=source.inherited_names,
+        start_step=start,
+        end_step=end,
     )
 
 
-def _step_type(s: StepSource) -> str:
-    # `inputs` wins over fan-out, as in Metaflow; a join that also splits is a lint error.
-    if s.name == "end":
+def _step_type(s: StepSource, start: str | None, end: str | None) -> str:
+    # `inputs` wins over fan-out, as in Metaflow; a join that also splits is a lint error. The
+    # one step of a single-step flow is its end.
+    if s.name == end:
         return "end"
     if s.num_args > 1:
         return "join"
@@ -212,13 +236,14 @@ def _step_type(s: StepSource) -> str:
         return "split-foreach"
     if len(s.out_funcs) > 1:
         return "split-static"
-    return "start" if s.name == "start" else "linear"
+    return "start" if s.name == start else "linear"
 
 
-def _initial_node(s: StepSource, in_funcs: tuple[str, ...]) -> StepNode:
+def _initial_node(s: StepSource, in_funcs: tuple[str, ...], start: str | None,
+                  end: str | None) -> StepNode:
     return StepNode(
         name=s.name,
-        type=_step_type(s),
+        type=_step_type(s, start, end),
         out_funcs=s.out_funcs,
         in_funcs=in_funcs,
         foreach_param=s.foreach_param,
@@ -232,6 +257,10 @@ def _initial_node(s: StepSource, in_funcs: tuple[str, ...]) -> StepNode:
         parse_issues=s.issues,
         switch_cases=s.switch_cases,
         condition=s.condition,
+        is_start=s.name == start,
+        is_end=s.name == end,
+        start_mark=s.start_mark,
+        end_mark=s.end_mark,
     )
 
 
@@ -241,11 +270,12 @@ def _known_targets(s: StepSource, by_name: Mapping[str, StepSource]) -> list[str
     return list(dict.fromkeys(t for t in _edges(s) if t in by_name))
 
 
-def reachable(names: Iterable[str], targets_of: Callable[[str], Iterable[str]]) -> list[str]:
+def reachable(names: Iterable[str], targets_of: Callable[[str], Iterable[str]],
+              start: str | None = "start") -> list[str]:
     """Steps reachable from `start`, breadth first, following self.next argument order."""
-    if "start" not in names:
+    if start is None or start not in names:
         return []
-    seen, queue = ["start"], deque(["start"])
+    seen, queue = [start], deque([start])
     while queue:
         for target in targets_of(queue.popleft()):
             if target in names and target not in seen:
@@ -255,27 +285,27 @@ def reachable(names: Iterable[str], targets_of: Callable[[str], Iterable[str]]) 
 
 
 def reachable_steps(graph: FlowGraph) -> list[str]:
-    return reachable(graph.nodes, lambda name: graph.nodes[name].out_funcs)
+    return reachable(graph.nodes, lambda name: graph.nodes[name].out_funcs, graph.start_step)
 
 
-def graph_order(by_name: Mapping[str, StepSource]) -> tuple[str, ...]:
-    """Topological order from `start` (Kahn's algorithm, first come first served, so sibling
-    branches appear side by side, breadth first). Steps caught in a cycle follow in discovery
-    order, then steps not reachable from start in source order."""
-    found = reachable(by_name, lambda name: by_name[name].out_funcs)
+def graph_order(by_name: Mapping[str, StepSource], start: str | None) -> tuple[str, ...]:
+    """Topological order from the start step (Kahn's algorithm, first come first served, so
+    sibling branches appear side by side, breadth first). Steps caught in a cycle follow in
+    discovery order, then steps not reachable from start in source order."""
+    found = reachable(by_name, lambda name: by_name[name].out_funcs, start)
     remaining = {name: 0 for name in found}
     for name in found:
         for target in _known_targets(by_name[name], by_name):
             # An edge into start is an error the lint reports; ignoring it here lets the walk
             # still begin at start.
-            if target != "start":
+            if target != start:
                 remaining[target] += 1
     order, ready = [], deque(found[:1])
     while ready:
         name = ready.popleft()
         order.append(name)
         for target in _known_targets(by_name[name], by_name):
-            if target == "start":
+            if target == start:
                 continue
             remaining[target] -= 1
             if remaining[target] == 0:
@@ -289,14 +319,15 @@ def _in_funcs(name: str, by_name: Mapping[str, StepSource], order: tuple[str, ..
     return tuple(p for p in order if name in _edges(by_name[p]))
 
 
-def _with_split_structure(nodes: dict[str, StepNode], order: tuple[str, ...]):
+def _with_split_structure(nodes: dict[str, StepNode], order: tuple[str, ...],
+                          start: str | None):
     """Walk in graph order and fill split_parents, split_branches, switch_path, join_of,
     matching_join, is_foreach_join."""
     leaving: dict[str, tuple[str, ...]] = {}  # walked step -> stack it hands to its targets
     for name in order:
         node = nodes[name]
         walked = [p for p in node.in_funcs if p in leaving]
-        if name != "start" and not walked:
+        if name != start and not walked:
             continue  # not reachable from start: it has no enclosing splits to speak of
         # The first walked predecessor decides. Predecessors that disagree make a join of
         # unrelated branches, which the lint reports.

@@ -60,6 +60,9 @@ class StepSource:
     # order (value -> step name) and the artifact whose value picks one.
     switch_cases: tuple[tuple[object, str], ...] = ()
     condition: str | None = None
+    # `@step(start=True)` / `@step(end=True)`: the step is marked as the flow's start / end.
+    start_mark: bool = False
+    end_mark: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,8 @@ def read_step(func) -> StepSource:
         issues=transition.issues,
         switch_cases=transition.switch_cases,
         condition=transition.condition,
+        start_mark=getattr(func, "is_start_step", False) is True,
+        end_mark=getattr(func, "is_end_step", False) is True,
     )
 
 

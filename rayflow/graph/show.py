@@ -24,7 +24,6 @@ def node_to_dict(node: StepNode) -> dict:
         if f.name in _INTERNAL_FIELDS:
             continue
         out[f.name] = _jsonable(getattr(node, f.name))
-    out["is_start"] = node.is_start
     return out
 
 
@@ -40,6 +39,8 @@ def graph_to_dict(graph: FlowGraph) -> dict:
         "file": graph.file,
         "lineno": graph.lineno,
         "doc": graph.doc,
+        "start_step": graph.start_step,
+        "end_step": graph.end_step,
         "steps": [node_to_dict(node) for node in graph],
     }
 

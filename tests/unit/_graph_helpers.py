@@ -9,11 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-def step(func):
-    func.is_step = True
-    func.decorators = []
-    func.name = func.__name__
-    return func
+def step(func=None, *, start=False, end=False):
+    def mark(func):
+        func.is_step = True
+        func.decorators = []
+        func.name = func.__name__
+        func.is_start_step = start
+        func.is_end_step = end
+        return func
+    return mark if func is None else mark(func)
 
 
 @dataclass

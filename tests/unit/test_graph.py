@@ -153,11 +153,50 @@ def test_split_straight_into_its_join():
     assert graph["join"].join_of == "start"
 
 
+def test_custom_named_start_and_end():
+    graph = graph_of(good.CustomNamedFlow)
+    assert (graph.start_step, graph.end_step) == ("begin", "finish")
+    assert graph.steps == ("begin", "body", "finish")
+    assert types(graph) == {"begin": "start", "body": "linear", "finish": "end"}
+    assert graph["begin"].is_start and graph["begin"].start_mark and not graph["begin"].is_end
+    assert graph["finish"].is_end and not graph["body"].is_start
+    assert graph.to_dict()["start_step"] == "begin" and graph.to_dict()["end_step"] == "finish"
+
+
+def test_custom_named_split_structure():
+    graph = graph_of(good.CustomBranchFlow)
+    assert graph.steps[0] == "entry" and graph.steps[-1] == "done"
+    assert graph["entry"].type == "split-static" and graph["entry"].matching_join == "merge"
+    assert graph["each"].split_parents == ("entry", "b")
+    assert graph["inner"].join_of == "b" and graph["inner"].is_foreach_join
+    assert graph["merge"].join_of == "entry"
+
+
+@pytest.mark.parametrize("flow_cls", [good.SingleStepFlow, good.SingleBareStepFlow])
+def test_single_step_flow_is_its_own_start_and_end(flow_cls):
+    graph = graph_of(flow_cls)
+    assert (graph.start_step, graph.end_step) == ("only", "only")
+    node = graph["only"]
+    assert node.type == "end" and node.is_start and node.is_end
+    assert node.in_funcs == () and node.out_funcs == ()
+
+
+def test_step_named_start_beside_a_marked_end():
+    graph = graph_of(good.MarkedEndNamedStartFlow)
+    assert (graph.start_step, graph.end_step) == ("start", "finish")
+    assert types(graph) == {"start": "start", "finish": "end"}
+
+
+def test_no_endpoints_when_several_are_marked():
+    graph = graph_of(bad.TwoStartMarks)
+    assert graph.start_step is None and graph.end_step == "end"
+
+
 @pytest.mark.parametrize("flow_cls", good.ALL_GOOD, ids=lambda c: c.__name__)
 def test_order_is_topological(flow_cls):
     graph = graph_of(flow_cls)
     position = {name: i for i, name in enumerate(graph.steps)}
-    assert graph.steps[0] == "start" and graph.steps[-1] == "end"
+    assert graph.steps[0] == graph.start_step and graph.steps[-1] == graph.end_step
     for node in graph:
         assert all(position[p] < position[node.name] for p in node.in_funcs)
         assert list(node.in_funcs) == sorted(node.in_funcs, key=position.get)
@@ -195,7 +234,7 @@ def test_broken_flows_still_build():
     assert cycle["a"].in_funcs == ("start", "b")
     stray = graph_of(bad.NextInsideIf)["start"]
     assert stray.out_funcs == ("a",) and stray.parse_issues
-    assert graph_of(bad.NoStart).steps == ("end",)
+    assert graph_of(bad.NoStart).steps == ("begin", "end")
     assert graph_of(bad.UnknownTarget)["start"].out_funcs == ("trian",)
 
 
@@ -254,7 +293,8 @@ def test_to_dict_round_trips_json(flow_cls):
     assert json.loads(json.dumps(data)) == data
     assert [s["name"] for s in data["steps"]] == list(graph.steps)
     first = data["steps"][0]
-    assert first["is_start"] and first["type"] == graph["start"].type
+    assert first["is_start"] and first["type"] == graph[graph.start_step].type
+    assert data["start_step"] == first["name"] and data["end_step"] == graph.end_step
 
 
 def test_graph_and_nodes_are_immutable():

@@ -23,8 +23,14 @@ good = load_module(HERE / "flows_bad" / "good_shapes.py")
 
 # flow class -> (step the error names, words that show which rule fired)
 CASES = {
-    "NoStart": ("start", "no *start* step"),
-    "NoEnd": ("end", "no *end* step"),
+    "NoStart": ("start", "no start step: no step is named *start*"),
+    "NoEnd": ("end", "no end step: no step is named *end*"),
+    "TwoStartMarks": ("b", "marks *a*, *b* with @step(start=True)"),
+    "MarkedStartBesideStart": ("start", "*begin* is marked with @step(start=True)"),
+    "MarkedEndBesideEnd": ("end", "*finish* is marked with @step(end=True)"),
+    "MarkedEndHasNext": ("finish", "it is the end step"),
+    "SingleStepWithNext": ("only", "a flow of one step has it as both"),
+    "EdgeIntoMarkedStart": ("a", "transitions to *begin*, the start step"),
     "ReservedName": ("input", "reserved name"),
     "UnderscoreName": ("_hidden", "underscore"),
     "TooManyArgs": ("a", "takes 3 arguments"),

@@ -9,6 +9,10 @@ from rayflow import parallel
 
 class NoStart:  # expect: NoStart
     @step
+    def begin(self):
+        self.next(self.end)
+
+    @step
     def end(self):
         pass
 
@@ -16,7 +20,83 @@ class NoStart:  # expect: NoStart
 class NoEnd:  # expect: NoEnd
     @step
     def start(self):
+        self.next(self.finish)
+
+    @step
+    def finish(self):
         self.next(self.start)
+
+
+class TwoStartMarks:
+    @step(start=True)
+    def a(self):
+        self.next(self.end)
+
+    @step(start=True)
+    def b(self):  # expect: TwoStartMarks
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class MarkedStartBesideStart:
+    @step(start=True)
+    def begin(self):
+        self.next(self.start)
+
+    @step
+    def start(self):  # expect: MarkedStartBesideStart
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class MarkedEndBesideEnd:
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):  # expect: MarkedEndBesideEnd
+        self.next(self.finish)
+
+    @step(end=True)
+    def finish(self):
+        pass
+
+
+class MarkedEndHasNext:
+    @step(start=True)
+    def begin(self):
+        self.next(self.finish)
+
+    @step(end=True)
+    def finish(self):
+        self.next(self.begin)  # expect: MarkedEndHasNext
+
+
+class SingleStepWithNext:
+    @step
+    def only(self):
+        self.next(self.end)  # expect: SingleStepWithNext
+
+
+class EdgeIntoMarkedStart:
+    @step(start=True)
+    def begin(self):
+        self.next(self.a)
+
+    @step
+    def a(self):
+        self.next(self.begin)  # expect: EdgeIntoMarkedStart
+
+    @step(end=True)
+    def finish(self):
+        pass
 
 
 class ReservedName:

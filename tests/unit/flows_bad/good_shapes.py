@@ -360,8 +360,81 @@ class BranchInSwitchFlow:
         pass
 
 
+class CustomNamedFlow:
+    """Start and end marked, under names of their own (Metaflow 2.19)."""
+
+    @step
+    def body(self):
+        self.next(self.finish)
+
+    @step(start=True)
+    def begin(self):
+        self.next(self.body)
+
+    @step(end=True)
+    def finish(self):
+        pass
+
+
+class CustomBranchFlow:
+    @step(start=True)
+    def entry(self):
+        self.items = [1, 2]
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        self.next(self.merge)
+
+    @step
+    def b(self):
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        self.next(self.inner)
+
+    @step
+    def inner(self, inputs):
+        self.next(self.merge)
+
+    @step
+    def merge(self, inputs):
+        self.next(self.done)
+
+    @step(end=True)
+    def done(self):
+        pass
+
+
+class SingleStepFlow:
+    @step(start=True, end=True)
+    def only(self):
+        self.x = 1
+
+
+class SingleBareStepFlow:
+    @step
+    def only(self):
+        self.x = 1
+
+
+class MarkedEndNamedStartFlow:
+    """A step named start, and an end marked under another name."""
+
+    @step
+    def start(self):
+        self.next(self.finish)
+
+    @step(end=True)
+    def finish(self):
+        pass
+
+
 ALL_GOOD = [LinearFlow, BranchFlow, ForeachFlow, NestedForeachFlow, BranchInForeachFlow,
             ForeachInBranchFlow, JoinThenSplitFlow, SplitStraightIntoJoinFlow, SwitchFlow,
-            RecursiveSwitchFlow, SwitchInForeachFlow, SwitchInBranchFlow, BranchInSwitchFlow]
+            RecursiveSwitchFlow, SwitchInForeachFlow, SwitchInBranchFlow, BranchInSwitchFlow,
+            CustomNamedFlow, CustomBranchFlow, SingleStepFlow, SingleBareStepFlow,
+            MarkedEndNamedStartFlow]
 SWITCHES = [SwitchFlow, RecursiveSwitchFlow, SwitchInForeachFlow, SwitchInBranchFlow,
             BranchInSwitchFlow]
