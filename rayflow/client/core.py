@@ -34,6 +34,9 @@ from rayflow.exceptions import MetaflowNamespaceMismatch, MetaflowTaggingError
 
 END_STEP = "end"
 MAX_TAG_BYTES = 500
+# The hidden step whose one task keeps the run's parameters, `_graph_info`, and the names of
+# its start and end steps (rayflow.runtime.parameters_task writes it).
+PARAMETERS_STEP = "_parameters"
 
 
 def check_tag(tag, doing: str = "use tag", where: str = "") -> None:
@@ -280,10 +283,28 @@ class Run(MetaflowObject):
         return (0, record.started_at or 0.0, step_name)
 
     def _child(self, step_name: str) -> Step | None:
+        # Steps whose names start with "_" (the run's `_parameters`) are not listed among its
+        # steps, as in Metaflow, but can be named.
+        if step_name.startswith("_"):
+            return Step._from_run(self, step_name) \
+                if self._store.list_tasks(self.id, step_name) else None
         if step_name not in self._store.list_steps(self.id) and \
                 running_task(self._flow.id, self.id, step_name) is None:
             return None
         return Step._from_run(self, step_name)
+
+    @property
+    def _graph_endpoints(self) -> tuple[str, str]:
+        """(start step, end step) of the run, as its `_parameters` task names them; a run
+        without one (written before rayflow kept it) had `start` and `end`."""
+        cached = self.__dict__.get("_endpoints")
+        if cached is None:
+            step = self._child(PARAMETERS_STEP)
+            task = step.task if step is not None else None
+            meta = (task._record.metadata or {}) if task is not None else {}
+            cached = (meta.get("start_step") or "start", meta.get("end_step") or END_STEP)
+            self._endpoints = cached
+        return cached
 
     def steps(self, *tags: str) -> Iterator[Step]:
         """Steps newest first; tags live on the run, so this yields all of them or none."""
@@ -294,7 +315,7 @@ class Run(MetaflowObject):
         # A DONE end task never changes, so keep it: `run.data.x` then loads `x` only once.
         if self._finished_end_task is not None:
             return self._finished_end_task
-        end = self._child(END_STEP)
+        end = self._child(self._graph_endpoints[1])
         task = None if end is None else end.task
         if task is not None and task._is_done():
             self._finished_end_task = task
@@ -302,7 +323,7 @@ class Run(MetaflowObject):
 
     @property
     def data(self) -> MetaflowData | None:
-        """The `end` task's artifacts; None until the run has reached `end`."""
+        """The end task's artifacts; None until the run has reached its end step."""
         end_task = self.end_task
         return None if end_task is None else end_task.data
 

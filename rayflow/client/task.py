@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from rayflow.client.core import Step
 
 _NOT_LOADED = object()  # a loaded artifact may legitimately be None
+FOREACH_STACK = "_foreach_stack"
 
 # One entry of Task.metadata, with Metaflow's fields.
 Metadata = namedtuple("Metadata", ["name", "value", "created_at", "type", "task"])
@@ -87,8 +88,8 @@ class Task(MetaflowObject):
 
     # -- artifacts --------------------------------------------------------------------------
     def _artifact_names(self) -> list[str]:
-        # As in Metaflow, "_x" artifacts are kept and passed on, and task["_x"] reads them,
-        # but listing a task (iteration, task.data, task.artifacts) leaves them out.
+        """The task's artifacts, less the hidden ones (`_graph_info`, `_foreach_stack`), which
+        iterating a task leaves out as in Metaflow but `task["_graph_info"]` reads."""
         return sorted(n for n in self._record.artifacts if not n.startswith("_"))
 
     _child_ids = _artifact_names
@@ -96,10 +97,33 @@ class Task(MetaflowObject):
     def _child(self, name: str) -> DataArtifact | None:
         if name not in self._artifact_objects:
             info = self._record.artifacts.get(name)
+            if info is None and name == FOREACH_STACK and not self._step.id.startswith("_"):
+                info = self._foreach_stack_info()
             if info is None:
                 return None
             self._artifact_objects[name] = DataArtifact._from_task(self, name, info)
         return self._artifact_objects[name]
+
+    def _foreach_stack_info(self) -> ArtifactInfo:
+        """Metaflow's hidden `_foreach_stack` artifact, a ForeachFrame(step, var, num_splits,
+        index, value) per enclosing foreach, from the record (which keeps the stack for every
+        task, so no task stores it twice); the variables come from the task's `_graph_info`."""
+        import base64
+        import dataclasses
+
+        from rayflow.flowspec import ForeachFrame
+
+        steps = {}
+        if "_graph_info" in self._record.artifacts and self._record.foreach_stack:
+            steps = (self["_graph_info"].data or {}).get("steps", {})
+        value = [ForeachFrame(step, steps.get(step, {}).get("foreach_artifact"), int(num),
+                              int(index), None)
+                 for step, index, num in self._record.foreach_stack]
+        encoded = self._store.artifacts.encode(FOREACH_STACK, value)
+        if encoded.info.inline is not None:
+            return encoded.info
+        return dataclasses.replace(encoded.info,
+                                   inline=base64.b64encode(bytes(encoded.data)).decode())
 
     @property
     def data(self) -> MetaflowData:
@@ -278,6 +302,7 @@ class Task(MetaflowObject):
         }
         if rec.python_version:
             out["python_version"] = rec.python_version
+        out.update(rec.metadata or {})
         origin_run = self._step._run._record.origin_run_id
         if origin_run:
             out["origin-run-id"] = origin_run

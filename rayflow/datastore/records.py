@@ -155,6 +155,9 @@ class TaskRecord:
     # The step raised and @catch caught it: the task is done (the run goes on from it) but,
     # as in Metaflow, finished and not successful.
     caught: bool = False
+    # Metaflow's named metadata of the task beyond the fields above (str -> str), e.g. the
+    # start_step / end_step of a run's `_parameters` task.
+    metadata: dict | None = None
 
     @property
     def pathspec(self) -> str:

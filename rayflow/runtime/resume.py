@@ -65,7 +65,7 @@ def plan_resume(ds, flow, request: ResumeRequest) -> ResumePlan:
 
             namespace = f"user:{get_username()}"
         origin = latest_run_id(ds, flow.name, None if namespace == "*" else namespace)
-    params = origin_parameters(ds, origin, flow.cls)
+    params = origin_parameters(ds, origin, flow.cls, flow.graph.start_step)
     cloner = Cloner(ds, origin, flow.graph, request.step)
     warnings = still_running(ds, origin)
     changed = cloner.changed_steps(step_code_hashes(flow.cls, flow.graph))
@@ -233,8 +233,8 @@ def latest_run_id(ds, flow_name: str, namespace: str | None) -> str:
         f"with `rayflow run`, or name one with --origin-run-id.")
 
 
-def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
-    """The origin run's parameter values: from the start task's artifacts when it finished
+def origin_parameters(ds, origin_run_id: str, flow_cls, start_step: str = "start") -> dict:
+    """The origin run's parameter values: from its start task's artifacts when it finished
     (exact values), else from the run record (JSON). The parameters are those of the flow as
     its mutators leave it for the origin's configs."""
     from ..config import as_config_value, flow_configs
@@ -244,7 +244,7 @@ def origin_parameters(ds, origin_run_id: str, flow_cls) -> dict:
 
     configs = {c.artifact_name: c for c in flow_configs(flow_cls)}  # by artifact name
     try:
-        start = ds.read_task(origin_run_id, "start", "0")
+        start = ds.read_task(origin_run_id, start_step, "0")
     except DamagedRecordError:  # start runs again; the run record has the values
         start = None
     run = None

@@ -291,10 +291,14 @@ class RunLoop:
         return make_executor(self.opts.executor, self.graph, self.decos)
 
     def _make_context(self) -> RunContext:
-        # Parameters and the flow's class-level constants are artifacts of every task.
-        # `name` too, as Metaflow keeps it in every task: the flow's name (run.data.name).
+        # Parameters, the flow's class-level constants and its graph are artifacts of every
+        # task; the run's `_parameters` task keeps them too. `name` too, as Metaflow keeps it
+        # in every task: the flow's name (run.data.name).
+        from .parameters_task import GRAPH_INFO, run_graph_info, write_parameters_task
+
         inherited = {"name": self.flow.cls.__name__, **flow_constants(self.flow.cls),
-                     **self.params}
+                     **self.params, GRAPH_INFO: run_graph_info(
+                         self.flow.cls, self.graph, self.decos, self.extra_decorators)}
         try:
             infos = self.ds.save_artifacts(inherited) if inherited else {}
         except UnsaveableArtifactError as exc:
@@ -305,7 +309,7 @@ class RunLoop:
         flow_file = self.flow.file
         if self.session.kind == "cluster":
             flow_file = os.path.basename(flow_file)  # shipped in runtime_env's working_dir
-        return RunContext(
+        ctx = RunContext(
             flow_file=flow_file, module_name=self.flow.module_name,
             class_name=self.flow.cls.__name__, flow_name=self.flow.name, run_id=self.run_id,
             datastore_url=self.ds.url, params=dict(self.params), param_locs=param_locs,
@@ -319,6 +323,8 @@ class RunLoop:
             configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
                                    default=repr),
             driver_cwd=self.session.driver_cwd, max_log_bytes=self.opts.max_log_bytes)
+        write_parameters_task(self.ds, ctx, self.graph, infos)
+        return ctx
 
     # -------------------------------------------------------------------------------- loop
     def _loop(self) -> None:

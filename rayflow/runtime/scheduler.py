@@ -188,13 +188,13 @@ class Scheduler:
         return first
 
     def start(self) -> list[ReadyTask]:
-        return [ReadyTask("start", (), [], task_id=self._new_id())]
+        return [ReadyTask(self.graph.start_step, (), [], task_id=self._new_id())]
 
     def task_done(self, done: TaskDone) -> Iterator[ReadyTask | Fanout]:
         """Record a finished task; yield what became ready because of it."""
         node = self.graph[done.step]
         self._check_transition(node, done)
-        if node.type == "end":
+        if node.is_end:
             self.finished = True
             return
         link = ParentLink(done.key, done.scope)
@@ -257,7 +257,7 @@ class Scheduler:
         yield ReadyTask(join, done.stack, [], is_join=True, task_id=self._new_id())
 
     def _check_transition(self, node, done: TaskDone) -> None:
-        if node.type == "end":
+        if node.is_end:
             return
         if node.is_switch:
             if len(done.next_steps) == 1 and done.next_steps[0] in node.out_funcs and \

@@ -199,7 +199,7 @@ def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | N
         values = load_artifacts_module(artifacts_module)
         infos = target.save_artifacts(values)
         overrides = _locs(infos)
-    params = origin_parameters(origin, run_id, loaded.cls)
+    params = origin_parameters(origin, run_id, loaded.cls, loaded.graph.start_step)
     spec = build_spec(origin, _as_mutated(loaded, params), rec, overrides)
     locs = list(spec.view.values()) + (list(spec.join.locations()) if spec.join else [])
     _copy_blobs(origin, target, [loc for loc in locs if loc.name not in overrides])

@@ -308,9 +308,10 @@ def _time_limit(seconds: float | None, step: str, on_hard_timeout=None):
 
 def _finish_transition(flow, gnode, outcome: TaskOutcome) -> None:
     trans = state_of(flow).transition
-    if gnode.type == "end":
+    if gnode.is_end:
         if trans is not None:
-            raise RayflowException(f"Step 'end' must not call self.next() ({gnode.source_file}).")
+            raise RayflowException(f"Step {gnode.name!r} is the end step and must not call "
+                                   f"self.next() ({gnode.source_file}).")
         return
     if trans is None:
         raise RayflowException(
