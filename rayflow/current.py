@@ -36,6 +36,9 @@ class TaskContext:
     # `current.graph`: the flow's graph and class (graph.raw.graph_info makes the dict).
     graph: object = None
     flow_cls: object = None
+    # `current.trigger`: the rayflow.events.Trigger of the events that started the run; None
+    # for a run started by hand (rayflow runs start no other way yet).
+    trigger: object = None
 
     @property
     def pathspec(self) -> str:

@@ -20,7 +20,8 @@ from .. import settings
 
 _REGISTRY: dict[str, type] = {}
 _LOADED = {"done": False}
-BUILTIN_MODULES = ("rayflow.cards.builtin", "rayflow.plugins.cards.card_modules.test_cards")
+BUILTIN_MODULES = ("rayflow.cards.builtin", "rayflow.plugins.cards.card_modules.basic",
+                   "rayflow.plugins.cards.card_modules.test_cards")
 
 
 class MetaflowCard:

@@ -332,10 +332,12 @@ def _prefixed_stderr(prefix: str):
 
 
 def _graph_info(graph) -> dict:
-    """The flow's graph as a card type receives it (step name -> type, next steps)."""
+    """The flow's graph as a card type receives it: Metaflow's `_graph_info` (steps, start
+    and end step)."""
+    from ..graph.info import graph_info
+
     try:
-        return {node.name: {"type": node.type, "next": list(node.out_funcs),
-                            "foreach": node.foreach_param} for node in graph}
+        return graph_info(graph)
     except Exception:  # noqa: BLE001 - informative only
         return {}
 
