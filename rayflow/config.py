@@ -66,9 +66,7 @@ class ConfigValue(collections.abc.Mapping, dict):
 
     def to_dict(self) -> dict:
         """A plain, mutable copy (nested ConfigValues become dicts)."""
-        return {k: v.to_dict() if isinstance(v, ConfigValue) else
-                [x.to_dict() if isinstance(x, ConfigValue) else x for x in v]
-                if isinstance(v, list) else v for k, v in self.items()}
+        return {k: _thawed(v) for k, v in self.items()}
 
     def copy(self) -> dict:
         return self.to_dict()
@@ -89,10 +87,19 @@ class ConfigValue(collections.abc.Mapping, dict):
 
 
 def _frozen(value):
+    """Dicts inside a config, also inside its lists and tuples, read as ConfigValues."""
     if isinstance(value, dict) and not isinstance(value, ConfigValue):
         return ConfigValue(value)
-    if isinstance(value, list):
-        return [_frozen(v) for v in value]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_frozen(v) for v in value)
+    return value
+
+
+def _thawed(value):
+    if isinstance(value, ConfigValue):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_thawed(v) for v in value)
     return value
 
 
@@ -216,14 +223,24 @@ class Config(Parameter):
         parser = self.parser
         if isinstance(parser, str):
             parser = _import_parser(parser, self.name)
+        if parser is None and self.plain:
+            return text  # plain=True without a parser: the text itself, as in Metaflow
         try:
-            return parser(text) if parser else json.loads(text)
+            value = parser(text) if parser else json.loads(text)
         except ParameterError as exc:  # the parser's own message for the user: keep it
             raise ParameterError(f"Config {self.name!r} ({where}): {exc}") from None
         except Exception as exc:  # noqa: BLE001 - a user's parser may raise anything
             how = getattr(parser, "__name__", "its parser") if parser else "JSON"
             raise ParameterError(f"Config {self.name!r}: {where} could not be parsed as "
                                  f"{how}: {type(exc).__name__}: {exc}.") from None
+        if not self.plain and value is not None and \
+                not isinstance(value, collections.abc.Mapping):
+            how = getattr(parser, "__name__", "its parser") if parser else "JSON"
+            raise ParameterError(
+                f"Config {self.name!r}: {where} parsed by {how} is a {type(value).__name__}, "
+                f"not a mapping. A config is a dict of values; to keep any other value, "
+                f"declare it with Config(..., plain=True).")
+        return value
 
     def read_file(self, path: str):
         try:

@@ -58,8 +58,8 @@ def test_configs_resolve_from_values_files_env_and_defaults(tmp_path, monkeypatc
         resolve_configs(Configured)
     got = resolve_configs(Configured, values={"req": '{"x": 1}'})
     assert got["config"].who == "Ann" and got["text"] == {"k": "v"}
-    assert got["req"].x == 1 and got["plain"] == [1, 2] and not isinstance(got["plain"],
-                                                                          ConfigValue)
+    # plain=True without a parser keeps the text itself, as Metaflow does
+    assert got["req"].x == 1 and got["plain"] == "[1, 2]"
     path = tmp_path / "req.json"
     path.write_text('{"x": 2}')
     assert resolve_configs(Configured, files={"req": str(path)})["req"].x == 2
@@ -95,3 +95,47 @@ def test_a_bad_config_expression_is_a_clear_error():
         resolve_delayed(config_expr("config").missing, {"config": ConfigValue({"a": 1})})
     with pytest.raises(InvalidFlowError, match="default .a file. or default_value"):
         Config("c", default="f.json", default_value={})
+
+
+class PlainConfigs(FlowSpec):
+    as_tuple = Config("as-tuple", default_value='{"n": "t", "c": 2}', plain=True,
+                      parser=lambda s: tuple(json.loads(s).values()))
+    as_list = Config("as-list", default_value="a,b", plain=True, parser=lambda s: s.split(","))
+    nothing = Config("nothing", default_value=None, plain=True)
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class ListWithoutPlain(FlowSpec):
+    items = Config("items", default_value="a,b", parser=lambda s: s.split(","))
+
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+def test_a_plain_config_keeps_what_its_parser_returns():
+    got = resolve_configs(PlainConfigs)
+    assert got["as-tuple"] == ("t", 2) and got["as-list"] == ["a", "b"]
+    assert got["nothing"] is None
+    with pytest.raises(ParameterError, match="is a list, not a mapping.*plain=True"):
+        resolve_configs(ListWithoutPlain)
+
+
+def test_a_config_value_freezes_dicts_inside_lists_and_tuples():
+    orig = {"a": [{"b": 1}], "h": ({"i": 6},), "c": {"d": [1, 2]}}
+    value = ConfigValue(orig)
+    assert isinstance(value.h, tuple) and isinstance(value.h[0], ConfigValue)
+    assert value.a[0].b == 1 and value.h[0].i == 6
+    assert value.to_dict() == orig and type(value.to_dict()["h"]) is tuple
+    assert json.loads(json.dumps(value)) == json.loads(json.dumps(orig))
