@@ -289,20 +289,31 @@ def status(target: str, run_id: str | None, datastore: str | None, ns: str | Non
 
 
 def spin(file: str, pathspec: str, settings, artifacts_module: str | None,
-         skip_decorators: bool, persist: bool, ns: str | None) -> None:
+         skip_decorators: bool, persist: bool, ns: str | None, args: list[str]) -> None:
     import sys
 
     from rayflow.exceptions import StepFailed
+    from rayflow.runtime.spin import SpinOptions
     from rayflow.runtime.spin import spin as spin_task
 
+    from .params import split_config_args
+
     loaded = _load(file, settings.flow)
+    files, values, rest = split_config_args(loaded.cls, list(args))
+    if rest:
+        raise RayflowException(
+            f"Unknown argument {' '.join(rest)!r} for spin: a spun task keeps the parameters "
+            f"of its run, so spin takes no flow parameters. Give configs with --config NAME "
+            f"FILE or --config-value NAME JSON.")
     url = _datastore(settings.datastore)
     print(f"Spinning {pathspec} of {loaded.name} in this process (datastore {url})",
           file=sys.stderr, flush=True)
-    result = spin_task(loaded, pathspec, url, artifacts_module=artifacts_module,
-                       skip_decorators=skip_decorators, persist=persist, namespace=ns,
-                       run_id_file=settings.run_id_file,
-                       runner_attribute_file=settings.runner_attribute_file)
+    result = spin_task(loaded, pathspec, url, SpinOptions(
+        artifacts_module=artifacts_module, skip_decorators=skip_decorators, persist=persist,
+        namespace=ns, run_id_file=settings.run_id_file,
+        runner_attribute_file=settings.runner_attribute_file,
+        with_decorators=tuple(settings.with_ or ()), config_files=files, config_values=values,
+        branch=settings.branch, production=settings.production or None))
     where = (f" Read it with Task({result.pathspec!r}, datastore={result.datastore!r})."
              if result.datastore else " (not kept: --no-persist)")
     if not result.ok:
@@ -358,11 +369,11 @@ def _register_rerun_commands(app: typer.Typer) -> None:
                 "--persist/--no-persist", help="Keep the spun task's artifacts (in "
                                                "<datastore>/_spin).")] = True,
             namespace: NamespaceOpt = None, *, settings: RunSettings):
-        """Run one past task again here, from its recorded inputs, without touching its run."""
-        if ctx.args:
-            raise RayflowException(f"spin takes no flow parameters: the task's run gave them. "
-                                   f"Unexpected: {' '.join(ctx.args)}")
-        spin(file, pathspec, settings, artifacts_module, skip_decorators, persist, namespace)
+        """Run one past task again here, from its recorded inputs, without touching its run.
+        Configs may be given again (--config NAME FILE, --config-value NAME JSON); flow
+        parameters may not: the task keeps its run's."""
+        spin(file, pathspec, settings, artifacts_module, skip_decorators, persist, namespace,
+             list(ctx.args))
 
 
 def _register_read_commands(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ from .client import (
                      default_namespace,
                      get_metadata,
                      get_namespace,
+                     inspect_spin,
                      metadata,
                      namespace,
 )
@@ -76,7 +77,8 @@ __all__ = [
     "catch", "timeout", "environment", "kubernetes", "batch", "card", "conda", "pypi",
     "secrets", "conda_base", "pypi_base", "schedule", "trigger", "trigger_on_finish",
     "Flow", "Metaflow", "Run", "Step", "Task", "DataArtifact", "namespace", "get_namespace",
-    "default_namespace", "metadata", "get_metadata", "default_metadata", "MetaflowNotFound",
+    "default_namespace", "metadata", "get_metadata", "default_metadata", "inspect_spin",
+    "MetaflowNotFound",
     "RayflowException", "StepException", "Runner", "NBRunner", "ExecutingRun",
     "project", "Config", "ConfigValue", "config_expr", "actor_pool",
     "FlowMutator", "StepMutator", "UserStepDecorator", "user_step_decorator", "USER_SKIP_STEP",

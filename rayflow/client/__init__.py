@@ -12,7 +12,7 @@ with no Ray running. This package must never import ray.
 from rayflow.client.artifacts import MetaflowArtifacts, MetaflowData, TaskException
 from rayflow.client.base import MetaflowInvalidPathspec, MetaflowObject, ObjectNotFound
 from rayflow.client.core import Flow, Metaflow, Run, Step
-from rayflow.client.datastores import default_metadata, get_metadata, metadata
+from rayflow.client.datastores import default_metadata, get_metadata, inspect_spin, metadata
 from rayflow.client.namespaces import (
     default_namespace,
     get_namespace,
@@ -42,6 +42,7 @@ __all__ = [
     "get_metadata",
     "get_namespace",
     "get_username",
+    "inspect_spin",
     "metadata",
     "namespace",
 ]

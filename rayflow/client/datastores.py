@@ -52,6 +52,19 @@ def metadata(spec: str) -> str:
     return get_metadata()
 
 
+def inspect_spin(datastore_root: str = ".") -> str:
+    """Point the client at the tasks `spin` ran (Metaflow's inspect_spin): the spin datastore
+    beside the datastore at (or, for a project folder, in `.rayflow` under) `datastore_root`.
+    Returns its description, as `metadata()` does."""
+    from rayflow.datastore.flow_datastore import SPIN_DIR
+    from rayflow.datastore.storage import join_path
+
+    url = resolve_datastore_url(datastore_root)
+    if url.rstrip("/").rsplit("/", 1)[-1] != SPIN_DIR:
+        url = join_path(url, SPIN_DIR)
+    return metadata(url)
+
+
 def get_metadata() -> str:
     """Description of the datastore the client reads now."""
     return describe_datastore(current_datastore_url())

@@ -65,6 +65,9 @@ def run_lease_seconds() -> float:
     return settings.RUN_LEASE_S.get()
 TAGS_FILE = "_tags.json"
 DONE_MARKER = "DONE"
+# `rayflow spin` keeps the tasks it runs in a datastore of their own, this folder of the
+# datastore of the runs they come from.
+SPIN_DIR = "_spin"
 LOG_STREAMS = ("stdout", "stderr")
 _ATTEMPT_FILE = re.compile(r"^(\d+)\.json$")
 

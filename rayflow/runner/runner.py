@@ -28,7 +28,10 @@ from .process import (
 _TOP_LEVEL = {"datastore": "--datastore", "address": "--address", "executor": "--executor",
               "quiet": "--quiet", "decospecs": "--with", "with_": "--with", "flow": "--flow",
               "max_workers": "--max-workers", "branch": "--branch",
-              "production": "--production"}
+              "production": "--production", "config": "--config",
+              "config_value": "--config-value"}
+# Options that take a name and a value: [(name, value), ...] or {name: value}.
+_PAIR_OPTIONS = {"--config", "--config-value"}
 # Metaflow's top-level options with no meaning here (metadata service, environments, ...).
 _IGNORED_TOP_LEVEL = {"metadata", "environment", "event_logger", "monitor", "pylint",
                       "package_suffixes"}
@@ -66,11 +69,13 @@ def _options(kwargs: dict[str, Any], known: dict[str, str], ignored: set[str],
         if option is None:
             if not params_allowed:
                 raise RunnerError(
-                    f"{where} takes no option {key!r}. It takes: "
+                    f"Unknown argument {key!r} for {where}: it takes "
                     f"{', '.join(sorted(known))}; flow parameters go to run(...).")
             words.append(f"--{key}={_value(value)}")  # a flow parameter, by its own name
             continue
-        if option in ("--quiet", "--production", "--clone-changed"):
+        if option in _PAIR_OPTIONS:
+            words += _pairs(option, value, where)
+        elif option in ("--quiet", "--production", "--clone-changed"):
             words += [option] if value else []
         elif isinstance(value, (list, tuple, set)):
             for item in value:
@@ -98,6 +103,20 @@ def _multiple_parameters(flow_file: str) -> set[str]:
             names |= {spelling for p in flow_parameters(obj) if p.multiple
                       for spelling in (p.name, p.name.replace("-", "_"))}
     return names
+
+
+def _pairs(option: str, value: Any, where: str) -> list[str]:
+    """`config_value=[("cfg", {"x": 1})]` (or {"cfg": {...}}) -> --config-value cfg '{"x": 1}'."""
+    pairs = value.items() if isinstance(value, dict) else value
+    words: list[str] = []
+    try:
+        for name, item in pairs:
+            words += [option, str(name), _value(item)]
+    except (TypeError, ValueError):
+        raise RunnerError(f"{where}: {option[2:].replace('-', '_')}= takes (name, value) pairs "
+                          f"or a dict of them, e.g. [('config', {{'x': 1}})], not "
+                          f"{value!r}.") from None
+    return words
 
 
 class Runner:

@@ -16,12 +16,11 @@ import os
 import time
 from dataclasses import dataclass
 
+from ..datastore.flow_datastore import SPIN_DIR
 from ..exceptions import RayflowException
 from .artifacts import ArtifactLoc, InlineRef
 from .joins import JoinTable
 from .spec import ItemLoc, TaskSpec
-
-SPIN_DIR = "_spin"
 
 
 @dataclass
@@ -103,19 +102,26 @@ def _parent_records(ds, rec) -> list:
     return out
 
 
-def build_spec(ds, loaded, rec, overrides: dict[str, ArtifactLoc]) -> TaskSpec:
-    """The task's spec as it first ran: what it saw, from its parents' records."""
+def build_spec(ds, loaded, rec, overrides: dict[str, ArtifactLoc],
+               per_input: dict[str, dict[str, ArtifactLoc]] | None = None) -> TaskSpec:
+    """The task's spec as it first ran: what it saw, from its parents' records. `overrides`
+    replace inputs by name; `per_input` (parent pathspec -> name -> location) replace those
+    of one parent only."""
+    per_input = per_input or {}
     node = loaded.graph[rec.step]
     parents = _parent_records(ds, rec)
     stack = tuple(tuple(f) for f in rec.foreach_stack)
     spec = TaskSpec(rec.step, rec.task_id, 0, stack, parents=tuple(rec.parents))
+
+    def view_of(parent) -> dict[str, ArtifactLoc]:
+        return {**_locs(parent.artifacts), **overrides, **per_input.get(parent.pathspec, {})}
+
     if node.is_join:
-        spec.join = JoinTable.of([(p.step, p.task_id, {**_locs(p.artifacts), **overrides})
-                                  for p in parents])
+        spec.join = JoinTable.of([(p.step, p.task_id, view_of(p)) for p in parents])
         return spec
     if parents:
         parent = parents[0]
-        spec.view = {**_locs(parent.artifacts), **overrides}
+        spec.view = view_of(parent)
         pnode = loaded.graph[parent.step]
         if pnode.foreach_param is not None and stack:
             var = pnode.foreach_param
@@ -134,6 +140,7 @@ def build_spec(ds, loaded, rec, overrides: dict[str, ArtifactLoc]) -> TaskSpec:
         names = {p.artifact_name for p in flow_parameters(loaded.cls)} | \
             {c.artifact_name for c in flow_configs(loaded.cls)} | \
             set(flow_constant_names(loaded.cls))
+        names.add("_graph_info")
         spec.view = {**{n: loc for n, loc in _locs(rec.artifacts).items() if n in names},
                      **overrides}
     return spec
@@ -175,89 +182,141 @@ def load_artifacts_module(path: str) -> dict:
     return artifacts
 
 
-def spin(loaded, pathspec: str, datastore_url: str, *, artifacts_module: str | None = None,
-         skip_decorators: bool = False, persist: bool = True, namespace: str | None = None,
-         user: str | None = None, run_id_file: str | None = None,
-         runner_attribute_file: str | None = None) -> SpinResult:
+def _overrides(target, rec, path: str | None):
+    """The artifacts module's values, saved in the spin datastore: (by name for every input,
+    by parent pathspec for one input). A key that names a parent task (`run/step/task`, with
+    or without the flow) holds a dict of that input's replacements, as in Metaflow."""
+    if not path:
+        return {}, {}
+    values = load_artifacts_module(path)
+    parents = {p: p for p in rec.parents}
+    parents.update({p.split("/", 1)[1]: p for p in rec.parents})
+    per_input = {}
+    for key in [k for k in values if k in parents and isinstance(values[k], dict)]:
+        per_input[parents[key]] = _locs(target.save_artifacts(values.pop(key)))
+    return _locs(target.save_artifacts(values)), per_input
+
+
+def _spin_configs(loaded, params: dict, config_files=None, config_values=None) -> dict:
+    """The origin run's parameters, with the configs given to spin (--config, --config-value)
+    in place of the run's."""
+    if not config_files and not config_values:
+        return params
+    from ..config import resolve_configs
+
+    given = {**(config_files or {}), **(config_values or {})}
+    resolved = resolve_configs(loaded.cls, config_files, config_values)
+    return {**params, **{k: v for k, v in resolved.items() if k in given}}
+
+
+@dataclass
+class SpinOptions:
+    """What `rayflow spin` takes beside the task: see `spin`."""
+
+    artifacts_module: str | None = None
+    skip_decorators: bool = False
+    persist: bool = True
+    namespace: str | None = None
+    user: str | None = None
+    run_id_file: str | None = None
+    runner_attribute_file: str | None = None
+    with_decorators: tuple[str, ...] = ()     # top-level --with, as in a run
+    config_files: dict | None = None          # --config NAME FILE
+    config_values: dict | None = None         # --config-value NAME JSON
+    branch: str | None = None                 # @project's --branch / --production
+    production: bool | None = None
+
+
+def _spin_context(loaded, target, origin_run_id: str, params: dict, opts: SpinOptions, user):
     import json
 
+    from ..config import apply_configs, config_values_of, resolve_delayed
+    from ..project import resolve_project
+    from .flowfile import step_code_hashes
+    from .parameters_task import GRAPH_INFO, run_graph_info
+    from .spec import RunContext
+
+    apply_configs(loaded.cls, params)
+    configs = config_values_of(loaded.cls)
+    project = resolve_project(loaded.cls, loaded.name, user, opts.branch, opts.production,
+                              resolve_value=lambda v: resolve_delayed(v, configs))
+    # What every task of a run inherits, as a run gives it: the flow's `name`, its class-level
+    # constants, the parameters and the graph (a spun join sees them as the original did).
+    from ..parameters import flow_constants
+
+    info = target.save_artifacts({"name": loaded.cls.__name__, **flow_constants(loaded.cls),
+                                  **params,
+                                  GRAPH_INFO: run_graph_info(loaded.cls, loaded.graph)})
+    return RunContext(
+        flow_file=loaded.file, module_name=loaded.module_name, class_name=loaded.cls.__name__,
+        flow_name=loaded.name, run_id=target.new_run_id(), datastore_url=target.url,
+        params=params, param_locs=_locs(info),
+        code_hashes=step_code_hashes(loaded.cls, loaded.graph), user=user,
+        origin_run_id=origin_run_id, namespace=opts.namespace,
+        with_decorators=tuple(opts.with_decorators),
+        source_dir=os.path.dirname(loaded.file),
+        project=project.to_json() if project else None,
+        sys_tags=project.sys_tags if project else [],
+        configs_key=json.dumps(configs, sort_keys=True, default=repr))
+
+
+def _write_spin_files(opts: SpinOptions, ctx, step: str, task_id: str) -> None:
+    import json
+
+    from .run_record import write_run_id_file
+
+    for path, text in ((opts.run_id_file, ctx.run_id), (opts.runner_attribute_file, json.dumps(
+            {"flow_name": ctx.flow_name, "run_id": ctx.run_id, "step_name": step,
+             "task_id": task_id, "datastore": ctx.datastore_url}))):
+        if path:
+            write_run_id_file(path, text)
+
+
+def spin(loaded, pathspec: str, datastore_url: str, opts: SpinOptions | None = None
+         ) -> SpinResult:
     from ..datastore import FlowDataStore, RunRecord
     from ..decorators import StepDecorators
     from ..parameters import params_as_json
+    from .artifacts import ArtifactLoader
     from .resume import origin_parameters
-    from .run_record import username, write_run_id_file
-    from .worker import node_name, worker_flow
+    from .run_record import username
+    from .worker import node_name, render_cards, worker_flow
     from .worker import persist as persist_batch
     from .worker_task import WorkerFlow, run_task
 
+    opts = opts or SpinOptions()
     origin = FlowDataStore.from_url(datastore_url, loaded.name)
     origin.storage.check_writable()
-    run_id, step, task_id, rec = find_task(origin, loaded, pathspec, namespace)
+    run_id, step, task_id, rec = find_task(origin, loaded, pathspec, opts.namespace)
     target = FlowDataStore.from_url(spin_datastore_url(origin.url), loaded.name)
-    overrides = {}
-    if artifacts_module:
-        values = load_artifacts_module(artifacts_module)
-        infos = target.save_artifacts(values)
-        overrides = _locs(infos)
-    params = origin_parameters(origin, run_id, loaded.cls, loaded.graph.start_step)
-    spec = build_spec(origin, _as_mutated(loaded, params), rec, overrides)
-    locs = list(spec.view.values()) + (list(spec.join.locations()) if spec.join else [])
-    _copy_blobs(origin, target, [loc for loc in locs if loc.name not in overrides])
-    spin_run = target.new_run_id()
-    user = user or username()
-    ctx = _spin_context(loaded, target.url, spin_run, run_id, params, user, namespace)
-    ctx.param_locs = _inherited_locs(target, loaded, params)
-    record = RunRecord(flow=loaded.name, run_id=spin_run, user=user,
+    overrides, per_input = _overrides(target, rec, opts.artifacts_module)
+    params = _spin_configs(loaded, origin_parameters(origin, run_id, loaded.cls,
+                                                     loaded.graph.start_step),
+                           opts.config_files, opts.config_values)
+    spec = build_spec(origin, _as_mutated(loaded, params), rec, overrides, per_input)
+    _copy_blobs(origin, target, list(spec.view.values()) +
+                (list(spec.join.locations()) if spec.join else []))
+    user = opts.user or username()
+    ctx = _spin_context(loaded, target, run_id, params, opts, user)
+    record = RunRecord(flow=loaded.name, run_id=ctx.run_id, user=user,
                        params=params_as_json(params), tags=[],
                        sys_tags=[f"user:{user}", "runtime:rayflow", "spin",
-                                 f"spin_of:{rec.pathspec}"],
+                                 f"spin_of:{rec.pathspec}", *ctx.sys_tags],
                        status="running", started_at=time.time(), flow_file=loaded.file,
-                       origin_run_id=run_id, datastore=target.url)
-    if persist:
+                       origin_run_id=run_id, datastore=target.url, project=ctx.project)
+    if opts.persist:
         target.write_run(record)
-    for path, text in ((run_id_file, spin_run), (runner_attribute_file, json.dumps(
-            {"flow_name": loaded.name, "run_id": spin_run, "step_name": step,
-             "task_id": task_id, "datastore": target.url}))):
-        if path:
-            write_run_id_file(path, text)
+    _write_spin_files(opts, ctx, step, task_id)
     wf = worker_flow(ctx)
-    if skip_decorators:
+    if opts.skip_decorators:
         wf = WorkerFlow(wf.cls, wf.graph, {**wf.decorators, step: StepDecorators([])})
-    from ..runtime.artifacts import ArtifactLoader
-
-    loader = ArtifactLoader(lambda: target, consumers=1)
-    cap = run_task(ctx, wf, spec, loader, target, node_name())
-    if persist:
+    cap = run_task(ctx, wf, spec, ArtifactLoader(lambda: target, consumers=1), target,
+                   node_name())
+    if opts.persist:
         persist_batch(target, ctx, [spec], [cap])
+        render_cards(target, ctx, wf, [spec], [cap])
         record.status = "success" if cap.outcome.ok else "failed"
         record.finished_at = time.time()
         target.write_run(record)
-    return SpinResult(rec.pathspec, f"{loaded.name}/{spin_run}/{step}/{task_id}",
-                      target.url if persist else None, cap.outcome.ok, cap.outcome.error)
-
-
-def _inherited_locs(target, loaded, params: dict) -> dict[str, ArtifactLoc]:
-    """What every task of a run inherits, as a run gives it: the flow's `name`, its
-    class-level constants and the parameters (a spun join sees them as the original did)."""
-    from ..parameters import flow_constants
-
-    values = {"name": loaded.cls.__name__, **flow_constants(loaded.cls), **params}
-    return _locs(target.save_artifacts(values))
-
-
-def _spin_context(loaded, datastore_url: str, spin_run: str, origin_run_id: str, params: dict,
-                  user: str, namespace: str | None):
-    """The RunContext of the one-task run a spin makes."""
-    import json
-
-    from ..config import config_values_of
-    from .flowfile import step_code_hashes
-    from .spec import RunContext
-
-    return RunContext(
-        flow_file=loaded.file, module_name=loaded.module_name, class_name=loaded.cls.__name__,
-        flow_name=loaded.name, run_id=spin_run, datastore_url=datastore_url, params=params,
-        param_locs={}, code_hashes=step_code_hashes(loaded.cls, loaded.graph), user=user,
-        origin_run_id=origin_run_id, namespace=namespace,
-        source_dir=os.path.dirname(loaded.file),
-        configs_key=json.dumps(config_values_of(loaded.cls), sort_keys=True, default=repr))
+    return SpinResult(rec.pathspec, f"{loaded.name}/{ctx.run_id}/{step}/{task_id}",
+                      target.url if opts.persist else None, cap.outcome.ok, cap.outcome.error)
