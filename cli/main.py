@@ -303,7 +303,9 @@ def flow_command_argv(flow_cls, file: str, argv: list[str]) -> list[str] | None:
 
     if command in _FILE_COMMANDS:
         flow_opt = [] if command == "status" else ["--flow", name]
-        return [command, file, *flow_opt, *options(_FILE_COMMANDS[command]), *rest]
+        # The command's own words first, so that a positional one (spin's task, resume's
+        # step) is not taken for the value of an option the command does not know.
+        return [command, file, *flow_opt, *rest, *options(_FILE_COMMANDS[command])]
     if command in _PATHSPEC_COMMANDS:
         # Metaflow's pathspecs here leave the flow out: run_id/step/task.
         paths = [w if w.startswith("-") or w.startswith(f"{name}/") else f"{name}/{w}"

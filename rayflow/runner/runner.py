@@ -163,8 +163,10 @@ class Runner:
                ) -> tuple[CommandProcess, str]:
         folder = new_folder()
         attribute_file = os.path.join(folder, "runner-attributes.json")
+        # The command's own words first: a positional one (spin's task, resume's step) must
+        # not land after an option the command does not know (--config-value NAME VALUE).
         argv = [sys.executable, "-m", "rayflow_cli.main", command, self.flow_file,
-                *self.top_level, *words, "--runner-attribute-file", attribute_file]
+                *words, *self.top_level, "--runner-attribute-file", attribute_file]
         proc = CommandProcess(argv, self.env_vars, self.cwd, show_output, folder)
         self._commands.append(proc)
         return proc, attribute_file
@@ -272,6 +274,12 @@ class Runner:
         info = json.loads(text)
         if proc.returncode is None:
             proc.sync_wait()
+        if proc.returncode != 0:
+            # As Metaflow's Runner.spin: a spin that failed raises, with what it printed.
+            err = proc.read("stderr").strip().splitlines()
+            proc.cleanup()
+            raise RunnerError(f"spin of {os.path.basename(self.flow_file)} failed (exit "
+                              f"status {proc.returncode}):\n" + "\n".join(err[-30:]))
         task = Task(f"{info['flow_name']}/{info['run_id']}/{info['step_name']}/"
                     f"{info['task_id']}", datastore=info["datastore"], _namespace_check=False)
         return ExecutingTask(self, proc, task)
