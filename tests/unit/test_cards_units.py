@@ -135,3 +135,29 @@ def test_graph_picture_marks_status_and_width():
     svg = graph_svg(steps, {"start": "done", "body": "failed"}, {"body": 1234})
     assert 'data-step="body" data-status="failed"' in svg and "×1,234" in svg
     assert 'data-step="end" data-status="not-run"' in svg
+
+
+def test_transform_flow_graph_takes_both_shapes():
+    from rayflow.plugins.cards.card_modules.basic import transform_flow_graph
+
+    new = transform_flow_graph({"start_step": "begin", "end_step": "finish", "steps": {
+        "begin": {"type": "split-foreach", "next": ["x"], "doc": "", "matching_join": "j"},
+        "finish": {"type": "end", "next": [], "doc": ""}}})
+    assert (new["start_step"], new["end_step"]) == ("begin", "finish")
+    assert new["steps"]["begin"]["type"] == "foreach" and new["steps"]["begin"]["box_ends"] == "j"
+    old = transform_flow_graph({"start": {"type": "start", "next": ["end"], "doc": ""},
+                                "end": {"type": "end", "next": [], "doc": ""}})
+    assert (old["start_step"], old["end_step"]) == ("start", "end")
+
+
+def test_trigger_events_newest_first():
+    from datetime import datetime
+
+    from rayflow.events import MetaflowEvent, Trigger
+
+    trigger = Trigger([{"name": "a", "id": "1", "timestamp": 100, "type": "event"},
+                       {"name": "b", "id": "2", "timestamp": 200, "type": "event"}])
+    assert [e.name for e in trigger] == ["b", "a"] and trigger.event.name == "b"
+    assert trigger["a"] == MetaflowEvent("a", "1", datetime.fromtimestamp(100), "event")
+    assert "b" in trigger and "c" not in trigger and trigger.runs is None
+    assert Trigger().event is None and Trigger().events is None

@@ -314,3 +314,31 @@ def test_graph_never_imports_ray():
             "assert not bad, bad")
     env = dict(os.environ, PYTHONPATH=str(REPO))
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=str(REPO))
+
+
+# ---- Metaflow's _graph_info ------------------------------------------------------------------
+
+def test_graph_info_has_metaflows_shape_for_custom_endpoints():
+    from rayflow.graph.info import graph_info
+
+    info = graph_info(graph_of(good.CustomBranchFlow),
+                      {"a": [{"name": "retry", "attributes": {"times": 1},
+                              "statically_defined": True, "inserted_by": None}]},
+                      parameters=[("alpha", "Parameter")])
+    assert (info["start_step"], info["end_step"]) == ("entry", "done")
+    assert info["graph_structure"] == ["entry", [["a"], ["b", [["each"]], "inner"]], "merge",
+                                       "done"]
+    steps = info["steps"]
+    assert steps["entry"]["matching_join"] == "merge" and steps["entry"]["next"] == ["a", "b"]
+    assert steps["b"]["type"] == "split-foreach" and steps["b"]["foreach_artifact"] == "items"
+    assert steps["a"]["decorators"][0]["name"] == "retry" and steps["done"]["type"] == "end"
+    assert info["parameters"] == [{"name": "alpha", "type": "Parameter"}]
+    assert json.loads(json.dumps(info)) == info
+
+
+def test_graph_info_of_a_single_step_flow():
+    from rayflow.graph.info import graph_info
+
+    info = graph_info(graph_of(good.SingleBareStepFlow))
+    assert info["graph_structure"] == ["only"]
+    assert info["start_step"] == info["end_step"] == "only"
