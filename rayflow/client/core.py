@@ -303,7 +303,8 @@ class Run(MetaflowObject):
             task = step.task if step is not None else None
             meta = (task._record.metadata or {}) if task is not None else {}
             cached = (meta.get("start_step") or "start", meta.get("end_step") or END_STEP)
-            self._endpoints = cached
+            if task is not None:  # a run just started may not have written it yet
+                self._endpoints = cached
         return cached
 
     def steps(self, *tags: str) -> Iterator[Step]:

@@ -27,7 +27,9 @@ def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
             f"Step {step!r}: merge_artifacts takes include= or exclude=, not both.", step=step)
     params = set(state.params)
     views = [state_of(inp).view for inp in inputs]
-    available = set().union(*views) - params if views else set()
+    # Hidden artifacts (`_graph_info`) are the run's, the same in every input: not merged.
+    available = {n for n in set().union(*views) - params if not n.startswith("_")} \
+        if views else set()
     if include:
         missing = sorted(set(include) - available)
         if missing:
