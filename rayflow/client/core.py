@@ -303,7 +303,9 @@ class Run(MetaflowObject):
             task = step.task if step is not None else None
             meta = (task._record.metadata or {}) if task is not None else {}
             cached = (meta.get("start_step") or "start", meta.get("end_step") or END_STEP)
-            if task is not None:  # a run just started may not have written it yet
+            # A run just started may not have written it yet; an ended run without one was
+            # written before rayflow kept it.
+            if task is not None or self._record.status in ("success", "failed"):
                 self._endpoints = cached
         return cached
 
