@@ -14,6 +14,9 @@ from ..exceptions import (
 )
 from ..flowstate import is_artifact_name, state_of
 
+# Artifacts a run gives every task, the same in each input of a join.
+RUN_HIDDEN = frozenset({"_graph_info"})
+
 
 def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
     state = state_of(flow)
@@ -27,9 +30,9 @@ def merge_artifacts(flow, inputs, include=None, exclude=None) -> None:
             f"Step {step!r}: merge_artifacts takes include= or exclude=, not both.", step=step)
     params = set(state.params)
     views = [state_of(inp).view for inp in inputs]
-    # Hidden artifacts (`_graph_info`) are the run's, the same in every input: not merged.
-    available = {n for n in set().union(*views) - params if not n.startswith("_")} \
-        if views else set()
+    # The run's hidden artifacts (`_graph_info`), the same in every input, are not merged (nor
+    # named in its messages); a user's own `_x` is, as in Metaflow.
+    available = set().union(*views) - params - RUN_HIDDEN if views else set()
     if include:
         missing = sorted(set(include) - available)
         if missing:
