@@ -91,6 +91,14 @@ def worker_flow(ctx: RunContext) -> WorkerFlow:
     return wf
 
 
+def enter_run_folder(ctx: RunContext) -> None:
+    """Work in the run's folder, as the driver does, before the flow file is imported here: a
+    warm Ray's workers were started elsewhere (a flow's top-level code may write or read
+    files relative to it). A warm Ray's worker serves only this run (Ray's job)."""
+    if ctx.driver_cwd and os.getcwd() != ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
+        os.chdir(ctx.driver_cwd)
+
+
 @contextmanager
 def scoped_environ(env: dict[str, str]):
     """Set `env` in os.environ for the duration of the block, then put back what was there:
@@ -122,8 +130,7 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
     `capture_fds`: catch what the tasks write to fds 1 and 2 too (a worker's process; not the
     driver's, whose other threads print progress meanwhile)."""
     set_source_dir(ctx.source_dir)
-    if ctx.driver_cwd and os.getcwd() != ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
-        os.chdir(ctx.driver_cwd)  # a warm Ray's worker serves only this run (Ray's job)
+    enter_run_folder(ctx)
     with scoped_environ(ctx.datastore_env):
         wf = worker_flow(ctx)
         ds = datastore_for(ctx.datastore_url, ctx.flow_name)
@@ -185,8 +192,7 @@ def warm_worker(ctx: RunContext) -> int:
     does not pay for them. Never fails: a flow that does not import fails its first task,
     with the user's traceback."""
     try:
-        if ctx.driver_cwd and os.path.isdir(ctx.driver_cwd):
-            os.chdir(ctx.driver_cwd)
+        enter_run_folder(ctx)
         with scoped_environ(ctx.datastore_env):
             worker_flow(ctx)
             datastore_for(ctx.datastore_url, ctx.flow_name)
@@ -377,6 +383,7 @@ def slice_items(ctx: RunContext, loc, chunk: int, num_chunks: int):
 
     The parent's payload may hold instances of classes defined in the flow file, so the flow
     module is imported first: this worker may not have run any task of the flow yet."""
+    enter_run_folder(ctx)
     with scoped_environ(ctx.datastore_env):
         worker_flow(ctx)
         value = ArtifactLoader(lambda: datastore_for(ctx.datastore_url, ctx.flow_name))(loc)

@@ -51,6 +51,37 @@ class EnvFlow(FlowSpec):
 """
 
 
+# Top-level code that writes relative to the working directory, as Metaflow's IncludeFile
+# test does: every process that imports the flow (a task's, a foreach's slicing) must do it
+# in the run's folder, never in the folder the warm Ray was started from.
+IMPORT_WRITES_FLOW = """
+import os
+from rayflow import FlowSpec, step
+
+with open("imported-here.txt", "a") as f:
+    f.write(str(os.getpid()) + "\\n")
+
+
+class ImportWritesFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(6))
+        self.next(self.each, foreach="items")
+
+    @step
+    def each(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
 def _gone(pids, timeout=30.0) -> bool:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -94,6 +125,14 @@ def test_up_run_down(tmp_path):
             namespace(None)
             data = Flow("EnvFlow", datastore=ds).latest_run["start"].task.data
             assert (data.seen, data.cwd) == (value, str(where))
+        flow = tmp_path / "import_writes_flow.py"
+        flow.write_text(IMPORT_WRITES_FLOW)
+        for _ in range(2):
+            run = rayflow(home, "run", str(flow), "--datastore", ds, cwd=where)
+            assert run.returncode == 0, run.stderr
+        assert (where / "imported-here.txt").exists()
+        strays = [str(p) for p in tmp_path.rglob("imported-here.txt") if p.parent != where]
+        assert not strays, f"the flow was imported outside the run's folder: {strays}"
         # The state file keeps digests of the keeper's environment, not its values.
         assert os.environ["PATH"] not in (home / "local-ray.json").read_text()
         assert state["env"]["PATH"] and state["env"]["PATH"] != os.environ["PATH"]
