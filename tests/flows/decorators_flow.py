@@ -20,7 +20,7 @@ class DecoratorsFlow(FlowSpec):
     def caught(self):
         self.before = 1
         raise KeyError("boom")
-        self.next(self.slow)  # noqa: unreachable, as in Metaflow's own examples
+        self.next(self.slow)  # unreachable, as in Metaflow's own examples
 
     @retry(times=1, minutes_between_retries=0)
     @timeout(seconds=2)
