@@ -7,8 +7,10 @@ Only presentation lives here. It never imports ray.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
+
+from rayflow.graph import info
+from rayflow.graph.info import decorator_info
 
 if TYPE_CHECKING:
     from rayflow.graph.nodes import FlowGraph, StepNode
@@ -49,59 +51,32 @@ def raw_text(graph: FlowGraph) -> str:
     return "\n".join(node_text(node, graph) for node in graph)
 
 
-def _step_dict(node: StepNode) -> dict:
-    out = {"name": node.name, "type": node.type, "line": node.func_lineno,
-           "source_file": node.source_file, "doc": node.doc,
-           "decorators": [{"name": d} for d in node.decorators], "next": list(node.out_funcs)}
-    if node.foreach_param is not None:
-        out["foreach_artifact"] = node.foreach_param
-    if node.is_switch:
-        out["condition"] = node.condition
-        out["switch_cases"] = {str(value): step for value, step in node.switch_cases}
-    if node.matching_join:
-        out["matching_join"] = node.matching_join
-    return out
+
+def _decorators(graph: FlowGraph) -> dict[str, list[dict]]:
+    return {node.name: [decorator_info(_Named(d)) for d in node.decorators] for node in graph}
 
 
-def _block(graph: FlowGraph, start: str, stop: str | None, steps: dict) -> list:
-    """The steps from `start` up to (not including) `stop`; a split adds the list of its
-    branches' blocks and goes on at its join."""
-    out: list = []
-    name: str | None = start
-    while name is not None and name != stop and name not in steps:
-        node = graph[name]
-        steps[name] = _step_dict(node)
-        out.append(name)
-        if node.is_split and node.matching_join:
-            out.append([_block(graph, s, node.matching_join, steps) for s in node.out_funcs])
-            name = node.matching_join
-        elif node.is_switch:
-            out.append([_block(graph, s, stop, steps) for s in node.out_funcs if s != name])
-            name = None
-        else:
-            name = node.out_funcs[0] if node.out_funcs else None
-    return out
+class _Named:
+    """A decorator known by its name only (the graph keeps names, not objects)."""
+
+    def __init__(self, name: str):
+        self.name = name
 
 
 def graph_info(graph: FlowGraph, flow_cls=None) -> dict:
-    """Metaflow's `current.graph` (its `_graph_info`): the file, the end steps, the
+    """Metaflow's `current.graph` (its `_graph_info`): the file, the start and end steps, the
     parameters and constants, the steps and the structure of `graph`."""
     from rayflow.parameters import flow_constants, flow_parameters
 
     params = flow_parameters(flow_cls) if flow_cls is not None else []
     constants = flow_constants(flow_cls) if flow_cls is not None else {}
-    return {"file": os.path.basename(graph.file), "start_step": "start", "end_step": "end",
-            "parameters": [{"name": p.artifact_name, "type": type(p).__name__}
-                           for p in params],
-            "constants": [{"name": n, "type": type(v).__name__} for n, v in constants.items()],
-            **raw_dict(graph), "doc": graph.doc, "decorators": [], "extensions": {}}
+    return info.graph_info(
+        graph, _decorators(graph),
+        parameters=[(p.artifact_name, type(p).__name__) for p in params],
+        constants=[(n, type(v).__name__) for n, v in constants.items()])
 
 
 def raw_dict(graph: FlowGraph) -> dict:
     """{"graph": steps by name, "graph_structure": nested lists}, as Metaflow's JSON."""
-    steps: dict = {}
-    structure = _block(graph, "start", "end", steps) if "start" in graph else []
-    if "end" in graph:
-        steps["end"] = _step_dict(graph["end"])
-        structure.append("end")
-    return {"graph": steps, "graph_structure": structure}
+    whole = info.graph_info(graph, _decorators(graph))
+    return {"graph": whole["steps"], "graph_structure": whole["graph_structure"]}
