@@ -56,6 +56,10 @@ def _execute(loaded, params, opts) -> None:
     t0 = time.time()
     _say(f"Running {loaded.name} from {display_path(loaded.file)} "
          f"(datastore {opts.datastore_url})")
+    from rayflow.unsupported import run_notes
+
+    for note in run_notes(runner.flow.cls, runner.decos):  # what a decorator does not do here
+        _say(note)
     if opts.executor != "ray":
         summary = runner.run()
     else:

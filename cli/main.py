@@ -55,12 +55,20 @@ def run(ctx: typer.Context, file: FlowFile,
 @app.command()
 def show(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False):
     """Describe the flow's steps and transitions (no Ray is started)."""
+    from rayflow.decorators import flow_decorator_records
+    from rayflow.graph.info import to_pod
     from rayflow.runtime.flowfile import load_flow
+    from rayflow.unsupported import flow_decorator_lines
 
     loaded = load_flow(file, flow, lint_it=False, mutate=True)
     if json_:
-        typer.echo(json.dumps(loaded.graph.to_dict(), indent=2))
+        typer.echo(json.dumps({**loaded.graph.to_dict(), "flow_decorators": [
+            {"name": r.name, "attributes": to_pod(r.attributes)}
+            for r in flow_decorator_records(loaded.cls)]}, indent=2))
         return
+    decorators = flow_decorator_lines(loaded.cls)
+    if decorators:
+        typer.echo("Flow decorators:\n" + "\n".join(f"    {d}" for d in decorators) + "\n")
     typer.echo(loaded.graph.describe())
     typer.echo("\nParameters:\n" + describe_parameters(loaded.cls))
 

@@ -53,8 +53,13 @@ class StepDecorator:
         instead of failing the task, which then counts as successful and takes its
         transition."""
 
+    def shown_attributes(self) -> dict:
+        """The attributes as records, `_graph_info` and reprs show them (@secrets hides what
+        its sources hold)."""
+        return self.attributes
+
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.shown_attributes().items())
         return f"@{self.name}({args})"
 
 
@@ -168,6 +173,16 @@ def check_catch_placement(graph, decos: dict) -> None:
                 f"(or leave --with catch out).", step=name)
 
 
+def prepare_step_decorators(graph, decos: dict) -> dict:
+    """What the driver checks of the steps' decorators before Ray starts (@catch's place,
+    @secrets' sources), and what it hands the workers: the @secrets sources read on the
+    driver, by step (see rayflow.plugins.secrets)."""
+    from .plugins.secrets.secrets_decorator import prepare_secrets
+
+    check_catch_placement(graph, decos)
+    return prepare_secrets(decos)
+
+
 class CatchDecorator(StepDecorator):
     """Keep going after a step fails for good: the exception is stored in the artifact `var`."""
 
@@ -235,7 +250,7 @@ class EnvironmentDecorator(StepDecorator):
 
 
 class AcceptedDecorator(StepDecorator):
-    """Metaflow decorators that have no meaning on Ray (@conda, @pypi, @secrets). They are
+    """Metaflow decorators that have no meaning on Ray (@conda, @pypi). They are
     accepted, so that a Metaflow flow runs after changing its import line, and do nothing."""
 
     def __init__(self, **attributes):
@@ -248,10 +263,6 @@ class CondaDecorator(AcceptedDecorator):
 
 class PypiDecorator(AcceptedDecorator):
     name = "pypi"
-
-
-class SecretsDecorator(AcceptedDecorator):
-    name = "secrets"
 
 
 class CardDecorator(StepDecorator):
@@ -402,6 +413,8 @@ def _make(cls: type[StepDecorator], name: str | None = None) -> Callable:
     STEP_DECORATORS[deco_name] = decorator
     return decorator
 
+
+from .plugins.secrets.secrets_decorator import SecretsDecorator  # noqa: E402 - needs StepDecorator
 
 resources = _make(ResourcesDecorator)
 retry = _make(RetryDecorator)

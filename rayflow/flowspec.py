@@ -118,6 +118,13 @@ class FlowSpec:
         return type(self).__name__
 
     @property
+    def _graph(self):
+        """The flow's graph as Metaflow's `FlowSpec._graph` (rayflow.graph.dag)."""
+        from .graph.dag import flow_dag
+
+        return flow_dag(type(self))
+
+    @property
     def script_name(self) -> str:
         import os
 

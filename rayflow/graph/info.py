@@ -28,9 +28,12 @@ def to_pod(value):
 
 
 def decorator_info(deco, statically_defined: bool = True, inserted_by=None) -> dict:
-    """One decorator as `_graph_info` lists it."""
+    """One decorator as `_graph_info` lists it: its attributes as it shows them (@secrets
+    shows its sources' types and ids, never their options)."""
+    shown = getattr(deco, "shown_attributes", None)
+    attributes = shown() if callable(shown) else getattr(deco, "attributes", {})
     return {"name": getattr(deco, "name", type(deco).__name__),
-            "attributes": to_pod(getattr(deco, "attributes", {}) or {}),
+            "attributes": to_pod(attributes or {}),
             "statically_defined": statically_defined, "inserted_by": inserted_by}
 
 

@@ -2,12 +2,12 @@
 
 `RunLoop` (not to be confused with `rayflow.Runner`, Metaflow's Runner API, which starts a
 `rayflow run` subprocess) owns the run's lifetime: the run record, the RunContext sent to
-workers, the loop that feeds
-ready tasks to the executor in bounded windows and hands finished ones to the scheduler, retries
-with their delays, and the final status. It holds artifact *locations* (refs and hashes), never
-artifact bytes. How many splits go into one submission is `batching.py`'s decision; resuming
-is `resume.py`'s; where a batch runs is the executor's; joining Ray is `ray_session.py`'s;
-the final status, heartbeat, report and run-id files are written by `run_record.py`.
+workers, the loop that feeds ready tasks to the executor in bounded windows and hands finished
+ones to the scheduler, retries with their delays, and the final status. It holds artifact
+*locations* (refs and hashes), never artifact bytes. How many splits go into one submission is
+`batching.py`'s decision; resuming is `resume.py`'s; where a batch runs is the executor's;
+joining Ray is `ray_session.py`'s; the final status, heartbeat, report and run-id files are
+written by `run_record.py`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from ..config import apply_configs, config_values_of, resolve_delayed
 from ..datastore.resolve import datastore_env
-from ..decorators import StepDecorators, check_catch_placement, parse_with_spec
+from ..decorators import StepDecorators, parse_with_spec, prepare_step_decorators
 from ..exceptions import RayflowException, UnsaveableArtifactError
 from ..exit_hook import exit_hooks_of, run_exit_hooks
 from ..parameters import flow_constants, params_as_json
@@ -147,7 +147,7 @@ class RunLoop:
         self.decos = {s: StepDecorators.for_step(getattr(cls, s), self.extra_decorators,
                                                  configs)
                       for s in self.graph.steps}
-        check_catch_placement(self.graph, self.decos)
+        self.secrets = prepare_step_decorators(self.graph, self.decos)
 
     # ------------------------------------------------------------------------------ set-up
     def run(self) -> RunSummary:
@@ -254,8 +254,7 @@ class RunLoop:
 
         rec = RunRecord(
             flow=self.flow.name, run_id=self.run_id, user=self.user,
-            params=params_as_json(self.params),
-            tags=list(self.opts.tags),
+            params=params_as_json(self.params), tags=list(self.opts.tags),
             sys_tags=[f"user:{self.user}", "runtime:rayflow", *version_tags(),
                       *(self.project.sys_tags if self.project else [])],
             code_hash=flow_code_hash(self.flow.file), status=status, started_at=started,
@@ -322,7 +321,8 @@ class RunLoop:
             sys_tags=self.project.sys_tags if self.project else [],
             configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
                                    default=repr),
-            driver_cwd=self.session.driver_cwd, max_log_bytes=self.opts.max_log_bytes)
+            driver_cwd=self.session.driver_cwd, max_log_bytes=self.opts.max_log_bytes,
+            secrets=self.secrets)
         write_parameters_task(self.ds, ctx, self.graph, infos)
         return ctx
 

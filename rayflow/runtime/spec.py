@@ -45,6 +45,9 @@ class RunContext:
     # through Ray's runtime_env), so a step sees what it would with an embedded Ray.
     driver_cwd: str | None = None
     max_log_bytes: int | None = None    # run --max-log-size: what a task's log keeps
+    # @secrets: step -> (SecretSpec, values read on the driver or None) per source. Secret
+    # values: this context lives in memory (Ray's object store) and is never written down.
+    secrets: dict | None = field(default=None, repr=False)
 
 
 @by_position

@@ -145,6 +145,7 @@ def _task_context(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec) -> TaskContex
                        sorted(ctx.params), ctx.tags,  # in dir() order, as Metaflow lists them
                        ctx.datastore_url, ctx.project)
     tctx.graph, tctx.flow_cls = wf.graph, wf.cls
+    tctx._secrets = (ctx.secrets or {}).get(spec.step)  # @secrets read on the driver
     return tctx
 
 
