@@ -29,7 +29,7 @@ class DAGNode:
         self.name = node.name
         self.type = _TYPES.get(node.type, node.type)
         self.out_funcs = list(node.out_funcs)
-        self.in_funcs = set(node.in_funcs)
+        self.in_funcs = sorted(node.in_funcs)
         self.split_parents = list(node.split_parents)
         self.split_branches = list(node.split_branches)
         self.matching_join = node.matching_join
@@ -50,8 +50,10 @@ class DAGNode:
         self.parallel_step = self.parallel_foreach = False
         self.num_parallel = 0
         self.node_info: dict = {}
+        # As Metaflow: under a foreach that this step does not join.
         self.is_inside_foreach = any(
-            p in graph and graph[p].type == "split-foreach" for p in node.split_parents)
+            p in graph and graph[p].type == "split-foreach"
+            and graph[p].matching_join != node.name for p in node.split_parents)
 
     def __repr__(self) -> str:
         return f"<DAGNode {self.name} ({self.type}) -> {', '.join(self.out_funcs) or '-'}>"

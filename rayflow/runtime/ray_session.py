@@ -136,8 +136,13 @@ def _join_cluster(ray, target, flow_file: str, say) -> RaySession:
     address = target.address if isinstance(target, ray_address.RayTarget) else target
     say(f"Joining the Ray cluster at {address}")
     folder = os.path.dirname(os.path.abspath(flow_file))
+    from ..plugins.secrets.providers import secret_files_under
+
+    # The files @secrets read on the driver stay on it: their values reach the steps through
+    # the run's context, never as files on every node.
     runtime_env = {"working_dir": folder,
-                   "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/"]}
+                   "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/",
+                                *secret_files_under(folder)]}
     try:
         info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:

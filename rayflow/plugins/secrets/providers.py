@@ -62,6 +62,7 @@ class FileSecretsProvider(SecretsProvider):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no file {path} (relative paths are read from the "
                                     f"driver's working directory, {os.getcwd()})")
+        READ_FILES.add(path)
         fmt = options.get("format") or ("json" if path.endswith(".json") else "dotenv")
         values = _read_json(path) if fmt == "json" else _read_dotenv(path, fmt)
         keys = options.get("keys")
@@ -71,6 +72,19 @@ class FileSecretsProvider(SecretsProvider):
         if missing:
             raise KeyError(f"{path} has no {', '.join(map(str, missing))}")
         return {k: values[k] for k in keys}
+
+
+# The files the `file` provider read in this process (the driver): a cluster run leaves them
+# out of the flow folder it ships to the nodes (runtime/ray_session.py).
+READ_FILES: set[str] = set()
+
+
+def secret_files_under(folder: str) -> list[str]:
+    """Ray working_dir exclude patterns ("/<path>", from `folder`) for the secret files read
+    here that lie inside `folder`."""
+    folder = os.path.abspath(folder)
+    return sorted("/" + os.path.relpath(p, folder).replace(os.sep, "/") for p in READ_FILES
+                  if p.startswith(folder + os.sep))
 
 
 def _read_json(path: str) -> dict:
