@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from ...exceptions import RayflowException
 
-# Metaflow refuses secrets that would set its own settings; rayflow's are refused too.
-DISALLOWED_PREFIXES = ("METAFLOW_", "RAYFLOW_")
+# As Metaflow: a secret may not set one of Metaflow's settings.
+DISALLOWED_PREFIXES = ("METAFLOW_",)
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 ENTRY_POINT_GROUP = "rayflow.secrets_providers"
 
@@ -167,8 +167,8 @@ def get_secrets_backend_provider(kind: str, step: str | None = None):
 
 # ------------------------------------------------------------------------------ reading
 def read_source(spec: SecretSpec, step: str | None = None, provider=None) -> dict[str, str]:
-    """The variables of one source, checked: names are identifiers outside METAFLOW_ and
-    RAYFLOW_, values are strings. A provider's failure is one SecretsError naming the step
+    """The variables of one source, checked: names are identifiers not starting with
+    METAFLOW_, values are strings. A provider's failure is one SecretsError naming the step
     and the source."""
     provider = provider or get_secrets_backend_provider(spec.secrets_backend_type, step)
     where = f"{_where(step)} source {str(spec)!r}"
