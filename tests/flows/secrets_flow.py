@@ -1,11 +1,12 @@
 """@secrets from three providers: `env` (the driver's RF_ENV_TOKEN), `file` (secrets.env in
 the driver's working directory) and `inline`. The steps keep digests of what they saw, never
-the values. @schedule: a run notes once that it does nothing until the flow is deployed."""
+the values; start's @card shows its artifacts and decorators. @schedule: a run notes once
+that it does nothing until the flow is deployed."""
 
 import hashlib
 import os
 
-from rayflow import FlowSpec, current, schedule, secrets, step
+from rayflow import FlowSpec, card, current, schedule, secrets, step
 
 INLINE_TOKEN = "inline-3d1f0b7c9e5a42f6"
 NAMES = ("RF_ENV_TOKEN", "RF_FILE_TOKEN", "RF_INLINE_TOKEN")
@@ -18,6 +19,7 @@ def digests() -> dict:
 
 @schedule(cron="0 3 * * *")
 class SecretsFlow(FlowSpec):
+    @card
     @secrets(sources=["env.RF_ENV_TOKEN", {"type": "file", "id": "secrets.env"},
                       {"type": "inline", "id": "demo",
                        "options": {"env_vars": {"RF_INLINE_TOKEN": INLINE_TOKEN}}}])

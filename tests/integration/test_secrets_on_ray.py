@@ -68,6 +68,9 @@ def test_secrets_reach_the_step_only(cli, datastore, tmp_path, ray_session, glob
     assert start.pid in join.body_pids + [run["end"].task.data.end_pid], \
         "no later task ran in start's worker: the test did not check a reused worker"
 
+    from rayflow.cards import get_cards
+
+    assert len(get_cards(run["start"].task)) == 1  # the card is in the datastore searched below
     needles = [t.encode() for t in (file_token, env_token, INLINE_TOKEN)]
     assert _files_holding(datastore, needles) == []
     # An inline secret is written in the flow's code: the copy of the flow folder Ray shipped
