@@ -78,6 +78,7 @@ class SecretsDecorator(StepDecorator):
     def task_pre_step(self, flow, ctx) -> None:
         step = ctx.step_name
         prepared = getattr(ctx, "_secrets", None)  # the driver's, for this step
+        ctx._secrets = None  # held no longer than needed
         if prepared is None:  # a task started without the run's context (spin)
             prepared = [(spec, None) for spec in self.specs(step)]
         pairs = [(spec, values if values is not None else read_source(spec, step))
