@@ -113,3 +113,7 @@ SERVICE_HEADERS: dict = {}
 DEFAULT_RUNTIME_LIMIT = _int("DEFAULT_RUNTIME_LIMIT", 5 * 24 * 60 * 60)
 PROFILE_FROM_START = _bool("PROFILE_FROM_START", False)
 KUBERNETES_NAMESPACE = from_conf("KUBERNETES_NAMESPACE", "default")
+# @secrets: the type of a source that names none, and the role of one that names none (read
+# again by the driver when a run starts: rayflow.plugins.secrets.spec).
+DEFAULT_SECRETS_BACKEND_TYPE = from_conf("DEFAULT_SECRETS_BACKEND_TYPE")
+DEFAULT_SECRETS_ROLE = from_conf("DEFAULT_SECRETS_ROLE")
