@@ -58,6 +58,14 @@ def test_a_bad_source_is_refused_when_the_decorator_is_applied_without_its_optio
         SecretsDecorator(sources=[{"id": "x", "opts": {"A": token}}])
 
 
+def test_with_on_the_command_line():
+    from rayflow.decorators import parse_with_spec
+
+    deco = parse_with_spec('secrets:sources=["env.HOME"],allow_override=False')
+    assert deco.attributes["sources"] == ["env.HOME"] and deco.attributes["allow_override"] is False
+    assert parse_with_spec("secrets:allow_override=True").attributes["allow_override"] is True
+
+
 def test_the_decorator_shows_types_and_ids_never_options(token):
     deco = SecretsDecorator(sources=["env.A", inline({"A_SECRET": token}, "demo")], role="r")
     deco.name = "secrets"

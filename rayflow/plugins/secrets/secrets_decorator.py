@@ -56,6 +56,12 @@ class SecretsDecorator(StepDecorator):
         if a["role"] is not None and not isinstance(a["role"], str):
             raise InvalidFlowError("@secrets(role=...) is a string (or None).")
         a["sources"] = list(a["sources"])
+        flag = a["allow_override"]
+        if isinstance(flag, str) and flag.strip().lower() in ("true", "false", "1", "0"):
+            flag = flag.strip().lower() in ("true", "1")  # --with secrets:allow_override=True
+        if not isinstance(flag, bool):
+            raise InvalidFlowError(f"@secrets(allow_override={flag!r}): True or False.")
+        a["allow_override"] = flag
 
     def shown_attributes(self) -> dict:
         a = self.attributes
