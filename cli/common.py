@@ -33,7 +33,7 @@ def run_options(settings, resume=None, namespace=None):
         production=settings.production or None, max_num_splits=settings.max_num_splits,
         max_log_bytes=None if settings.max_log_size is None
         else int(settings.max_log_size * 1024 * 1024),
-        namespace=namespace)
+        namespace=namespace, warm=not settings.no_warm)
 
 
 def display_path(path: str) -> str:

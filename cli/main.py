@@ -24,8 +24,9 @@ from .params import describe_parameters, split_config_args, split_flow_args
 
 app = typer.Typer(
     name="rayflow", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-    help="Run Metaflow-style flows on Ray. `rayflow run flow.py` starts an embedded Ray; "
-         "`--address` joins a cluster.",
+    help="Run Metaflow-style flows on Ray. `rayflow run flow.py` runs on a local Ray that it "
+         "leaves warm for the next runs (`rayflow down` ends it; --no-warm: a Ray of the "
+         "run's own); `--address` joins a cluster.",
     epilog=settings.help_epilog())
 
 
@@ -104,11 +105,13 @@ def output_raw(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False)
 
 
 @app.command("up")
-def up(idle_timeout: Annotated[float, typer.Option(
-           "--idle-timeout", help="Stop after this many seconds with no run.")] = 3600.0,
+def up(idle_timeout: Annotated[float | None, typer.Option(
+           "--idle-timeout", help="Stop after this many seconds with no run (default: "
+                                  "RAYFLOW_WARM_IDLE_S, 900).")] = None,
        num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs it offers.")] = None,
        num_gpus: Annotated[int | None, typer.Option("--num-gpus", help="GPUs it offers.")] = None):
-    """Start a local Ray that later runs join (no start-up cost); `rayflow down` stops it."""
+    """Start the warm local Ray now (a run starts it when there is none); `rayflow down`
+    stops it."""
     from rayflow.runtime import warm
 
     local, started = warm.up(idle_timeout, num_cpus, num_gpus)
@@ -120,7 +123,7 @@ def up(idle_timeout: Annotated[float, typer.Option(
 
 @app.command("down")
 def down():
-    """Stop the local Ray that `rayflow up` started."""
+    """Stop the warm local Ray (started by `rayflow up` or by a run), with its processes."""
     from rayflow.runtime import warm
 
     stopped = warm.down()

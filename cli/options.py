@@ -15,7 +15,8 @@ DatastoreOpt = Annotated[str | None, typer.Option(
          "./.rayflow) or s3://bucket/prefix. Default: RAYFLOW_DATASTORE, else `local`.")]
 AddressOpt = Annotated[str | None, typer.Option(
     "--address", envvar="RAY_ADDRESS",
-    help="Ray cluster to join (e.g. auto, or ray://host:10001). Default: start an embedded Ray.")]
+    help="Ray cluster to join (e.g. auto, or ray://host:10001). Default: the warm local Ray "
+         "(started by the first run, reused by the next).")]
 FlowNameOpt = Annotated[str | None, typer.Option(
     "--flow", help="The flow class to use when the file defines several.")]
 TagOpt = Annotated[list[str] | None, typer.Option(
@@ -24,6 +25,10 @@ WithOpt = Annotated[list[str] | None, typer.Option(
     "--with", help="Add a decorator to every step, e.g. --with retry or "
                    "--with retry:times=2,minutes_between_retries=0 (repeatable).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress lines.")]
+NoWarmOpt = Annotated[bool, typer.Option(
+    "--no-warm", envvar="RAYFLOW_NO_WARM_RAY",
+    help="Run on an embedded Ray of this run's own, ended with it, instead of the warm local "
+         "Ray that runs keep between them (started by the first run; `rayflow down` ends it).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 MaxWorkersOpt = Annotated[int | None, typer.Option(
     "--max-workers", help="Most Ray tasks in flight at once (default: twice the CPUs).")]
@@ -72,6 +77,7 @@ class RunSettings:
     runner_attribute_file: str | None = None
     branch: str | None = None
     production: bool = False
+    no_warm: bool = False
 
 
 def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = None,
@@ -81,7 +87,8 @@ def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = No
                         max_log_size: MaxLogSizeOpt = None, quiet: QuietOpt = False,
                         executor: ExecutorOpt = "ray", run_id_file: RunIdFileOpt = None,
                         runner_attribute_file: RunnerAttributeFileOpt = None,
-                        branch: BranchOpt = None, production: ProductionOpt = False):
+                        branch: BranchOpt = None, production: ProductionOpt = False,
+                        no_warm: NoWarmOpt = False):
     """Only its signature is used: the options of every command that runs a flow."""
 
 

@@ -123,10 +123,19 @@ CONNECT_TIMEOUT_S = Setting(
     "says nothing is there.")
 NO_WARM_RAY = Setting(
     "RAYFLOW_NO_WARM_RAY", "flag", False,
-    "1: never join the local Ray that `rayflow up` keeps warm; start an embedded one.")
+    "1: a run neither starts nor joins the warm local Ray; it starts an embedded Ray of its "
+    "own, ended with it (as run --no-warm).")
+WARM_IDLE_S = Setting(
+    "RAYFLOW_WARM_IDLE_S", "seconds", 900.0,
+    "The warm local Ray that a run (or `rayflow up`) starts ends itself after this long "
+    "with no run on it.")
+RAY_LOGS = Setting(
+    "RAYFLOW_RAY_LOGS", "flag", False,
+    "1: show Ray's own log lines (starting, connecting, its warnings) as well as the steps' "
+    "output.")
 HOME = Setting(
     "RAYFLOW_HOME", "path", "~/.rayflow",
-    "Where `rayflow up` keeps the warm local Ray's state.")
+    "Where the warm local Ray's state is kept (a folder of this user's own, mode 0700).")
 NO_REPORT = Setting(
     "RAYFLOW_NO_REPORT", "flag", False,
     "1: write no run report when a run ends (`rayflow card Flow/run` builds it later).")
@@ -144,7 +153,7 @@ CARD_NO_WARNING = Setting(
 
 ALL: tuple[Setting, ...] = (
     DATASTORE, DATASTORE_OUTAGE_S, RUN_LEASE_S, UNSCHEDULABLE_TIMEOUT, CONNECT_TIMEOUT_S,
-    NO_WARM_RAY, HOME, NO_REPORT, USER, CARD_MODULES, CARD_NO_WARNING)
+    NO_WARM_RAY, WARM_IDLE_S, RAY_LOGS, HOME, NO_REPORT, USER, CARD_MODULES, CARD_NO_WARNING)
 
 
 def help_epilog() -> str:

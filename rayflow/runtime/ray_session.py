@@ -1,9 +1,14 @@
 """Joining Ray, in the driver: `connect` returns the `RaySession` the run goes on with.
 
-Which Ray a run uses: the cluster at `--address` (or RAY_ADDRESS), else the warm local Ray
-that `rayflow up` keeps (unless RAYFLOW_NO_WARM_RAY=1), else an embedded Ray of its own. What
-the run loop needs to know about the Ray it joined (the dashboard's URL for the run record,
-the working directory a warm Ray's workers take) comes back in the `RaySession` value.
+Which Ray a run uses: the cluster at `--address` (or RAY_ADDRESS); else this user's warm local
+Ray (`warm.py`), started now when there is none, so that the runs after this one find Ray
+running (as Gradle's daemon); with `--no-warm` (or RAYFLOW_NO_WARM_RAY=1) an embedded Ray of
+its own instead, ended with it. What the run loop needs to know about the Ray it joined (the
+dashboard's URL for the run record, the working directory a warm Ray's workers take) comes
+back in the `RaySession` value.
+
+Ray's own log lines (starting, "Connecting to existing Ray cluster", its warnings) stay off
+the console unless RAYFLOW_RAY_LOGS=1; the steps' output is forwarded as printed.
 
 Ray reads some settings once, when it is imported; a Ray imported before they were set is told
 through the values its private modules keep (`_single_machine_mode`, `_no_log_dedup`,
@@ -13,6 +18,7 @@ through the values its private modules keep (`_single_machine_mode`, `_no_log_de
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 from .. import settings
@@ -29,11 +35,13 @@ class RaySession:
       by someone else);
     - `dashboard_url`: the cluster's dashboard, when the Ray joined serves one;
     - `driver_cwd`: the run's working directory, when it joined a warm local Ray (whose
-      workers were not started from this run: they take it, see `RunContext.driver_cwd`)."""
+      workers were not started from this run: they take it, see `RunContext.driver_cwd`);
+    - `env_unset`: the variables that Ray's workers have and this run's environment lacks."""
 
     kind: str = "none"
     dashboard_url: str | None = None
     driver_cwd: str | None = None
+    env_unset: tuple[str, ...] = ()
 
 
 # The session this process joined: Ray's connection is the process's, and a second run in
@@ -41,24 +49,25 @@ class RaySession:
 _joined: RaySession | None = None
 
 
-def connect(address: str | None, flow_file: str, say=None) -> RaySession:
-    """Join the cluster at `address` (or RAY_ADDRESS), else the warm local Ray of
-    `rayflow up` (unless RAYFLOW_NO_WARM_RAY=1), else start an embedded Ray. `say` tells the
-    user which."""
+def connect(address: str | None, flow_file: str, say=None, warm: bool = True) -> RaySession:
+    """Join the cluster at `address` (or RAY_ADDRESS), else this user's warm local Ray
+    (started now if there is none; `warm=False` or RAYFLOW_NO_WARM_RAY=1: no), else start
+    an embedded Ray. `say` tells the user which."""
     global _joined
     address = address or os.environ.get("RAY_ADDRESS") or None
     say = say or (lambda text: None)
+    ray_module = sys.modules.get("ray")
+    if ray_module is not None and ray_module.is_initialized():
+        return _joined or RaySession()  # this process is on a Ray already
     # An address is checked first: nothing (or no Ray) answering there is one message now.
     target = ray_address.check(address) if address else None
-    local, single = _prepare_environment(address, target)
+    local, single = _prepare_environment(address, target, warm, say)
     if local is not None:
         address = None  # the warm Ray, named by its address: joined as the warm Ray is
     # Ray reads these settings when it is imported (or first connects); one imported
     # earlier is told through the values it keeps.
     import ray
 
-    if ray.is_initialized():
-        return _joined or RaySession()
     _no_worker_log_prefix()
     if single:
         _single_machine_mode()
@@ -73,13 +82,13 @@ def connect(address: str | None, flow_file: str, say=None) -> RaySession:
     return _joined
 
 
-def _prepare_environment(address: str | None, target):
+def _prepare_environment(address: str | None, target, warm: bool, say):
     """The environment Ray must find when it is imported: (the warm local Ray to join, if
     any, whether Ray's single-machine mode applies)."""
     # Task output already carries rayflow's "[step/task] " prefix: Ray's own "(name pid=...)"
     # prefix, coloured even when the output is not a terminal, would double it.
     os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
-    local = _warm_to_join(address, target)
+    local = _warm_to_join(address, target, warm, say)
     single = local is not None or not address or (
         target is not None and ray_address.serves_loopback_only(target))
     if single:
@@ -91,9 +100,10 @@ def _prepare_environment(address: str | None, target):
     return local, single
 
 
-def _warm_to_join(address: str | None, target):
-    """The warm Ray of `rayflow up`: with no address, or when the address is its own
-    (`127.0.0.1:PORT`, as `rayflow up` reports it: Ray would rewrite it and miss it)."""
+def _warm_to_join(address: str | None, target, warm_allowed: bool, say):
+    """The warm local Ray: with no address (started now when there is none), or when the
+    address is its own (`127.0.0.1:PORT`, as `rayflow up` reports it: Ray would rewrite it
+    and miss it)."""
     from . import warm
 
     if target is not None:
@@ -102,9 +112,28 @@ def _warm_to_join(address: str | None, target):
         local = warm.current()
         port = local.address.rpartition(":")[2] if local is not None else None
         return local if port == str(target.port) else None
-    if address or settings.NO_WARM_RAY.get():
+    if address or not warm_allowed or settings.NO_WARM_RAY.get():
         return None
-    return warm.current()
+    local = warm.current()
+    if local is not None:
+        return local
+    idle = float(settings.WARM_IDLE_S.get())
+    say(f"Starting a local Ray that later runs reuse (it ends after {_minutes(idle)} "
+        f"without a run, or with `rayflow down`; --no-warm: a Ray for this run alone)")
+    local, _ = warm.up(idle)
+    return local
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def _ray_logging_level() -> int:
+    """Ray's own INFO lines ("Connecting to existing Ray cluster", "Started a local Ray
+    instance") are shown only with RAYFLOW_RAY_LOGS=1."""
+    import logging
+
+    return logging.INFO if settings.RAY_LOGS.get() else logging.ERROR
 
 
 def _join_warm(ray, local, say) -> RaySession:
@@ -115,19 +144,23 @@ def _join_warm(ray, local, say) -> RaySession:
     # Ray's workers start with goes in the job's runtime_env. With none to pass, the run's
     # first tasks take workers the warm Ray has already started (a runtime_env of its
     # own makes Ray start new ones for the run: about 0.4 s of a run of hello.py).
-    changed = local.env_changes(warm.driver_env_for_workers())
+    env = warm.driver_env_for_workers()
+    changed = local.env_changes(env)
+    # What the warm Ray's workers have and this run has not: removed while its tasks run.
+    unset = tuple(sorted(set(local.env or ()) - set(env)))
     try:
         # The same machine and files: the flow is imported from where it is, no upload.
         ray.init(address=local.address, log_to_driver=True,
+                 logging_level=_ray_logging_level(),
                  runtime_env={"env_vars": changed} if changed else None)
-        session = RaySession("warm", driver_cwd=os.getcwd())
+        session = RaySession("warm", driver_cwd=os.getcwd(), env_unset=unset)
     except (ConnectionError, RuntimeError) as exc:
         raise RayflowException(
-            f"The local Ray that `rayflow up` started ({local.address}, keeper pid "
-            f"{local.pid}) did not answer: {exc}. Restart it with `rayflow down` then "
-            "`rayflow up`, or run without it: RAYFLOW_NO_WARM_RAY=1.") from None
+            f"The warm local Ray ({local.address}, keeper pid {local.pid}) did not answer: "
+            f"{exc}. End it with `rayflow down` (the next run starts a new one), or run "
+            "without it: --no-warm.") from None
     warm.mark_in_use()
-    say(f"Using the local Ray that `rayflow up` keeps warm ({local.address})")
+    say(f"Using the warm local Ray at {local.address}")
     return session
 
 
@@ -144,7 +177,8 @@ def _join_cluster(ray, target, flow_file: str, say) -> RaySession:
                    "excludes": [".rayflow/", ".venv/", ".git/", "__pycache__/",
                                 *secret_files_under(folder)]}
     try:
-        info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        info = ray.init(address=address, runtime_env=runtime_env, log_to_driver=True,
+                        logging_level=_ray_logging_level())
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
         raise ray_address.join_failed(target, exc) from None
     dashboard = getattr(info, "dashboard_url", None)
@@ -154,8 +188,6 @@ def _join_cluster(ray, target, flow_file: str, say) -> RaySession:
 
 
 def _start_embedded(ray, say) -> RaySession:
-    import logging
-
     # An embedded Ray serves this process alone, and its start-up chatter stays off the
     # console. address="local": always a fresh Ray of our own, never a cluster that
     # happens to be running on this machine (plain ray.init() would join one). Its
@@ -163,10 +195,10 @@ def _start_embedded(ray, say) -> RaySession:
     # (reaper.py).
     from . import reaper
 
-    say("Starting an embedded Ray (`rayflow up` keeps one warm between runs)")
+    say("Starting an embedded Ray for this run alone (--no-warm)")
     reaper.start()
     ray.init(address="local", include_dashboard=False, log_to_driver=True,
-             logging_level=logging.ERROR)
+             logging_level=_ray_logging_level())
     return RaySession("embedded")
 
 

@@ -122,6 +122,14 @@ class Cloner:
         self._verified: set[str] = set()
         self.run_id: str | None = None  # the new run's id, set by `begin`
 
+    def may_clone_all(self) -> bool:
+        """Whether every task should be cloned: the origin run finished, and no step is to
+        run again (its artifacts are checked only as tasks are cloned)."""
+        if self.rerun:
+            return False
+        rec = self.ds.read_run(self.origin)
+        return rec is not None and self.ds.run_status(rec) == "success"
+
     def begin(self, run_id: str) -> None:
         self.run_id = run_id
 

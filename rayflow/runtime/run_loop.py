@@ -31,13 +31,13 @@ from ..user_decorators.process import mutated_class, original_class
 from .artifacts import ArtifactLoc, Scope
 from .batching import BatchMaker, BatchResult, BatchSizer, chunking, starts_early
 from .crash import remove_run_spool
+from .deferred import executor_for, session_context
 from .errors import ErrorKind, TaskError
 from .executor import Executor
-from .executors import make_executor
 from .flowfile import LoadedFlow, display_path, flow_code_hash, graph_of, step_code_hashes
 from .joins import JoinTable
 from .progress import Progress
-from .ray_session import RaySession, connect
+from .ray_session import RaySession
 from .resume import Cloner, ResumeRequest, plan_resume
 from .run_record import (
     Heartbeat,
@@ -72,6 +72,7 @@ class RunOptions:
     production: bool | None = None   # @project's --production (None: METAFLOW_PRODUCTION)
     max_num_splits: int | None = None  # --max-num-splits: a wider foreach fails (None: no cap)
     max_log_bytes: int | None = None   # --max-log-size: each task keeps this much of a stream
+    warm: bool = True  # False (--no-warm): an embedded Ray, not the warm local one
 
 
 @dataclass
@@ -122,7 +123,7 @@ class RunLoop:
         self.failures: list[TaskOutcome] = []
         self.done_count = 0
         self.stopping = False
-        self.progress = Progress(enabled=options.progress)
+        self.progress = Progress(enabled=options.progress, graph=self.graph)
         self.executor = executor
         self.cloner: Cloner | None = None
         self.origin_run_id: str | None = None
@@ -130,7 +131,7 @@ class RunLoop:
         # being written: task id -> (step, the task's own artifact locations in its Scope).
         self.undurable: dict[str, tuple[str, dict]] = {}
         self.printed = 0  # lines the run's tasks wrote to the console
-        self.session = RaySession()  # the Ray joined, once `_make_executor` has joined one
+        self.session = RaySession()  # the Ray joined, once `executor_for` has joined one
         self.machine: dict | None = None  # the one machine's resources, on a local Ray
         self.clamped: set[str] = set()    # steps whose resources were cut to fit it
 
@@ -157,7 +158,7 @@ class RunLoop:
         # Connect (and let the cluster refuse this datastore) before the run record exists, so
         # a refused or unreachable cluster leaves no run that looks forever "running".
         if self.executor is None:
-            self.executor = self._make_executor()
+            self.executor = executor_for(self)
         from ..report.graph import step_info
         from ..report.rows import TaskRows
 
@@ -275,20 +276,6 @@ class RunLoop:
         if self.cloner is not None:
             self.cloner.flush()
 
-    def _make_executor(self) -> Executor:
-        if self.opts.executor == "ray":
-            import ray
-
-            from .cluster import check_datastore_fits_cluster, single_machine_capacity
-            from .pool_executor import pool_configs
-
-            pool_configs(self.graph, self.decos)  # a bad pool is a message before Ray starts
-            self.session = connect(self.opts.address, self.flow.file,
-                                   say=self.progress.say if self.opts.progress else None)
-            check_datastore_fits_cluster(ray, self.ds.url)
-            self.machine = single_machine_capacity(ray, self.session.kind)
-        return make_executor(self.opts.executor, self.graph, self.decos)
-
     def _make_context(self) -> RunContext:
         # Parameters, the flow's class-level constants and its graph are artifacts of every
         # task; the run's `_parameters` task keeps them too. `name` too, as Metaflow keeps it
@@ -305,11 +292,8 @@ class RunLoop:
                 f"Flow {self.flow.name} ({display_path(self.flow.file)}): class attribute or "
                 f"parameter {exc}", artifact=exc.artifact) from None
         param_locs = {n: ArtifactLoc.from_info(n, i) for n, i in infos.items()}
-        flow_file = self.flow.file
-        if self.session.kind == "cluster":
-            flow_file = os.path.basename(flow_file)  # shipped in runtime_env's working_dir
         ctx = RunContext(
-            flow_file=flow_file, module_name=self.flow.module_name,
+            flow_file=self.flow.file, module_name=self.flow.module_name,
             class_name=self.flow.cls.__name__, flow_name=self.flow.name, run_id=self.run_id,
             datastore_url=self.ds.url, params=dict(self.params), param_locs=param_locs,
             code_hashes=step_code_hashes(self.flow.cls, self.graph), user=self.user,
@@ -321,8 +305,8 @@ class RunLoop:
             sys_tags=self.project.sys_tags if self.project else [],
             configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
                                    default=repr),
-            driver_cwd=self.session.driver_cwd, max_log_bytes=self.opts.max_log_bytes,
-            secrets=self.secrets)
+            max_log_bytes=self.opts.max_log_bytes, secrets=self.secrets)
+        ctx = session_context(ctx, self.session)
         write_parameters_task(self.ds, ctx, self.graph, infos)
         return ctx
 
@@ -499,6 +483,8 @@ class RunLoop:
         `counted=False`: its checkpoint is still being written; it counts as done later."""
         if foreach and self._too_many_splits(task, num_splits):
             return
+        if foreach:
+            self.progress.fanned_out(task.step, num_splits or 0)
         parent = None if task.is_join or not task.parents else task.parents[0].scope
         scope = Scope(own, parent, removed, task.step)
         if counted:

@@ -44,6 +44,9 @@ class RunContext:
     # that uses them: they take its working directory here (its environment variables come
     # through Ray's runtime_env), so a step sees what it would with an embedded Ray.
     driver_cwd: str | None = None
+    # ... and the variables the warm Ray's workers were started with that the run's own
+    # environment lacks: removed while its tasks run.
+    env_unset: tuple[str, ...] = ()
     max_log_bytes: int | None = None    # run --max-log-size: what a task's log keeps
     # @secrets: step -> (SecretSpec, values read on the driver or None) per source. Secret
     # values: this context lives in memory (Ray's object store) and is never written down.

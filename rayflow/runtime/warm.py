@@ -1,17 +1,24 @@
-"""A warm local Ray: `rayflow up` starts one that later runs join, `rayflow down` stops it.
+"""The warm local Ray: started by the first run on a machine (or by `rayflow up`), joined by
+the runs after it, ended by `rayflow down` or after an idle time-out.
 
-Starting Ray costs a run 5 to 15 s on a laptop. `rayflow up` starts a small keeper process,
-in a session of its own, which starts a local Ray (`ray.init(address="local")`, on 127.0.0.1)
-and writes a state file: its pid, the Ray address, when it started. A run with no `--address`
-and no RAY_ADDRESS joins that Ray when the keeper is alive, instead of starting its own; while
-it runs it keeps a marker file named after its pid, so the keeper knows it is in use. After
-`--idle-timeout` seconds with no run, the keeper shuts its Ray down and exits; `rayflow down`
-ends it at once by its pid (SIGTERM: it shuts Ray down itself). The keeper is watched like an
-embedded Ray's driver (reaper.py), so a killed keeper leaves no Ray behind.
+Starting Ray costs a run 5 to 15 s on a laptop. So, as Gradle's daemon does, a run that finds
+no Ray of this user's starts a small keeper process, in a session of its own, which starts a
+local Ray (`ray.init(address="local")`, on 127.0.0.1) and writes a state file: its pid, the
+Ray address, its auth token, when it started. The run, and every later run with no
+`--address` and no RAY_ADDRESS, joins that Ray (`run --no-warm` or RAYFLOW_NO_WARM_RAY=1: an
+embedded Ray instead). While a run is on it, it keeps a marker file named after its pid; the
+keeper also counts the other drivers its Ray has (a plain Ray script joining it). After
+RAYFLOW_WARM_IDLE_S seconds (default 15 minutes; `rayflow up --idle-timeout`) with neither,
+the keeper shuts its Ray down and exits; `rayflow down` ends it at once by its pid (SIGTERM:
+it shuts Ray down itself). The keeper is watched like an embedded Ray's driver (reaper.py),
+so a killed keeper leaves no Ray behind.
 
-The state lives in RAYFLOW_HOME (default ~/.rayflow): `local-ray.json` and `local-ray.runs/`.
-It never stops a process it did not start: only the keeper's own pid, read from its file and
-checked to be a keeper before it is signalled.
+The state lives in RAYFLOW_HOME (default ~/.rayflow), a folder of this user's own (mode 0700):
+`local-ray.json` (0600), `local-ray.runs/`, `local-ray.lock`. One user's warm Ray is never
+joined by another's run: a state file, or a keeper process, owned by another uid is not used,
+and its Ray admits only drivers that present its token. It never stops a process it did not
+start: only the keeper's own pid, read from its file and checked to be this user's keeper
+before it is signalled.
 """
 
 from __future__ import annotations
@@ -30,13 +37,38 @@ from ..exceptions import RayflowException
 
 STATE_FILE = "local-ray.json"
 RUNS_DIR = "local-ray.runs"
-DEFAULT_IDLE_S = 3600.0
+LOCK_FILE = "local-ray.lock"
 POLL_S = 2.0
 START_TIMEOUT_S = 120.0
 
 
 def home() -> str:
     return settings.HOME.get()
+
+
+def private_home() -> str:
+    """RAYFLOW_HOME, made if missing, as a folder of this user's alone (mode 0700). Raises
+    when another user owns it: a warm Ray's state is never shared between users."""
+    folder = home()
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    info = os.stat(folder)
+    if info.st_uid != os.getuid():
+        raise RayflowException(
+            f"RAYFLOW_HOME {folder} belongs to another user (uid {info.st_uid}): the warm "
+            f"local Ray keeps its state in a folder of your own. Set RAYFLOW_HOME to one, or "
+            f"run with --no-warm.")
+    if info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+    return folder
+
+
+def _mine(path: str) -> bool:
+    """The file is this user's and no one else may write it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
 def _state_path() -> str:
@@ -98,10 +130,13 @@ def _alive(pid: int) -> bool:
 
 
 def _is_keeper(pid: int) -> bool:
-    """The process is alive and is a keeper (not another process that reused the pid)."""
+    """The process is alive, this user's, and a keeper (not another process that reused
+    the pid)."""
     if not _alive(pid):
         return False
     try:
+        if os.stat(f"/proc/{pid}").st_uid != os.getuid():
+            return False
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             return b"rayflow.runtime.warm" in fh.read()
     except OSError:
@@ -109,7 +144,9 @@ def _is_keeper(pid: int) -> bool:
 
 
 def current() -> WarmRay | None:
-    """The warm Ray started by `rayflow up`, if its keeper is alive."""
+    """This user's warm Ray, if its keeper is alive."""
+    if not _mine(_state_path()):
+        return None
     try:
         with open(_state_path()) as fh:
             data = json.load(fh)
@@ -123,18 +160,39 @@ def current() -> WarmRay | None:
 
 
 # -- the commands --------------------------------------------------------------------------
-def up(idle_timeout_s: float = DEFAULT_IDLE_S, num_cpus: int | None = None,
+def up(idle_timeout_s: float | None = None, num_cpus: int | None = None,
        num_gpus: int | None = None) -> tuple[WarmRay, bool]:
-    """(the warm Ray, whether this call started it)."""
+    """(this user's warm Ray, whether this call started it). Two calls at once (two runs
+    started together) start one: the second waits for the first's."""
+    from filelock import FileLock, Timeout
+
+    if idle_timeout_s is None:
+        idle_timeout_s = float(settings.WARM_IDLE_S.get())
     running = current()
     if running is not None:
         return running, False
-    os.makedirs(os.path.join(home(), RUNS_DIR), exist_ok=True)
+    folder = private_home()
+    try:
+        with FileLock(os.path.join(folder, LOCK_FILE), timeout=START_TIMEOUT_S):
+            running = current()
+            if running is not None:
+                return running, False
+            return _start_keeper(folder, idle_timeout_s, num_cpus, num_gpus), True
+    except Timeout:
+        raise RayflowException(
+            f"Another rayflow process has been starting the warm local Ray for "
+            f"{START_TIMEOUT_S:.0f} s ({os.path.join(folder, LOCK_FILE)}); see "
+            f"{os.path.join(folder, 'local-ray.log')}, or run with --no-warm.") from None
+
+
+def _start_keeper(folder: str, idle_timeout_s: float, num_cpus: int | None,
+                  num_gpus: int | None) -> WarmRay:
+    os.makedirs(os.path.join(folder, RUNS_DIR), mode=0o700, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         os.remove(_state_path())
     import secrets
 
-    log_path = os.path.join(home(), "local-ray.log")
+    log_path = os.path.join(folder, "local-ray.log")
     # A token of its own: Ray 2.60 authenticates every process that joins, and a run must
     # join this Ray only with what the state file (readable by this user alone) gives it.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
@@ -143,18 +201,18 @@ def up(idle_timeout_s: float = DEFAULT_IDLE_S, num_cpus: int | None = None,
         argv += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:
         argv += ["--num-gpus", str(num_gpus)]
-    with open(log_path, "ab") as log:
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 env=env, start_new_session=True, close_fds=True)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         warm = current()
         if warm is not None and warm.pid == proc.pid:
-            return warm, True
+            return warm
         if proc.poll() is not None:
             raise RayflowException(f"The local Ray did not start (exit {proc.returncode}); "
                                    f"see {log_path}.")
-        time.sleep(0.2)
+        time.sleep(0.1)
     proc.terminate()
     raise RayflowException(f"The local Ray did not start within {START_TIMEOUT_S:.0f} s; "
                            f"see {log_path}.")
@@ -184,7 +242,7 @@ def mark_in_use() -> None:
     import atexit
 
     folder = os.path.join(home(), RUNS_DIR)
-    os.makedirs(folder, exist_ok=True)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
     marker = os.path.join(folder, str(os.getpid()))
     with open(marker, "w") as fh:
         fh.write(str(time.time()))
@@ -209,6 +267,20 @@ def _busy() -> bool:
 
 
 # -- the keeper ----------------------------------------------------------------------------
+def _other_drivers(ray) -> bool:
+    """Whether a driver other than the keeper is connected to its Ray (a plain Ray script
+    that joined it, or a run between `ray.init` and its marker)."""
+    try:
+        from ray._private import state
+
+        jobs = state.jobs()
+    except Exception:  # another Ray layout, or its GCS is going away: markers only
+        return False
+    me = os.getpid()
+    return any(not job.get("IsDead") and int(job.get("DriverPid") or 0) != me
+               for job in jobs)
+
+
 def keep(idle_timeout_s: float, num_cpus: int | None, num_gpus: int | None) -> None:
     import logging
 
@@ -236,7 +308,7 @@ def keep(idle_timeout_s: float, num_cpus: int | None, num_gpus: int | None) -> N
     last_used = time.monotonic()
     try:
         while not stopping["now"]:
-            if _busy():
+            if _busy() or _other_drivers(ray):
                 last_used = time.monotonic()
             elif time.monotonic() - last_used > idle_timeout_s:
                 break
@@ -254,11 +326,12 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m rayflow.runtime.warm")
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_S)
+    parser.add_argument("--idle-timeout", type=float, default=None)
     parser.add_argument("--num-cpus", type=int, default=None)
     parser.add_argument("--num-gpus", type=int, default=None)
     args = parser.parse_args()
-    keep(args.idle_timeout, args.num_cpus, args.num_gpus)
+    idle = args.idle_timeout if args.idle_timeout is not None else settings.WARM_IDLE_S.get()
+    keep(float(idle), args.num_cpus, args.num_gpus)
 
 
 if __name__ == "__main__":

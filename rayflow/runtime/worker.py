@@ -100,10 +100,14 @@ def enter_run_folder(ctx: RunContext) -> None:
 
 
 @contextmanager
-def scoped_environ(env: dict[str, str]):
-    """Set `env` in os.environ for the duration of the block, then put back what was there:
-    a worker process serves many runs, and must not keep one run's settings for the next."""
-    saved = {k: os.environ.get(k) for k in env}
+def scoped_environ(env: dict[str, str], unset=()):
+    """Set `env` in os.environ, and remove the names in `unset`, for the duration of the
+    block, then put back what was there: a worker process serves many runs, and must not
+    keep one run's settings for the next (nor show a run what the warm Ray's first run had
+    set and this one has not)."""
+    saved = {k: os.environ.get(k) for k in (*env, *unset)}
+    for name in unset:
+        os.environ.pop(name, None)
     os.environ.update(env)
     try:
         yield
@@ -131,7 +135,7 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
     driver's, whose other threads print progress meanwhile)."""
     set_source_dir(ctx.source_dir)
     enter_run_folder(ctx)
-    with scoped_environ(ctx.datastore_env):
+    with scoped_environ(ctx.datastore_env, ctx.env_unset):
         wf = worker_flow(ctx)
         ds = datastore_for(ctx.datastore_url, ctx.flow_name)
         spool = BatchSpool(ctx.flow_name, ctx.run_id, specs[0].step, specs[0].task_id,
@@ -193,7 +197,7 @@ def warm_worker(ctx: RunContext) -> int:
     with the user's traceback."""
     try:
         enter_run_folder(ctx)
-        with scoped_environ(ctx.datastore_env):
+        with scoped_environ(ctx.datastore_env, ctx.env_unset):
             worker_flow(ctx)
             datastore_for(ctx.datastore_url, ctx.flow_name)
     except BaseException:  # noqa: BLE001 - the first task reports it
@@ -384,7 +388,7 @@ def slice_items(ctx: RunContext, loc, chunk: int, num_chunks: int):
     The parent's payload may hold instances of classes defined in the flow file, so the flow
     module is imported first: this worker may not have run any task of the flow yet."""
     enter_run_folder(ctx)
-    with scoped_environ(ctx.datastore_env):
+    with scoped_environ(ctx.datastore_env, ctx.env_unset):
         worker_flow(ctx)
         value = ArtifactLoader(lambda: datastore_for(ctx.datastore_url, ctx.flow_name))(loc)
     if not isinstance(value, (list, tuple, range)) and not is_ndarray(value):
