@@ -1,20 +1,23 @@
-"""What `rayflow up` saves: `rayflow run examples/hello.py` cold (an embedded Ray started and
-stopped by the run) against warm (joining the local Ray that `rayflow up` keeps), alternated in
-one run (issue 13, item 4).
+"""A second `rayflow run examples/hello.py`, in a fresh shell with no extra command, against
+Metaflow's `python hello.py run` on the same machine, in the same rounds (issue 30).
 
     .venv/bin/python benchmarks/warm_start.py [--repeat 3]
 
-Each cell is the wall time of the whole `rayflow run` subprocess, Python start-up included.
-Cold runs get a private RAY_TMPDIR and RAYFLOW_NO_WARM_RAY=1; warm runs a private
-RAYFLOW_HOME where `rayflow up` was run first (its own start-up is reported apart). The raw
-Ray script has hello.py's shape without rayflow: start a local Ray, run three trivial tasks
-one after another, shut Ray down; it runs in the same rounds, with its own private
-RAY_TMPDIR. Targets (not asserted): warm at most 2 s; cold at most 1.1x the raw Ray script.
+The first `rayflow run` on a machine with no Ray of the user's starts the warm local Ray and
+leaves it for the runs after it; its time is reported once. Then each round runs, one after
+another: `rayflow run` again (it joins that Ray), Metaflow 2.19.39 on the same flow (its import
+line changed, in a venv of its own: benchmarks/.venv-metaflow, made on first use, or
+$MF_PYTHON), a raw Ray script that joins the same warm Ray and runs one task, and
+`rayflow run --no-warm` (an embedded Ray started and stopped by the run). Each cell is the
+wall time of the whole subprocess, Python start-up included; medians of the rounds. The warm
+Ray lives in a private RAYFLOW_HOME and is ended with `rayflow down` at the end.
+Target: the second rayflow run takes at most Metaflow's time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -26,45 +29,56 @@ from _common import log, markdown_table, met, private_ray_env, scratch_dir, writ
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HELLO = os.path.join(ROOT, "examples", "hello.py")
-TARGET_WARM_S = 2.0
-TARGET_COLD_RATIO = 1.1
-RAW_SCRIPT = """
+METAFLOW_VERSION = "2.19.39"
+# A plain Ray script that joins the warm Ray as any Ray program would (its address, and its
+# token from the state file, which only this user can read) and runs one task.
+RAW_WARM_SCRIPT = """
+import json, os, sys
+state = json.load(open(os.path.join(sys.argv[1], "local-ray.json")))
+os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=state["token"],
+                  RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+import logging
 import ray
 
-ray.init(address="local", include_dashboard=False)
+ray.init(address=state["address"], logging_level=logging.ERROR)
 
 
 @ray.remote
-def step(x):
-    return x + 1
+def hello():
+    return "Hello, world!"
 
 
-x = 0
-for _ in range(3):
-    x = ray.get(step.remote(x))
-assert x == 3
-ray.shutdown()
+assert ray.get(hello.remote()) == "Hello, world!"
 """
 
 
-def raw_ray(env) -> float:
+def timed(cmd: list[str], env: dict, cwd: str, what: str) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", RAW_SCRIPT], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"the raw Ray script failed:\n{proc.stderr[-2000:]}")
+        raise SystemExit(f"{what} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return wall
 
 
-def rayflow(*args, env) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "rayflow_cli.main", *args], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"rayflow {' '.join(args)} failed:\n{proc.stderr[-2000:]}")
-    return wall
+def metaflow_python() -> str | None:
+    """A Python with metaflow==2.19.39: $MF_PYTHON, the conformance suite's venv, or
+    benchmarks/.venv-metaflow (made on first use, never the project's own venv)."""
+    candidates = [os.environ.get("MF_PYTHON"),
+                  os.path.join(os.environ.get("TMPDIR", "/tmp"), "mfcore-metaflow-venv",
+                               "bin", "python")]
+    for python in filter(None, candidates):
+        probe = subprocess.run([python, "-c", "import metaflow; print(metaflow.__version__)"],
+                               capture_output=True, text=True, check=False)
+        if probe.returncode == 0 and probe.stdout.strip() == METAFLOW_VERSION:
+            return python
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from foreach_scale import metaflow_python as make_venv
+
+    python, why = make_venv()
+    if python is None:
+        log(f"no Metaflow to compare with: {why}")
+    return python
 
 
 def main() -> None:
@@ -72,49 +86,71 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items()
-            if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE", "RAYFLOW_NO_WARM_RAY")}
-    ds = scratch_dir("warm-start-ds-")
-    home = scratch_dir("warm-start-home-")
-    warm_env = {**base, "RAYFLOW_HOME": home}
-    up_s = rayflow("up", "--idle-timeout", "600", env=warm_env)
-    walls: dict[str, list[float]] = {"cold": [], "warm": [], "raw": []}
+            if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE", "RAYFLOW_NO_WARM_RAY",
+                         "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "VIRTUAL_ENV", "PYTHONPATH")}
+    base.setdefault("USER", "benchmark")
+    work = scratch_dir("warm-start-")
+    home = os.path.join(work, "home")
+    env = {**base, "RAYFLOW_HOME": home}
+    mf_python = metaflow_python()
+    mf_flow = os.path.join(work, "hello.py")
+    with open(HELLO) as src, open(mf_flow, "w") as dst:
+        dst.write(src.read().replace("from rayflow import", "from metaflow import"))
+    mf_env = {**base, "METAFLOW_HOME": work, "USERNAME": "benchmark",
+              "METAFLOW_DEFAULT_DATASTORE": "local", "METAFLOW_DEFAULT_METADATA": "local",
+              "METAFLOW_DATASTORE_SYSROOT_LOCAL": work}
+    run = [sys.executable, "-m", "rayflow_cli.main", "run", HELLO, "--datastore",
+           os.path.join(work, "ds"), "--quiet"]
+    walls: dict[str, list[float]] = {"warm": [], "metaflow": [], "raw": [], "no-warm": []}
     try:
+        first = timed(run, env, work, "the first rayflow run")
+        log(f"first rayflow run (starts the warm Ray): {first:.2f} s")
         for r in range(args.repeat):
-            cold_env, folder = private_ray_env({**base, "RAYFLOW_NO_WARM_RAY": "1"})
-            walls["cold"].append(rayflow("run", HELLO, "--datastore", ds, "--quiet",
-                                         env=cold_env))
+            walls["warm"].append(timed(run, env, work, "rayflow run"))
+            if mf_python:
+                walls["metaflow"].append(timed([mf_python, mf_flow, "run"], mf_env, work,
+                                               "Metaflow's run"))
+            walls["raw"].append(timed([sys.executable, "-c", RAW_WARM_SCRIPT, home], env,
+                                      work, "the raw Ray script"))
+            cold_env, folder = private_ray_env(env)
+            walls["no-warm"].append(timed([*run, "--no-warm"], cold_env, work,
+                                          "rayflow run --no-warm"))
             shutil.rmtree(folder, ignore_errors=True)
-            walls["warm"].append(rayflow("run", HELLO, "--datastore", ds, "--quiet",
-                                         env=warm_env))
-            raw_env, folder = private_ray_env(dict(base))
-            walls["raw"].append(raw_ray(raw_env))
-            shutil.rmtree(folder, ignore_errors=True)
-            log(f"round {r + 1}: cold {walls['cold'][-1]:.2f} s, warm {walls['warm'][-1]:.2f} s, "
-                f"raw Ray script {walls['raw'][-1]:.2f} s")
+            log(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s"
+                                                for k, v in walls.items() if v))
+        keeper = json.load(open(os.path.join(home, "local-ray.json")))["pid"]
     finally:
-        rayflow("down", env=warm_env)
-    med = {mode: statistics.median(v) for mode, v in walls.items()}
-    cold_ratio = med["cold"] / med["raw"]
-    rows = []
-    for mode, label, target in (
-            ("cold", "cold: embedded Ray started by the run",
-             f"{cold_ratio:.2f}x raw: {met(cold_ratio <= TARGET_COLD_RATIO)} (<= 1.1x)"),
-            ("warm", "warm: joins the Ray of `rayflow up`",
-             f"{met(med['warm'] <= TARGET_WARM_S)} (<= 2 s)"),
-            ("raw", "raw Ray script: ray.init + 3 tasks in a row + shutdown", "baseline")):
-        rows.append([label, f"{med[mode]:.2f}",
-                     f"{min(walls[mode]):.2f}-{max(walls[mode]):.2f}", target])
-    table = markdown_table(["`rayflow run examples/hello.py`", "wall s (median)", "min-max",
-                            "target"], rows)
+        subprocess.run([sys.executable, "-m", "rayflow_cli.main", "down"], env=env, cwd=work,
+                       capture_output=True, check=False)
+    report(walls, first, keeper, args.repeat)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def report(walls: dict, first: float, keeper: int, repeat: int) -> None:
+    med = {k: statistics.median(v) for k, v in walls.items() if v}
+    mf = med.get("metaflow")
+    target = (f"{med['warm'] / mf:.2f}x Metaflow: {met(med['warm'] <= mf)} (<= 1x)"
+              if mf else "n/a (no Metaflow)")
+
+    def row(key: str, label: str, note: str) -> list:
+        v = walls[key]
+        return [label, f"{med[key]:.2f}", f"{min(v):.2f}-{max(v):.2f}", note]
+
+    rows = [row("warm", "second `rayflow run examples/hello.py` (joins the warm Ray)", target)]
+    if mf:
+        rows.append(row("metaflow", f"Metaflow {METAFLOW_VERSION}: `python hello.py run`",
+                        "baseline"))
+    rows += [row("raw", "raw Ray script joining the same warm Ray, one task", "floor"),
+             row("no-warm", "`rayflow run --no-warm` (embedded Ray)", "")]
+    table = markdown_table(["run", "wall s (median)", "min-max", "target"], rows)
     print(table)
-    notes = (f"Whole `rayflow run` subprocesses, Python start-up included, cold, warm and the "
-             f"raw Ray script alternated, {args.repeat} rounds, local datastore. "
-             f"`rayflow up` itself took "
-             f"{up_s:.1f} s, once.\n\n")
-    write_section("warm_start", "warm_start: `rayflow up` against a cold start (issue 13)",
+    notes = (f"Whole subprocesses, Python start-up included, alternated in {repeat} rounds, "
+             f"local datastore; each rayflow run is a fresh process with no `rayflow up` "
+             f"before it. The first `rayflow run` (which started the warm Ray, keeper pid "
+             f"{keeper}) took {first:.1f} s, once; `rayflow down` ended it after the "
+             f"rounds.\n\n")
+    write_section("warm_start", "warm_start: the second run against Metaflow's (issue 30)",
                   notes + table)
-    shutil.rmtree(ds, ignore_errors=True)
-    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,10 @@ def run(ctx: typer.Context, file: FlowFile,
     as --config NAME FILE or --config-value NAME JSON."""
     from rayflow.parameters import resolve_parameters
 
+    if settings.executor == "ray":
+        from rayflow.runtime.ray_session import join_early
+
+        join_early(settings.address, file, warm=not settings.no_warm)
     loaded = _load(file, settings.flow)
     files, values, words = split_config_args(loaded.cls, list(ctx.args))
     # The flow's parameters are read once its mutators have run (they may add some).
@@ -128,7 +132,7 @@ def down():
 
     stopped = warm.down()
     typer.echo(f"Stopped the local Ray at {stopped.address} (keeper pid {stopped.pid})."
-               if stopped else "No local Ray from `rayflow up` is running.")
+               if stopped else "No warm local Ray is running.")
 
 
 def _register_more_commands() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass
 
 from .. import settings
@@ -56,6 +57,7 @@ def connect(address: str | None, flow_file: str, say=None, warm: bool = True) ->
     global _joined
     address = address or os.environ.get("RAY_ADDRESS") or None
     say = say or (lambda text: None)
+    _wait_for_early_join(say)
     ray_module = sys.modules.get("ray")
     if ray_module is not None and ray_module.is_initialized():
         return _joined or RaySession()  # this process is on a Ray already
@@ -80,6 +82,56 @@ def connect(address: str | None, flow_file: str, say=None, warm: bool = True) ->
     else:
         _joined = _start_embedded(ray, say)
     return _joined
+
+
+# A join begun early (`join_early`): its thread, what it would have said, how it failed.
+_early: dict = {}
+
+
+def join_early(address: str | None, flow_file: str, warm: bool = True) -> None:
+    """Join this user's warm Ray, when one is running and the run would join it, in a thread
+    while the driver goes on loading the flow, and have Ray start a worker for the run at
+    once: Ray starts a run's workers only when it asks for one (a second or more), and this
+    way they come up while the driver is still busy. `connect` waits for the thread."""
+    from . import warm as warm_ray
+
+    if address or os.environ.get("RAY_ADDRESS") or not warm or settings.NO_WARM_RAY.get():
+        return
+    if "ray" in sys.modules and sys.modules["ray"].is_initialized():
+        return
+    if warm_ray.current() is None:
+        return  # starting one waits until the flow is known to be good
+    said: list[str] = []
+
+    def join() -> None:
+        try:
+            connect(None, flow_file, say=said.append)
+            import ray
+
+            ray.remote(_import_task_code).options(max_retries=0, name="rayflow-warm").remote()
+        except BaseException as exc:  # noqa: BLE001 - raised again by `connect`
+            _early["error"] = exc
+
+    thread = threading.Thread(target=join, name="rayflow-join-early", daemon=True)
+    _early.update(thread=thread, said=said)
+    thread.start()
+
+
+def _import_task_code() -> None:
+    import rayflow.runtime.worker  # noqa: F401 - what every task of the run imports first
+
+
+def _wait_for_early_join(say) -> None:
+    thread = _early.get("thread")
+    if thread is None or thread is threading.current_thread():
+        return
+    thread.join()
+    _early.pop("thread", None)
+    for line in _early.pop("said", []):
+        say(line)
+    error = _early.pop("error", None)
+    if error is not None:
+        raise error
 
 
 def _prepare_environment(address: str | None, target, warm: bool, say):
@@ -120,7 +172,11 @@ def _warm_to_join(address: str | None, target, warm_allowed: bool, say):
     idle = float(settings.WARM_IDLE_S.get())
     say(f"Starting a local Ray that later runs reuse (it ends after {_minutes(idle)} "
         f"without a run, or with `rayflow down`; --no-warm: a Ray for this run alone)")
-    local, _ = warm.up(idle)
+    try:
+        local, _ = warm.up(idle)
+    except RayflowException as exc:  # the run goes on, on a Ray of its own
+        say(f"{exc} This run starts an embedded Ray instead.")
+        return None
     return local
 
 
@@ -195,7 +251,7 @@ def _start_embedded(ray, say) -> RaySession:
     # (reaper.py).
     from . import reaper
 
-    say("Starting an embedded Ray for this run alone (--no-warm)")
+    say("Starting an embedded Ray for this run alone")
     reaper.start()
     ray.init(address="local", include_dashboard=False, log_to_driver=True,
              logging_level=_ray_logging_level())

@@ -1,5 +1,6 @@
-"""`rayflow up` keeps a local Ray warm, runs join it, `rayflow down` ends it (by its pid, with
-every process of that Ray); an idle one ends itself."""
+"""The warm local Ray: the first run (or `rayflow up`) starts it, later runs join it,
+`rayflow down` ends it (by its pid, with every process of that Ray); an idle one ends itself.
+Every test here uses a RAYFLOW_HOME of its own and ends what it started."""
 
 from __future__ import annotations
 
@@ -106,8 +107,8 @@ def test_up_run_down(tmp_path):
         for _ in range(2):
             run = rayflow(home, "run", HELLO, "--datastore", ds)
             assert run.returncode == 0, run.stderr
-            assert "Using the local Ray that `rayflow up` keeps warm" in run.stderr
-            assert "Starting an embedded Ray" not in run.stderr
+            assert "Using the warm local Ray at" in run.stderr
+            assert "Starting" not in run.stderr
         # A step on the warm Ray sees the environment and the working directory of the
         # `rayflow run` that started it, not the keeper's, as with an embedded Ray.
         flow = tmp_path / "env_flow.py"
@@ -143,7 +144,7 @@ def test_up_run_down(tmp_path):
     assert down.returncode == 0 and "Stopped the local Ray" in down.stdout, down.stderr
     assert _gone([state["pid"], *ray_pids]), "a process of the warm Ray outlived `down`"
     assert not (home / "local-ray.json").exists()
-    assert "No local Ray" in rayflow(home, "down").stdout
+    assert "No warm local Ray" in rayflow(home, "down").stdout
 
 
 def test_an_idle_warm_ray_ends_itself(tmp_path):
@@ -153,5 +154,101 @@ def test_an_idle_warm_ray_ends_itself(tmp_path):
     pid = json.loads((home / "local-ray.json").read_text())["pid"]
     try:
         assert _gone([pid], timeout=60), "an idle warm Ray did not stop"
+    finally:
+        rayflow(home, "down")
+
+
+RAY_OWN_LINES = ("Connecting to existing Ray cluster", "Started a local Ray instance")
+
+
+def test_the_first_run_leaves_a_warm_ray_for_the_next(tmp_path):
+    home = tmp_path / "home"
+    ds = str(tmp_path / "ds")
+    flow = tmp_path / "env_flow.py"
+    flow.write_text(ENV_FLOW)
+    state_file = home / "local-ray.json"
+    pids: list[int] = []
+    try:
+        first = rayflow(home, "run", str(flow), "--datastore", ds,
+                        env={"WARM_TEST_VALUE": "first"})
+        assert first.returncode == 0, first.stderr
+        assert "Starting a local Ray that later runs reuse" in first.stderr
+        assert state_file.exists(), "the first run left no warm Ray behind"
+        state = json.loads(state_file.read_text())
+        keeper = psutil.Process(state["pid"])
+        pids = [keeper.pid, *(c.pid for c in keeper.children(recursive=True))]
+        assert oct(home.stat().st_mode & 0o777) == "0o700"
+        assert oct(state_file.stat().st_mode & 0o777) == "0o600"
+        out = first.stdout + first.stderr
+        assert not [line for line in RAY_OWN_LINES if line in out], out
+        # The next run joins it; a variable only the first run had (the keeper's workers
+        # started with it) is not seen by this one's steps. RAYFLOW_RAY_LOGS=1: Ray's own
+        # lines are shown.
+        second = rayflow(home, "run", str(flow), "--datastore", ds,
+                         env={"RAYFLOW_RAY_LOGS": "1"})
+        assert second.returncode == 0, second.stderr
+        assert "Using the warm local Ray at" in second.stderr
+        assert "Starting" not in second.stderr
+        assert "Connecting to existing Ray cluster" in second.stdout + second.stderr
+        from rayflow import Flow, namespace
+
+        namespace(None)
+        assert Flow("EnvFlow", datastore=ds).latest_run["start"].task.data.seen is None
+        # --no-warm: a Ray of the run's own; the warm one is left as it was.
+        alone = rayflow(home, "run", str(flow), "--datastore", ds, "--no-warm")
+        assert alone.returncode == 0, alone.stderr
+        assert "Starting an embedded Ray" in alone.stderr
+        assert "Using the warm local Ray" not in alone.stderr
+        assert json.loads(state_file.read_text())["pid"] == keeper.pid and keeper.is_running()
+    finally:
+        down = rayflow(home, "down")
+    assert "Stopped the local Ray" in down.stdout, down.stdout + down.stderr
+    assert _gone(pids), "a process of the warm Ray outlived `rayflow down`"
+
+
+BLOB_FLOW = """
+from rayflow import FlowSpec, step
+
+
+class BlobFlow(FlowSpec):
+    @step
+    def start(self):
+        self.big = "x" * 200_000
+        self.next(self.end)
+
+    @step
+    def end(self):
+        print("length", len(self.big))
+"""
+
+
+def test_a_resume_that_clones_every_task_starts_no_ray(tmp_path):
+    home = tmp_path / "home"
+    ds = tmp_path / "ds"
+    flow = tmp_path / "blob_flow.py"
+    flow.write_text(BLOB_FLOW)
+    rid = tmp_path / "rid"
+    origin = rayflow(home, "run", str(flow), "--datastore", str(ds), "--run-id-file",
+                     str(rid), env={"RAYFLOW_NO_WARM_RAY": "1"})
+    assert origin.returncode == 0, origin.stderr
+    assert "Starting an embedded Ray" in origin.stderr
+    assert not (home / "local-ray.json").exists(), "RAYFLOW_NO_WARM_RAY=1 left a warm Ray"
+    origin_id = rid.read_text()
+    resumed = rayflow(home, "resume", str(flow), "--datastore", str(ds), "--origin-run-id",
+                      origin_id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 cloned" in resumed.stderr, resumed.stderr
+    assert "Ray" not in resumed.stderr, resumed.stderr
+    assert not (home / "local-ray.json").exists(), "a resume that cloned everything started Ray"
+    # An artifact of the origin gone: its task runs again, so this resume joins Ray after all.
+    for folder, _, files in os.walk(ds / "BlobFlow" / "data"):
+        for name in files:
+            os.remove(os.path.join(folder, name))
+    try:
+        again = rayflow(home, "resume", str(flow), "--datastore", str(ds), "--origin-run-id",
+                        origin_id)
+        assert again.returncode == 0, again.stderr
+        assert "Starting a local Ray" in again.stderr and "cloned" not in again.stderr
+        assert "length 200000" in again.stdout + again.stderr
     finally:
         rayflow(home, "down")
