@@ -26,7 +26,7 @@ WithOpt = Annotated[list[str] | None, typer.Option(
                    "--with retry:times=2,minutes_between_retries=0 (repeatable).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress lines.")]
 NoWarmOpt = Annotated[bool, typer.Option(
-    "--no-warm", envvar="RAYFLOW_NO_WARM_RAY",
+    "--no-warm",
     help="Run on an embedded Ray of this run's own, ended with it, instead of the warm local "
          "Ray that runs keep between them (started by the first run; `rayflow down` ends it).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]

@@ -23,8 +23,10 @@ FLOWS = os.path.join(ROOT, "tests", "flows")
 # Every Ray the suite starts (the session's, the CLI's, the multi-node scenarios') keeps its
 # servers on 127.0.0.1, Ray's single-machine mode: the tests send traffic only to loopback.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-# No run of the suite joins a warm Ray a developer keeps with `rayflow up`; the tests of
-# `rayflow up` itself use their own RAYFLOW_HOME and lift this.
+# No run of the suite starts a warm Ray (one that outlives it, as a user's first run does) or
+# joins one a developer keeps: each starts a Ray of its own, ended with it, and subprocesses
+# inherit this. The tests of the warm Ray itself (test_warm_ray.py, test_ray_address.py) use
+# a RAYFLOW_HOME of their own, lift this, and end what they start with `rayflow down`.
 os.environ["RAYFLOW_NO_WARM_RAY"] = "1"
 
 
