@@ -130,8 +130,9 @@ def _wait_for_early_join(say) -> None:
     for line in _early.pop("said", []):
         say(line)
     error = _early.pop("error", None)
-    if error is not None:
+    if error is not None and "ray" in sys.modules and sys.modules["ray"].is_initialized():
         raise error
+    # Not joined (the warm Ray ended meanwhile, say): the run joins as if it had not tried.
 
 
 def _prepare_environment(address: str | None, target, warm: bool, say):

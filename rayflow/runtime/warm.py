@@ -277,7 +277,7 @@ def _other_drivers(ray) -> bool:
     except Exception:  # another Ray layout, or its GCS is going away: markers only
         return False
     me = os.getpid()
-    return any(not job.get("IsDead") and int(job.get("DriverPid") or 0) != me
+    return any(job.get("IsDead") is False and int(job.get("DriverPid") or 0) != me
                for job in jobs)
 
 

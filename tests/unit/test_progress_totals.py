@@ -150,3 +150,34 @@ def test_a_total_is_final_before_the_last_splits_arrive():
         progress.add_total("b", n)
     assert seen == [None, (9, False), (15, True)]
     assert (progress.steps["b"].total, progress.steps["b"].exact) == (15, True)
+
+
+def test_a_run_tells_its_progress_every_fan_out(tmp_path, monkeypatch):
+    """A nested foreach run in this process (no Ray): each step's total, once it reads as
+    exact, is already the step's final count."""
+    import os
+
+    from rayflow.parameters import resolve_parameters
+    from rayflow.runtime.flowfile import load_flow
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
+
+    seen: list[tuple[str, int, bool]] = []
+    settle = Progress._settle
+
+    def watched(self, sp):
+        settle(self, sp)
+        seen.append((sp.name, sp.total, sp.exact))
+
+    monkeypatch.setattr(Progress, "_settle", watched)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    loaded = load_flow(os.path.join(root, "examples", "foreach.py"))
+    values = resolve_parameters(loaded.cls, {"regions": "3", "shards": "4"})
+    loop = RunLoop(loaded, values, RunOptions(datastore_url=str(tmp_path / "ds"),
+                                              executor="inline", progress=False))
+    assert loop.run().successful
+    final = {"start": 1, "region": 3, "shard": 12, "join_shards": 3, "join_regions": 1,
+             "end": 1}
+    assert {name: (sp.total, sp.exact) for name, sp in loop.progress.steps.items()} == \
+        {name: (n, True) for name, n in final.items()}
+    wrong = [(name, total) for name, total, exact in seen if exact and total != final[name]]
+    assert not wrong, wrong
