@@ -99,7 +99,8 @@ def join_early(address: str | None, flow_file: str, warm: bool = True) -> None:
         return
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():
         return
-    if warm_ray.current() is None:
+    local = warm_ray.current()
+    if local is None or not local.serves_this_runtime():
         return  # starting one waits until the flow is known to be good
     said: list[str] = []
 
@@ -168,6 +169,11 @@ def _warm_to_join(address: str | None, target, warm_allowed: bool, say):
     if address or not warm_allowed or settings.NO_WARM_RAY.get():
         return None
     local = warm.current()
+    if local is not None and not local.serves_this_runtime():
+        say(f"The warm local Ray (keeper pid {local.pid}) runs another Python or rayflow "
+            f"({local.runtime}); this run starts an embedded Ray. `rayflow down` ends that "
+            f"one, and the next run starts one of this rayflow.")
+        return None
     if local is not None:
         return local
     idle = float(settings.WARM_IDLE_S.get())

@@ -107,6 +107,12 @@ class WarmRay:
     idle_timeout_s: float
     token: str = ""     # its Ray's auth token: only this user's runs, who can read it, join
     env: dict | None = None  # env_digest of its workers' environment (None: not known)
+    runtime: str = ""   # the Python and rayflow its workers run (`this_runtime()`)
+
+    def serves_this_runtime(self) -> bool:
+        """Whether its workers run this process's Python and rayflow: a run from another
+        virtualenv (another rayflow) must not have its steps run by this one's."""
+        return not self.runtime or self.runtime == this_runtime()
 
     def join_env(self) -> dict[str, str]:
         """The environment a driver joins it with (Ray's token authentication)."""
@@ -117,6 +123,13 @@ class WarmRay:
         if self.env is None:
             return dict(env)
         return {k: v for k, v in env.items() if self.env.get(k) != _digest(v)}
+
+
+def this_runtime() -> str:
+    """The Python executable and the rayflow package this process runs."""
+    import rayflow
+
+    return f"{sys.executable} {os.path.dirname(os.path.abspath(rayflow.__file__))}"
 
 
 def _alive(pid: int) -> bool:
@@ -153,7 +166,8 @@ def current() -> WarmRay | None:
         env = data.get("env")
         warm = WarmRay(int(data["pid"]), str(data["address"]), float(data["started_at"]),
                        float(data["idle_timeout_s"]), str(data.get("token", "")),
-                       dict(env) if isinstance(env, dict) else None)
+                       dict(env) if isinstance(env, dict) else None,
+                       str(data.get("runtime", "")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return warm if _is_keeper(warm.pid) else None
@@ -300,7 +314,7 @@ def keep(idle_timeout_s: float, num_cpus: int | None, num_gpus: int | None) -> N
     # Its workers start with the environment its Ray was started in, this process's.
     state = {"pid": os.getpid(), "address": address, "started_at": time.time(),
              "idle_timeout_s": idle_timeout_s, "token": os.environ.get("RAY_AUTH_TOKEN", ""),
-             "env": env_digest(driver_env_for_workers())}
+             "env": env_digest(driver_env_for_workers()), "runtime": this_runtime()}
     tmp = _state_path() + f".{os.getpid()}.tmp"
     with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
         json.dump(state, fh)

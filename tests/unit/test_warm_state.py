@@ -107,3 +107,20 @@ def test_a_home_of_another_user_is_refused(home):
     os.chown(home, OTHER_UID, OTHER_UID)
     with pytest.raises(RayflowException, match="belongs to another user"):
         warm.private_home()
+
+
+def test_a_warm_ray_of_another_python_or_rayflow_is_not_joined(home, fake_keeper, monkeypatch):
+    from rayflow.runtime import ray_session
+
+    monkeypatch.delenv("RAYFLOW_NO_WARM_RAY", raising=False)
+    path = _write_state(home, fake_keeper)
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({**state, "runtime": "/other/venv/bin/python /other/rayflow"}))
+    local = warm.current()
+    assert local is not None and not local.serves_this_runtime()
+    said = []
+    assert ray_session._warm_to_join(None, None, True, said.append) is None
+    assert "runs another Python or rayflow" in said[0], said
+    path.write_text(json.dumps({**state, "runtime": warm.this_runtime()}))
+    assert warm.current().serves_this_runtime()
+    assert ray_session._warm_to_join(None, None, True, said.append).pid == fake_keeper
