@@ -249,20 +249,25 @@ class EnvironmentDecorator(StepDecorator):
                 os.environ[key] = old
 
 
-class AcceptedDecorator(StepDecorator):
-    """Metaflow decorators that have no meaning on Ray (@conda, @pypi). They are
-    accepted, so that a Metaflow flow runs after changing its import line, and do nothing."""
+class PypiDecorator(StepDecorator):
+    """@pypi(packages={name: version}, python=None, disabled=False): the step's tasks run in
+    a Ray runtime environment with these packages on top of rayflow's own; @pypi_base gives
+    every step packages, which a step's own @pypi adds to or overrides (runtime/environments.py)."""
 
-    def __init__(self, **attributes):
-        self.attributes = dict(attributes)
-
-
-class CondaDecorator(AcceptedDecorator):
-    name = "conda"
-
-
-class PypiDecorator(AcceptedDecorator):
     name = "pypi"
+    defaults = {"packages": {}, "python": None, "disabled": None}
+
+    def validate(self) -> None:
+        from .runtime.environments import check_attributes
+
+        check_attributes(f"@{self.name}", self.attributes)
+
+
+class CondaDecorator(PypiDecorator):
+    """@conda(packages=, libraries=, python=, disabled=): Ray's conda runtime environment."""
+
+    name = "conda"
+    defaults = {"packages": {}, "libraries": {}, "python": None, "disabled": None}
 
 
 class CardDecorator(StepDecorator):
@@ -527,6 +532,12 @@ class StepDecorators:
     """The decorators of one step, looked up by kind. Built once per step by the runtime."""
 
     all: list[StepDecorator] = field(default_factory=list)
+    # @pypi/@conda's environment (runtime/environments.StepEnvironment), set before Ray starts
+    environment: Any = None
+
+    @property
+    def runtime_env(self) -> dict | None:
+        return self.environment.runtime_env if self.environment is not None else None
 
     def get(self, name: str) -> StepDecorator | None:
         return next((d for d in self.all if d.name == name), None)

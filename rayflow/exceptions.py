@@ -152,6 +152,13 @@ class SchedulingError(RayflowException):
     headline = "Cannot schedule"
 
 
+class StepEnvironmentError(RayflowException):
+    """A step's @pypi/@conda environment cannot be made (found before any task runs), or
+    Ray could not build it on a node."""
+
+    headline = "Step environment"
+
+
 class MetaflowInternalError(RayflowException):
     headline = "Internal error"
 

@@ -133,6 +133,10 @@ RAY_LOGS = Setting(
     "RAYFLOW_RAY_LOGS", "flag", False,
     "1: show Ray's own log lines (starting, connecting, its warnings) as well as the steps' "
     "output.")
+PYPI_OPTIONS = Setting(
+    "RAYFLOW_PYPI_OPTIONS", "text", None,
+    "Options for resolving and installing @pypi packages, as `uv pip install` (or pip) takes "
+    "them, e.g. `--index-url URL` or `--find-links DIR --no-index`.")
 HOME = Setting(
     "RAYFLOW_HOME", "path", "~/.rayflow",
     "Where the warm local Ray's state is kept (a folder of this user's own, mode 0700).")
@@ -153,7 +157,8 @@ CARD_NO_WARNING = Setting(
 
 ALL: tuple[Setting, ...] = (
     DATASTORE, DATASTORE_OUTAGE_S, RUN_LEASE_S, UNSCHEDULABLE_TIMEOUT, CONNECT_TIMEOUT_S,
-    NO_WARM_RAY, WARM_IDLE_S, RAY_LOGS, HOME, NO_REPORT, USER, CARD_MODULES, CARD_NO_WARNING)
+    NO_WARM_RAY, WARM_IDLE_S, RAY_LOGS, PYPI_OPTIONS, HOME, NO_REPORT, USER, CARD_MODULES,
+    CARD_NO_WARNING)
 
 
 def help_epilog() -> str:

@@ -331,6 +331,7 @@ class Task(MetaflowObject):
             "parents": list(rec.parents), "inputs": dict(rec.inputs),
             "user": rec.user, "node": rec.node, "attempt": rec.attempt,
             "started_at": rec.started_at, "finished_at": rec.finished_at,
+            **({"environment": rec.environment} if rec.environment else {}),
         }
 
 

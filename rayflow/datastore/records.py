@@ -158,6 +158,8 @@ class TaskRecord:
     # Metaflow's named metadata of the task beyond the fields above (str -> str), e.g. the
     # start_step / end_step of a run's `_parameters` task.
     metadata: dict | None = None
+    # @pypi/@conda: the step's requirements and the versions its process found installed.
+    environment: dict | None = None
 
     @property
     def pathspec(self) -> str:

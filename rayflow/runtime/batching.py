@@ -120,6 +120,8 @@ class BatchMaker:
         for spec in specs:
             spec.fallback = fallback
         options = self._options_for(tasks_attempts[0][0], decos)
+        if decos.runtime_env:  # @pypi/@conda: the step's packages (runtime/environments.py)
+            options["runtime_env"] = decos.runtime_env
         return Batch(step, [t for t, _ in tasks_attempts], [a for _, a in tasks_attempts],
                      specs, options, timeout=decos.timeout_seconds)
 

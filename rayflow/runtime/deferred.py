@@ -23,7 +23,11 @@ from .spec import RunContext
 
 def executor_for(loop) -> Executor:
     """The executor of `loop` (a RunLoop): Ray joined now, or when first needed for a resume
-    that should clone every task."""
+    that should clone every task. Each @pypi/@conda step's environment is resolved first,
+    before Ray starts (runtime/environments.py)."""
+    from .environments import attach_environments
+
+    attach_environments(loop.flow.cls, loop.graph, loop.decos, loop.opts.executor)
     if loop.opts.executor != "ray":
         return make_executor(loop.opts.executor, loop.graph, loop.decos)
     from .pool_executor import pool_configs

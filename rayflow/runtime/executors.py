@@ -23,8 +23,10 @@ def make_executor(name: str, graph=None, decos=None) -> Executor:
             from .pool_executor import ActorPoolExecutor, pool_configs
 
             pools, step_pool = pool_configs(graph, decos)
-            if pools:
-                return ActorPoolExecutor(pools, step_pool)
+            executor = ActorPoolExecutor(pools, step_pool) if pools else RayExecutor()
+            envs = [d.runtime_env for d in decos.values() if d.runtime_env]
+            executor.environments = [e for i, e in enumerate(envs) if e not in envs[:i]]
+            return executor
         return RayExecutor()
     from ..exceptions import RayflowException
 

@@ -118,6 +118,8 @@ def pool_configs(graph, decos) -> tuple[dict[str, PoolConfig], dict[str, str]]:
         a = pool.attributes
         name = a["name"] or node.name
         options = res.ray_options(None)
+        if d.runtime_env:  # @pypi/@conda: the pool's actors run in the step's environment
+            options["runtime_env"] = d.runtime_env
         cfg = PoolConfig(name, int(a["min"]), int(a["max"]), float(a["idle_timeout"]),
                          int(a["max_in_flight"]), options)
         have = pools.get(name)

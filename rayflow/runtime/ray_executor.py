@@ -48,6 +48,18 @@ def _slice(ctx, loc, chunk, num_chunks):
     return slice_items(ctx, loc, chunk, num_chunks)
 
 
+def _environment_failed(step: str, exc: BaseException):
+    """Ray could not build a @pypi/@conda step's environment on a node: the user's error
+    (running it again builds it again, and fails again), with the installer's last words."""
+    from ..exceptions import StepEnvironmentError
+
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    tail = "\n".join(lines[-12:])
+    return StepEnvironmentError(
+        f"Ray could not build the environment of step {step!r} (@pypi/@conda) on a node:\n"
+        f"{tail}", step=step)
+
+
 class RayExecutor(Executor):
     name = "ray"
 
@@ -66,6 +78,9 @@ class RayExecutor(Executor):
         self._ctx_ref = None
         self._warmups: list = []
         self._stage: dict[Any, int] = {}  # a streaming batch: how many items it has yielded
+        # @pypi/@conda steps' runtime_envs: each gets a worker started (and its environment
+        # built, the first time on a node) as the run starts, not when its step comes.
+        self.environments: list[dict] = []
 
     def start(self, ctx: RunContext) -> None:
         self._ctx_ref = self._ray.put(ctx)
@@ -79,9 +94,12 @@ class RayExecutor(Executor):
             node_cpus = int(self._ray.available_resources().get("CPU", 0))
         except Exception:  # noqa: BLE001 - only an optimisation
             return
-        warm = self._ray.remote(_warm).options(num_cpus=1, max_retries=0, name="rayflow-warm")
-        self._warmups = [warm.remote(self._ctx_ref)
+        warm = self._ray.remote(_warm)
+        opts = {"max_retries": 0, "name": "rayflow-warm"}
+        self._warmups = [warm.options(num_cpus=1, **opts).remote(self._ctx_ref)
                          for _ in range(max(0, min(node_cpus, PRESTART_MAX)))]
+        self._warmups += [warm.options(num_cpus=0, runtime_env=env, **opts).remote(self._ctx_ref)
+                          for env in self.environments]
 
     @property
     def in_flight(self) -> int:
@@ -189,6 +207,8 @@ class RayExecutor(Executor):
                 return TaskError.from_exception(SchedulingError(why, step=batch.step))
             return TaskError.system(RuntimeError(
                 f"the Ray task of step {batch.step!r} was cancelled"))
+        if isinstance(exc, ray.exceptions.RuntimeEnvSetupError):
+            return TaskError.from_exception(_environment_failed(batch.step, exc))
         if isinstance(exc, ray.exceptions.RayTaskError):
             # The batch's own code failed outside any task (not a user step: those become
             # failed outcomes), e.g. the flow file no longer imports on this worker.

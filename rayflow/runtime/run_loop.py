@@ -305,7 +305,9 @@ class RunLoop:
             sys_tags=self.project.sys_tags if self.project else [],
             configs_key=json.dumps(config_values_of(self.flow.cls), sort_keys=True,
                                    default=repr),
-            max_log_bytes=self.opts.max_log_bytes, secrets=self.secrets)
+            max_log_bytes=self.opts.max_log_bytes, secrets=self.secrets,
+            environments={s: d.environment.lineage() for s, d in self.decos.items()
+                          if d.environment is not None})
         ctx = session_context(ctx, self.session)
         write_parameters_task(self.ds, ctx, self.graph, infos)
         return ctx

@@ -51,6 +51,8 @@ class RunContext:
     # @secrets: step -> (SecretSpec, values read on the driver or None) per source. Secret
     # values: this context lives in memory (Ray's object store) and is never written down.
     secrets: dict | None = field(default=None, repr=False)
+    # @pypi/@conda: step -> its environment's lineage (runtime/environments.py)
+    environments: dict[str, dict] = field(default_factory=dict)
 
 
 @by_position

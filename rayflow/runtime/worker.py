@@ -17,6 +17,7 @@ its result) is `batching.py`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import socket
@@ -294,7 +295,7 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
             exception=o.error.to_json() if o.error else None, origin_pathspec=None,
             python_version=platform.python_version(), worker=o.worker, peak_rss=o.peak_rss,
-            caught=o.caught))
+            caught=o.caught, environment=_environment(ctx, spec.step)))
     ds.write_tasks(records, bundle=len(records) > 1)
     for spec, cap in zip(specs, captured):
         for stream in ("stdout", "stderr"):
@@ -350,6 +351,22 @@ def _graph_info(graph) -> dict:
         return graph_info(graph)
     except Exception:  # noqa: BLE001 - informative only
         return {}
+
+
+def _environment(ctx: RunContext, step: str) -> dict | None:
+    """A @pypi/@conda step's environment for its task records: what the driver asked for,
+    and the versions this process finds installed."""
+    env = ctx.environments.get(step)
+    if not env:
+        return None
+    return {**env, "installed": _installed(tuple(env.get("requirements", ())))}
+
+
+@functools.lru_cache(maxsize=64)
+def _installed(requirements: tuple[str, ...]) -> dict:
+    from .environments import installed_versions
+
+    return installed_versions(list(requirements))
 
 
 def _record_crash(ds, ctx: RunContext, specs: list[TaskSpec], crash) -> None:
