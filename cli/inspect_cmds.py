@@ -145,9 +145,17 @@ def dump(pathspec: str, datastore: str | None, max_chars: int, json_: bool,
         typer.echo(f"  {r['name']:<20} {r['type']:<28} {r['size']:>10,} B  {r['value']}")
     typer.echo("Lineage:")
     for key, value in lineage.items():
-        typer.echo(f"  {key:<14} {value}")
+        typer.echo(f"  {key:<14} {_environment_text(value) if key == 'environment' else value}")
     if task.origin_pathspec:
         typer.echo(f"  {'origin':<14} {task.origin_pathspec}")
+
+
+def _environment_text(env: dict) -> str:
+    """A @pypi/@conda task's environment: what it asked for, and what its process had."""
+    have = env.get("installed") or {}
+    installed = ", ".join(f"{n} {v or '(missing)'}" for n, v in have.items())
+    asked = ", ".join(env.get("requirements") or [])
+    return f"{env.get('type')} ({env.get('installer')}): {asked}; installed: {installed}"
 
 
 def _dump_value(art, max_chars: int, max_value_size: int | None) -> str:

@@ -231,17 +231,18 @@ def _fail(exc: RayflowException) -> None:
 # Metaflow's top-level options that may come before the command in `python flow.py ...`.
 # Those rayflow has no use for are skipped (with their value, for those that take one).
 _IGNORED_TOP = {"--no-pylint", "--pylint"}
-_IGNORED_TOP_WITH_VALUE = {"--metadata", "--environment", "--event-logger", "--monitor",
+_IGNORED_TOP_WITH_VALUE = {"--metadata", "--event-logger", "--monitor",
                            "--package-suffixes", "--profile"}
 # Metaflow's datastore types: `--datastore local` is rayflow's default; with --datastore-root
 # the root says where the datastore is.
 _DATASTORE_TYPES = {"local", "s3", "azure", "gs"}
 # Top-level options rayflow keeps, and whether each takes a value (--config takes two).
 _KEPT_TOP = {"--with": 1, "--datastore": 1, "--datastore-root": 1, "--quiet": 0,
-             "--branch": 1, "--production": 0, "--config": 2, "--config-value": 2}
+             "--branch": 1, "--production": 0, "--config": 2, "--config-value": 2,
+             "--environment": 1}
 # Which of the kept options each command understands; the rest are dropped for it.
 _RUNNING = {"--with", "--datastore", "--quiet", "--branch", "--production", "--config",
-            "--config-value"}
+            "--config-value", "--environment"}
 _READING = {"--datastore"}
 # `python flow.py COMMAND ...` -> how rayflow's command takes the flow: its file, or its name
 # in front of a pathspec.

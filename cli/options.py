@@ -45,6 +45,20 @@ ExecutorOpt = Annotated[str, typer.Option(
 NamespaceOpt = Annotated[str | None, typer.Option(
     "--namespace", help="Namespace for looking up runs (default user:<you>).")]
 
+ENVIRONMENTS = ("local", "pypi", "conda", "uv")
+
+
+def _environment(value: str | None) -> str | None:
+    if value is not None and value not in ENVIRONMENTS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(ENVIRONMENTS)}.")
+    return value
+
+
+EnvironmentOpt = Annotated[str | None, typer.Option(
+    "--environment", callback=_environment,
+    help="Metaflow's --environment: accepted. rayflow builds every @pypi and @conda step's "
+         "environment through Ray whichever is given (Metaflow needs pypi or conda for them).")]
+
 RUN_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 RunIdFileOpt = Annotated[str | None, typer.Option(
     "--run-id-file", help="Write the run id to this file as soon as the run has one.")]
@@ -78,6 +92,7 @@ class RunSettings:
     branch: str | None = None
     production: bool = False
     no_warm: bool = False
+    environment: str | None = None
 
 
 def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = None,
@@ -88,7 +103,8 @@ def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = No
                         executor: ExecutorOpt = "ray", run_id_file: RunIdFileOpt = None,
                         runner_attribute_file: RunnerAttributeFileOpt = None,
                         branch: BranchOpt = None, production: ProductionOpt = False,
-                        no_warm: NoWarmOpt = False):
+                        no_warm: NoWarmOpt = False,
+                        environment: EnvironmentOpt = None):
     """Only its signature is used: the options of every command that runs a flow."""
 
 
