@@ -241,7 +241,10 @@ def _reason(text: str) -> str:
         line = line.strip().lstrip("×╰─▶│ ").strip()
         if not line or line.startswith(("Using Python", "Resolved ", "hint:", "[notice]")):
             continue
-        lines.append(line.removeprefix("ERROR: ").removeprefix("error: "))
+        lines.append(line.removeprefix("ERROR: ").removeprefix("error: ")
+                     .removeprefix("cause: "))
+    if len(lines) > 1:  # uv's headline; the lines after it say which package and why
+        lines = [ln for ln in lines if not ln.startswith("No solution found")] or lines
     return " ".join(lines)
 
 
