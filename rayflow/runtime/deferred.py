@@ -27,7 +27,8 @@ def executor_for(loop) -> Executor:
     before Ray starts (runtime/environments.py)."""
     from .environments import attach_environments
 
-    attach_environments(loop.flow.cls, loop.graph, loop.decos, loop.opts.executor)
+    attach_environments(loop.flow.cls, loop.graph, loop.decos, loop.opts.executor,
+                        loop.progress.say)
     if loop.opts.executor != "ray":
         return make_executor(loop.opts.executor, loop.graph, loop.decos)
     from .pool_executor import pool_configs

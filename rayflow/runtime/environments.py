@@ -270,21 +270,33 @@ def _refuse_unresolved(kind: str, steps: list[str], graph, packages: dict, reaso
         step=steps[0])
 
 
-def _conda_environment(steps: list[str], graph, packages: dict) -> StepEnvironment:
-    if conda_binary() is None:
-        where = ", ".join(f"{s!r} ({graph[s].where})" for s in steps)
+def _conda_environment(steps: list[str], graph, packages: dict, say) -> StepEnvironment:
+    """Ray's conda environment where conda is installed. Without conda, packages that PyPI
+    has under the same names and versions come from PyPI through uv instead (one line says
+    so); others stop the run, saying what to install."""
+    if conda_binary() is not None:
+        reqs = [f"{n}={v}" if v and v[0].isdigit() else f"{n}{v}" for n, v in packages.items()]
+        return StepEnvironment("conda", reqs, conda_runtime_env(reqs), dict(packages))
+    many = len(steps) > 1
+    where = ", ".join(f"{s!r} ({graph[s].where})" for s in steps)
+    options, uv = pypi_options(), uv_binary()
+    reqs = [requirement(n, v) for n, v in packages.items()]
+    reason = resolve(reqs, options, uv) if uv else "uv is not installed"
+    if reason is not None:
         raise StepEnvironmentError(
-            f"Step{'s' if len(steps) > 1 else ''} {where} "
-            f"{'use' if len(steps) > 1 else 'uses'} @conda, which Ray builds with "
-            f"conda on each node, and there is no conda here (none on PATH, in CONDA_EXE or "
-            f"RAY_CONDA_HOME). Install conda (Miniforge, or Miniconda) on every node of the "
-            f"Ray cluster so that `conda` is on PATH, or use @pypi for packages from PyPI. "
-            f"Nothing has run.", step=steps[0])
-    reqs = [f"{n}={v}" if v and v[0].isdigit() else f"{n}{v}" for n, v in packages.items()]
-    return StepEnvironment("conda", reqs, conda_runtime_env(reqs), dict(packages))
+            f"Step{'s' if many else ''} {where} {'use' if many else 'uses'} @conda, which Ray "
+            f"builds with conda on each node, and there is no conda here (none on PATH, in "
+            f"CONDA_EXE or RAY_CONDA_HOME); nor can PyPI stand in ({reason}). Install conda "
+            f"(Miniforge, or Miniconda) on every node of the Ray cluster so that `conda` is "
+            f"on PATH, or use @pypi for packages from PyPI. Nothing has run.", step=steps[0])
+    say(f"Step{'s' if many else ''} {', '.join(map(repr, steps))}: no conda here, so "
+        f"@conda's {', '.join(reqs)} come{'s' if len(reqs) == 1 else ''} from PyPI (uv) "
+        f"instead; install conda for conda's own builds.")
+    return StepEnvironment("conda", reqs, pypi_runtime_env(reqs, options, True),
+                           dict(packages))
 
 
-def attach_environments(flow_cls, graph, decos, executor: str) -> dict[str, dict]:
+def attach_environments(flow_cls, graph, decos, executor: str, say=print) -> dict[str, dict]:
     """Give every step with @pypi/@conda (or a flow-level base) its StepEnvironment
     (`decos[step].environment`), resolved now, before Ray starts; returns each such step's
     lineage for the task records. Raises StepEnvironmentError with the one message to show."""
@@ -306,7 +318,7 @@ def attach_environments(flow_cls, graph, decos, executor: str) -> dict[str, dict
     for (kind, items), steps in groups.items():
         packages = dict(items)
         if kind == "conda":
-            env = _conda_environment(steps, graph, packages)
+            env = _conda_environment(steps, graph, packages, say)
         else:
             reqs = [requirement(n, v) for n, v in packages.items()]
             reason = resolve(reqs, options, uv) if reqs else None

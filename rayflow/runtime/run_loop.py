@@ -277,9 +277,8 @@ class RunLoop:
             self.cloner.flush()
 
     def _make_context(self) -> RunContext:
-        # Parameters, the flow's class-level constants and its graph are artifacts of every
-        # task; the run's `_parameters` task keeps them too. `name` too, as Metaflow keeps it
-        # in every task: the flow's name (run.data.name).
+        # Parameters, the flow's class-level constants, its graph and `name` (Metaflow's
+        # run.data.name) are artifacts of every task; the run's `_parameters` task keeps them.
         from .parameters_task import GRAPH_INFO, run_graph_info, write_parameters_task
 
         inherited = {"name": self.flow.cls.__name__, **flow_constants(self.flow.cls),

@@ -134,12 +134,35 @@ def test_an_unresolvable_package_stops_the_run_before_ray_starts(tmp_path):
     assert "Nothing has run" in out
 
 
+NO_CONDA = {"PATH": os.path.dirname(sys.executable) + ":/usr/bin:/bin", "CONDA_EXE": "",
+            "RAY_CONDA_HOME": ""}
+
+
 def test_conda_without_conda_stops_the_run_before_ray_starts(tmp_path):
+    """No conda, and PyPI cannot stand in (an empty wheel folder is the only index)."""
+    (tmp_path / "empty").mkdir()
     flow = _flow(tmp_path, base='@conda_base(packages={"numpy": "1.26.4"})')
-    proc = _rayflow(tmp_path, flow, PATH=os.path.dirname(sys.executable) + ":/usr/bin:/bin",
-                    CONDA_EXE="", RAY_CONDA_HOME="")
+    proc = _rayflow(tmp_path, flow, **NO_CONDA,
+                    RAYFLOW_PYPI_OPTIONS=f"--no-index --find-links {tmp_path / 'empty'}")
     out = _refused_before_ray(proc, tmp_path)
     assert "Steps 'start'" in out and "'end'" in out and "Install conda" in out
+    assert "numpy==1.26.4" in out  # the resolver's reason
+
+
+def test_conda_without_conda_takes_what_pypi_has(tmp_path, monkeypatch):
+    """Without conda, @conda packages that PyPI has (here: a wheel folder) come through uv,
+    and one line says so; the lineage says which installer made it."""
+    make_wheel(str(tmp_path), "rfpin", "1.0", {"rfpin.py": "V = 1\n"})
+    for name, value in NO_CONDA.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("RAYFLOW_PYPI_OPTIONS", f"--no-index --find-links {tmp_path}")
+    loaded = load_flow(_flow(tmp_path, start_deco='@conda(libraries={"rfpin": "1.0"})'))
+    decos, said = _decos(loaded), []
+    lineage = envs.attach_environments(loaded.cls, loaded.graph, decos, "ray", said.append)
+    assert decos["start"].runtime_env["uv"]["packages"] == ["rfpin==1.0"]
+    assert lineage["start"] == {"type": "conda", "requirements": ["rfpin==1.0"],
+                                "installer": "uv"}
+    assert len(said) == 1 and "no conda here" in said[0] and "rfpin==1.0" in said[0]
 
 
 def test_inline_executor_refuses_a_pypi_step(tmp_path):
