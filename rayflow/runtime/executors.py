@@ -24,7 +24,7 @@ def make_executor(name: str, graph=None, decos=None) -> Executor:
 
             pools, step_pool = pool_configs(graph, decos)
             executor = ActorPoolExecutor(pools, step_pool) if pools else RayExecutor()
-            envs = [d.runtime_env for d in decos.values() if d.runtime_env]
+            envs = [d.runtime_env for s, d in decos.items() if d.runtime_env and s not in step_pool]
             executor.environments = [e for i, e in enumerate(envs) if e not in envs[:i]]
             return executor
         return RayExecutor()

@@ -48,6 +48,12 @@ def _slice(ctx, loc, chunk, num_chunks):
     return slice_items(ctx, loc, chunk, num_chunks)
 
 
+def _env_key(env: dict) -> str:
+    import json
+
+    return json.dumps(env, sort_keys=True, default=str)
+
+
 def _environment_failed(step: str, exc: BaseException):
     """Ray could not build a @pypi/@conda step's environment on a node: the user's error
     (running it again builds it again, and fails again), with the installer's last words."""
@@ -79,8 +85,12 @@ class RayExecutor(Executor):
         self._warmups: list = []
         self._stage: dict[Any, int] = {}  # a streaming batch: how many items it has yielded
         # @pypi/@conda steps' runtime_envs: each gets a worker started (and its environment
-        # built, the first time on a node) as the run starts, not when its step comes.
+        # built, the first time on a node) as the run starts, not when its step comes. A
+        # batch of such a step waits ("parked") until that worker is ready, and then takes
+        # it, instead of making Ray start a second one beside it.
         self.environments: list[dict] = []
+        self._env_warm: dict[str, Any] = {}
+        self._parked: list[Batch] = []
 
     def start(self, ctx: RunContext) -> None:
         self._ctx_ref = self._ray.put(ctx)
@@ -98,12 +108,13 @@ class RayExecutor(Executor):
         opts = {"max_retries": 0, "name": "rayflow-warm"}
         self._warmups = [warm.options(num_cpus=1, **opts).remote(self._ctx_ref)
                          for _ in range(max(0, min(node_cpus, PRESTART_MAX)))]
-        self._warmups += [warm.options(num_cpus=0, runtime_env=env, **opts).remote(self._ctx_ref)
-                          for env in self.environments]
+        for env in self.environments:
+            ref = warm.options(num_cpus=0, runtime_env=env, **opts).remote(self._ctx_ref)
+            self._env_warm[_env_key(env)] = ref
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        return len(self._pending) + len(self._parked)
 
     def put(self, value):
         return self._ray.put(value)
@@ -112,6 +123,11 @@ class RayExecutor(Executor):
         return int(self._ray.cluster_resources().get("CPU", 1))
 
     def submit(self, batch: Batch) -> None:
+        env = batch.options.get("runtime_env")
+        if env is not None and _env_key(env) in self._env_warm:
+            self._parked.append(batch)
+            self._unpark(0)
+            return
         opts = dict(batch.options)
         opts.update(num_returns="streaming", retry_exceptions=False, name=batch.step,
                     max_retries=0)
@@ -121,7 +137,25 @@ class RayExecutor(Executor):
         self._pending[gen] = batch
         self._stage[gen] = 0
 
+    def _unpark(self, timeout: float) -> None:
+        """Submit the parked batches whose environment's first worker is ready (or failed:
+        the batch then fails as its environment did)."""
+        if self._env_warm:
+            refs = list(self._env_warm.values())
+            done, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
+            if done:
+                done, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
+            done = set(done)
+            self._env_warm = {k: r for k, r in self._env_warm.items() if r not in done}
+        go = [b for b in self._parked if _env_key(b.options["runtime_env"]) not in self._env_warm]
+        going = {id(b) for b in go}
+        self._parked = [b for b in self._parked if id(b) not in going]
+        for batch in go:
+            self.submit(batch)
+
     def wait(self, timeout: float) -> list[BatchResult]:
+        if self._parked:
+            self._unpark(0 if self._pending else timeout)
         if not self._pending:
             return []
         self._cancel_unschedulable()
@@ -138,6 +172,10 @@ class RayExecutor(Executor):
         return out
 
     def cancel_where(self, predicate) -> None:
+        self._env_warm.clear()  # parked batches go now, to be cancelled with the rest
+        parked, self._parked = self._parked, []
+        for batch in parked:
+            self.submit(batch)
         for handle, batch in list(self._pending.items()):
             if predicate(batch):
                 try:  # force: a task waiting in its checkpoint sees no gentler cancel
@@ -243,6 +281,7 @@ class RayExecutor(Executor):
         return [out] if num_chunks == 1 else list(out)
 
     def shutdown(self) -> None:
+        self._parked.clear()
         for ref in list(self._pending):
             try:
                 self._ray.cancel(ref, force=True)
