@@ -179,3 +179,15 @@ def test_pip_resolves_where_uv_is_missing(tmp_path):
     assert "rfpin==9.9" in envs.resolve(["rfpin==9.9"], options, None)
     assert envs.pypi_runtime_env(["rfpin==1.0"], options, uv=False) == {
         "pip": {"packages": ["rfpin==1.0"], "pip_install_options": options}}
+
+
+def test_python_flow_py_environment_pypi_run_reaches_rayflow_run():
+    from rayflow_cli.main import flow_command_argv
+
+    class F:
+        pass
+
+    argv = flow_command_argv(F, "flow.py", ["--environment=pypi", "run", "--x", "1"])
+    assert argv[:2] == ["run", "flow.py"] and argv[-2:] == ["--environment", "pypi"]
+    assert "--environment" not in flow_command_argv(F, "flow.py",
+                                                    ["--environment", "conda", "show"])
