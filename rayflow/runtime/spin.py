@@ -272,6 +272,21 @@ def _write_spin_files(opts: SpinOptions, ctx, step: str, task_id: str) -> None:
             write_run_id_file(path, text)
 
 
+def _say_environment(wf, step: str) -> None:
+    """A spun task runs in this process, not in its step's @pypi/@conda environment: one line
+    says so rather than running it without a word."""
+    import sys
+
+    from .environments import requirement, step_requests
+
+    request = step_requests(wf.cls, wf.graph, wf.decorators).get(step)
+    if request is not None:
+        print(f"rayflow spin: step {step!r} runs here, in this process's environment, not in "
+              f"its @{request[0]} environment "
+              f"({', '.join(requirement(n, v) for n, v in request[1].items()) or 'python'}).",
+              file=sys.stderr)
+
+
 def spin(loaded, pathspec: str, datastore_url: str, opts: SpinOptions | None = None
          ) -> SpinResult:
     from ..datastore import FlowDataStore, RunRecord
@@ -310,6 +325,7 @@ def spin(loaded, pathspec: str, datastore_url: str, opts: SpinOptions | None = N
     wf = worker_flow(ctx)
     if opts.skip_decorators:
         wf = WorkerFlow(wf.cls, wf.graph, {**wf.decorators, step: StepDecorators([])})
+    _say_environment(wf, step)
     cap = run_task(ctx, wf, spec, ArtifactLoader(lambda: target, consumers=1), target,
                    node_name())
     if opts.persist:

@@ -21,9 +21,11 @@ PINNED = "0.0.1"
 
 
 @pytest.fixture(scope="module")
-def wheel_options(tmp_path_factory):
+def wheel_options(tmp_path_factory, ray_session):
     """RAYFLOW_PYPI_OPTIONS pointed at the wheel folder for this module's runs; afterwards the
-    environment Ray built for them is removed (a copy of the venv: GBs)."""
+    environments Ray built for them are removed (each a copy of the venv: GBs)."""
+    from ray._private import worker
+
     folder = str(tmp_path_factory.mktemp("wheels"))
     make_wheel(folder, "rapidfuzz", PINNED,
                {"rapidfuzz/__init__.py": f"__version__ = {PINNED!r}\n"})
@@ -35,9 +37,10 @@ def wheel_options(tmp_path_factory):
         os.environ.pop("RAYFLOW_PYPI_OPTIONS", None)
     else:
         os.environ["RAYFLOW_PYPI_OPTIONS"] = old
-    for prefix in prefixes:  # .../runtime_resources/uv/<hash>/virtualenv
-        if "runtime_resources" in prefix:
-            shutil.rmtree(os.path.dirname(prefix), ignore_errors=True)
+    # This module's runs are the only ones of the session's Ray that ask for environments.
+    session = worker._global_node.get_session_dir_path()
+    for kind in ("uv", "pip"):
+        shutil.rmtree(os.path.join(session, "runtime_resources", kind), ignore_errors=True)
 
 
 def _builds(ray_session, env_dir: str) -> int:
