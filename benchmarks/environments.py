@@ -126,7 +126,12 @@ def main() -> None:
              f"{up_s:.1f} s, once), local datastore, {args.repeat} rounds of plain and cached "
              f"@pypi runs alternated after one plain warm-up run and the first @pypi run. "
              f"The build copies rayflow's venv (about 1.9 GB with the dev extras) and installs "
-             f"one local wheel with uv.\n\n")
+             f"one local wheel with uv. What a cached run still pays: a Ray worker serves one "
+             f"job, so every run starts a Python worker in the environment (the run starts it "
+             f"with its first step and the @pypi step takes it when it is ready), while the "
+             f"plain step takes a worker the warm Ray already has. That start is mostly an "
+             f"import of Ray and rayflow, which grows with the machine's load (measured apart "
+             f"at a load of 42: 5.9 s in the venv, 7.5 s in the environment's copy).\n\n")
     write_section("environments", "environments: what @pypi costs a run (issue 27)",
                   notes + table)
 

@@ -6,11 +6,13 @@ must see 0.0.1, the next step without it the venv's version; Ray builds the envi
 for all the tasks, runs, foreach splits and pooled actors that ask for it.
 """
 
+import contextlib
 import glob
 import os
 import shutil
 from importlib import metadata
 
+import psutil
 import pytest
 
 from rayflow.client import Run, namespace
@@ -38,7 +40,15 @@ def wheel_options(tmp_path_factory, ray_session):
     else:
         os.environ["RAYFLOW_PYPI_OPTIONS"] = old
     # This module's runs are the only ones of the session's Ray that ask for environments.
+    # Their workers (this session's Ray started them, each from a Python inside the session's
+    # runtime_resources) end first, so that later modules find the worker pool as before.
     session = worker._global_node.get_session_dir_path()
+    resources = os.path.join(session, "runtime_resources") + os.sep
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline and cmdline[0].startswith(resources):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(proc.info["pid"]).kill()
     for kind in ("uv", "pip"):
         shutil.rmtree(os.path.join(session, "runtime_resources", kind), ignore_errors=True)
 
