@@ -1,5 +1,5 @@
 """@pypi_base reaches every step; a step's @pypi(disabled=True) runs in rayflow's own venv
-(tests/integration/test_environments.py)."""
+(tests/integration/test_pypi_on_ray.py)."""
 
 from rayflow import FlowSpec, pypi, pypi_base, step
 

@@ -1,4 +1,4 @@
-"""@pypi on a real Ray (tests/integration/test_environments.py): `pinned` pins rapidfuzz to a
+"""@pypi on a real Ray (tests/integration/test_pypi_on_ray.py): `pinned` pins rapidfuzz to a
 version only a local wheel has (0.0.1, built by the test), `plain` has no @pypi and sees the
 venv's rapidfuzz; a foreach of `width` splits and an @actor_pool step use the same
 environment."""
