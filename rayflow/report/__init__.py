@@ -17,6 +17,7 @@ import time
 
 from ..cards.html import esc, page
 from .graph import graph_svg
+from .pools import pools_section
 from .timeline import step_colours, timeline_svg
 
 REPORT_FILE = "_report.html"  # "_": not a step, for the readers of the run folder
@@ -149,6 +150,7 @@ def build_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> 
         "</div>", "<h2>Timeline</h2>", '<div id="timeline-box">',
         timeline_svg(data["tasks"], data["steps"], rec.started_at), "</div>",
         "<h2>Steps</h2>", _step_table(data["steps"], per_step, status, info_steps)]
+    body += pools_section(ds, rec.run_id, rec.started_at, rec.finished_at)
     if cards:
         body += ["<h2>Cards</h2>", '<div id="cards">', "".join(cards), "</div>"]
     params = "".join(f"<tr><td><code>{esc(k)}</code></td><td>{esc(_short(v))}</td></tr>"

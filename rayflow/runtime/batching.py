@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..exceptions import RayflowException
 from .errors import TaskError
 from .spec import ItemLoc, TaskOutcome, TaskSpec
 
@@ -192,3 +193,24 @@ def starts_early(graph, outcome: TaskOutcome) -> bool:
     checkpoint is being written: never for a join, whose inputs must be durable."""
     return outcome.ok and bool(outcome.next_steps) and all(
         graph[s].type != "join" for s in outcome.next_steps)
+
+
+# Measured: the driver grew by 538 MiB over a 1,000,000-split foreach with one artifact a split
+# (its join table, the report's rows, and the join's spec as it is sent); splits that set
+# more artifacts cost about 60 bytes more for each.
+DRIVER_BYTES_PER_SPLIT = 640
+
+
+def check_width_fits_memory(step: str, num_splits: int) -> None:
+    """No fixed cap on a foreach: only the driver's memory bounds it, and this says so."""
+    import psutil
+
+    need = num_splits * DRIVER_BYTES_PER_SPLIT
+    have = psutil.virtual_memory().available
+    if need > 0.8 * have:
+        raise RayflowException(
+            f"Step {step!r} fans out into {num_splits:,} splits. rayflow has no cap on a "
+            f"foreach, but the driver keeps about {DRIVER_BYTES_PER_SPLIT:,} bytes per split, "
+            f"{need / 2**30:.1f} GiB here, and this machine has {have / 2**30:.1f} GiB "
+            f"available. Fan out over fewer, larger items (e.g. chunks of rows), or run the "
+            f"driver on a machine with more memory.", step=step)

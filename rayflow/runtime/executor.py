@@ -68,5 +68,9 @@ class Executor(abc.ABC):
     def close(self) -> None:  # noqa: B027 - most executors hold nothing between batches
         """Let go of what the run held (an actor pool's actors). Called once, when it ends."""
 
+    def watch(self, queued, note) -> None:  # noqa: B027 - only an actor pool asks
+        """Hear of the run: `queued()` gives the steps of its tasks not yet submitted;
+        `note(step, why)` says why a step waits (None: it no longer does)."""
+
     def cancel_where(self, predicate) -> None:  # noqa: B027 - in-process batches end at once
         """Cancel the batches in flight for which `predicate(batch)` is true."""

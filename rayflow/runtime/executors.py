@@ -23,7 +23,8 @@ def make_executor(name: str, graph=None, decos=None) -> Executor:
             from .pool_executor import ActorPoolExecutor, pool_configs
 
             pools, step_pool = pool_configs(graph, decos)
-            executor = ActorPoolExecutor(pools, step_pool) if pools else RayExecutor()
+            executor = (ActorPoolExecutor(pools, step_pool, graph=graph) if pools
+                        else RayExecutor())
             envs = [d.runtime_env for s, d in decos.items() if d.runtime_env and s not in step_pool]
             executor.environments = [e for i, e in enumerate(envs) if e not in envs[:i]]
             return executor

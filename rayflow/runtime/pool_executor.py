@@ -12,130 +12,39 @@ The parts:
 - here, in the driver: `pool_configs` reads the run's pools from its steps' decorators, and
   `ActorPoolExecutor` (a RayExecutor for the other steps) sends each pooled batch to the
   least busy actor of its pool; when every actor has `max_in_flight` batches and the pool is
-  below `max`, it starts another actor; an actor idle for `idle_timeout` seconds is ended
-  while the pool is above `min`. Several steps share a pool by giving it the same `name`.
-  `history` keeps (time, pool, actors) at every change, for the benchmark's scaling plot.
+  below `max`, it starts another actor (unless other tasks of the run wait for CPUs or GPUs:
+  then the pool makes do with the actors it has). Several steps share a pool by giving it
+  the same `name`.
+
+A pool shares the machine with the rest of the run. Its actors end:
+- as soon as no task still to run (running, queued, waiting out a retry) can reach a step
+  that uses the pool (`pools.pools_ahead`): the step after the last pooled task finds the
+  CPUs free at once, whatever `idle_timeout` says;
+- when they are idle while other tasks of the run wait for the CPUs or GPUs they hold
+  (`pools.Resources`): they give way at once, even below `min`;
+- after `idle_timeout` seconds idle, while the pool is above `min`.
+An actor that dies is recorded as dead, its batches run again on another actor (up to the
+system retries), and the pool starts a new one when it needs one. `log` (pools.PoolLog)
+records every actor requested, up, down and dead; `history` the pools' live sizes over time.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import InvalidFlowError
 from .actor import PoolActor
+from .pools import PoolConfig, PoolLog, Resources, _Actor, _Pool, pool_configs, pools_ahead
 from .ray_executor import SYSTEM_RETRIES, RayExecutor
 
+__all__ = ["ActorPoolExecutor", "PoolConfig", "pool_configs"]
 
-@dataclass
-class PoolConfig:
-    name: str
-    min: int
-    max: int
-    idle_timeout: float
-    max_in_flight: int
-    options: dict                       # the actors' Ray options, from @resources
-    steps: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Actor:
-    handle: Any
-    index: int
-    in_flight: int = 0
-    last_busy: float = field(default_factory=time.time)
-
-
-class _Pool:
-    def __init__(self, cfg: PoolConfig, remote_cls, history: list):
-        self.cfg = cfg
-        self._cls = remote_cls
-        self.actors: list[_Actor] = []
-        self.queue: list = []           # batches waiting for a free actor
-        self._next_index = 0
-        self._history = history
-
-    def _note(self) -> None:
-        self._history.append((time.time(), self.cfg.name, len(self.actors)))
-
-    def _start_actor(self) -> _Actor:
-        opts = dict(self.cfg.options)
-        opts.update(max_restarts=SYSTEM_RETRIES, max_task_retries=SYSTEM_RETRIES,
-                    name=None, max_concurrency=1)
-        handle = self._cls.options(**opts).remote(self.cfg.name, self._next_index)
-        actor = _Actor(handle, self._next_index)
-        self._next_index += 1
-        self.actors.append(actor)
-        self._note()
-        return actor
-
-    def free_actor(self) -> _Actor | None:
-        free = [a for a in self.actors if a.in_flight < self.cfg.max_in_flight]
-        if free:
-            return min(free, key=lambda a: a.in_flight)
-        if len(self.actors) < self.cfg.max:
-            return self._start_actor()
-        return None
-
-    def shrink(self, now: float, ray) -> None:
-        for actor in list(self.actors):
-            if len(self.actors) <= self.cfg.min:
-                break
-            if actor.in_flight == 0 and not self.queue and \
-                    now - actor.last_busy >= self.cfg.idle_timeout:
-                self._end(actor, ray)
-
-    def _end(self, actor: _Actor, ray) -> None:
-        self.actors.remove(actor)
-        try:
-            ray.kill(actor.handle, no_restart=True)
-        except Exception:  # noqa: BLE001 - it may be gone already
-            pass
-        self._note()
-
-    def close(self, ray) -> None:
-        for actor in list(self.actors):
-            self._end(actor, ray)
-
-
-def pool_configs(graph, decos) -> tuple[dict[str, PoolConfig], dict[str, str]]:
-    """The run's pools by name, and the pool of each pooled step. Steps that share a pool must
-    ask for the same resources."""
-    pools: dict[str, PoolConfig] = {}
-    step_pool: dict[str, str] = {}
-    for node in graph:
-        d = decos[node.name]
-        pool = d.get("actor_pool")
-        if pool is None:
-            continue
-        res = d.resources
-        if res.is_dynamic:
-            raise InvalidFlowError(
-                f"Step {node.name!r} has @actor_pool and @resources that depend on the split: "
-                "a pool's actors have one size. Give @resources fixed values, or drop "
-                "@actor_pool to size each split on its own.")
-        a = pool.attributes
-        name = a["name"] or node.name
-        options = res.ray_options(None)
-        if d.runtime_env:  # @pypi/@conda: the pool's actors run in the step's environment
-            options["runtime_env"] = d.runtime_env
-        cfg = PoolConfig(name, int(a["min"]), int(a["max"]), float(a["idle_timeout"]),
-                         int(a["max_in_flight"]), options)
-        have = pools.get(name)
-        if have is not None:
-            if have.options != options or (have.min, have.max) != (cfg.min, cfg.max):
-                raise InvalidFlowError(
-                    f"Steps {', '.join(repr(s) for s in have.steps)} and {node.name!r} share "
-                    f"the actor pool "
-                    f"{name!r} but ask for different sizes ({have.options} with min/max "
-                    f"{have.min}/{have.max}, against {options} with {cfg.min}/{cfg.max}). "
-                    "Give them the same @resources and @actor_pool, or pools of their own.")
-            cfg = have
-        cfg.steps.append(node.name)
-        pools[name] = cfg
-        step_pool[node.name] = name
-    return pools, step_pool
+# Ray's errors for an actor whose process is gone (and that Ray does not restart).
+_ACTOR_GONE = ("ActorDiedError", "ActorUnavailableError", "RayActorError")
+GIVE_WAY_EVERY = 0.25  # seconds between two looks at what the run's tasks wait for
+# An actor idle this long gives way to tasks waiting for what it holds: not at once, so that a
+# pool fed step by step (decode -> infer) keeps its actor between two batches.
+GIVE_WAY_AFTER = 1.0
 
 
 class ActorPoolExecutor(RayExecutor):
@@ -144,17 +53,32 @@ class ActorPoolExecutor(RayExecutor):
     name = "ray+pools"
 
     def __init__(self, pools: dict[str, PoolConfig], step_pool: dict[str, str],
-                 system_retries: int = SYSTEM_RETRIES):
+                 system_retries: int = SYSTEM_RETRIES, graph=None):
         super().__init__(system_retries)
         cls = self._ray.remote(PoolActor)
-        self.history: list = []
-        self._pools = {n: _Pool(cfg, cls, self.history) for n, cfg in pools.items()}
+        self.log = PoolLog()
+        self.history = self.log.history
+        self._pools = {n: _Pool(cfg, cls, self.log) for n, cfg in pools.items()}
         self._step_pool = step_pool
+        self._every = set(pools)
+        self._here, self._after = pools_ahead(graph, step_pool) if graph is not None else \
+            ({}, {})
+        # step -> the pools its next steps use: a pool its running tasks feed keeps an actor.
+        self._feeds = {n.name: {step_pool[t] for t in n.out_funcs if t in step_pool}
+                       for n in (graph or ())}
         self._actor_of: dict[Any, tuple[_Pool, _Actor]] = {}
         self._stuck: set = set()
+        self._queued = lambda: ()          # the run loop's steps not yet submitted
+        self._note = lambda step, why: None  # tells the progress why a step waits
+        self._waits: dict[str, str] = {}
+        self._short = False                # other tasks wait for CPUs or GPUs
+        self._looked = 0.0
         for pool in self._pools.values():
             for _ in range(pool.cfg.min):
-                pool._start_actor()
+                pool.start_actor()
+
+    def watch(self, queued, note) -> None:
+        self._queued, self._note = queued, note
 
     @property
     def in_flight(self) -> int:
@@ -171,7 +95,7 @@ class ActorPoolExecutor(RayExecutor):
 
     def _dispatch(self, pool: _Pool) -> None:
         while pool.queue:
-            actor = pool.free_actor()
+            actor = pool.free_actor(may_grow=not self._short)
             if actor is None:
                 return
             batch = pool.queue.pop(0)
@@ -200,36 +124,128 @@ class ActorPoolExecutor(RayExecutor):
                 pass
 
     def wait(self, timeout: float):
+        results = self._unstick(super().wait(timeout))
+        self._see_actors_up()
+        now = time.time()
+        out = []
+        for res in results:
+            where = self._actor_of.pop(res.batch.handle, None)
+            if where is None or not self._settle(res, *where, now):
+                out.append(res)
+        self._end_unneeded(out)
+        self._give_way(now)
+        for pool in self._pools.values():
+            self._dispatch(pool)
+            pool.shrink(now, self._ray)
+        return out
+
+    def _unstick(self, results: list) -> list:
         from ..exceptions import SchedulingError
         from .batching import BatchResult
         from .errors import TaskError
 
-        results = super().wait(timeout)
         for ref in list(self._stuck):
             batch = self._pending.pop(ref, None)
             if batch is not None:
                 pool, actor = self._actor_of.pop(ref)
-                pool._end(actor, self._ray)
+                pool.end(actor, self._ray, "no node can hold it")
                 results.append(BatchResult(batch, None, error=TaskError.from_exception(
                     SchedulingError(self._watch.describe(batch, self._ray), step=batch.step))))
         self._stuck = set()
-        now = time.time()
-        for res in results:
-            ref = res.batch.handle
-            where = self._actor_of.pop(ref, None)
-            if where is None:
-                continue
-            pool, actor = where
-            actor.in_flight = max(0, actor.in_flight - 1)
-            actor.last_busy = now
-            if res.outcomes is None and actor in pool.actors:
-                # The whole batch failed outside the step (the actor died past its restarts,
-                # say): this actor serves no more; the pool starts another when it needs one.
-                pool._end(actor, self._ray)
-        for pool in self._pools.values():
-            self._dispatch(pool)
-            pool.shrink(now, self._ray)
         return results
+
+    def _settle(self, res, pool: _Pool, actor: _Actor, now: float) -> bool:
+        """A pooled batch came back: free its actor. True when the batch was taken back to
+        run again (its actor died before it finished)."""
+        actor.in_flight = max(0, actor.in_flight - 1)
+        actor.last_busy = now
+        if res.outcomes is not None:
+            if not actor.up:  # it ran a batch: its process is up, whatever `ready` says
+                pool.is_up(actor, actor.pid or 0)
+            return False
+        error = res.error
+        gone = error is not None and error.type.rsplit(".", 1)[-1] in _ACTOR_GONE
+        if gone:
+            pool.died(actor, error.message.splitlines()[0] if error.message else error.type)
+        else:
+            # The whole batch failed outside the step: this actor serves no more; the pool
+            # starts another when it needs one.
+            pool.end(actor, self._ray, f"its batch failed: {error.type if error else '?'}")
+        if gone and res.batch.system_attempts < self.system_retries:
+            res.batch.system_attempts += 1
+            pool.queue.insert(0, res.batch)  # run again, on another actor
+            return True
+        return False
+
+    def _see_actors_up(self) -> None:
+        """Actors whose `ready` call answered are up; one whose call failed died starting."""
+        waiting = {a.ready_ref: (p, a) for p in self._pools.values() for a in p.actors
+                   if not a.up and a.ready_ref is not None}
+        if not waiting:
+            return
+        done, _ = self._ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
+        for ref in done:
+            pool, actor = waiting[ref]
+            actor.ready_ref = None
+            try:
+                pool.is_up(actor, int(self._ray.get(ref)))
+            except Exception as exc:  # noqa: BLE001 - it died before it was up
+                if actor.in_flight == 0:
+                    pool.died(actor, str(exc).splitlines()[0] if str(exc) else repr(exc))
+
+    def _end_unneeded(self, results: list) -> None:
+        """End the actors of every pool that no task still to run can reach."""
+        live = [p for p in self._pools.values() if p.actors and not p.queue and
+                not any(a.in_flight for a in p.actors)]
+        if not live or not self._here:
+            return
+        needed: set[str] = set()
+        for step in (*(b.step for b in self._pending.values()), *self._queued()):
+            needed |= self._here.get(step, self._every)
+        for res in results:
+            failed = res.outcomes is None or not all(o is not None and o.ok
+                                                      for o in res.outcomes)
+            needed |= (self._here if failed else self._after).get(res.batch.step, self._every)
+        for pool in live:
+            if pool.cfg.name not in needed:
+                pool.close(self._ray, "no step still to run uses it")
+
+    def _give_way(self, now: float) -> None:
+        """Idle actors end when other tasks of the run wait for the CPUs or GPUs they hold;
+        each step that waits says why."""
+        if now - self._looked < GIVE_WAY_EVERY:
+            return
+        self._looked = now
+        tasks = [b for r, b in self._pending.items() if r not in self._actor_of]
+        if not tasks:
+            self._short = False
+            self._say_waits({})
+            return
+        pools = list(self._pools.values())
+        try:
+            res = Resources(self._ray, pools, [b.options for b in tasks])
+        except Exception:  # noqa: BLE001 - only an optimisation
+            return
+        self._short = bool(res.short)
+        fed = set().union(*(self._feeds.get(b.step, set()) for b in tasks))
+        for r, lack in res.short.items():
+            for pool in pools:
+                keep = 1 if pool.cfg.name in fed else 0
+                for actor in pool.idle():
+                    if lack <= 1e-6 or len(pool.actors) <= keep:
+                        break
+                    held = pool.demand().get(r, 0.0)
+                    if held > 0 and now - actor.last_busy >= GIVE_WAY_AFTER:
+                        pool.end(actor, self._ray, f"gave way to tasks waiting for {r}")
+                        lack -= held
+        why = res.why()
+        self._say_waits({b.step: why for b in tasks} if why else {})
+
+    def _say_waits(self, waits: dict[str, str]) -> None:
+        for step in set(self._waits) | set(waits):
+            if self._waits.get(step) != waits.get(step):
+                self._note(step, waits.get(step))
+        self._waits = waits
 
     def pool_sizes(self) -> dict[str, int]:
         return {n: len(p.actors) for n, p in self._pools.items()}
@@ -241,4 +257,4 @@ class ActorPoolExecutor(RayExecutor):
     def close(self) -> None:
         for pool in self._pools.values():
             pool.queue.clear()
-            pool.close(self._ray)
+            pool.close(self._ray, "the run ended")

@@ -67,6 +67,7 @@ class StepProgress:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     exact: bool = True  # `total` is the step's final count, not a lower bound so far
+    waiting: str | None = None  # why its tasks wait, e.g. "waiting for 1 CPU: ..."
 
     def rate(self) -> float:
         elapsed = (self.finished or time.time()) - self.started
@@ -94,6 +95,8 @@ class StepProgress:
             eta = self.eta()
             if eta:
                 parts.append(eta)
+        if self.waiting:
+            parts.append(self.waiting)
         return ", ".join(parts)
 
 
@@ -150,6 +153,13 @@ class Progress:
             if self.enabled and not self.tty:
                 self._print(sp.line())
 
+    def waiting(self, name: str, why: str | None) -> None:
+        """Why the step's tasks wait (None: they no longer do); printed once when it starts."""
+        sp = self.step(name)
+        if why and not sp.waiting and self.enabled and not self.tty:
+            self._print(f"{name}: {why}")
+        sp.waiting = why
+
     def tick(self, force: bool = False) -> None:
         if not self.enabled:
             return
@@ -193,6 +203,8 @@ class Progress:
                 extra += f", {sp.rate():,.0f}/s"
             if not sp.exact:  # no bar, percentage or ETA from a total that will grow
                 extra = f"of at least {sp.total:,}, {extra}"
+            if sp.waiting:
+                extra += f", [yellow]{sp.waiting}[/yellow]"
             if bar is None:
                 bar = self._bars[sp.name] = self._live.add_task(sp.name, extra=extra)
             total = max(sp.total or 1, 1) if sp.exact else None

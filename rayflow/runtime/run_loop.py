@@ -23,13 +23,20 @@ from dataclasses import dataclass, field
 from ..config import apply_configs, config_values_of, resolve_delayed
 from ..datastore.resolve import datastore_env
 from ..decorators import StepDecorators, parse_with_spec, prepare_step_decorators
-from ..exceptions import RayflowException, UnsaveableArtifactError
+from ..exceptions import UnsaveableArtifactError
 from ..exit_hook import exit_hooks_of, run_exit_hooks
 from ..parameters import flow_constants, params_as_json
 from ..project import resolve_project
 from ..user_decorators.process import mutated_class, original_class
 from .artifacts import ArtifactLoc, Scope
-from .batching import BatchMaker, BatchResult, BatchSizer, chunking, starts_early
+from .batching import (
+    BatchMaker,
+    BatchResult,
+    BatchSizer,
+    check_width_fits_memory,
+    chunking,
+    starts_early,
+)
 from .crash import remove_run_spool
 from .deferred import executor_for, session_context
 from .errors import ErrorKind, TaskError
@@ -170,6 +177,7 @@ class RunLoop:
             self._write_run_id_files()
             self.ctx = self._make_context()
             self.executor.start(self.ctx)
+            self.executor.watch(self._queued_steps, self.progress.waiting)
             self.sizer = BatchSizer(self.executor.total_cpus())
             self.max_in_flight = self.opts.max_in_flight or max(8, 2 * self.sizer.parallelism)
             self._enqueue(self.scheduler.start())
@@ -270,7 +278,8 @@ class RunLoop:
         # A run that finished has told the driver about every task: no records to read again.
         # One that failed may have left tasks the driver never heard of: read them.
         rows = self.rows if self.scheduler.finished and not self.failures else None
-        return write_run_report(self.ds, self.run_id, self.graph_info, rows, self.progress.say)
+        return write_run_report(self.ds, self.run_id, self.graph_info, rows, self.progress.say,
+                                getattr(self.executor, "log", None))
 
     def _flush_clones(self) -> None:
         if self.cloner is not None:
@@ -325,6 +334,10 @@ class RunLoop:
             self.progress.tick()
         if not self.stopping and not self.scheduler.finished:
             raise RuntimeError("rayflow bug: the run stalled with no task ready or running")
+
+    def _queued_steps(self) -> list[str]:
+        """Steps of the tasks ready but not submitted yet, or waiting out a @retry delay."""
+        return [i.step for i in self.queue] + [t.step for _, _, t, _ in self.retries._heap]
 
     def _has_pending_work(self) -> bool:
         if self.stopping:
@@ -564,24 +577,3 @@ class RetryQueue:
 
     def __len__(self) -> int:
         return len(self._heap)
-
-
-# Measured: the driver grew by 538 MiB over a 1,000,000-split foreach with one artifact a split
-# (its join table, the report's rows, and the join's spec as it is sent); splits that set
-# more artifacts cost about 60 bytes more for each.
-DRIVER_BYTES_PER_SPLIT = 640
-
-
-def check_width_fits_memory(step: str, num_splits: int) -> None:
-    """No fixed cap on a foreach: only the driver's memory bounds it, and this says so."""
-    import psutil
-
-    need = num_splits * DRIVER_BYTES_PER_SPLIT
-    have = psutil.virtual_memory().available
-    if need > 0.8 * have:
-        raise RayflowException(
-            f"Step {step!r} fans out into {num_splits:,} splits. rayflow has no cap on a "
-            f"foreach, but the driver keeps about {DRIVER_BYTES_PER_SPLIT:,} bytes per split, "
-            f"{need / 2**30:.1f} GiB here, and this machine has {have / 2**30:.1f} GiB "
-            f"available. Fan out over fewer, larger items (e.g. chunks of rows), or run the "
-            f"driver on a machine with more memory.", step=step)

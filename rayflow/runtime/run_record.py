@@ -34,13 +34,21 @@ def finish_run_record(ds, rec, status: str, flow_file: str) -> None:
             f"{display_path(flow_file)} --origin-run-id {rec.run_id}") from exc
 
 
-def write_run_report(ds, run_id: str, graph_info, rows, say) -> str | None:
+def write_run_report(ds, run_id: str, graph_info, rows, say, pools=None) -> str | None:
     """The run report (rayflow.report), beside the run's records. A report that cannot be
     written costs the run nothing: it says why and `rayflow card` can build it later.
-    `rows`: the report's rows the driver kept, or None to read them from the records."""
+    `rows`: the report's rows the driver kept, or None to read them from the records.
+    `pools`: an actor-pool run's PoolLog, kept beside the records for the report."""
+    from ..report import write_report
+    from ..report.pools import save_pool_log
+
+    if pools is not None and pools.events:
+        try:
+            save_pool_log(ds, run_id, pools)
+        except Exception as exc:  # noqa: BLE001 - it never fails a run
+            say(f"The actor pools' history could not be saved ({type(exc).__name__}: {exc})")
     if settings.NO_REPORT.get():
         return None
-    from ..report import write_report
 
     try:
         return write_report(ds, run_id, graph_info, rows)

@@ -60,6 +60,15 @@ def test_a_crashed_actor_is_replaced_and_its_task_runs_again(run_flow, datastore
     tokens = {t for t, *_ in _seen(run)}
     pids = {p for _, p, *_ in _seen(run)}
     assert len(tokens) == len(pids)   # the restarted actor ran setup again, in its new process
+    # The pool's history shows the death as it happened, and the replacement once it is up.
+    events = _pool_log(s, datastore)["events"]
+    died = [e for e in events if e[3] == "died"]
+    assert len(died) == 1, events
+    t_died, dead = died[0][0], died[0][2]
+    assert any(e[3] == "up" and e[2] != dead and e[0] > t_died for e in events), events
+    assert not any(e[2] == dead and e[0] > t_died for e in events if e is not died[0])
+    up_then = [n for t, p, n in s.pool_history if p == "infer" and t >= t_died]
+    assert up_then[0] < max(n for t, p, n in s.pool_history if t <= t_died)
 
 
 def test_resume_of_a_pooled_step(run_flow, datastore, tmp_path, task_at):
@@ -125,3 +134,45 @@ def test_setup_runs_once_per_process_inline(run_flow, datastore):
     seen = _seen(Run(s.pathspec, datastore=datastore))
     assert len({t for t, *_ in seen}) == 1 and {p for _, p, *_ in seen} == {os.getpid()}
     assert [b for *_, b, _ in seen] == sorted(b for *_, b, _ in seen)
+
+
+def _pool_log(s, datastore):
+    from rayflow.datastore import FlowDataStore
+    from rayflow.report.pools import load_pool_log
+
+    return load_pool_log(FlowDataStore.from_url(datastore, s.flow), s.run_id)
+
+
+def test_a_pool_ends_when_no_later_step_uses_it(run_flow, datastore):
+    # Two actors of 1 CPU hold both CPUs of the test Ray, idle_timeout=600: the join gets a
+    # CPU only because the pool ends once its last task is done (issue 29: it waited 31 s).
+    namespace(None)
+    s = run_flow("pool_share_flow.py", {"width": 4, "work": 0.3})
+    assert s.successful, s.failures
+    join = Run(s.pathspec, datastore=datastore)["join"].task.data
+    assert join.outs == [0, 2, 4, 6]
+    gap = join.began - join.last_pooled
+    print(f"the join began {gap:.2f} s after the last pooled task")
+    assert gap < 5.0, gap  # 1 s on a quiet machine; room for a loaded one
+    downs = [e for e in _pool_log(s, datastore)["events"] if e[3] == "down"]
+    assert downs and all(e[4] == "no step still to run uses it" for e in downs), downs
+    assert max(e[0] for e in downs) < join.began
+
+
+def test_idle_actors_give_way_to_a_step_waiting_for_their_cpus(run_flow, datastore):
+    # `again` uses the pool later, so it may not end; its idle actors hold both CPUs while
+    # `join` and `work_step` wait for one: they give way instead of idling for 600 s.
+    namespace(None)
+    s = run_flow("pool_give_way_flow.py", {"width": 4, "work": 0.3})
+    assert s.successful, s.failures
+    run = Run(s.pathspec, datastore=datastore)
+    join = run["join"].task.data
+    gap = join.began - join.last_pooled
+    print(f"the join began {gap:.2f} s after the last pooled task")
+    assert gap < 10.0, gap
+    events = _pool_log(s, datastore)["events"]
+    gave = [e for e in events if e[3] == "down" and e[4].startswith("gave way")]
+    assert gave and min(e[0] for e in gave) < join.began, events
+    # The pool served `again` after giving way: an actor was up again for it.
+    assert any(e[3] == "up" and e[0] > max(run["join2"].task.data.work_began)
+               for e in events), events
