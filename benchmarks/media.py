@@ -1,28 +1,32 @@
-"""The media batch three ways on the same decoded frames: the flow (an @actor_pool step), Ray
-Data (`map_batches` with an `ActorPoolStrategy`), and a plain torch loop in one process; then
-a spiky run of the flow: how fast the pool grows and when it is back at min (issue 14).
+"""The media batch, whole pipelines three ways from the same encoded clips: the media example
+flow (examples/media/flow.py: decode foreach clip as CPU tasks, infer on an @actor_pool, a
+table of cuts), the same pipeline in Ray Data as a Ray user writes it, and a plain torch loop;
+then a spiky run of a pooled flow: how its pool grows, gives way and ends (issues 14, 29).
 
-    .venv/bin/python benchmarks/media.py [--clips 24] [--actors 2] [--gpu 0] [--repeat 3]
+    .venv/bin/python benchmarks/media.py [--clips 16] [--actors 2] [--gpu 0] [--repeat 3]
 
-Clips are made and decoded once, before anything is timed (examples/media/clips.py); every
-contender embeds the same frame batches with the same network (examples/media/model.py,
-fixed seed). Frames/s:
-- torch loop: `embed` over every batch, in this process (model built before timing);
-- Ray Data: `ray.data.from_items` of the batches, `map_batches(Embed, batch_size=1,
-  compute=ActorPoolStrategy(min_size=1, max_size=A), num_gpus=G, num_cpus=C)`, consumed
-  whole; timed from the call to the last row;
-- the flow: `start -> infer (foreach batch, @actor_pool(max=A), @resources(cpu=C, gpu=G))
-  -> join -> end`, the batches handed in as the foreach's items; timed over the pooled step
-  (first infer start to last infer end, from the task records), and whole (the run).
-The spiky run has two bursts on one pool with an idle pause longer than the pool's
-idle_timeout between them; the pool's size over time comes from the executor's history.
-Targets (not asserted): flow >= 1.0x Ray Data; after a burst at max within 5 s, back at min
-within the idle time-out. On a GPU machine pass --gpu 1 (and --actors 1).
+The clips are made once, before anything is timed (examples/media/clips.py), and every
+contender starts from the same encoded files, decodes them with PyAV, embeds every frame
+with the same network (examples/media/model.py, fixed seed), finds the cuts of each clip and
+writes them. Each one's time runs from its first call to its last write and includes its own
+worker and model start-up:
+- torch loop: build the model, then decode + embed + cuts clip after clip, in this process;
+- Ray Data: `from_items(paths)`, `map_batches(decode, num_cpus=C)` (CPU tasks),
+  `map_batches(Infer, concurrency=(1, A), num_cpus=C, num_gpus=G)` (an actor pool),
+  `write_parquet`;
+- rayflow: the media example flow, `RunLoop(...).run()` (its start, decode, infer on a pool
+  of up to A actors, join, end with its card), checkpoints and run report included.
+Both Ray contenders run on one Ray started before the first round (its start-up is left out
+of both). Rounds alternate the contenders; the table gives medians of `--repeat` rounds.
+The spiky run has two bursts on one pool with a pause between them; its summary is computed
+from the pool's log (actors requested, up, down and why). Target: rayflow >= 1.2x Ray
+Data's frames/s (reported, not asserted). On a GPU machine pass --gpu 1 (and --actors 1).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -38,6 +42,10 @@ sys.path.insert(0, ROOT)
 from examples.media import clips as media_clips  # noqa: E402
 from examples.media import model as media_model  # noqa: E402
 
+MEDIA_FLOW = os.path.join(ROOT, "examples", "media", "flow.py")
+BATCH = 32  # frames per model call, for every contender
+
+# The spiky run's flow: two bursts of pooled batches on one pool, a pause between them.
 FLOW = '''
 import time
 from rayflow import FlowSpec, Parameter, actor_pool, current, resources, step
@@ -149,165 +157,255 @@ class GpuBusy:
         return sum(self.samples) / len(self.samples) if self.samples else None
 
 
-def torch_loop(batches) -> float:
-    net, device = media_model.build(seed=0)
-    media_model.embed(net, device, batches[0][:2])  # warm up
+def cuts_of(net, device, frames: list[np.ndarray]) -> tuple[int, list[int]]:
+    """(frames, cuts) of one clip's frame batches: what every contender computes."""
+    emb = np.concatenate([media_model.embed(net, device, b) for b in frames])
+    return int(len(emb)), media_model.detect_cuts(media_model.boundary_scores(emb))
+
+
+def torch_loop(paths: list[str], out: str) -> tuple[int, float]:
+    """One process: the model, then each clip decoded, embedded, cut; the table written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     t0 = time.perf_counter()
-    n = sum(len(media_model.embed(net, device, b)) for b in batches)
-    return n / (time.perf_counter() - t0)
+    net, device = media_model.build(seed=0)
+    rows = {"clip": [], "frames": [], "cuts": []}
+    for p in paths:
+        n, cuts = cuts_of(net, device, media_clips.decode(p, BATCH))
+        rows["clip"].append(os.path.basename(p))
+        rows["frames"].append(n)
+        rows["cuts"].append(cuts)
+    pq.write_table(pa.table(rows), os.path.join(out, "cuts.parquet"))
+    return sum(rows["frames"]), time.perf_counter() - t0
 
 
-class _Embed:
+def _decode(batch: dict) -> dict:
+    frames = [np.concatenate(media_clips.decode(str(p), BATCH)) for p in batch["path"]]
+    return {"clip": np.array([os.path.basename(str(p)) for p in batch["path"]]),
+            "frames": np.stack(frames)}
+
+
+class _Infer:
     def __init__(self):
         self.net, self.device = media_model.build(seed=0)
 
-    def __call__(self, batch):
-        frames = batch["frames"]
-        out = [media_model.embed(self.net, self.device, np.asarray(f)) for f in frames]
-        return {"n": np.array([len(o) for o in out])}
+    def __call__(self, batch: dict):
+        import pyarrow as pa
+
+        out = {"clip": [], "frames": [], "cuts": []}
+        for clip, frames in zip(batch["clip"], batch["frames"]):
+            n, cuts = cuts_of(self.net, self.device,
+                              [frames[i:i + BATCH] for i in range(0, len(frames), BATCH)])
+            out["clip"].append(str(clip))
+            out["frames"].append(n)
+            out["cuts"].append(cuts)
+        return pa.table(out)
 
 
-def ray_data(batches, actors: int, cpu: float, gpu: float) -> float:
+def ray_data(paths: list[str], out: str, actors: int, cpu: float, gpu: float
+             ) -> tuple[int, float]:
+    """Read, decode on CPU tasks, infer on an actor pool, write: as a Ray user writes it."""
+    import pyarrow.parquet as pq
     import ray
 
     t0 = time.perf_counter()
-    ds = ray.data.from_items([{"frames": b} for b in batches])
-    out = ds.map_batches(_Embed, batch_size=1,
-                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
-                         num_cpus=cpu, num_gpus=gpu or None)
-    n = sum(int(r["n"]) for r in out.iter_rows())
+    ds = ray.data.from_items([{"path": p} for p in paths])
+    ds = ds.map_batches(_decode, batch_size=1, num_cpus=cpu)
+    ds = ds.map_batches(_Infer, batch_size=1, concurrency=(1, actors), num_cpus=cpu,
+                        num_gpus=gpu or None)
+    ds.write_parquet(out)
     took = time.perf_counter() - t0
-    assert n == sum(len(b) for b in batches), n
-    return n / took
+    n = int(pq.read_table(out).column("frames").to_numpy().sum())
+    return n, took
 
 
-def flow_run(batches, actors, cpu, gpu, pause, idle, folder, template=FLOW):
-    import pickle
-
+def flow_run(clips_dir: str, n_clips: int, seconds: float, seed: int, actors: int,
+             cpu: float, gpu: float, ds: str) -> tuple[int, float]:
+    """The media example flow on the clips already made (make_clips finds and reuses them)."""
     from rayflow.client import Run, namespace
     from rayflow.parameters import resolve_parameters
     from rayflow.runtime.flowfile import load_flow
     from rayflow.runtime.run_loop import RunLoop, RunOptions
 
-    path = os.path.join(folder, "media_bench_flow.py")
+    loaded = load_flow(MEDIA_FLOW)
+    values = resolve_parameters(
+        loaded.cls, {"clips": str(n_clips), "seconds": str(seconds), "seed": str(seed),
+                     "folder": clips_dir, "batch": str(BATCH)},
+        config_values={"settings": json.dumps({"gpu": gpu, "actors": actors, "cpu": cpu})})
+    t0 = time.perf_counter()
+    s = RunLoop(loaded, values, RunOptions(datastore_url=ds, progress=False)).run()
+    took = time.perf_counter() - t0
+    if not s.successful:
+        raise SystemExit(f"{s.pathspec} failed: {s.failures[:1]}")
+    namespace(None)
+    return int(Run(s.pathspec, datastore=ds).data.metrics["frames"]), took
+
+
+def spiky_run(batches, actors, cpu, gpu, pause, idle, folder):
+    """The two-burst flow; returns its pool log's events and the task times of each burst."""
+    import pickle
+
+    from rayflow.client import Run, namespace
+    from rayflow.datastore import FlowDataStore
+    from rayflow.parameters import resolve_parameters
+    from rayflow.report.pools import load_pool_log
+    from rayflow.runtime.flowfile import load_flow
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
+
+    path = os.path.join(folder, "media_spiky_flow.py")
     with open(path, "w") as fh:
-        fh.write(textwrap.dedent(template.format(cpu=cpu, gpu=gpu, actors=actors, idle=idle)))
+        fh.write(textwrap.dedent(SPIKY.format(cpu=cpu, gpu=gpu, actors=actors, idle=idle)))
     data = os.path.join(folder, "batches.pkl")
     with open(data, "wb") as fh:
         pickle.dump(batches, fh)
     ds = os.path.join(folder, "ds")
     loaded = load_flow(path)
     values = resolve_parameters(loaded.cls, {"path": data, "pause": str(pause)})
-    t0 = time.perf_counter()
     s = RunLoop(loaded, values, RunOptions(datastore_url=ds, progress=False)).run()
-    whole = time.perf_counter() - t0
     if not s.successful:
         raise SystemExit(f"{s.pathspec} failed: {s.failures[:1]}")
     namespace(None)
-    tasks = list(Run(s.pathspec, datastore=ds)["infer"])
-    begin = min(t.created_at for t in tasks).timestamp()
-    end = max(t.finished_at for t in tasks).timestamp()
-    n = sum(t["n"].data for t in tasks)
-    return n / (end - begin), n / whole, s.pool_history
+    run = Run(s.pathspec, datastore=ds)
+    bursts = []
+    for step in ("infer", "again"):
+        tasks = list(run[step])
+        bursts.append((min(t.created_at for t in tasks).timestamp(),
+                       max(t.finished_at for t in tasks).timestamp()))
+    log_ = load_pool_log(FlowDataStore.from_url(ds, s.flow), s.run_id)
+    return log_["events"], bursts
 
 
-def spikes(history, actors: int, idle: float) -> dict:
-    """From (time, pool, size) events: seconds from the first actor to `actors` actors in
-    each burst, and from the last busy moment to 0 actors."""
-    ev = [(t, n) for t, pool, n in history if pool == "model"]
-    ups, downs, start = [], [], None
-    for i, (t, n) in enumerate(ev):
-        prev = ev[i - 1][1] if i else 0
-        if prev == 0 and n > 0:
-            start = t
-        if n == actors and start is not None and prev < n:
-            ups.append(t - start)
-            start = None
-        if n == 0 and prev > 0:
-            downs.append(t)
-    return {"to_max_s": ups, "down_at": downs}
+def spiky_summary(events, bursts, actors: int, pause: float, idle: float) -> str:
+    """What the pool did in the spiky run, in words, from its log alone."""
+    t0 = min(e[0] for e in events)
+    up, peak, parts = 0, 0, []
+    first_req = {}
+    for t, _, index, what, detail in sorted(events):
+        first_req.setdefault(what, t)
+        if what == "up":
+            up += 1
+            peak = max(peak, up)
+        elif what in ("down", "died") and any(e[2] == index and e[3] == "up" and e[0] <= t
+                                              for e in events):
+            up -= 1
+        if what in ("down", "died") and up == 0:
+            near = min(range(len(bursts)), key=lambda i: abs(t - bursts[i][1]))
+            parts.append(f"to 0 at {t - t0:.1f} s, {t - bursts[near][1]:+.1f} s from the end "
+                         f"of burst {near + 1} ({detail})")
+    ups = [e[0] for e in events if e[3] == "up"]
+    reqs = [e[0] for e in events if e[3] == "requested"]
+    to_first = min(ups) - min(reqs) if ups and reqs else None
+    line = (f"Spiky run (two bursts on one pool of up to {actors} actors, a {pause:g} s pause "
+            f"between them, idle_timeout {idle:g} s), from the pool's log: "
+            f"{len(reqs)} actors requested, {len(ups)} up, peak {peak} up at once; first "
+            f"actor up {to_first:.1f} s after it was requested; " if to_first is not None else
+            "Spiky run: no actor came up; ")
+    why: dict[str, int] = {}
+    for e in events:
+        if e[3] in ("down", "died"):
+            key = "died" if e[3] == "died" else e[4]
+            why[key] = why.get(key, 0) + 1
+    ended = ", ".join(f"{n} {k}" for k, n in sorted(why.items(), key=lambda x: -x[1]))
+    return line + (f"actors ended: {ended or 'none'}; " + (
+        "the pool went " + "; ".join(parts) + "." if parts else
+        "the pool never went back to 0."))
+
+
+def _round(a, paths, clips_dir, rnd: int, results: dict, busy: dict) -> None:
+    """One round: the three contenders in turn, their order rotating with the round."""
+    order = [("torch", "data", "flow"), ("data", "flow", "torch"),
+             ("flow", "torch", "data")][rnd % 3]
+    for name in order:
+        out = scratch_dir(f"media-{name}-")
+        with GpuBusy() as g:
+            if name == "torch":
+                n, took = torch_loop(paths, out)
+            elif name == "data":
+                n, took = ray_data(paths, os.path.join(out, "cuts"), a.actors, a.cpu, a.gpu)
+            else:
+                n, took = flow_run(clips_dir, a.clips, a.seconds, a.seed, a.actors, a.cpu,
+                                   a.gpu, os.path.join(out, "ds"))
+        results[name].append((n, took))
+        if g.busy is not None:
+            busy.setdefault(name, []).append(g.busy)
+        log(f"round {rnd + 1}: {name} {n:,} frames in {took:.1f} s = {n / took:,.0f} frames/s")
+
+
+def _table(a, results: dict, busy: dict) -> tuple[str, dict]:
+    fps = {k: [n / t for n, t in v] for k, v in results.items()}
+    med = {k: statistics.median(v) for k, v in fps.items()}
+    secs = {k: statistics.median(t for _, t in v) for k, v in results.items()}
+
+    def gpu(name):
+        return f"{statistics.median(busy[name]):.0%}" if busy.get(name) else "n/a"
+
+    def spread(k):
+        return f"{min(fps[k]):,.0f}-{max(fps[k]):,.0f}"
+
+    rows = [
+        ["torch loop, one process (model build included)", f"{med['torch']:,.0f}",
+         spread("torch"), f"{secs['torch']:.1f}", f"{med['torch'] / med['data']:.2f}x",
+         gpu("torch")],
+        [f"Ray Data: map_batches decode (CPU tasks) + Infer actors concurrency=(1, "
+         f"{a.actors}), write_parquet", f"{med['data']:,.0f}", spread("data"),
+         f"{secs['data']:.1f}", "1.00x", gpu("data")],
+        [f"rayflow: examples/media/flow.py, @actor_pool(max={a.actors}), whole run",
+         f"{med['flow']:,.0f}", spread("flow"), f"{secs['flow']:.1f}",
+         f"{med['flow'] / med['data']:.2f}x", gpu("flow")]]
+    table = markdown_table(["pipeline (from the same encoded clips)", "frames/s (median)",
+                            "min-max", "seconds (median)", "vs Ray Data",
+                            "GPU busy (share of 100 ms samples > 0)"], rows)
+    return table, med
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clips", type=int, default=24)
+    ap.add_argument("--clips", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--actors", type=int, default=2)
     ap.add_argument("--cpu", type=float, default=1.0)
     ap.add_argument("--gpu", type=float, default=0.0)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--idle", type=float, default=5.0)
     a = ap.parse_args()
-    folder = scratch_dir("media-bench-")
-    made = media_clips.make_clips(os.path.join(folder, "clips"), a.clips, a.seconds, seed=3)
-    batches = [b for m in made for b in media_clips.decode(m["path"], 32)]
-    frames = sum(len(b) for b in batches)
-    log(f"{a.clips} clips, {frames:,} frames in {len(batches)} batches decoded")
+    clips_dir = os.path.join(scratch_dir("media-bench-"), "clips")
+    made = media_clips.make_clips(clips_dir, a.clips, a.seconds, a.seed)
+    paths = [os.path.abspath(m["path"]) for m in made]
+    log(f"{a.clips} clips made in {clips_dir}")
     kw = {"num_gpus": 1} if a.gpu else {}
     # Every worker (Ray Data's and the flow's) imports examples.media from this checkout.
     path = os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
     ray_init(runtime_env={"env_vars": {"PYTHONPATH": path}}, **kw)
-    rows, results = [], {"torch": [], "data": [], "flow": [], "flow_whole": []}
-    busy: dict[str, list[float]] = {}  # GPU busy fraction per contender, where there is a GPU
+    results: dict[str, list] = {"torch": [], "data": [], "flow": []}
+    busy: dict[str, list[float]] = {}
     for r in range(a.repeat):
-        with GpuBusy() as g_torch:
-            results["torch"].append(torch_loop(batches))
-        with GpuBusy() as g_data:
-            results["data"].append(ray_data(batches, a.actors, a.cpu, a.gpu))
-        with GpuBusy() as g_flow:
-            step_fps, whole_fps, _ = flow_run(batches, a.actors, a.cpu, a.gpu, 0.0, a.idle,
-                                              scratch_dir("media-flow-"))
-        for name, g in (("torch", g_torch), ("data", g_data), ("flow", g_flow)):
-            if g.busy is not None:
-                busy.setdefault(name, []).append(g.busy)
-        results["flow"].append(step_fps)
-        results["flow_whole"].append(whole_fps)
-        log(f"round {r + 1}: torch {results['torch'][-1]:,.0f}, Ray Data "
-            f"{results['data'][-1]:,.0f}, flow step {step_fps:,.0f} (whole run "
-            f"{whole_fps:,.0f}) frames/s")
-    med = {k: statistics.median(v) for k, v in results.items()}
-    _, _, history = flow_run(batches[: max(4 * a.actors, 8)], a.actors, a.cpu, a.gpu,
-                             a.idle + 3.0, a.idle, scratch_dir("media-spiky-"), SPIKY)
-    sp = spikes(history, a.actors, a.idle)
-    t_first = history[0][0] if history else 0.0
-    timeline = ", ".join(f"{t - t_first:.1f} s: {n}" for t, p, n in history if p == "model")
-    device = "cuda" if a.gpu else "cpu"
-    def gpu(name):
-        return f"{statistics.median(busy[name]):.0%}" if busy.get(name) else "n/a"
-
-    rows.append(["torch loop, one process", f"{med['torch']:,.0f}", "1.00x", "-"])
-    rows[0].append(gpu("torch"))
-    rows.append([f"Ray Data map_batches, ActorPoolStrategy(1..{a.actors})",
-                 f"{med['data']:,.0f}", f"{med['data'] / med['torch']:.2f}x", "-", gpu("data")])
-    rows.append([f"rayflow @actor_pool(max={a.actors}), pooled step",
-                 f"{med['flow']:,.0f}", f"{med['flow'] / med['torch']:.2f}x",
-                 f"{med['flow'] / med['data']:.2f}x ({met(med['flow'] >= med['data'])})",
-                 gpu("flow")])
-    rows.append(["rayflow, whole run (Ray start excluded, checkpoints included)",
-                 f"{med['flow_whole']:,.0f}", f"{med['flow_whole'] / med['torch']:.2f}x",
-                 f"{med['flow_whole'] / med['data']:.2f}x", "(the same run)"])
-    table = markdown_table(["pipeline", "frames/s (median)", "vs torch loop", "vs Ray Data",
-                            "GPU busy (share of 100 ms samples > 0)"], rows)
+        _round(a, paths, clips_dir, r, results, busy)
+    table, med = _table(a, results, busy)
+    ratio = med["flow"] / med["data"]
+    verdict = (f"\n\nTarget: rayflow's whole run >= 1.2x Ray Data's frames/s: {ratio:.2f}x, "
+               f"{met(ratio >= 1.2)}.")
     if a.gpu:
-        table += (f"\n\nTargets on the GPU: pooled step >= 85% of the torch loop: "
-                  f"{met(med['flow'] >= 0.85 * med['torch'])}; GPU busy >= 90% during the "
-                  f"flow: {met(bool(busy.get('flow')) and statistics.median(busy['flow']) >= 0.9)}"
-                  " (busy is sampled over the whole flow run, start and end included).")
-    ups = ", ".join(f"{x:.1f} s" for x in sp["to_max_s"]) or "never reached max"
-    spiky = (f"\n\nSpiky run (two bursts of {max(4 * a.actors, 8)} batches, {a.idle + 3:.0f} s "
-             f"apart, idle_timeout {a.idle:g} s): pool size over time: {timeline}. First actor "
-             f"to max ({a.actors}): {ups} ({met(bool(sp['to_max_s']) and max(sp['to_max_s']) <= 5)}"
-             f" for <= 5 s). The pool went back to 0 {len(sp['down_at'])} time(s): once in the "
-             "idle pause between the bursts (after the idle time-out) and once at the end of "
-             "the run.")
-    print(table + spiky)
+        verdict += (f" GPU busy >= 90% during the flow: "
+                    f"{met(bool(busy.get('flow')) and statistics.median(busy['flow']) >= 0.9)}"
+                    " (sampled over the whole run, start and end included).")
+    batches = [b for p in paths[: max(2 * a.actors, 4)] for b in media_clips.decode(p, BATCH)]
+    pause = a.idle + 3.0
+    events, bursts = spiky_run(batches, a.actors, a.cpu, a.gpu, pause, a.idle,
+                               scratch_dir("media-spiky-"))
+    spiky = "\n\n" + spiky_summary(events, bursts, a.actors, pause, a.idle)
+    print(table + verdict + spiky)
+    frames = results["flow"][0][0]
     notes = (f"{a.clips} synthetic clips of {a.seconds:g} s ({frames:,} frames of "
-             f"{media_clips.WIDTH}x{media_clips.HEIGHT}, {len(batches)} batches of up to 32), "
-             f"decoded once; {a.actors} actors of {a.cpu:g} CPU and {a.gpu:g} GPU each; device "
-             f"{device}; torch {__import__('torch').__version__}. Medians of {a.repeat} rounds, "
-             "the three contenders alternated in each round.\n\n")
-    write_section(f"media_{device}", f"Media batch on the {device.upper()} (issue 14)",
-                  notes + table + spiky)
+             f"{media_clips.WIDTH}x{media_clips.HEIGHT}), encoded once before timing; "
+             f"{a.actors} actors of {a.cpu:g} CPU and {a.gpu:g} GPU each; device "
+             f"{'cuda' if a.gpu else 'cpu'}; torch {__import__('torch').__version__}. "
+             f"Medians of {a.repeat} rounds, the contenders' order rotating each round; "
+             "each time includes the contender's own workers and model start-up.\n\n")
+    device = "cuda" if a.gpu else "cpu"
+    write_section(f"media_{device}", f"Media batch on the {device.upper()}, whole runs "
+                  "(issue 29)", notes + table + verdict + spiky)
 
 
 if __name__ == "__main__":

@@ -81,14 +81,25 @@ def make_clip(path: str, seed: int, seconds: float = 4.0) -> list[int]:
 
 
 def make_clips(out: str, clips: int, seconds: float, seed: int = 0) -> list[dict]:
-    """`clips` clips in `out`, and `out/cuts.json` with each one's true cuts."""
+    """`clips` clips in `out`, and `out/cuts.json` with each one's true cuts. Clips that `out`
+    already holds from the same clips, seconds and seed are used again, not made again."""
     os.makedirs(out, exist_ok=True)
+    key = {"clips": clips, "seconds": seconds, "seed": seed}
+    cuts_file = os.path.join(out, "cuts.json")
+    try:
+        with open(cuts_file) as fh:
+            have = json.load(fh)
+        if have.get("made_with") == key and all(os.path.exists(m["path"])
+                                                for m in have["clips"]):
+            return have["clips"]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        pass
     made = []
     for i in range(clips):
         path = os.path.join(out, f"clip-{i:04d}.mp4")
         made.append({"path": path, "cuts": make_clip(path, seed * 100_003 + i, seconds)})
-    with open(os.path.join(out, "cuts.json"), "w") as fh:
-        json.dump(made, fh, indent=1)
+    with open(cuts_file, "w") as fh:
+        json.dump({"made_with": key, "clips": made}, fh, indent=1)
     return made
 
 

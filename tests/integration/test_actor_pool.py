@@ -159,12 +159,21 @@ def test_a_pool_ends_when_no_later_step_uses_it(run_flow, datastore):
     assert max(e[0] for e in downs) < join.began
 
 
-def test_idle_actors_give_way_to_a_step_waiting_for_their_cpus(run_flow, datastore):
+def test_idle_actors_give_way_to_a_step_waiting_for_their_cpus(ray_session, datastore, capsys):
     # `again` uses the pool later, so it may not end; its idle actors hold both CPUs while
-    # `join` and `work_step` wait for one: they give way instead of idling for 600 s.
+    # `join` and `work_step` wait for one: they give way instead of idling for 600 s, and the
+    # progress says why the join waited.
+    from rayflow.parameters import resolve_parameters
+    from rayflow.runtime.flowfile import load_flow
+    from rayflow.runtime.run_loop import RunLoop, RunOptions
+
     namespace(None)
-    s = run_flow("pool_give_way_flow.py", {"width": 4, "work": 0.3})
+    loaded = load_flow(os.path.join(os.path.dirname(__file__), "..", "flows",
+                                    "pool_give_way_flow.py"))
+    values = resolve_parameters(loaded.cls, {"width": "4", "work": "0.3"})
+    s = RunLoop(loaded, values, RunOptions(datastore_url=datastore, progress=True)).run()
     assert s.successful, s.failures
+    assert "join: waiting for 1 CPU: infer/again's pool holds 2 of 2" in capsys.readouterr().err
     run = Run(s.pathspec, datastore=datastore)
     join = run["join"].task.data
     gap = join.began - join.last_pooled
