@@ -113,16 +113,28 @@ def up(idle_timeout: Annotated[float | None, typer.Option(
            "--idle-timeout", help="Stop after this many seconds with no run (default: "
                                   "RAYFLOW_WARM_IDLE_S, 900).")] = None,
        num_cpus: Annotated[int | None, typer.Option("--num-cpus", help="CPUs it offers.")] = None,
-       num_gpus: Annotated[int | None, typer.Option("--num-gpus", help="GPUs it offers.")] = None):
+       num_gpus: Annotated[int | None, typer.Option("--num-gpus", help="GPUs it offers.")] = None,
+       env: Annotated[bool, typer.Option(
+           "--env", help="Print only the shell lines with which your own Ray code joins it: "
+                         'eval "$(rayflow up --env)", then ray.init(address="auto").')] = False):
     """Start the warm local Ray now (a run starts it when there is none); `rayflow down`
-    stops it."""
+    stops it. `--env`: the shell lines with which your own Ray code joins it."""
+    import shlex
+
     from rayflow.runtime import warm
 
     local, started = warm.up(idle_timeout, num_cpus, num_gpus)
+    exports = "export " + " ".join(f"{k}={shlex.quote(v)}"
+                                   for k, v in warm.user_env(local).items())
+    if env:
+        typer.echo(exports)
+        return
     verb = "Started" if started else "Already up:"
     typer.echo(f"{verb} a local Ray at {local.address} (keeper pid {local.pid}). `rayflow run` "
                f"without --address uses it; it stops after {local.idle_timeout_s:.0f} s "
-               "without a run, or with `rayflow down`.")
+               "without a run, or with `rayflow down`.\n"
+               'Your own Ray code joins it with ray.init(address="auto") in a shell set up '
+               f'with:\n  eval "$(rayflow up --env)"\nwhich runs:\n  {exports}')
 
 
 @app.command("down")

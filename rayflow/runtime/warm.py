@@ -36,6 +36,7 @@ from .. import settings
 from ..exceptions import RayflowException
 
 STATE_FILE = "local-ray.json"
+TOKEN_FILE = "local-ray.token"  # its auth token alone, for your own Ray code (RAY_AUTH_TOKEN_PATH)
 RUNS_DIR = "local-ray.runs"
 LOCK_FILE = "local-ray.lock"
 POLL_S = 2.0
@@ -245,9 +246,28 @@ def down(timeout_s: float = 30.0) -> WarmRay | None:
         time.sleep(0.2)
     if _alive(warm.pid):
         os.kill(warm.pid, signal.SIGKILL)  # its reaper ends the Ray it started
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(_state_path())
+    for name in (STATE_FILE, TOKEN_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(home(), name))
     return warm
+
+
+def user_env(warm: WarmRay) -> dict[str, str]:
+    """The environment in which a plain Ray script joins this Ray with
+    `ray.init(address="auto")` (or its address): Ray's own variables, nothing of rayflow's.
+    RAY_ADDRESS names it; its token is written, readable by this user alone, to a file of its
+    own that RAY_AUTH_TOKEN_PATH names (Ray's token authentication); and Ray's single-machine
+    mode (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0), as the warm Ray serves 127.0.0.1 alone:
+    without it, Ray rewrites the address 127.0.0.1 to the machine's own and waits there."""
+    env = {"RAY_ADDRESS": warm.address, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    if warm.token:
+        path = os.path.join(home(), TOKEN_FILE)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+            fh.write(warm.token)
+        os.replace(tmp, path)
+        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=path)
+    return env
 
 
 def mark_in_use() -> None:

@@ -252,3 +252,45 @@ def test_a_resume_that_clones_every_task_starts_no_ray(tmp_path):
         assert "length 200000" in again.stdout + again.stderr
     finally:
         rayflow(home, "down")
+
+
+PLAIN_RAY = """
+import ray
+
+ray.init(address="auto")
+
+
+@ray.remote
+def double(x):
+    return 2 * x
+
+
+print("joined", ray.get_runtime_context().gcs_address, ray.get(double.remote(21)))
+"""
+
+
+def test_a_plain_ray_script_joins_rayflow_ups_ray(tmp_path):
+    # Plain Ray code next to a flow: `eval "$(rayflow up --env)"` and ray.init(address="auto"),
+    # with Ray's own variables only (no rayflow setting, no token read from rayflow's state).
+    home = tmp_path / "home"
+    up = rayflow(home, "up", "--idle-timeout", "600")
+    assert up.returncode == 0, up.stderr
+    assert 'eval "$(rayflow up --env)"' in up.stdout and 'ray.init(address="auto")' in up.stdout
+    state = json.loads((home / "local-ray.json").read_text())
+    try:
+        printed = rayflow(home, "up", "--env")
+        assert printed.returncode == 0, printed.stderr
+        script = tmp_path / "plain.py"
+        script.write_text(PLAIN_RAY)
+        shell = f'{printed.stdout.strip()}; exec "{sys.executable}" "{script}"'
+        env = {k: v for k, v in _env(home).items() if not k.startswith(("RAYFLOW_", "RAY_"))}
+        out = subprocess.run(["bash", "-c", shell], env=env, cwd=str(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"joined {state['address']} 42" in out.stdout, out.stdout
+        token_file = home / "local-ray.token"
+        assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    finally:
+        down = rayflow(home, "down")
+    assert down.returncode == 0, down.stderr
+    assert not (home / "local-ray.token").exists()
