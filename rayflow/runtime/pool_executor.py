@@ -68,6 +68,7 @@ class ActorPoolExecutor(RayExecutor):
                        for n in (graph or ())}
         self._actor_of: dict[Any, tuple[_Pool, _Actor]] = {}
         self._stuck: set = set()
+        self._stuck_queued: list = []      # (pool, batch): no node can hold its actors
         self._queued = lambda: ()          # the run loop's steps not yet submitted
         self._note = lambda step, why: None  # tells the progress why a step waits
         self._waits: dict[str, str] = {}
@@ -88,6 +89,11 @@ class ActorPoolExecutor(RayExecutor):
         name = self._step_pool.get(batch.step)
         if name is None:
             super().submit(batch)
+            # A pool this step feeds starts its first actor now, so that the actor's start
+            # and setup overlap this step's tasks instead of following them.
+            for fed in self._feeds.get(batch.step, ()):
+                if not self._pools[fed].actors:
+                    self._pools[fed].start_actor()
             return
         pool = self._pools[name]
         pool.queue.append(batch)
@@ -109,11 +115,16 @@ class ActorPoolExecutor(RayExecutor):
             actor.last_busy = time.time()
 
     def _cancel_unschedulable(self) -> None:
-        # A pooled batch waits for its actor, not for a node: when no node can hold the actor,
-        # the same watch finds the batch, and it fails (an actor task cannot be cancelled).
+        # A pooled batch waits for an actor, not for a node: when no node can hold the pool's
+        # actors, the same watch finds the batch, and it fails.
         by_batch = {id(b): ref for ref, b in self._pending.items()}
-        for batch in self._watch.overdue(list(self._pending.values())):
-            ref = by_batch[id(batch)]
+        queued = {id(b): p for p in self._pools.values() for b in p.queue}
+        for batch in self._watch.overdue([*self._pending.values(),
+                                          *(b for p in self._pools.values() for b in p.queue)]):
+            ref = by_batch.get(id(batch))
+            if ref is None:
+                self._stuck_queued.append((queued[id(batch)], batch))
+                continue
             if ref in self._actor_of:
                 self._stuck.add(ref)
                 continue
@@ -124,6 +135,8 @@ class ActorPoolExecutor(RayExecutor):
                 pass
 
     def wait(self, timeout: float):
+        if not self._pending and any(p.queue for p in self._pools.values()):
+            self._wait_for_actors(timeout)
         results = self._unstick(super().wait(timeout))
         self._see_actors_up()
         now = time.time()
@@ -152,6 +165,14 @@ class ActorPoolExecutor(RayExecutor):
                 results.append(BatchResult(batch, None, error=TaskError.from_exception(
                     SchedulingError(self._watch.describe(batch, self._ray), step=batch.step))))
         self._stuck = set()
+        for pool, batch in self._stuck_queued:
+            if batch in pool.queue:
+                pool.queue.remove(batch)
+                for actor in [a for a in pool.actors if not a.up]:
+                    pool.end(actor, self._ray, "no node can hold it")
+                results.append(BatchResult(batch, None, error=TaskError.from_exception(
+                    SchedulingError(self._watch.describe(batch, self._ray), step=batch.step))))
+        self._stuck_queued = []
         return results
 
     def _settle(self, res, pool: _Pool, actor: _Actor, now: float) -> bool:
@@ -176,6 +197,16 @@ class ActorPoolExecutor(RayExecutor):
             pool.queue.insert(0, res.batch)  # run again, on another actor
             return True
         return False
+
+    def _wait_for_actors(self, timeout: float) -> None:
+        """Nothing runs, batches wait for actors that are starting: wait for one to be up."""
+        self._cancel_unschedulable()
+        starting = [a.ready_ref for p in self._pools.values() for a in p.actors
+                    if not a.up and a.ready_ref is not None]
+        if starting:
+            self._ray.wait(starting, num_returns=1, timeout=timeout)
+        else:
+            time.sleep(min(timeout, 0.05))
 
     def _see_actors_up(self) -> None:
         """Actors whose `ready` call answered are up; one whose call failed died starting."""
@@ -217,7 +248,7 @@ class ActorPoolExecutor(RayExecutor):
             return
         self._looked = now
         tasks = [b for r, b in self._pending.items() if r not in self._actor_of]
-        if not tasks:
+        if not tasks or not any(p.actors for p in self._pools.values()):
             self._short = False
             self._say_waits({})
             return

@@ -93,11 +93,17 @@ class _Pool:
         return actor
 
     def free_actor(self, may_grow: bool = True) -> _Actor | None:
-        free = [a for a in self.actors if a.in_flight < self.cfg.max_in_flight]
+        """The least busy actor that is up and has room for a batch. None when there is
+        none: then one more actor is started if every actor is busy, fewer are starting than
+        batches wait, the pool is below `max` and it may grow (or has no actor at all). A
+        batch never waits on an actor still starting while another one is free."""
+        free = [a for a in self.actors if a.up and a.in_flight < self.cfg.max_in_flight]
         if free:
-            return min(free, key=lambda a: (a.in_flight, not a.up))
-        if len(self.actors) < self.cfg.max and (may_grow or not self.actors):
-            return self.start_actor()
+            return min(free, key=lambda a: a.in_flight)
+        starting = sum(1 for a in self.actors if not a.up)
+        if starting < len(self.queue) and len(self.actors) < self.cfg.max and \
+                (may_grow or not self.actors):
+            self.start_actor()
         return None
 
     def idle(self) -> list[_Actor]:
@@ -105,14 +111,14 @@ class _Pool:
 
     def is_up(self, actor: _Actor, pid: int) -> None:
         if actor in self.actors and not actor.up:
-            actor.up, actor.pid = True, pid
+            actor.up, actor.pid, actor.last_busy = True, pid, time.time()
             self._log.note(self.cfg.name, actor.index, "up", self.up, f"pid {pid}")
 
     def shrink(self, now: float, ray) -> None:
         for actor in self.idle():
             if len(self.actors) <= self.cfg.min:
                 break
-            if now - actor.last_busy >= self.cfg.idle_timeout:
+            if actor.up and now - actor.last_busy >= self.cfg.idle_timeout:
                 self.end(actor, ray, f"idle for {self.cfg.idle_timeout:g} s")
 
     def end(self, actor: _Actor, ray, why: str) -> None:

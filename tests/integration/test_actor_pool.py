@@ -52,11 +52,13 @@ def test_fractional_gpus_one_device_per_actor(run_flow, datastore):
 
 def test_a_crashed_actor_is_replaced_and_its_task_runs_again(run_flow, datastore, tmp_path):
     namespace(None)
-    s = run_flow("pool_flow.py", {"width": 8, "crash_at": 5, "marker_dir": str(tmp_path)})
+    # An early split crashes while many wait: the pool needs a replacement for the dead actor.
+    s = run_flow("pool_flow.py", {"width": 12, "crash_at": 2, "work": 0.5,
+                                  "marker_dir": str(tmp_path)})
     assert s.successful, s.failures
-    assert (tmp_path / "crashed-5").exists()
+    assert (tmp_path / "crashed-2").exists()
     run = Run(s.pathspec, datastore=datastore)
-    assert run["join"].task.data.outs == [1000 + i for i in range(8)]
+    assert run["join"].task.data.outs == [1000 + i for i in range(12)]
     tokens = {t for t, *_ in _seen(run)}
     pids = {p for _, p, *_ in _seen(run)}
     assert len(tokens) == len(pids)   # the restarted actor ran setup again, in its new process
@@ -69,6 +71,10 @@ def test_a_crashed_actor_is_replaced_and_its_task_runs_again(run_flow, datastore
     assert not any(e[2] == dead and e[0] > t_died for e in events if e is not died[0])
     up_then = [n for t, p, n in s.pool_history if p == "infer" and t >= t_died]
     assert up_then[0] < max(n for t, p, n in s.pool_history if t <= t_died)
+    # The run report draws the pool: its size over time, the death marked, the events listed.
+    with open(s.report) as fh:
+        html = fh.read()
+    assert 'id="pools"' in html and 'class="pool-size"' in html and 'class="died"' in html
 
 
 def test_resume_of_a_pooled_step(run_flow, datastore, tmp_path, task_at):
