@@ -101,7 +101,7 @@ class ActorPoolExecutor(RayExecutor):
 
     def _dispatch(self, pool: _Pool) -> None:
         while pool.queue:
-            actor = pool.free_actor(may_grow=not self._short)
+            actor = pool.free_actor(may_grow=lambda p=pool: self._may_grow(p))
             if actor is None:
                 return
             batch = pool.queue.pop(0)
@@ -113,6 +113,16 @@ class ActorPoolExecutor(RayExecutor):
             self._actor_of[out_ref] = (pool, actor)
             actor.in_flight += 1
             actor.last_busy = time.time()
+
+    def _may_grow(self, pool: _Pool) -> bool:
+        """A pool grows only into CPUs and GPUs that no task of the run waits for."""
+        tasks = [b.options for r, b in self._pending.items() if r not in self._actor_of]
+        if not tasks:
+            return True
+        try:
+            return Resources(self._ray, list(self._pools.values()), tasks).fits(pool.demand())
+        except Exception:  # noqa: BLE001 - only an optimisation
+            return not self._short
 
     def _cancel_unschedulable(self) -> None:
         # A pooled batch waits for an actor, not for a node: when no node can hold the pool's

@@ -92,17 +92,17 @@ class _Pool:
         self._log.note(self.cfg.name, actor.index, "requested", None)
         return actor
 
-    def free_actor(self, may_grow: bool = True) -> _Actor | None:
+    def free_actor(self, may_grow=lambda: True) -> _Actor | None:
         """The least busy actor that is up and has room for a batch. None when there is
         none: then one more actor is started if every actor is busy, fewer are starting than
-        batches wait, the pool is below `max` and it may grow (or has no actor at all). A
+        batches wait, the pool is below `max` and `may_grow()` (or it has no actor at all). A
         batch never waits on an actor still starting while another one is free."""
         free = [a for a in self.actors if a.up and a.in_flight < self.cfg.max_in_flight]
         if free:
             return min(free, key=lambda a: a.in_flight)
         starting = sum(1 for a in self.actors if not a.up)
         if starting < len(self.queue) and len(self.actors) < self.cfg.max and \
-                (may_grow or not self.actors):
+                (not self.actors or may_grow()):
             self.start_actor()
         return None
 
@@ -221,12 +221,18 @@ class Resources:
         self._steps = {p.cfg.name: "/".join(p.cfg.steps) or p.cfg.name for p in pools}
         wants = [task_demand(o) for o in task_options]
         self.short: dict[str, float] = {}
+        self.spare: dict[str, float] = {}  # free once every waiting task has what it needs
         for r in WATCHED:
             need = sum(w.get(r, 0.0) for w in wants) + sum(h[r] for h in self.held.values())
             used = self.total[r] - self.free[r]
+            self.spare[r] = self.free[r] - max(0.0, need - used)
             smallest = min((w[r] for w in wants if w.get(r)), default=None)
             if smallest is not None and need - used > 1e-6 and self.free[r] < smallest:
                 self.short[r] = need - used
+
+    def fits(self, demand: dict[str, float]) -> bool:
+        """Whether one more actor of `demand` fits beside every task that waits."""
+        return all(self.spare.get(r, 0.0) >= demand.get(r, 0.0) - 1e-6 for r in WATCHED)
 
     def why(self) -> str | None:
         """'waiting for 1 CPU: infer's pool holds 2 of 2', when a pool holds what is lacking."""
