@@ -41,6 +41,7 @@ __all__ = ["ActorPoolExecutor", "PoolConfig", "pool_configs"]
 
 # Ray's errors for an actor whose process is gone (and that Ray does not restart).
 _ACTOR_GONE = ("ActorDiedError", "ActorUnavailableError", "RayActorError")
+QUEUE_AHEAD = 4  # batches a pool's queue holds per actor before its feeders wait
 GIVE_WAY_EVERY = 0.25  # seconds between two looks at what the run's tasks wait for
 # An actor idle this long gives way to tasks waiting for what it holds: not at once, so that a
 # pool fed step by step (decode -> infer) keeps its actor between two batches.
@@ -83,7 +84,14 @@ class ActorPoolExecutor(RayExecutor):
 
     @property
     def in_flight(self) -> int:
-        return super().in_flight + sum(len(p.queue) for p in self._pools.values())
+        """Batches running, and those waiting in a pool's queue. A short queue counts as one
+        (the run is not done): the steps that feed the pool go on while it works through
+        it; a queue longer than QUEUE_AHEAD per actor counts whole, and holds them back."""
+        queued = 0
+        for p in self._pools.values():
+            n = len(p.queue)
+            queued += n if n > QUEUE_AHEAD * p.cfg.max * p.cfg.max_in_flight else min(n, 1)
+        return super().in_flight + queued
 
     def submit(self, batch) -> None:
         name = self._step_pool.get(batch.step)
