@@ -12,7 +12,8 @@ writes them. Each one's time runs from its first call to its last write and incl
 worker and model start-up:
 - torch loop: build the model, then decode + embed + cuts clip after clip, in this process;
 - Ray Data: `from_items(paths)`, `map_batches(decode, num_cpus=C)` (CPU tasks),
-  `map_batches(Infer, concurrency=(1, A), num_cpus=C, num_gpus=G)` (an actor pool),
+  `map_batches(Infer, compute=ActorPoolStrategy(min_size=1, max_size=A), num_cpus=C,
+  num_gpus=G)` (an actor pool),
   `write_parquet`;
 - rayflow: the media example flow, `RunLoop(...).run()` (its start, decode, infer on a pool
   of up to A actors, join, end with its card), checkpoints and run report included.
@@ -212,7 +213,8 @@ def ray_data(paths: list[str], out: str, actors: int, cpu: float, gpu: float
     t0 = time.perf_counter()
     ds = ray.data.from_items([{"path": p} for p in paths])
     ds = ds.map_batches(_decode, batch_size=1, num_cpus=cpu)
-    ds = ds.map_batches(_Infer, batch_size=1, concurrency=(1, actors), num_cpus=cpu,
+    ds = ds.map_batches(_Infer, batch_size=1, num_cpus=cpu,
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
                         num_gpus=gpu or None)
     ds.write_parquet(out)
     took = time.perf_counter() - t0
@@ -347,7 +349,7 @@ def _table(a, results: dict, busy: dict) -> tuple[str, dict]:
         ["torch loop, one process (model build included)", f"{med['torch']:,.0f}",
          spread("torch"), f"{secs['torch']:.1f}", f"{med['torch'] / med['data']:.2f}x",
          gpu("torch")],
-        [f"Ray Data: map_batches decode (CPU tasks) + Infer actors concurrency=(1, "
+        [f"Ray Data: map_batches decode (CPU tasks) + Infer on ActorPoolStrategy(1, "
          f"{a.actors}), write_parquet", f"{med['data']:,.0f}", spread("data"),
          f"{secs['data']:.1f}", "1.00x", gpu("data")],
         [f"rayflow: examples/media/flow.py, @actor_pool(max={a.actors}), whole run",

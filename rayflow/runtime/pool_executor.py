@@ -165,10 +165,16 @@ class ActorPoolExecutor(RayExecutor):
                 out.append(res)
         self._end_unneeded(out)
         self._give_way(now)
+        fed = self._fed()
         for pool in self._pools.values():
             self._dispatch(pool)
-            pool.shrink(now, self._ray)
+            pool.shrink(now, self._ray, keep=1 if pool.cfg.name in fed else 0)
         return out
+
+    def _fed(self) -> set[str]:
+        """The pools that the steps of the tasks running now feed."""
+        return set().union(*(self._feeds.get(b.step, set()) for r, b in self._pending.items()
+                             if r not in self._actor_of))
 
     def _unstick(self, results: list) -> list:
         from ..exceptions import SchedulingError
@@ -276,7 +282,7 @@ class ActorPoolExecutor(RayExecutor):
         except Exception:  # noqa: BLE001 - only an optimisation
             return
         self._short = bool(res.short)
-        fed = set().union(*(self._feeds.get(b.step, set()) for b in tasks))
+        fed = self._fed()
         for r, lack in res.short.items():
             for pool in pools:
                 keep = 1 if pool.cfg.name in fed else 0

@@ -114,9 +114,11 @@ class _Pool:
             actor.up, actor.pid, actor.last_busy = True, pid, time.time()
             self._log.note(self.cfg.name, actor.index, "up", self.up, f"pid {pid}")
 
-    def shrink(self, now: float, ray) -> None:
+    def shrink(self, now: float, ray, keep: int = 0) -> None:
+        """End actors idle past idle_timeout, down to `min` (and to `keep`: 1 for a pool
+        that a running step feeds)."""
         for actor in self.idle():
-            if len(self.actors) <= self.cfg.min:
+            if len(self.actors) <= max(self.cfg.min, keep):
                 break
             if actor.up and now - actor.last_busy >= self.cfg.idle_timeout:
                 self.end(actor, ray, f"idle for {self.cfg.idle_timeout:g} s")
