@@ -291,10 +291,10 @@ def spiky_summary(events, bursts, actors: int, pause: float, idle: float) -> str
         elif what in ("down", "died") and any(e[2] == index and e[3] == "up" and e[0] <= t
                                               for e in events):
             up -= 1
-        if what in ("down", "died") and up == 0:
-            near = min(range(len(bursts)), key=lambda i: abs(t - bursts[i][1]))
-            parts.append(f"to 0 at {t - t0:.1f} s, {t - bursts[near][1]:+.1f} s from the end "
-                         f"of burst {near + 1} ({detail})")
+            if up == 0:
+                near = min(range(len(bursts)), key=lambda i: abs(t - bursts[i][1]))
+                parts.append(f"to 0 at {t - t0:.1f} s, {t - bursts[near][1]:+.1f} s from the "
+                             f"end of burst {near + 1} ({detail})")
     ups = [e[0] for e in events if e[3] == "up"]
     reqs = [e[0] for e in events if e[3] == "requested"]
     to_first = min(ups) - min(reqs) if ups and reqs else None
