@@ -49,6 +49,7 @@ def _load(file: str, flow_name: str | None):
 
 
 def _execute(loaded, params, opts) -> None:
+    from rayflow.report.failures import format_duration
     from rayflow.runtime.errors import raise_for_failures
     from rayflow.runtime.run_loop import RunLoop
 
@@ -72,8 +73,12 @@ def _execute(loaded, params, opts) -> None:
         _say(f"Report: {summary.report}")
     raise_for_failures(summary)
     cloned = f", {summary.tasks_cloned} cloned" if summary.tasks_cloned else ""
-    _say(f"Done: {summary.pathspec} finished in {time.time() - t0:.1f} s "
-         f"({summary.tasks_done} tasks{cloned}).")
+    # The run's one duration (its tasks' span), as `rayflow runs` and the report show it;
+    # with the set-up (loading the flow, joining Ray) when that took a moment.
+    setup = time.time() - t0 - (summary.wall_seconds or 0.0)
+    extra = f"; {format_duration(setup)} more to set up" if setup >= 1 else ""
+    _say(f"Done: {summary.pathspec} finished in {format_duration(summary.wall_seconds)} "
+         f"({summary.tasks_done} tasks{cloned}{extra}).")
     if summary.report:
         _say(f"Report: {summary.report}")
 

@@ -177,33 +177,6 @@ def _fmt_time(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def runs(flow_name: str, datastore: str | None, ns: str | None, all_: bool,
-         limit: int, json_: bool):
-    from rayflow.client import Flow
-
-    _use_datastore(datastore)
-    _use_namespace(ns, all_)
-    out = []
-    for run in Flow(flow_name, _namespace_check=False):  # its runs in the namespace
-        start, end = run.created_at, run.finished_at
-        duration = (end - start).total_seconds() if (start and end) else None
-        out.append({"id": run.id, "status": run.status, "start": _fmt_time(start),
-                    "duration_s": round(duration, 1) if duration is not None else None,
-                    "tags": sorted(run.user_tags)})
-        if len(out) >= limit:
-            break
-    if json_:
-        typer.echo(json.dumps(out, indent=2))
-        return
-    typer.echo(f"{'RUN ID':<22} {'STATUS':<11} {'START':<19} {'DURATION':>9}  TAGS")
-    for r in out:
-        dur = f"{r['duration_s']:.1f}s" if r["duration_s"] is not None else "-"
-        typer.echo(f"{r['id']:<22} {r['status']:<11} {r['start']:<19} {dur:>9}  "
-                   f"{', '.join(r['tags'])}")
-    if not out:
-        typer.echo(f"(no runs of {flow_name} in this namespace; try --all)")
-
-
 def tag_cmd(action: str, run_pathspec: str, tags: list[str], datastore: str | None):
     from rayflow.client import Run
 
@@ -232,68 +205,13 @@ def tag_cmd(action: str, run_pathspec: str, tags: list[str], datastore: str | No
 
 def _list_flow_tags(flow_name: str) -> None:
     """`tag list` without a run, as Metaflow's: the tags of every run of the flow."""
-    from rayflow.client import Flow
+
+    from .run_cmds import _flow
 
     tags: set[str] = set()
-    for run in Flow(flow_name, _namespace_check=False):
+    for run in _flow(flow_name):
         tags |= set(run.user_tags)
     typer.echo(" ".join(sorted(tags)))
-
-
-def _flow_and_steps(target: str) -> tuple[str, str | None, list[str] | None]:
-    """(flow name, run id or None, the flow's steps in graph order or None) of a flow file,
-    a flow name or a Flow/run pathspec."""
-    import os
-
-    if target.endswith(".py") or os.path.isfile(target):
-        from rayflow.runtime.flowfile import load_flow
-
-        loaded = load_flow(target, None, lint_it=False)
-        return loaded.name, None, list(loaded.graph.steps)
-    parts = _split_pathspec(target)
-    if len(parts) > 2:
-        raise RayflowException(f"status takes a flow file, a flow name or Flow/run_id, not the "
-                               f"{'step' if len(parts) == 3 else 'task'} {target!r}.")
-    return parts[0], parts[1] if len(parts) == 2 else None, None
-
-
-def status(target: str, run_id: str | None, datastore: str | None, ns: str | None,
-           json_: bool) -> None:
-    from rayflow.client import Flow, Run
-
-    _use_datastore(datastore)
-    _use_namespace(ns)
-    flow_name, in_path, steps = _flow_and_steps(target)
-    run_id = run_id or in_path
-    if run_id:
-        run = Run(f"{flow_name}/{run_id}")
-    else:
-        run = next(iter(Flow(flow_name, _namespace_check=False)), None)
-        if run is None:
-            raise RayflowException(f"Flow {flow_name} has no run in namespace "
-                                   f"{ns or 'user:<you>'}. Pass --namespace or a run id.")
-    counts: dict[str, dict[str, int]] = {}
-    for step in run:
-        tally = counts.setdefault(step.id, {"done": 0, "failed": 0, "running": 0})
-        for task in step:
-            key = "done" if task.finished else "failed" if task._ended() else "running"
-            tally[key] += 1
-    order = steps or sorted(counts, key=lambda name: min(
-        (t.created_at for t in run[name]), default=None) or 0)
-    start, end = run.created_at, run.finished_at
-    info = {"pathspec": run.pathspec, "status": run.status, "started": _fmt_time(start),
-            "duration_s": round((end - start).total_seconds(), 1) if start and end else None,
-            "steps": [{"step": name, **counts.get(name, {"done": 0, "failed": 0,
-                                                          "running": 0})} for name in order]}
-    if json_:
-        typer.echo(json.dumps(info, indent=2))
-        return
-    took = f", {info['duration_s']} s" if info["duration_s"] is not None else ""
-    typer.echo(f"Run {run.pathspec}: {run.status} (started {info['started']}{took})")
-    width = max((len(name) for name in order), default=4)
-    for row in info["steps"]:
-        parts = [f"{row[k]} {k}" for k in ("done", "failed", "running") if row[k]]
-        typer.echo(f"  {row['step']:<{width}}  {', '.join(parts) or 'not started'}")
 
 
 def spin(file: str, pathspec: str, settings, artifacts_module: str | None,
@@ -431,6 +349,8 @@ def _register_run_commands(app: typer.Typer) -> None:
             limit: Annotated[int, typer.Option("--limit", help="Most runs to list.")] = 50,
             json_: JsonOpt = False):
         """List a flow's runs: id, status, start, duration and tags."""
+        from .run_cmds import runs
+
         runs(flow_name, datastore, namespace, all_, limit, json_)
 
     @app.command("status")
@@ -442,6 +362,8 @@ def _register_run_commands(app: typer.Typer) -> None:
             datastore: DatastoreOpt = None, namespace: NamespaceOpt = None,
             json_: JsonOpt = False):
         """Show a run's status and each step's finished, failed and running tasks."""
+        from .run_cmds import status
+
         status(target, run_id, datastore, namespace, json_)
 
     @app.command("tag")

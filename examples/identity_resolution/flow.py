@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rayflow import Config, FlowSpec, Parameter, Step, card, current, step
+from rayflow import Config, FlowSpec, Parameter, Step, card, config_expr, current, step
 from rayflow.cards import Markdown, Table, VegaChart
 from rayflow.exceptions import ParameterError
 
@@ -114,7 +114,9 @@ class IdentityResolutionFlow(FlowSpec):
     partitions = Parameter("partitions", default=0,
                            help="compare tasks (default: the settings' partitions, else one "
                                 "per 60,000 records)")
-    threshold = Parameter("threshold", default=-1.0,
+    # The settings' value is the default itself (not a -1 meaning "the settings'"): the
+    # run's parameters, its report and `rayflow show` name the threshold the run used.
+    threshold = Parameter("threshold", default=config_expr("settings.threshold"), type=float,
                           help="match probability for a match (default: the settings')")
     output = Parameter("output", default="out", help="output folder (local or s3://)")
 
@@ -131,7 +133,7 @@ class IdentityResolutionFlow(FlowSpec):
         self.generate_seconds = time.time() - started
         self.started = time.time()
         setup = self.setup
-        self.cut = self.threshold if self.threshold >= 0 else setup.threshold
+        self.cut = self.threshold
         self.inputs = inputs
         files = [cfg.list_input_files(url) for url in inputs]
         self.shards = [{"source": s, "url": f, "index": i} for i, (s, f) in enumerate(

@@ -184,7 +184,7 @@ class Image(UserComponent):
 
 class VegaChart(UserComponent):
     """A Vega-Lite chart from its spec (a dict), or from an Altair chart. Drawn as SVG by
-    rayflow itself (`rayflow.cards.vega`): nothing is fetched."""
+    vl-convert when the card is rendered (`rayflow.cards.charts`): nothing is fetched."""
 
     REALTIME_UPDATABLE = True
 
@@ -194,12 +194,9 @@ class VegaChart(UserComponent):
 
     @staticmethod
     def _as_spec(spec):
-        if hasattr(spec, "to_dict"):
-            return spec.to_dict()
-        if not isinstance(spec, dict):
-            raise TypeError(f"VegaChart takes a Vega-Lite spec (a dict), not "
-                            f"{type(spec).__name__}")
-        return spec
+        from .charts import spec_of
+
+        return spec_of(spec)
 
     @classmethod
     def from_altair_chart(cls, altair_chart):

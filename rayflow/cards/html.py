@@ -1,8 +1,8 @@
-"""HTML for cards and the run report: one page shell with its style inline, a small Markdown
-converter, and the HTML of each built-in component (from the dict its `render()` returns).
+"""HTML for cards and the run report: one page shell with its style inline, Markdown (by
+markdown-it-py), and the HTML of each built-in component (from the dict its `render()` returns;
+Vega-Lite charts drawn to SVG by vl-convert, see vega.py).
 
-Everything here is plain Python that writes static HTML and SVG, so a card opens in any browser,
-offline, with nothing fetched and no script needed to see it.
+A card opens in any browser, offline, with nothing fetched and no script needed to see it.
 """
 
 from __future__ import annotations
@@ -95,166 +95,21 @@ def safe_url(url: str, image: bool = False) -> str | None:
     return None
 
 
-def _link(m: re.Match) -> str:
-    url = safe_url(m.group(2))
-    return m.group(1) if url is None else f'<a href="{url}">{m.group(1)}</a>'
-
-
-def _img(m: re.Match) -> str:
-    url = safe_url(m.group(2), image=True)
-    return m.group(1) if url is None else f'<img alt="{m.group(1)}" src="{url}">'
-
-
 # ------------------------------------------------------------------------------- Markdown
-_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)"), _img),
-    (re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)"), _link),
-    (re.compile(r"\*\*(.+?)\*\*|__(.+?)__"),
-     lambda m: f"<strong>{m.group(1) or m.group(2)}</strong>"),
-    (re.compile(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?!\w)|(?<!\w)_(?!\s)(.+?)(?<!\s)_(?!\w)"),
-     lambda m: f"<em>{m.group(1) or m.group(2)}</em>"),
-    (re.compile(r"~~(.+?)~~"), r"<del>\1</del>"),
-]
-
-
-def _inline(text: str) -> str:
-    # Code spans first, kept out of the other rules.
-    parts = re.split(r"(`[^`]+`)", text)
-    out = []
-    for part in parts:
-        if len(part) > 1 and part.startswith("`") and part.endswith("`"):
-            out.append(f"<code>{esc(part[1:-1])}</code>")
-            continue
-        part = esc(part)
-        for pattern, repl in _INLINE:
-            part = pattern.sub(repl, part)
-        out.append(part)
-    return "".join(out)
+_MD = None
 
 
 def markdown(source: str) -> str:
-    """Markdown to HTML: headings, paragraphs, emphasis, code spans and fences, links, images,
-    lists, block quotes, rules and pipe tables. Raw HTML in the source is shown as text."""
-    lines = str(source).replace("\r\n", "\n").split("\n")
-    out: list[str] = []
-    para: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
-        for block in _BLOCKS:
-            end = block(lines, i, stripped, out, para)
-            if end is not None:
-                i = end
-                break
-        else:
-            para.append(line)
-            i += 1
-    _flush(para, out)
-    return "\n".join(out)
+    """Markdown to HTML by markdown-it-py (CommonMark, with pipe tables and strikethrough).
+    Raw HTML in the source is shown as text, and links and images whose URL could run code
+    (javascript:, vbscript:, data: other than images) are left as text, as markdown-it's
+    own link check does."""
+    global _MD
+    if _MD is None:
+        from markdown_it import MarkdownIt
 
-
-def _flush(para: list[str], out: list[str]) -> None:
-    """The paragraph gathered so far, if any."""
-    if para:
-        out.append(f"<p>{_inline(' '.join(s.strip() for s in para))}</p>")
-        para.clear()
-
-
-# Each block reader takes (lines, i, lines[i] stripped, out, paragraph so far); when line i
-# starts its block, it ends the paragraph, appends the block's HTML and returns the index of
-# the line after the block; else it returns None.
-def _fence(lines, i, stripped, out, para):
-    if not stripped.startswith("```"):
-        return None
-    _flush(para, out)
-    lang = stripped[3:].strip()
-    body = []
-    i += 1
-    while i < len(lines) and not lines[i].strip().startswith("```"):
-        body.append(lines[i])
-        i += 1
-    cls = f' class="language-{esc(lang)}"' if lang else ""
-    out.append(f"<pre><code{cls}>{esc(chr(10).join(body))}</code></pre>")
-    return i + 1
-
-
-def _blank(lines, i, stripped, out, para):
-    if stripped:
-        return None
-    _flush(para, out)
-    return i + 1
-
-
-def _heading(lines, i, stripped, out, para):
-    heading = re.match(r"^(#{1,6})\s+(.*?)\s*#*\s*$", stripped)
-    if not heading:
-        return None
-    _flush(para, out)
-    n = len(heading.group(1))
-    out.append(f"<h{n}>{_inline(heading.group(2))}</h{n}>")
-    return i + 1
-
-
-def _rule(lines, i, stripped, out, para):
-    if not re.match(r"^(\*\s*){3,}$|^(-\s*){3,}$|^(_\s*){3,}$", stripped):
-        return None
-    _flush(para, out)
-    out.append("<hr>")
-    return i + 1
-
-
-def _quote(lines, i, stripped, out, para):
-    if not stripped.startswith(">"):
-        return None
-    _flush(para, out)
-    quote = []
-    while i < len(lines) and lines[i].strip().startswith(">"):
-        quote.append(lines[i].strip()[1:].lstrip())
-        i += 1
-    out.append(f"<blockquote>{markdown(chr(10).join(quote))}</blockquote>")
-    return i
-
-
-def _table(lines, i, stripped, out, para):
-    if not (stripped.startswith("|") and i + 1 < len(lines) and
-            re.match(r"^\|?\s*:?-{2,}", lines[i + 1].strip())):
-        return None
-    _flush(para, out)
-    rows = []
-    while i < len(lines) and lines[i].strip().startswith("|"):
-        rows.append([c.strip() for c in lines[i].strip().strip("|").split("|")])
-        i += 1
-    head, body_rows = rows[0], rows[2:]
-    out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in head)
-               + "</tr></thead><tbody>" + "".join(
-                   "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>"
-                   for r in body_rows) + "</tbody></table>")
-    return i
-
-
-def _list(lines, i, stripped, out, para):
-    bullet = re.match(r"^([-*+]|\d+[.)])\s+", stripped)
-    if not bullet:
-        return None
-    _flush(para, out)
-    ordered = bullet.group(1)[0].isdigit()
-    items = []
-    while i < len(lines):
-        m = re.match(r"^\s*([-*+]|\d+[.)])\s+(.*)$", lines[i])
-        if m:
-            items.append(m.group(2))
-        elif lines[i].strip() and items and lines[i].startswith((" ", "\t")):
-            items[-1] += " " + lines[i].strip()
-        else:
-            break
-        i += 1
-    tag = "ol" if ordered else "ul"
-    out.append(f"<{tag}>" + "".join(f"<li>{_inline(t)}</li>" for t in items) + f"</{tag}>")
-    return i
-
-
-_BLOCKS = (_fence, _blank, _heading, _rule, _quote, _table, _list)
+        _MD = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+    return _MD.render(str(source))
 
 
 # ----------------------------------------------------------------------------- components
@@ -309,10 +164,10 @@ def _image(d: dict) -> str:
 
 
 def _vega(d: dict) -> str:
-    from .vega import render_svg
+    from .charts import render_svg
 
     try:
-        svg = render_svg(d.get("spec") or {})
+        svg = render_svg(d.get("spec") or {}, d.get("id"))
     except Exception as exc:  # noqa: BLE001 - a spec the renderer cannot draw
         return (f"<div class=\"error\">This Vega-Lite chart could not be drawn: "
                 f"{esc(type(exc).__name__)}: {esc(exc)}</div>")

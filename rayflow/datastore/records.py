@@ -213,6 +213,13 @@ class RunRecord:
     project: dict | None = None                 # @project: name, branch, flow name, ...
     graph: dict | None = None                   # steps, transitions, resources (run report)
     dashboard_url: str | None = None            # the Ray dashboard, when Ray served one
+    # Which Ray ran it: "embedded" (started by the run), "warm" (`rayflow up`'s local Ray),
+    # "cluster" (--address), "none" (the inline executor); ray_address says where.
+    ray_kind: str | None = None
+    # The start of its first task and the end of its last (a cloned task counts when this
+    # run cloned it): the run's one duration (rayflow.report.failures.run_duration).
+    tasks_started_at: float | None = None
+    tasks_finished_at: float | None = None
 
     @property
     def pathspec(self) -> str:

@@ -16,6 +16,7 @@ import json
 import time
 
 from ..cards.html import esc, page
+from .failures import find_failures, format_duration, resume_command_of, run_duration
 from .graph import graph_svg
 from .pools import pools_section
 from .timeline import step_colours, timeline_svg
@@ -143,7 +144,8 @@ def build_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> 
             links = _card_links(ds, rec.run_id, s)
             if links:
                 cards.append(f"<p><b>{esc(s)}</b>: {links}</p>")
-    body = _head(rec, run_status, len(data["tasks"])) + [
+    body = _head(rec, run_status, len(data["tasks"])) + _failures(ds, rec, run_status,
+                                                               data["steps"]) + [
         "<h2>Graph</h2>", '<div id="graph">',
         graph_svg(data["info"].get("steps") or [{"name": s, "type": "linear", "next": []}
                                                 for s in data["steps"]], status, counts),
@@ -164,12 +166,45 @@ def build_report(ds, run_id: str, graph_info: dict | None = None, rows=None) -> 
 
 
 def _head(rec, run_status: str, n_tasks: int) -> list[str]:
-    took = (rec.finished_at or time.time()) - rec.started_at if rec.started_at else None
+    took = run_duration(rec)
+    took = "" if took is None else \
+        f', took <span id="run-duration">{esc(format_duration(took))}</span>'
     return [f"<h1>{esc(rec.pathspec)}</h1>",
             f'<div class="sub"><span class="pill st-{esc(_pill(run_status))}" id="run-status">'
-            f"{esc(run_status)}</span> &nbsp; started {_when(rec.started_at)}"
-            f"{', took ' + _secs(took) if took is not None else ''} &nbsp; "
+            f"{esc(run_status)}</span> &nbsp; started {_when(rec.started_at)}{took} &nbsp; "
             f"{n_tasks:,} tasks</div>"]
+
+
+def _failures(ds, rec, run_status: str, steps: list[str]) -> list[str]:
+    """A failed or interrupted run leads with what went wrong and how to go on: each failed
+    task's exception, the user's traceback, its last log lines, and the resume command."""
+    if run_status not in ("failed", "interrupted"):
+        return []
+    failures, total = find_failures(ds, rec.run_id, steps)
+    out = ['<section id="failures">', "<h2>What went wrong</h2>"]
+    if not failures:
+        out.append('<div class="error">The run stopped before any task failed: its driver '
+                   "ended (interrupted, killed, or it lost the cluster or the datastore). "
+                   "The tasks that finished are kept; a resume runs the rest.</div>")
+    for f in failures:
+        out.append(f'<div class="error failure" data-step="{esc(f.step)}" '
+                   f'data-task="{esc(f.pathspec)}"><b>Step <code>{esc(f.step)}</code> failed'
+                   f"</b> in task <code>{esc(f.pathspec)}</code> (attempt {f.attempt})"
+                   f'<div class="exc"><b>{esc(f.type)}</b>: {esc(f.message)}</div>')
+        if f.traceback:
+            out.append('<div class="label">Traceback (the step\'s own frames)</div>'
+                       f'<pre class="traceback">{esc(f.traceback)}</pre>')
+        if f.log_tail:
+            out.append(f'<div class="label">Last {len(f.log_tail)} log lines</div>'
+                       f'<pre class="log-tail">{esc(chr(10).join(f.log_tail))}</pre>')
+        out.append("</div>")
+    if total > len(failures):
+        out.append(f'<div class="label">… and {total - len(failures):,} more failed tasks '
+                   f"(<code>rayflow status {esc(rec.pathspec)}</code> counts them).</div>")
+    out.append('<p>Fix the flow, then resume the run (finished tasks are cloned, not run '
+               f'again):</p><pre id="resume-command">{esc(resume_command_of(rec))}</pre>'
+               "</section>")
+    return out
 
 
 def _run_meta(rec, ds) -> str:
@@ -177,7 +212,7 @@ def _run_meta(rec, ds) -> str:
     meta = [("User", rec.user), ("Tags", ", ".join(sorted({*rec.tags, *rec.sys_tags})) or "–"),
             ("Code hash", rec.code_hash or "–"), ("Flow file", rec.flow_file or "–"),
             ("Datastore", rec.datastore or ds.url),
-            ("Ray", rec.ray_address or "embedded (this machine)")]
+            ("Ray", ray_described(rec))]
     if rec.origin_run_id:
         meta.append(("Resumed from", f"{rec.flow}/{rec.origin_run_id}"))
     if rec.project:
@@ -188,6 +223,22 @@ def _run_meta(rec, ds) -> str:
         rows += (f'<tr><td>Ray dashboard</td><td><a id="ray-dashboard" href="'
                  f'{esc(rec.dashboard_url)}">{esc(rec.dashboard_url)}</a></td></tr>')
     return rows
+
+
+def ray_described(rec) -> str:
+    """Which Ray the run ran on, as the run recorded it."""
+    kind, address = getattr(rec, "ray_kind", None), rec.ray_address
+    if kind == "embedded":
+        return "embedded: started by the run on this machine, stopped with it"
+    if kind == "warm":
+        return f"the local Ray kept warm by `rayflow up` ({address or 'this machine'})"
+    if kind == "cluster":
+        return f"the cluster at {address}"
+    if kind == "existing":
+        return "the Ray the driver's process had already joined"
+    if kind == "none":
+        return "none: every task ran in the driver (--executor inline)"
+    return f"the cluster at {address}" if address else "not recorded (an older run)"
 
 
 def _step_table(steps: list[str], per_step: dict, status: dict, info_steps: dict) -> str:

@@ -5,6 +5,7 @@ that failed, was resumed from a report-less run, or is rebuilt later."""
 
 from __future__ import annotations
 
+import time
 from array import array
 
 
@@ -28,6 +29,16 @@ class TaskRows:
         self.failed = [0] * n
         self.retried = [0] * n
         self.cloned = [0] * n
+        # The start of the run's first task and the end of its last (a clone at the moment
+        # it was cloned): the run's duration.
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def _span(self, start: float, end: float) -> None:
+        if self.first is None or start < self.first:
+            self.first = start
+        if self.last is None or end > self.last:
+            self.last = end
 
     def _step(self, step: str) -> int:
         i = self._index.get(step)
@@ -42,6 +53,7 @@ class TaskRows:
         """One attempt that ran (success or not), for the timeline."""
         if not outcome.started_at or not outcome.finished_at:
             return
+        self._span(outcome.started_at, outcome.finished_at)
         node = self._node_index.get(outcome.node)
         if node is None:
             node = self._node_index[outcome.node] = len(self._nodes)
@@ -71,6 +83,8 @@ class TaskRows:
             self.retried[i] += 1
         if cloned:
             self.cloned[i] += 1
+            now = time.time()
+            self._span(now, now)
 
     def per_step(self) -> dict:
         durs: dict[int, list[float]] = {i: [] for i in range(len(self.steps))}

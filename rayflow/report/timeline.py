@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from ..cards.html import esc
 
-PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#72b7b2", "#eeca3b", "#9d755d",
-           "#ff9da6", "#bab0ac", "#e45756"]
+# Step colours: blues, greens, purples, teals, browns and greys, none of them the reds,
+# oranges and ambers that mean failed or running (report/graph.py's STATUS_COLOURS); a failed
+# task is drawn in FAILED with a dark outline besides, so it reads as failed in any step.
+PALETTE = ["#4c78a8", "#54a24b", "#8e6bb8", "#3fa7a3", "#1d3f6e", "#9d755d", "#7fb4dd",
+           "#2f6b3a", "#c4a8dc", "#6b7280", "#0f8b8d", "#a6c97c"]
 FAILED = "#d64545"
+FAILED_EDGE = "#5c0d0d"
 MAX_BOXES = 3000
 MAX_LANES = 48
 BINS = 240
@@ -50,16 +54,44 @@ def timeline_svg(tasks: list[tuple], steps: list[str], t0: float | None = None) 
                 workers_per_lane[(node, 0)] = workers_per_lane.get((node, 0), 0) + 1
         out.extend(_busy_bins(plot, tasks, lanes, workers_per_lane if by_node else None))
     axis_y = 8 + len(lanes) * LANE_H + 12
-    for k in range(6):
-        ts = span * k / 5
-        out.append(f'<text x="{LABEL_W + PLOT_W * k / 5:.1f}" y="{axis_y}" font-size="10" '
-                   f'text-anchor="middle">{ts:.1f} s</text>')
+    for ts, label in time_ticks(span):
+        out.append(f'<text class="tick" x="{LABEL_W + PLOT_W * ts / span:.1f}" y="{axis_y}" '
+                   f'font-size="10" text-anchor="middle">{label}</text>')
     out.append("</svg>")
     legend = "".join(f'<span><i style="background:{c}"></i>{esc(s)}</span>'
                      for s, c in colours.items())
     note = _note(len(tasks), len(lanes), by_node, lead)
     return "".join(out) + f'<div class="legend">{legend}<span><i style="background:{FAILED}">' \
                           f'</i>failed</span></div><div class="label">{esc(note)}</div>'
+
+
+def time_ticks(span: float, most: int = 7) -> list[tuple[float, str]]:
+    """Ticks from 0 to `span` seconds at a round step (1, 2 or 5 times a power of ten, or
+    whole minutes), each labelled with as many digits as tell it from its neighbours: a
+    0.4 s run reads 0, 0.1 s, ..., not 0.0 s five times."""
+    import math
+
+    span = max(span, 1e-3)
+    raw = span / max(1, most - 1)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    if raw > 30:  # whole minutes
+        step = 60.0 * next((m for m in (1, 2, 5, 10, 15, 20, 30, 60, 120, 240, 480, 720)
+                            if 60 * m >= raw), math.ceil(raw / 3600) * 60)
+    n = int(math.floor(span / step + 1e-9))
+    digits = max(0, -math.floor(math.log10(step) + 1e-9))
+    out = []
+    for k in range(n + 1):
+        ts = k * step
+        if step < 0.1:
+            label = f"{ts * 1000:.{max(0, digits - 3)}f} ms"
+        elif step >= 60:
+            label = f"{ts / 60:.0f} min" if span < 7200 else \
+                f"{int(ts // 3600)}:{int(ts % 3600 // 60):02d} h"
+        else:
+            label = f"{ts:.{digits}f} s"
+        out.append((ts, "0" if k == 0 else label))
+    return out
 
 
 class _Plot:
@@ -98,9 +130,11 @@ def _task_boxes(plot: _Plot, tasks: list[tuple]) -> list[str]:
         y = 8 + plot.lane(task) * LANE_H + 2
         w = max(0.8, x(f) - x(s))
         col = plot.colours.get(step, PALETTE[0]) if ok else FAILED
-        out.append(f'<rect class="task" x="{x(s):.1f}" y="{y}" width="{w:.1f}" '
-                   f'height="{LANE_H - 4}" fill="{col}"><title>{esc(step)}/{esc(task_id)}: '
-                   f'{f - s:.3f} s{"" if ok else ", failed"}</title></rect>')
+        edge = "" if ok else f' stroke="{FAILED_EDGE}" stroke-width="1.5"'
+        out.append(f'<rect class="task{"" if ok else " failed"}" x="{x(s):.1f}" y="{y}" '
+                   f'width="{w:.1f}" height="{LANE_H - 4}" fill="{col}"{edge}><title>'
+                   f'{esc(step)}/{esc(task_id)}: {f - s:.3f} s{"" if ok else ", failed"}'
+                   f'</title></rect>')
     return out
 
 

@@ -44,6 +44,7 @@ class Tee(io.TextIOBase):
         # run --max-log-size: the log keeps this many characters, then says it stopped (the
         # console still gets every line), as Metaflow's runtime truncates a task's log.
         self._room = limit
+        self._unprinted = 0  # lines kept in the log only (log_only), not on the console
 
     @property
     def buffer(self) -> "TeeBuffer":
@@ -94,6 +95,23 @@ class Tee(io.TextIOBase):
                 pass
         return len(text)
 
+    def log_only(self, text: str) -> None:
+        """Keep whole lines in the task's log without copying them to the console: the
+        traceback of a task's last attempt, which the driver's error message shows once."""
+        if not text:
+            return
+        if not text.endswith("\n"):
+            text += "\n"
+        real, self.real = self.real, None
+        before = len(self._lines)
+        try:
+            if not self._at_line_start:
+                self.append("\n")
+            self.append(text)
+        finally:
+            self.real = real
+        self._unprinted += len(self._lines) - before
+
     def _keeps(self, piece: str, now: float) -> bool:
         """Whether the log keeps `piece` within --max-log-size (the first piece beyond it
         leaves Metaflow's marker line instead, and nothing more is kept)."""
@@ -115,7 +133,7 @@ class Tee(io.TextIOBase):
     @property
     def printed(self) -> int:
         """Lines copied to the real stream, each with the task's prefix."""
-        return len(self._lines) if self.real is not None else 0
+        return len(self._lines) - self._unprinted if self.real is not None else 0
 
     def getvalue(self) -> str:
         return "".join(text for _, text in self._lines)

@@ -90,12 +90,11 @@ def _qualname(exc: BaseException) -> str:
 def raise_for_failures(summary) -> None:
     """Turn a failed run (a `RunSummary`) into the user-facing exception for its first failed
     task: what went wrong, where, and the command that continues the run."""
-    from .flowfile import display_path
+    from ..report.failures import resume_command
 
     if summary.successful:
         return
-    resume = (f"rayflow resume {display_path(summary.flow_file)} "
-              f"--origin-run-id {summary.run_id}")
+    resume = resume_command(summary.flow_file, summary.run_id, summary.datastore or None)
     if not summary.failures:
         raise RayflowException(
             f"Run {summary.pathspec} did not finish. Continue it with: {resume}")
@@ -110,7 +109,8 @@ def raise_for_failures(summary) -> None:
         raise DataStoreUnreachable(
             f"{err.message}\nThe run stopped at task {pathspec}. Once the datastore is "
             f"reachable again, continue with: {resume}", step=first.step)
-    more = f" ({len(summary.failures) - 1} more failed tasks)" if len(summary.failures) > 1 else ""
+    more = (f" ({len(summary.failures) - 1} more failed tasks: `rayflow status "
+            f"{summary.pathspec}` lists them)") if len(summary.failures) > 1 else ""
     if err.kind is ErrorKind.SYSTEM and not err.traceback:
         # Not the step's code: its worker or node died, or Ray lost the task.
         raise StepFailed(

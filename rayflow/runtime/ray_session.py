@@ -31,9 +31,10 @@ from . import address as ray_address
 class RaySession:
     """The Ray a run joined.
 
-    - `kind`: "cluster" (an address), "warm" (`rayflow up`'s), "embedded" (started here), or
-      "none" (no Ray: the inline executor, or a Ray this process was already connected to
-      by someone else);
+    - `kind`: "cluster" (an address), "warm" (`rayflow up`'s), "embedded" (started here),
+      "existing" (a Ray this process was already connected to by someone else), or "none"
+      (no Ray: the inline executor);
+    - `address`: where the cluster or the warm Ray answers;
     - `dashboard_url`: the cluster's dashboard, when the Ray joined serves one;
     - `driver_cwd`: the run's working directory, when it joined a warm local Ray (whose
       workers were not started from this run: they take it, see `RunContext.driver_cwd`);
@@ -43,6 +44,7 @@ class RaySession:
     dashboard_url: str | None = None
     driver_cwd: str | None = None
     env_unset: tuple[str, ...] = ()
+    address: str | None = None
 
 
 # The session this process joined: Ray's connection is the process's, and a second run in
@@ -60,7 +62,7 @@ def connect(address: str | None, flow_file: str, say=None, warm: bool = True) ->
     _wait_for_early_join(say)
     ray_module = sys.modules.get("ray")
     if ray_module is not None and ray_module.is_initialized():
-        return _joined or RaySession()  # this process is on a Ray already
+        return _joined or RaySession("existing")  # this process is on a Ray already
     # An address is checked first: nothing (or no Ray) answering there is one message now.
     target = ray_address.check(address) if address else None
     local, single = _prepare_environment(address, target, warm, say)
@@ -216,7 +218,8 @@ def _join_warm(ray, local, say) -> RaySession:
         ray.init(address=local.address, log_to_driver=True,
                  logging_level=_ray_logging_level(),
                  runtime_env={"env_vars": changed} if changed else None)
-        session = RaySession("warm", driver_cwd=os.getcwd(), env_unset=unset)
+        session = RaySession("warm", driver_cwd=os.getcwd(), env_unset=unset,
+                             address=local.address)
     except (ConnectionError, RuntimeError) as exc:
         raise RayflowException(
             f"The warm local Ray ({local.address}, keeper pid {local.pid}) did not answer: "
@@ -247,7 +250,7 @@ def _join_cluster(ray, target, flow_file: str, say) -> RaySession:
     dashboard = getattr(info, "dashboard_url", None)
     if dashboard and "://" not in dashboard:
         dashboard = f"http://{dashboard}"
-    return RaySession("cluster", dashboard_url=dashboard)
+    return RaySession("cluster", dashboard_url=dashboard, address=address)
 
 
 def _start_embedded(ray, say) -> RaySession:

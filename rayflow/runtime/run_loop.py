@@ -87,7 +87,7 @@ class RunSummary:
     flow: str
     run_id: str
     status: str
-    wall_seconds: float
+    wall_seconds: float | None  # the run's one duration (report.failures.run_duration)
     tasks_done: int
     tasks_failed: int
     tasks_cloned: int = 0
@@ -187,7 +187,7 @@ class RunLoop:
             self.executor.close()
             heartbeat.stop()
             self._flush_clones()
-            finish_run_record(self.ds, record, "failed", self.flow.file)
+            finish_run_record(self.ds, record, "failed", self.flow.file, self.rows)
             self._write_report()
             self._run_exit_hooks(successful=False)
             raise
@@ -234,11 +234,11 @@ class RunLoop:
         self.executor.close()
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
-        finish_run_record(self.ds, record, status, self.flow.file)
+        took = finish_run_record(self.ds, record, status, self.flow.file, self.rows)
         report = self._write_report()
         self._run_exit_hooks(successful=status == "success")
         cloned = self.cloner.count if self.cloner is not None else 0
-        return RunSummary(self.flow.name, self.run_id, status, time.time() - t0,
+        return RunSummary(self.flow.name, self.run_id, status, took,
                           self.done_count, len(self.failures), cloned,
                           self.failures, self.ds.url, self.flow.file, report,
                           getattr(self.executor, "history", None), self.printed)
@@ -268,7 +268,8 @@ class RunLoop:
                       *(self.project.sys_tags if self.project else [])],
             code_hash=flow_code_hash(self.flow.file), status=status, started_at=started,
             finished_at=None, flow_file=self.flow.file, origin_run_id=self.origin_run_id,
-            datastore=self.ds.url, ray_address=self.opts.address,
+            datastore=self.ds.url, ray_address=self.session.address or self.opts.address,
+            ray_kind=self.session.kind,
             project=self.project.to_json() if self.project else None,
             graph=self.graph_info, dashboard_url=self.session.dashboard_url)
         self.ds.write_run(rec)

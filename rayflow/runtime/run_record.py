@@ -13,25 +13,28 @@ import time
 
 from .. import settings
 from ..exceptions import DataStoreError, RayflowException
-from .flowfile import display_path
+from ..report.failures import resume_command_of, run_duration
 
 
-def finish_run_record(ds, rec, status: str, flow_file: str) -> None:
-    """Write the run's final status. When the run failed, a failed write must not hide the
-    run's own error. When it succeeded, the failed write is the run's error: a run whose
-    record still says "running" has not finished."""
+def finish_run_record(ds, rec, status: str, flow_file: str, rows=None) -> float | None:
+    """Write the run's final status, and the span of its tasks (`rows`, the report's
+    TaskRows); returns the run's one duration (`run_duration`). When the run failed, a
+    failed write must not hide the run's own error. When it succeeded, the failed write is
+    the run's error: a run whose record still says "running" has not finished."""
     rec.status = status
     rec.finished_at = time.time()
+    if rows is not None:
+        rec.tasks_started_at, rec.tasks_finished_at = rows.first, rows.last
     try:
         ds.write_run(rec)
     except Exception as exc:  # noqa: BLE001 - any storage failure
         if status != "success":
-            return
+            return run_duration(rec)
         raise DataStoreError(
             f"Run {rec.pathspec} finished, but its run record could not be written to the "
             f"datastore {ds.url}: {type(exc).__name__}: {exc}. Once the datastore is "
-            f"reachable again, record the run with: rayflow resume "
-            f"{display_path(flow_file)} --origin-run-id {rec.run_id}") from exc
+            f"reachable again, record the run with: {resume_command_of(rec)}") from exc
+    return run_duration(rec)
 
 
 def write_run_report(ds, run_id: str, graph_info, rows, say, pools=None) -> str | None:

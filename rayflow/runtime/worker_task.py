@@ -38,7 +38,7 @@ from ..flowspec import Inputs
 from ..flowstate import FlowState, is_artifact_name, is_artifact_value, state_of
 from ..user_decorators.wrapping import run_wrapped
 from .artifacts import PENDING_SHA, ArtifactLoader, ArtifactLoc
-from .capture import captured_output
+from .capture import Tee, captured_output
 from .errors import TaskError
 from .spec import RunContext, TaskOutcome, TaskSpec
 
@@ -418,7 +418,13 @@ def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -
     else:
         outcome.error = TaskError.from_exception(exc, _user_traceback(exc),
                                                  raised_by_user=not found_by_rayflow)
-    print(outcome.error.describe().rstrip(), file=sys.stderr)
+    text = outcome.error.describe().rstrip()
+    if last_attempt and isinstance(sys.stderr, Tee):
+        # The driver's error message (and the run report, and `rayflow status`) shows this
+        # traceback: on the console it would show twice. The task's log keeps it.
+        sys.stderr.log_only(text)
+    else:  # an attempt that @retry runs again: the console says why
+        print(text, file=sys.stderr)
 
 
 def _raised_by_rayflow(exc: BaseException) -> bool:

@@ -6,9 +6,9 @@ import pytest
 
 from rayflow.cards import Artifact, Markdown, MetaflowCard, ProgressBar, Table, VegaChart
 from rayflow.cards.base import card_class
+from rayflow.cards.charts import render_svg
 from rayflow.cards.collector import CardComponentCollector
 from rayflow.cards.html import component_html, markdown
-from rayflow.cards.vega import render_svg
 from rayflow.report.graph import graph_svg
 from rayflow.report.timeline import BINS, MAX_BOXES, timeline_svg
 
@@ -16,50 +16,92 @@ from rayflow.report.timeline import BINS, MAX_BOXES, timeline_svg
 def test_markdown_blocks_and_inline():
     html = markdown("# Title\n\nSome *em* and **strong** and `co<de>`.\n\n- a\n- b\n\n"
                     "1. one\n2. two\n\n```py\nx = 1 < 2\n```\n\n> quoted\n\n"
-                    "| h1 | h2 |\n|---|---|\n| c1 | c2 |\n\n[link](http://x.y) <b>raw</b>")
+                    "| h1 | h2 |\n|---|---|\n| c1 | c2 |\n\n[link](http://x.y) <b>raw</b> "
+                    "~~gone~~ [bad](javascript:alert(1))")
+    flat = html.replace("\n", "")
     assert "<h1>Title</h1>" in html
     assert "<em>em</em>" in html and "<strong>strong</strong>" in html
     assert "<code>co&lt;de&gt;</code>" in html
-    assert "<ul><li>a</li><li>b</li></ul>" in html and "<ol><li>one</li>" in html
+    assert "<ul><li>a</li><li>b</li></ul>" in flat and "<ol><li>one</li>" in flat
     assert "x = 1 &lt; 2" in html and "<blockquote>" in html
     assert "<th>h1</th>" in html and "<td>c2</td>" in html
     assert '<a href="http://x.y">link</a>' in html
     assert "&lt;b&gt;raw&lt;/b&gt;" in html          # raw HTML is shown, not run
+    assert "<s>gone</s>" in html
+    assert "javascript:" not in html.replace("[bad](javascript:alert(1))", "")
+    # What the hand-written converter got wrong: nested lists, emphasis inside words,
+    # a fence's info string, reference links.
+    nested = markdown("- a\n  - b\n- c\n\nsnake_case_name and [ref][r]\n\n[r]: http://r.s")
+    assert "<ul>\n<li>a\n<ul>\n<li>b</li>" in nested
+    assert "snake_case_name" in nested and '<a href="http://r.s">ref</a>' in nested
+
+
+VALUES = [{"k": "a", "v": 1, "g": "x"}, {"k": "b", "v": 3, "g": "y"}]
 
 
 @pytest.mark.parametrize("mark", ["bar", "line", "area", "point", "circle", "square", "tick",
-                                  "rule", "text"])
+                                  "rule", "text", "arc", "rect", "boxplot"])
 def test_vega_marks_draw(mark):
-    spec = {"mark": mark, "title": "T",
-            "data": {"values": [{"k": "a", "v": 1, "g": "x"}, {"k": "b", "v": 3, "g": "y"}]},
-            "encoding": {"x": {"field": "k", "type": "nominal"},
-                         "y": {"field": "v", "type": "quantitative"},
-                         "color": {"field": "g", "type": "nominal"},
-                         "text": {"field": "v"}}}
-    svg = render_svg(spec)
-    assert svg.startswith("<svg") and svg.endswith("</svg>") and ">T<" in svg
+    enc = {"x": {"field": "k", "type": "nominal"}, "y": {"field": "v", "type": "quantitative"},
+           "color": {"field": "g", "type": "nominal"}}
+    if mark == "text":
+        enc["text"] = {"field": "v"}
+    if mark == "arc":
+        enc = {"theta": {"field": "v", "type": "quantitative"},
+               "color": {"field": "k", "type": "nominal"}}
+    svg = render_svg({"mark": mark, "title": "Chart T", "data": {"values": VALUES},
+                      "encoding": enc})
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    assert ">Chart T<" in svg and "<script" not in svg
 
 
-def test_vega_aggregate_bin_layer_and_errors():
+def test_vega_specs_beyond_a_subset_and_errors():
     values = [{"x": i % 3, "y": float(i)} for i in range(30)]
-    svg = render_svg({"mark": "bar", "data": {"values": values},
-                      "encoding": {"x": {"field": "x", "type": "ordinal"},
-                                   "y": {"aggregate": "sum", "field": "y"}}})
-    assert svg.count("<rect") >= 3 and "sum of y" in svg
     hist = render_svg({"mark": "bar", "data": {"values": values},
-                       "encoding": {"x": {"field": "y", "bin": True}}})
-    assert "(binned)" in hist and "count" in hist
-    layered = render_svg({"data": {"values": values}, "layer": [
+                       "encoding": {"x": {"field": "y", "bin": True},
+                                    "y": {"aggregate": "count"}}})
+    assert "Count of Records" in hist
+    # What the old subset renderer refused: facets, transforms, concatenation, selections.
+    faceted = render_svg({"data": {"values": values}, "transform": [
+        {"calculate": "datum.y * 2", "as": "y2"}],
+        "facet": {"field": "x", "type": "nominal"},
+        "spec": {"mark": "point", "encoding": {"x": {"field": "y", "type": "quantitative"},
+                                               "y": {"field": "y2", "type": "quantitative"}}}})
+    assert faceted.count('class="mark-symbol') == 3
+    concat = render_svg({"data": {"values": values}, "hconcat": [
         {"mark": "line", "encoding": {"x": {"field": "y", "type": "quantitative"},
                                       "y": {"field": "x", "type": "quantitative"}}},
-        {"mark": "rule", "encoding": {"y": {"datum": 1, "field": "x"}}}]})
-    assert "<polyline" in layered
-    with pytest.raises(ValueError, match="not drawn here"):
-        render_svg({"mark": "geoshape", "data": {"values": []}})
-    with pytest.raises(ValueError, match="inline data"):
-        render_svg({"mark": "bar", "data": {"url": "http://example.com/x.json"}})
+        {"mark": "bar", "encoding": {"x": {"field": "x", "type": "ordinal"},
+                                     "y": {"aggregate": "sum", "field": "y"}}}]})
+    assert "Sum of y" in concat
+    with pytest.raises(ValueError, match="inline"):
+        render_svg({"mark": "bar", "data": {"url": "http://example.com/x.json"},
+                    "encoding": {"x": {"field": "a", "type": "nominal"}}})
     # In a card, a chart that cannot be drawn is an error box, not a failed card.
-    assert "could not be drawn" in component_html(VegaChart({"mark": "geoshape"}).render())
+    assert "could not be drawn" in component_html(VegaChart({"mark": "nope"}).render())
+    with pytest.raises(TypeError, match="Altair"):
+        VegaChart([1, 2])
+
+
+def test_vega_accepts_altair_charts_and_ids_stay_unique():
+    alt = pytest.importorskip("altair")
+    import pandas as pd
+
+    chart = alt.Chart(pd.DataFrame(VALUES)).mark_bar().encode(x="k", y="v").properties(
+        title="From Altair")
+    html = component_html(VegaChart(chart).render())
+    assert "From Altair" in html and "<svg" in html
+    spec = {"mark": {"type": "bar", "clip": True}, "data": {"values": VALUES},
+            "encoding": {"x": {"field": "k", "type": "nominal"},
+                         "y": {"field": "v", "type": "quantitative",
+                               "scale": {"domain": [0, 2]}}}}
+    one, two = render_svg(spec, "a"), render_svg(spec, "b")
+    import re
+
+    ids = re.findall(r'id="([^"]+)"', one + two)
+    assert ids and len(ids) == len(set(ids))
+    for ref in re.findall(r"url\(#([^)]+)\)", one):
+        assert ref in ids
 
 
 def test_table_from_arrow_pandas_and_cells():
