@@ -53,7 +53,7 @@ def _flow(flow_name: str):
 
     from rayflow.client import Flow
     from rayflow.client.base import ObjectNotFound
-    from rayflow.client.datastores import current_datastore_url
+    from rayflow.client.datastores import current_datastore_url, describe_datastore
     from rayflow.datastore import get_storage
 
     try:
@@ -67,7 +67,9 @@ def _flow(flow_name: str):
         close = difflib.get_close_matches(flow_name, names, n=3, cutoff=0.6)
         if not close:
             raise
-        raise RayflowException(f"{exc} Did you mean {' or '.join(close)}?") from None
+        raise type(exc)(f"Flow '{flow_name}' not found in datastore "
+                        f"{describe_datastore(current_datastore_url())}. Did you mean "
+                        f"{' or '.join(close)}?") from None
 
 
 def _flow_and_steps(target: str) -> tuple[str, str | None, list[str] | None]:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from ..cards.html import esc
 
-# Step colours: blues, greens, purples, teals, browns and greys, none of them the reds,
-# oranges and ambers that mean failed or running (report/graph.py's STATUS_COLOURS); a failed
-# task is drawn in FAILED with a dark outline besides, so it reads as failed in any step.
-PALETTE = ["#4c78a8", "#54a24b", "#8e6bb8", "#3fa7a3", "#1d3f6e", "#9d755d", "#7fb4dd",
-           "#2f6b3a", "#c4a8dc", "#6b7280", "#0f8b8d", "#a6c97c"]
+# Step colours: blues, indigos, purples and mauves only (hues 190 to 320 degrees), none of
+# them the greens, ambers, oranges and reds that mean done, running or failed in the graph and
+# the status pills (report/graph.py's STATUS_COLOURS); a failed task is drawn in FAILED with a
+# dark outline besides, so it reads as failed in any step.
+PALETTE = ["#4c78a8", "#8e6bb8", "#2c8fb5", "#1d3f6e", "#c4a8dc", "#7fb4dd", "#5b4a9e",
+           "#b07aa1", "#34495e", "#7b68ee", "#0f6e8c", "#a89bc8"]
 FAILED = "#d64545"
 FAILED_EDGE = "#5c0d0d"
 MAX_BOXES = 3000
