@@ -113,3 +113,67 @@ def test_identity_resolution_report_renders(chromium, run_flow, datastore, tmp_p
     html = card.get()
     assert "Learned weights" in html and "Candidate pairs by match weight" in html
     assert "The closest call, field by field" in html
+
+
+def png_pixels(data: bytes) -> tuple[int, int, list[bytearray]]:
+    """(width, height, rows of RGBA bytes) of an 8-bit RGBA or RGB PNG, unfiltered."""
+    pos, idat, width, height, channels = 8, b"", 0, 0, 4
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        chunk = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, height, depth, colour = struct.unpack(">IIBB", chunk[:10])
+            assert depth == 8 and colour in (2, 6), (depth, colour)
+            channels = 4 if colour == 6 else 3
+        elif kind == b"IDAT":
+            idat += chunk
+        pos += 12 + length
+    raw, stride, rows, prev = zlib.decompress(idat), width * channels, [], None
+    for y in range(height):
+        start = y * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        up = prev or bytearray(stride)
+        for i in range(stride):
+            a = line[i - channels] if i >= channels else 0
+            b, c = up[i], (up[i - channels] if i >= channels else 0)
+            if kind == 1:
+                line[i] = (line[i] + a) & 255
+            elif kind == 2:
+                line[i] = (line[i] + b) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif kind == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(line)
+        prev = line
+    return width, height, [bytearray(r) if channels == 4 else bytearray(
+        b for k in range(0, len(r), 3) for b in (*r[k:k + 3], 255)) for r in rows]
+
+
+def test_failed_run_report_shows_the_failure_first(chromium, run_flow, tmp_path):
+    """A failed run's report, as a browser draws it: the first screen (1280 x 520) holds the
+    failed task's exception in its red box, and the page holds the traceback and the
+    resume command, nothing on the console."""
+    s = run_flow("failing_flow.py")
+    assert not s.successful and s.report
+    dom, console, _ = load(chromium, s.report, tmp_path, "failed")
+    assert console == [], console
+    lead = dom[:dom.index('id="flow-graph"')]
+    assert 'id="failures"' in lead and "RuntimeError" in lead and "split three is broken" in lead
+    assert 'id="resume-command"' in lead and "--origin-run-id " + s.run_id in lead
+    assert 'data-step="work" data-status="failed"' in dom
+    shot = tmp_path / "first-screen.png"
+    subprocess.run([chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile-first'}",
+                    "--window-size=1280,520", f"--screenshot={shot}", f"file://{s.report}"],
+                   capture_output=True, timeout=120, check=True)
+    width, height, rows = png_pixels(shot.read_bytes())
+    colours = {}
+    for row in rows:
+        for x in range(0, width * 4, 4):
+            key = bytes(row[x:x + 3])
+            colours[key] = colours.get(key, 0) + 1
+    error_bg, bad = bytes.fromhex("fdf0f0"), bytes.fromhex("d64545")
+    assert colours.get(error_bg, 0) > 20_000, "the failure box is not on the first screen"
+    assert colours.get(bad, 0) > 300, "the failure box's red edge is not on the first screen"
