@@ -16,6 +16,7 @@ from rayflow.exceptions import ParameterError, RayflowException
 
 from .common import _datastore, _execute, _load, run_options
 from .options import (
+    NOT_FOR_ONE_TASK,
     RUN_SETTINGS,
     DatastoreOpt,
     FlowFile,
@@ -262,7 +263,8 @@ def register(app: typer.Typer) -> None:
 def _register_rerun_commands(app: typer.Typer) -> None:
     """`resume` and `spin`: commands that run a past run's tasks again."""
 
-    @app.command("resume", context_settings=RUN_SETTINGS)
+    @app.command("resume", context_settings=RUN_SETTINGS,
+                 short_help="Resume a failed run, cloning its finished tasks.")
     @with_run_options
     def resume_command(
             ctx: typer.Context, file: FlowFile,
@@ -279,8 +281,9 @@ def _register_rerun_commands(app: typer.Typer) -> None:
         """Resume a failed run: finished tasks are cloned (no bytes copied), the rest runs."""
         resume(ctx, file, step, origin_run_id, namespace, settings, clone_changed)
 
-    @app.command("spin", context_settings=RUN_SETTINGS)
-    @with_run_options
+    @app.command("spin", context_settings=RUN_SETTINGS,
+                 short_help="Run one past task again here, from its inputs.")
+    @with_run_options(hidden=NOT_FOR_ONE_TASK)
     def spin_command(
             ctx: typer.Context, file: FlowFile,
             pathspec: Annotated[str, typer.Argument(
@@ -305,7 +308,7 @@ def _register_rerun_commands(app: typer.Typer) -> None:
 def _register_read_commands(app: typer.Typer) -> None:
     """Commands that read what tasks left: logs, dump."""
 
-    @app.command("logs")
+    @app.command("logs", short_help="Print what a task (or a step's tasks) printed.")
     def logs_command(
             pathspec: Annotated[str, typer.Argument(help="Flow/run/step/task (or Flow/run/step).")],
             stdout: Annotated[bool, typer.Option("--stdout", help="Only stdout.")] = False,
@@ -320,7 +323,7 @@ def _register_read_commands(app: typer.Typer) -> None:
         streams = [name for name, on in (("stdout", stdout), ("stderr", stderr)) if on]
         logs(pathspec, streams or ["stdout", "stderr"], datastore, timestamps, attempt)
 
-    @app.command("dump")
+    @app.command("dump", short_help="Print a task's artifacts and its lineage.")
     def dump_command(
             pathspec: Annotated[str, typer.Argument(help="Flow/run/step/task.")],
             datastore: DatastoreOpt = None,
@@ -353,7 +356,7 @@ def _register_run_commands(app: typer.Typer) -> None:
 
         runs(flow_name, datastore, namespace, all_, limit, json_)
 
-    @app.command("status")
+    @app.command("status", short_help="Show a run's steps; what failed; how to resume.")
     def status_command(
             target: Annotated[str, typer.Argument(
                 metavar="FILE_OR_FLOW", help="A flow file, a flow name, or Flow/run_id.")],
@@ -470,7 +473,7 @@ def _open(path: str) -> None:
 
 
 def register_card(app: typer.Typer) -> None:
-    @app.command("card")
+    @app.command("card", short_help="Print or open a run's report or a task's cards.")
     def card_command(
             words: Annotated[list[str], typer.Argument(
                 metavar="[list|get|view] PATHSPEC [FILE]",

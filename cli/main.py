@@ -19,9 +19,11 @@ from rayflow import settings
 from rayflow.exceptions import RayflowException
 
 from .common import _execute, _load, _say, display_path, run_options
+from .helpfmt import use_click_metavars
 from .options import RUN_SETTINGS, FlowFile, FlowNameOpt, JsonOpt, RunSettings, with_run_options
 from .params import describe_parameters, split_config_args, split_flow_args
 
+use_click_metavars()
 app = typer.Typer(
     name="rayflow", no_args_is_help=True, add_completion=False, rich_markup_mode=None,
     help="Run Metaflow-style flows on Ray. `rayflow run flow.py` runs on a local Ray that it "
@@ -88,16 +90,16 @@ def check(file: FlowFile, flow: FlowNameOpt = None):
                f"{display_path(loaded.file)}.")
 
 
-@app.command("output-dot")
+@app.command("output-dot", short_help="Print the flow's graph in Graphviz's DOT language.")
 def output_dot(file: FlowFile, flow: FlowNameOpt = None):
-    """Print the flow's graph in Graphviz's DOT language (e.g. | dot -Tpng > flow.png)."""
+    """Print the flow's graph in Graphviz's DOT language; `| dot -Tpng > flow.png` draws it."""
     from rayflow.graph.show import graph_to_dot
     from rayflow.runtime.flowfile import load_flow
 
     typer.echo(graph_to_dot(load_flow(file, flow, lint_it=False, mutate=True).graph), nl=False)
 
 
-@app.command("output-raw")
+@app.command("output-raw", short_help="Print each step's fields, as Metaflow's output-raw.")
 def output_raw(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False):
     """Print the flow's graph as Metaflow's output-raw does: each step's fields (--json: the
     steps by name and the graph's structure)."""
@@ -108,7 +110,7 @@ def output_raw(file: FlowFile, flow: FlowNameOpt = None, json_: JsonOpt = False)
     typer.echo(json.dumps(raw_dict(graph), indent=4) if json_ else raw_text(graph))
 
 
-@app.command("up")
+@app.command("up", short_help="Start the warm local Ray now.")
 def up(idle_timeout: Annotated[float | None, typer.Option(
            "--idle-timeout", help="Stop after this many seconds with no run (default: "
                                   "RAYFLOW_WARM_IDLE_S, 900).")] = None,

@@ -1,7 +1,9 @@
 """Shared option and argument types of the rayflow commands (Typer `Annotated` aliases)."""
 
+import copy
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -108,15 +110,24 @@ def _shared_run_options(datastore: DatastoreOpt = None, address: AddressOpt = No
     """Only its signature is used: the options of every command that runs a flow."""
 
 
-def with_run_options(command: Callable) -> Callable:
+# What means nothing for one task run again in this process (`rayflow spin`): accepted, so
+# `python flow.py spin` and scripts may pass them as to run, but not listed in its --help.
+NOT_FOR_ONE_TASK = ("address", "tag", "max_workers", "max_num_splits", "max_log_size",
+                    "executor", "quiet")
+
+
+def with_run_options(command: Callable | None = None, *, hidden: tuple[str, ...] = ()):
     """Give `command(ctx, file, ..., settings: RunSettings)` the shared run options as well:
     Typer sees one signature with both, and the command receives the shared ones gathered in
-    a RunSettings."""
+    a RunSettings. `hidden`: shared options the command accepts but leaves out of --help."""
+    if command is None:
+        return functools.partial(with_run_options, hidden=hidden)
     own = inspect.signature(command, eval_str=True)
     shared = inspect.signature(_shared_run_options, eval_str=True)
     shared_names = list(shared.parameters)
     params = [p for name, p in own.parameters.items() if name != "settings"]
-    params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in shared.parameters.values()]
+    params += [_hide(p) if p.name in hidden else p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+               for p in shared.parameters.values()]
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -127,3 +138,13 @@ def with_run_options(command: Callable) -> Callable:
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     del wrapper.__wrapped__  # Typer must read the merged signature, not the command's own
     return wrapper
+
+
+def _hide(param: inspect.Parameter) -> inspect.Parameter:
+    """`param` (an Annotated Typer option) as a keyword-only option hidden from --help."""
+    base, *infos = typing.get_args(param.annotation)
+    shown = [copy.copy(info) for info in infos]
+    for info in shown:
+        info.hidden = True
+    return param.replace(kind=inspect.Parameter.KEYWORD_ONLY,
+                         annotation=Annotated[(base, *shown)])
