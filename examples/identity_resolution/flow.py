@@ -116,7 +116,8 @@ class IdentityResolutionFlow(FlowSpec):
                                 "per 60,000 records)")
     # The settings' value is the default itself (not a -1 meaning "the settings'"): the
     # run's parameters, its report and `rayflow show` name the threshold the run used.
-    threshold = Parameter("threshold", default=config_expr("settings.threshold"), type=float,
+    threshold = Parameter("threshold", type=float, default=config_expr(
+                              "cfg.parse_settings(settings.to_dict()).threshold"),
                           help="match probability for a match (default: the settings')")
     output = Parameter("output", default="out", help="output folder (local or s3://)")
 
@@ -217,6 +218,8 @@ class IdentityResolutionFlow(FlowSpec):
         self.block_hist = result.block_hist
         self.candidates = result.pairs.num_rows
         self.task_path = current.pathspec
+        # For the card's throughput over time: when this partition's records were compared.
+        self.progress = [("compare", time.time(), part.num_rows)]
         self.next(self.train)
 
     @step
@@ -241,6 +244,7 @@ class IdentityResolutionFlow(FlowSpec):
         self.rule_true = sum(inp.rule_true for inp in inputs)
         self.block_hist = sum(inp.block_hist for inp in inputs)
         self.compare_seconds = sum(inp.compare_seconds for inp in inputs)
+        self.progress = sorted(p for inp in inputs for p in inp.progress)
         self.next(self.split_score)
 
     @step
@@ -260,6 +264,13 @@ class IdentityResolutionFlow(FlowSpec):
         weight = np.clip(scored["match_weight"].to_numpy(), er.alg.SCORE_BINS[0],
                          er.alg.SCORE_BINS[-1] - 1e-9)
         self.score_hist = np.histogram(weight, bins=er.alg.SCORE_BINS)[0]
+        # Pairs at or above each probability in PR_BINS, all and true ones: the card's
+        # precision and recall against the threshold, without keeping every pair.
+        prob = prob.to_numpy()
+        same = scored["__truth_same"].to_numpy(zero_copy_only=False)
+        self.pr_counts = np.stack([np.histogram(prob, bins=PR_BINS)[0],
+                                   np.histogram(prob[same], bins=PR_BINS)[0]])
+        self.scored = (time.time(), scored.num_rows)
         self.next(self.cluster)
 
     @step
@@ -270,6 +281,9 @@ class IdentityResolutionFlow(FlowSpec):
                                               "true_pairs", "prepared", "trained",
                                               "candidates", "rule_pairs", "rule_true",
                                               "block_hist", "compare_seconds"])
+        self.progress = sorted([*inputs[0].progress,
+                                *(("score", *inp.scored) for inp in inputs)])
+        self.pr_counts = sum(inp.pr_counts for inp in inputs)
         ids = er.concat_ids([read_artifact(path, "ids") for path in self.prepared])
         self.clusters = er.cluster(ids, [inp.edges for inp in inputs])
         self.pairs = pa.concat_tables([inp.kept for inp in inputs])
@@ -313,6 +327,8 @@ class IdentityResolutionFlow(FlowSpec):
             json.dump(self.metrics, fh, indent=2)
         results_card(current.card["results"], self.metrics, self.trained, setup,
                      self.score_hist, self.block_hist, self.pairs, self.cut)
+        progress_charts(current.card["results"], self.pr_counts, self.true_pairs,
+                        self.progress, self.started, self.cut)
         print(summary(self.metrics, out))
 
 
@@ -397,7 +413,8 @@ def results_card(card_, m: dict, trained: dict, setup, score_hist, block_hist,
                         for k, v in m.items() if not isinstance(v, list)],
                        headers=["metric", "value"]))
     card_.append(Markdown("## Blocking"))
-    card_.append(Table([[r["rule"], f"{r['pairs']:,}", f"{r.get('cumulative_recall', ''):}"]
+    card_.append(Table([[r["rule"], f"{r['pairs']:,}",
+                         f"{r['cumulative_recall']:.4f}" if "cumulative_recall" in r else "–"]
                         for r in m["blocking"]], headers=["rule", "pairs", "recall so far"]))
     card_.append(Markdown("## Learned weights (log2 m/u per level)"))
     rows = []
@@ -433,6 +450,60 @@ def results_card(card_, m: dict, trained: dict, setup, score_hist, block_hist,
         card_.append(Table([[r["field"], r["level"], f"{r['weight']:+.2f}"]
                             for r in er.explain(row, trained, setup)],
                            headers=["field", "level", "weight"]))
+
+
+# Match probabilities at which the card's precision and recall are counted (pairs below the
+# first are never kept as matches).
+PR_BINS = np.concatenate([np.linspace(0.0, 0.9, 19), np.linspace(0.91, 1.0, 10), [1.0 + 1e-9]])
+
+
+def pr_curve(pr_counts, true_pairs: int) -> list[dict]:
+    """Precision and recall of the pairs at or above each threshold in PR_BINS (recall of
+    all the truth's pairs: pairs blocking never made count as missed)."""
+    above = np.cumsum(pr_counts[:, ::-1], axis=1)[:, ::-1]  # at or above each bin's start
+    rows = []
+    for i, t in enumerate(PR_BINS[:-1]):
+        n, good = int(above[0][i]), int(above[1][i])
+        if n:
+            rows.append({"threshold": round(float(t), 3), "measure": "precision",
+                         "value": round(good / n, 4)})
+        rows.append({"threshold": round(float(t), 3), "measure": "recall",
+                     "value": round(good / true_pairs, 4)})
+    return rows
+
+
+def progress_charts(card_, pr_counts, true_pairs: int, progress: list, started: float,
+                    threshold: float) -> None:
+    """Precision and recall against the threshold (with a truth), and the records compared
+    and pairs scored over the run's time: the slope is the throughput."""
+    if true_pairs:
+        card_.append(VegaChart({
+            "title": "Precision and recall against the match probability threshold",
+            "width": 520, "height": 220,
+            "layer": [
+                {"data": {"values": pr_curve(pr_counts, true_pairs)}, "mark": "line",
+                 "encoding": {"x": {"field": "threshold", "type": "quantitative",
+                                    "title": "match probability threshold"},
+                              "y": {"field": "value", "type": "quantitative",
+                                    "scale": {"domain": [0, 1]}},
+                              "color": {"field": "measure", "type": "nominal"}}},
+                {"data": {"values": [{"threshold": threshold}]},
+                 "mark": {"type": "rule", "strokeDash": [4, 3], "color": "#333"},
+                 "encoding": {"x": {"field": "threshold", "type": "quantitative"}}}]}))
+    rows, done = [], {}
+    for stage, at, n in progress:
+        done[stage] = done.get(stage, 0) + n
+        what = "records compared" if stage == "compare" else "pairs scored"
+        rows.append({"seconds": round(at - started, 2), "what": what, "count": done[stage]})
+    if rows:
+        card_.append(VegaChart({
+            "title": "Throughput over time (records compared, pairs scored; the slope is "
+                     "the rate)", "width": 520, "height": 220, "data": {"values": rows},
+            "mark": {"type": "line", "point": True, "interpolate": "step-after"},
+            "encoding": {"x": {"field": "seconds", "type": "quantitative",
+                               "title": "seconds since the run started"},
+                         "y": {"field": "count", "type": "quantitative"},
+                         "color": {"field": "what", "type": "nominal"}}}))
 
 
 def summary(m: dict, out: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rayflow import Run, namespace
+from rayflow.cards import get_cards
 
 pytestmark = pytest.mark.integration
 
@@ -56,6 +58,14 @@ def test_identity_resolution_flow(run_flow, datastore, records_dir, tmp_path, st
     assert metrics["records"] == 4000 and metrics["f1"] >= 0.9, metrics
     assert [r["rule"] for r in metrics["blocking"]][1] == "email"
     assert metrics["blocking"][-1]["cumulative_recall"] >= 0.95
+    # The threshold parameter is the value the run used (the settings'), not a placeholder.
+    assert run.parameters["threshold"] == metrics["match_probability_threshold"] == 0.9
+    (card,) = get_cards(run["end"].task, id="results")
+    html = card.get()
+    assert "Precision and recall against the match probability threshold" in html
+    assert "Throughput over time" in html and "pairs scored" in html
+    text = re.sub(r"<svg.*?</svg>", "", html, flags=re.S)
+    assert not re.search(r"\d\.\d{5,}", text), "a number printed with too many digits"
     clusters = pq.read_table(f"{output}/clusters.parquet")
     assert clusters.num_rows == 4000
     assert {"source", "id", "cluster_id", "cluster_size"} <= set(clusters.column_names)
