@@ -100,8 +100,22 @@ def describe_parameters(flow_cls) -> str:
         lines.append(f"  --config {c.name} FILE | --config-value {c.name} JSON{req}{source}  "
                      f"{c.help}".rstrip())
     for p in flow_parameters(flow_cls):
-        default = "" if p.default is None else f" (default: {p.default!r})"
+        default = "" if p.default is None else f" (default: {_shown_default(flow_cls, p)!r})"
         req = " [required]" if p.required else ""
         many = " (repeatable)" if p.multiple else ""
         lines.append(f"  --{p.name} {p.type_name.upper()}{many}{req}{default}  {p.help}")
     return "\n".join(lines) or "  (none)"
+
+
+def _shown_default(flow_cls, param):
+    """A parameter's default as the run would take it: one computed from the configs
+    (config_expr) is shown as its value under the default configs, when they are known."""
+    from rayflow.config import config_values_of, has_delayed, resolve_configs, resolve_delayed
+
+    if not has_delayed(param.default):
+        return param.default
+    try:
+        configs = config_values_of(flow_cls) or resolve_configs(flow_cls, {}, {}, "")
+        return resolve_delayed(param.default, configs)
+    except Exception:  # noqa: BLE001 - shown as written when it cannot be computed here
+        return param.default
