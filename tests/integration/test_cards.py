@@ -39,7 +39,7 @@ def test_default_card_holds_the_components(cards_run):
     html = c.get()
     assert "<h1>Start</h1>" in html and "<strong>items</strong>" in html
     assert "<th>i²</th>" in html and "<td class=\"num\">25</td>" in html
-    assert "<svg" in html and "polyline" in html           # the VegaChart, drawn inline
+    assert "<svg" in html and "mark-line" in html          # the VegaChart, drawn inline
     assert "data:image/png;base64," in html and "one pixel" in html
     assert "not a component" not in html                    # not a component: dropped
     assert "Artifacts" in html and "<code>items</code>" in html

@@ -32,4 +32,4 @@ def test_media_flow_finds_the_cuts_on_an_actor_pool(ray_session, datastore, tmp_
     assert 1 <= max(sizes) <= 2 and sizes[-1] == 0   # the pool ends with the run
     assert len({t["n_frames"].data for t in run["infer"]}) == 1
     (c,) = get_cards(run["end"].task, id="media")
-    assert "Cut scores over the frames" in c.get() and "<polyline" in c.get()
+    assert "Cut scores over the frames" in c.get() and "mark-line" in c.get()
