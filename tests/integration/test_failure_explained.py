@@ -91,6 +91,7 @@ def test_a_failed_run_is_explained_and_resumed_from_what_status_and_report_say(
     assert html.escape("self.out = self.input / 0") in lead
     assert "about to divide by the broken value" in lead
     assert html.escape(command) in lead
+    assert "<td>Ray</td><td>the cluster at " in report  # RAY_ADDRESS named the session's Ray
 
     flow.write_text(FLOW.replace("self.out = self.input / 0", "self.out = 0"))
     resumed = _run_printed(cli, command + f" --run-id-file {rid}", str(work))

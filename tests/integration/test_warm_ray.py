@@ -109,6 +109,9 @@ def test_up_run_down(tmp_path):
             assert run.returncode == 0, run.stderr
             assert "Using the warm local Ray at" in run.stderr
             assert "Starting" not in run.stderr
+        # The run report names the Ray the run used: the warm one, at its address.
+        report = run.stderr.rsplit("Report: ", 1)[1].strip()
+        assert f"the warm local Ray at {state['address']}" in open(report).read()
         # A step on the warm Ray sees the environment and the working directory of the
         # `rayflow run` that started it, not the keeper's, as with an embedded Ray.
         flow = tmp_path / "env_flow.py"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -105,9 +106,16 @@ def test_kill_the_driver_mid_foreach_then_resume(cli, cli_env, wait_for_done, da
                env={"RAYFLOW_RUN_LEASE_S": "2"}, check=0)
     assert json.loads(runs.stdout)[0] == json.loads(runs.stdout)[0] | {
         "id": origin, "status": "interrupted"}
+    # `status` says so, and prints the command that continues it: the one used here.
+    status = cli("status", f"ResumableFlow/{origin}", env={"RAYFLOW_RUN_LEASE_S": "2"},
+                 check=0).stdout
+    assert ": interrupted" in status and "stopped before any task failed" in status, status
+    (line,) = [ln for ln in status.splitlines() if "resume with: " in ln]
+    command = shlex.split(line.split("resume with: ", 1)[1])
+    assert command[:2] == ["rayflow", "resume"] and command[3:5] == ["--origin-run-id", origin]
+    assert os.path.join(ROOT, command[2]) == FLOW, command
     rid_file = tmp_path / "rid"
-    cli("resume", FLOW, "--origin-run-id", origin, "--run-id-file", str(rid_file), "--quiet",
-        check=0)
+    cli(*command[1:], "--run-id-file", str(rid_file), "--quiet", check=0)
     run = Run(f"ResumableFlow/{rid_file.read_text()}", datastore=datastore)
     assert run.successful and run.data.final == sum(2 * i for i in range(16))
     cloned = [t for t in run["work"] if t.origin_pathspec]
