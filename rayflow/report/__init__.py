@@ -16,7 +16,13 @@ import json
 import time
 
 from ..cards.html import esc, page
-from .failures import find_failures, format_duration, resume_command_of, run_duration
+from .failures import (
+    INTERRUPTED,
+    find_failures,
+    format_duration,
+    resume_command_of,
+    run_duration,
+)
 from .graph import graph_svg
 from .pools import pools_section
 from .timeline import step_colours, timeline_svg
@@ -182,10 +188,13 @@ def _failures(ds, rec, run_status: str, steps: list[str]) -> list[str]:
         return []
     failures, total = find_failures(ds, rec.run_id, steps)
     out = ['<section id="failures">', "<h2>What went wrong</h2>"]
-    if not failures:
-        out.append('<div class="error">The run stopped before any task failed: its driver '
-                   "ended (interrupted, killed, or it lost the cluster or the datastore). "
-                   "The tasks that finished are kept; a resume runs the rest.</div>")
+    if run_status == "interrupted":
+        out.append(f'<div class="error" id="interrupted">{esc(INTERRUPTED)}'
+                   + (" Tasks it was running then may show as failed below." if failures
+                      else "") + "</div>")
+    elif not failures:
+        out.append('<div class="error">The run failed before any task failed: its driver '
+                   "could not go on.</div>")
     for f in failures:
         out.append(f'<div class="error failure" data-step="{esc(f.step)}" '
                    f'data-task="{esc(f.pathspec)}"><b>Step <code>{esc(f.step)}</code> failed'
@@ -201,9 +210,9 @@ def _failures(ds, rec, run_status: str, steps: list[str]) -> list[str]:
     if total > len(failures):
         out.append(f'<div class="label">… and {total - len(failures):,} more failed tasks '
                    f"(<code>rayflow status {esc(rec.pathspec)}</code> counts them).</div>")
-    out.append('<p>Fix the flow, then resume the run (finished tasks are cloned, not run '
-               f'again):</p><pre id="resume-command">{esc(resume_command_of(rec))}</pre>'
-               "</section>")
+    fix = "Fix the flow, then resume" if failures and run_status == "failed" else "Resume"
+    out.append(f"<p>{fix} the run (finished tasks are cloned, not run again):</p>"
+               f'<pre id="resume-command">{esc(resume_command_of(rec))}</pre></section>')
     return out
 
 

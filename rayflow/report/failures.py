@@ -144,10 +144,11 @@ def format_duration(seconds: float | None) -> str:
 def failure_text(failures: list[Failure], total: int, resume: str, status: str) -> list[str]:
     """The failures as plain text lines (for `rayflow status`)."""
     out = []
-    if not failures:
-        if status in ("failed", "interrupted"):
-            out.append(f"The run {'stopped' if status == 'interrupted' else 'failed'} before "
-                       "any task failed (its driver stopped or could not go on).")
+    if status == "interrupted":
+        out.append(INTERRUPTED + (" Tasks it was running then may show as failed below."
+                                  if failures else ""))
+    elif not failures:
+        out.append("The run failed before any task failed (its driver could not go on).")
     for f in failures:
         out.append(f"Failed: step {f.step}, task {f.pathspec} (attempt {f.attempt})")
         out.append(f"  {f.type}: {f.message}" if f.message else f"  {f.type}")
@@ -159,5 +160,11 @@ def failure_text(failures: list[Failure], total: int, resume: str, status: str) 
             out += ["    " + line for line in f.log_tail]
     if total > len(failures):
         out.append(f"... and {total - len(failures)} more failed tasks.")
-    out.append(f"Fix the flow, then resume with: {resume}")
+    out.append(f"{'Fix the flow, then r' if failures and status != 'interrupted' else 'R'}"
+               f"esume with: {resume}")
     return out
+
+
+INTERRUPTED = ("The run's driver stopped before the run ended (interrupted, killed, or it lost "
+               "the cluster or the datastore): what finished is kept, and a resume runs the "
+               "rest.")
