@@ -111,8 +111,8 @@ def test_kill_the_driver_mid_foreach_then_resume(cli, cli_env, wait_for_done, da
                  check=0).stdout
     assert ": interrupted" in status and "driver stopped before the run ended" in status, status
     assert "Fix the flow" not in status  # nothing in the flow to fix
-    (line,) = [ln for ln in status.splitlines() if "resume with: " in ln]
-    command = shlex.split(line.split("resume with: ", 1)[1])
+    (line,) = [ln for ln in status.splitlines() if ln.startswith("Resume with: ")]
+    command = shlex.split(line.split("Resume with: ", 1)[1])
     assert command[:2] == ["rayflow", "resume"] and command[3:5] == ["--origin-run-id", origin]
     assert os.path.join(ROOT, command[2]) == FLOW, command
     rid_file = tmp_path / "rid"
