@@ -269,8 +269,7 @@ class RunLoop:
             code_hash=flow_code_hash(self.flow.file), status=status, started_at=started,
             finished_at=None, flow_file=self.flow.file, origin_run_id=self.origin_run_id,
             datastore=self.ds.url, ray_address=self.session.address or self.opts.address,
-            ray_kind=self.session.kind,
-            project=self.project.to_json() if self.project else None,
+            ray_kind=self.session.kind, project=self.project.to_json() if self.project else None,
             graph=self.graph_info, dashboard_url=self.session.dashboard_url)
         self.ds.write_run(rec)
         return rec
