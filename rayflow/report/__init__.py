@@ -240,7 +240,8 @@ def ray_described(rec) -> str:
     if kind == "embedded":
         return "embedded: started by the run on this machine, stopped with it"
     if kind == "warm":
-        return f"the local Ray kept warm by `rayflow up` ({address or 'this machine'})"
+        return (f"the warm local Ray at {address or 'this machine'} (kept between runs; "
+                "`rayflow down` ends it)")
     if kind == "cluster":
         return f"the cluster at {address}"
     if kind == "existing":
