@@ -139,7 +139,7 @@ def up(idle_timeout: Annotated[float | None, typer.Option(
                f'with:\n  eval "$(rayflow up --env)"\nwhich runs:\n  {exports}')
 
 
-@app.command("down")
+@app.command("down", short_help="Stop the warm local Ray.")
 def down():
     """Stop the warm local Ray (started by `rayflow up` or by a run), with its processes."""
     from rayflow.runtime import warm
