@@ -47,10 +47,11 @@ from .exit_hook import exit_hook
 from .flowspec import FlowSpec, StepException, step
 from .metaflow_profile import profile
 from .multicore_utils import parallel_imap_unordered, parallel_map
+from .parallel import parallel, pytorch_parallel
 from .parameters import IncludeFile, JSONType, JSONTypeClass, Parameter
 from .project import project
 from .runner import ExecutingRun, NBRunner, Runner
-from .unsupported import DeployedFlow, Deployer, NBDeployer, parallel, pytorch_parallel
+from .unsupported import DeployedFlow, Deployer, NBDeployer
 from .user_decorators.user_flow_decorator import FlowMutator
 from .user_decorators.user_step_decorator import (
                      USER_SKIP_STEP,

@@ -39,6 +39,10 @@ class TaskContext:
     # `current.trigger`: the rayflow.events.Trigger of the events that started the run; None
     # for a run started by hand (rayflow runs start no other way yet).
     trigger: object = None
+    # `current.parallel` (rayflow.parallel.Parallel) and `current.is_parallel`: set for the
+    # members of a @parallel step's gang.
+    parallel: object = None
+    is_parallel: bool = False
 
     @property
     def pathspec(self) -> str:
@@ -106,6 +110,10 @@ class Current:
             raise AttributeError(f"current has no attribute {name!r}")
         if name == "card":
             return ctx.card
+        if name == "parallel" and ctx.parallel is None:  # Metaflow's values outside a gang
+            from .parallel import Parallel
+
+            return Parallel("127.0.0.1", 1, 0, None)
         if name == "tags":  # a set, as in Metaflow (a fresh one: changing it changes nothing)
             return set(ctx.tags)
         if name in ("task", "run"):

@@ -191,10 +191,13 @@ class FlowSpec:
     def next(self, *steps: Callable, foreach: str | None = None, condition: str | None = None,
              **kwargs) -> None:
         """Declare the step(s) that run after this one: `self.next(a)`, `self.next(a, b)`,
-        `self.next(a, foreach="var")` (one split per item of self.var), or a switch,
+        `self.next(a, foreach="var")` (one split per item of self.var),
+        `self.next(a, num_parallel=N)` (a gang of N tasks of a @parallel step), or a switch,
         `self.next({"x": self.a, "y": self.b}, condition="var")` (the case self.var names)."""
         state = state_of(self)
         here = state.step if state is not None else "?"
+        if "num_parallel" in kwargs:
+            foreach = self._parallel_split(here, steps, foreach, kwargs.pop("num_parallel"))
         if kwargs:
             raise InvalidNextError(
                 f"Step {here!r}: self.next() got unsupported arguments {sorted(kwargs)}; rayflow "
@@ -213,6 +216,23 @@ class FlowSpec:
                 f"foreach='items'.", step=here)
         if state is not None:
             state.transition = (tuple(names), foreach)
+
+    def _parallel_split(self, here: str, steps: tuple, foreach, num_parallel) -> str:
+        """`self.next(self.x, num_parallel=N)`: a gang of N tasks of x, each with its node
+        index as `self.input` (a foreach over range(N), as Metaflow's)."""
+        from .parallel import PARALLEL_VAR
+
+        if foreach is not None or len(steps) != 1:
+            raise InvalidNextError(
+                f"Step {here!r}: num_parallel= takes exactly one next step and no foreach=: "
+                f"self.next(self.train, num_parallel=4).", step=here)
+        if isinstance(num_parallel, bool) or not isinstance(num_parallel, int) or \
+                num_parallel < 1:
+            raise InvalidNextError(
+                f"Step {here!r}: num_parallel={num_parallel!r} is not a whole number of at "
+                f"least 1 (the number of tasks of the @parallel step).", step=here)
+        setattr(self, PARALLEL_VAR, list(range(num_parallel)))
+        return PARALLEL_VAR
 
     def _switch_case(self, here: str, steps: tuple, foreach, condition):
         """The step a switch chose: the case that self.<condition> names."""

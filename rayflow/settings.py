@@ -117,6 +117,14 @@ RUN_LEASE_S = Setting(
 UNSCHEDULABLE_TIMEOUT = Setting(
     "RAYFLOW_UNSCHEDULABLE_TIMEOUT", "seconds", 120.0,
     "A task no alive Ray node can run fails after this long, naming what it asked for.")
+GANG_START_TIMEOUT = Setting(
+    "RAYFLOW_GANG_START_TIMEOUT", "seconds", 60.0,
+    "A @parallel step whose members cannot all be placed at once fails after this long, "
+    "naming what it asked for.")
+GANG_STRATEGY = Setting(
+    "RAYFLOW_GANG_STRATEGY", "text", "SPREAD",
+    "How a @parallel step's members are placed on the nodes: SPREAD, STRICT_SPREAD, PACK or "
+    "STRICT_PACK (Ray placement group strategies); @parallel(strategy=...) overrides it.")
 CONNECT_TIMEOUT_S = Setting(
     "RAYFLOW_CONNECT_TIMEOUT_S", "seconds", 5.0,
     "How long `--address` (or RAY_ADDRESS) is given to answer as a Ray cluster before a run "
@@ -156,9 +164,9 @@ CARD_NO_WARNING = Setting(
     also=("METAFLOW_CARD_NO_WARNING",))
 
 ALL: tuple[Setting, ...] = (
-    DATASTORE, DATASTORE_OUTAGE_S, RUN_LEASE_S, UNSCHEDULABLE_TIMEOUT, CONNECT_TIMEOUT_S,
-    NO_WARM_RAY, WARM_IDLE_S, RAY_LOGS, PYPI_OPTIONS, HOME, NO_REPORT, USER, CARD_MODULES,
-    CARD_NO_WARNING)
+    DATASTORE, DATASTORE_OUTAGE_S, RUN_LEASE_S, UNSCHEDULABLE_TIMEOUT, GANG_START_TIMEOUT,
+    GANG_STRATEGY, CONNECT_TIMEOUT_S, NO_WARM_RAY, WARM_IDLE_S, RAY_LOGS, PYPI_OPTIONS, HOME,
+    NO_REPORT, USER, CARD_MODULES, CARD_NO_WARNING)
 
 
 def help_epilog() -> str:

@@ -1,12 +1,6 @@
 """Metaflow names rayflow does not honour yet: importable, so a flow's import line works, and
 refused with one message when used (never silently ignored).
 
-- `@parallel` (and `self.next(..., num_parallel=N)`): gang-scheduled tasks. The decorator
-  marks the step; the flow's lint refuses it when the flow loads (see
-  `rayflow.graph.lint.check_no_refused_decorators`), naming the step and its line. To support
-  it, replace `parallel` here with a real decorator and drop its entry from
-  `REFUSED_STEP_DECORATORS`.
-- `@pytorch_parallel`: as @parallel.
 - `Deployer`, `NBDeployer`, `DeployedFlow`: deploying to a production orchestrator; refused
   when called. `ArgoEvent` (`metaflow.integrations`): publishing an event; refused when made.
 
@@ -18,7 +12,6 @@ Names that are accepted but not fully acted on say so once, in one line, when a 
 
 from __future__ import annotations
 
-from .decorators import StepDecorator, _make
 from .exceptions import RayflowException
 
 
@@ -27,39 +20,8 @@ class UnsupportedFeature(RayflowException):
 
 
 # Step decorators that load but are refused by the lint: name -> (what it is, what to do).
-REFUSED_STEP_DECORATORS: dict[str, tuple[str, str]] = {
-    "parallel": (
-        "@parallel (gang-scheduled tasks that start together and talk to each other) is a "
-        "Metaflow feature rayflow does not support yet",
-        "To run N copies of the step, fan out with a foreach: `self.workers = list(range(N))`"
-        " then `self.next(self.train, foreach='workers')`; for distributed training, start "
-        "the framework's own Ray integration (Ray Train) inside one step."),
-    "pytorch_parallel": (
-        "@pytorch_parallel (a @parallel step that runs torch.distributed across its tasks) is a "
-        "Metaflow feature rayflow does not support yet",
-        "For distributed PyTorch, start Ray Train's TorchTrainer inside one step; to run N "
-        "independent copies of the step, fan out with a foreach over list(range(N))."),
-}
-
-
-class RefusedStepDecorator(StepDecorator):
-    """Marks a step with a decorator rayflow refuses; takes any attributes (the lint refuses
-    the flow before they matter)."""
-
-    def __init__(self, **attributes):
-        self.attributes = dict(attributes)
-
-
-class ParallelDecorator(RefusedStepDecorator):
-    name = "parallel"
-
-
-class PytorchParallelDecorator(RefusedStepDecorator):
-    name = "pytorch_parallel"
-
-
-parallel = _make(ParallelDecorator)
-pytorch_parallel = _make(PytorchParallelDecorator)
+# None at present (the lint's check stays for the next one).
+REFUSED_STEP_DECORATORS: dict[str, tuple[str, str]] = {}
 
 
 def _refused_class(name: str, what: str, instead: str) -> type:

@@ -525,8 +525,11 @@ class Step(MetaflowObject):
         return iter(self) if frozenset(tags) <= self.tags else iter(())
 
     def control_tasks(self, *tags: str) -> Iterator[Task]:
-        """Metaflow's control tasks of a @parallel step: rayflow runs none, so none."""
-        return iter(())
+        """Metaflow's control tasks of a @parallel step (its node 0, whose metadata says
+        internal_task_type=control_task), with all of `tags`; none for another step."""
+        for task in self.tasks(*tags):
+            if task.metadata_dict.get("internal_task_type") == "control_task":
+                yield task
 
     @property
     def control_task(self) -> Task | None:

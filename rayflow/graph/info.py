@@ -40,7 +40,8 @@ def decorator_info(deco, statically_defined: bool = True, inserted_by=None) -> d
 def _step_dict(node: StepNode, decorators: list[dict]) -> dict:
     out = {
         "name": node.name,
-        "type": node.type,
+        # A num_parallel split is a foreach inside rayflow; Metaflow names it split-parallel.
+        "type": "split-parallel" if node.parallel_foreach else node.type,
         "line": node.func_lineno,
         "source_file": node.source_file,
         "doc": node.doc,
@@ -48,7 +49,9 @@ def _step_dict(node: StepNode, decorators: list[dict]) -> dict:
         "next": list(node.out_funcs),
         "node_info": {},
     }
-    if node.type == "split-foreach":
+    if node.parallel_foreach:
+        out["num_parallel"] = node.num_parallel
+    elif node.type == "split-foreach":
         out["foreach_artifact"] = node.foreach_param
     elif node.type == "split-switch":
         out["condition"] = node.condition

@@ -147,23 +147,51 @@ def check_next_arguments(graph: FlowGraph) -> None:
 
 
 def check_next_keywords(graph: FlowGraph) -> None:
-    from rayflow.unsupported import REFUSED_STEP_DECORATORS
-
     for node in graph:
         for issue in node.parse_issues:
             if issue.kind is not IssueKind.NEXT_UNSUPPORTED_KEYWORD:
                 continue
-            if issue.detail == "num_parallel":
-                what, instead = REFUSED_STEP_DECORATORS["parallel"]
-                _fail(node, issue.line, f"Step *{node.name}*: self.next(num_parallel=...) "
-                      f"starts a @parallel step, and {what}. {instead}", graph=graph)
+            if issue.detail == "num_parallel with foreach":
+                _fail(node, issue.line, f"Step *{node.name}* passes both foreach= and "
+                      "num_parallel= to self.next(). Use one: foreach= runs a task per item, "
+                      "num_parallel=N a gang of N tasks of a @parallel step.", graph=graph)
             if issue.detail in UNSUPPORTED_NEXT_KEYWORDS:
                 why = f"`{issue.detail}=` is a Metaflow feature rayflow does not support yet"
             else:
-                why = f"`{issue.detail}` is not a keyword of self.next() (only foreach= is)"
+                why = (f"`{issue.detail}` is not a keyword of self.next() (only foreach= and "
+                       "num_parallel= are)")
             _fail(node, issue.line, f"Step *{node.name}*: {why}. Remove it; to choose a path "
                   "at run time, use a switch: self.next({\"a\": self.a, \"b\": self.b}, "
                   "condition=\"choice\").", graph=graph)
+
+
+def check_parallel_steps(graph: FlowGraph) -> None:
+    """As Metaflow's lint: num_parallel= leads to a @parallel step, a @parallel step is reached
+    only through num_parallel= and leads to a join, and is no switch."""
+    for node in graph:
+        if node.parallel_foreach:
+            for target in node.out_funcs:
+                if target in graph and not graph[target].parallel_step:
+                    _fail(node, node.next_lineno, f"Step *{target}* is called as a parallel "
+                          f"step with self.next(num_parallel=..) from *{node.name}* but does "
+                          f"not have a @parallel decorator. Put @parallel above its @step.",
+                          graph=graph)
+        if not node.parallel_step:
+            continue
+        for parent in node.in_funcs:
+            if parent in graph and not graph[parent].parallel_foreach:
+                _fail(node, None, f"Step *{node.name}* has a @parallel decorator, but is not "
+                      f"called with self.next(num_parallel=...) from step *{parent}*. Call "
+                      f"it as self.next(self.{node.name}, num_parallel=N).", graph=graph)
+        if node.is_switch:
+            _fail(node, node.next_lineno, f"A @parallel step can not be a conditional switch "
+                  f"step. Please add a join step after *{node.name}*.", graph=graph)
+        nxt = node.out_funcs[0] if node.out_funcs else None
+        if nxt is not None and nxt in graph and graph[nxt].type != "join":
+            _fail(node, node.next_lineno, f"An @parallel step should be followed by a join "
+                  f"step. Step *{nxt}* is called after the @parallel step *{node.name}* but is "
+                  f"not a join step. Please add an extra `inputs` argument to the step.",
+                  graph=graph)
 
 
 def check_no_refused_decorators(graph: FlowGraph) -> None:
@@ -403,6 +431,7 @@ RULES: tuple[Callable[[FlowGraph], None], ...] = (
     check_next_arguments,
     check_next_keywords,
     check_no_refused_decorators,
+    check_parallel_steps,
     check_foreach_is_literal,
     check_targets_exist,
     check_no_duplicate_targets,

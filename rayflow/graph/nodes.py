@@ -65,6 +65,12 @@ class StepNode:
     # Whether @step(start=True) / @step(end=True) marked it (the lint names them).
     start_mark: bool = False
     end_mark: bool = False
+    # `self.next(self.x, num_parallel=N)`: a foreach over the gang's members (foreach_param is
+    # rayflow.parallel.PARALLEL_VAR); num_parallel is N when a literal in the source, else 0.
+    parallel_foreach: bool = False
+    num_parallel: int = 0
+    # The step has @parallel (or @pytorch_parallel): it runs as a gang.
+    parallel_step: bool = False
 
     @property
     def is_switch(self) -> bool:
@@ -257,6 +263,9 @@ def _initial_node(s: StepSource, in_funcs: tuple[str, ...], start: str | None,
         parse_issues=s.issues,
         switch_cases=s.switch_cases,
         condition=s.condition,
+        parallel_foreach=s.parallel_foreach,
+        num_parallel=s.num_parallel,
+        parallel_step=any(d in ("parallel", "pytorch_parallel") for d in s.decorators),
         is_start=s.name == start,
         is_end=s.name == end,
         start_mark=s.start_mark,

@@ -21,7 +21,9 @@ from rayflow.exceptions import InvalidFlowError
 
 # Keywords of Metaflow's `self.next` that rayflow does not run. They are parsed, so the lint can
 # name them, rather than silently dropped.
-UNSUPPORTED_NEXT_KEYWORDS = ("num_parallel",)
+UNSUPPORTED_NEXT_KEYWORDS: tuple[str, ...] = ()
+# The foreach variable of `self.next(self.x, num_parallel=N)` (rayflow.parallel.PARALLEL_VAR).
+PARALLEL_VAR = "_parallel_ubf_iter"
 
 
 class IssueKind(enum.Enum):
@@ -63,6 +65,9 @@ class StepSource:
     # `@step(start=True)` / `@step(end=True)`: the step is marked as the flow's start / end.
     start_mark: bool = False
     end_mark: bool = False
+    # `self.next(self.x, num_parallel=N)`: a gang of N tasks of x (N when a literal, else 0).
+    parallel_foreach: bool = False
+    num_parallel: int = 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,8 @@ def read_step(func) -> StepSource:
         condition=transition.condition,
         start_mark=getattr(func, "is_start_step", False) is True,
         end_mark=getattr(func, "is_end_step", False) is True,
+        parallel_foreach=transition.num_parallel is not None,
+        num_parallel=transition.num_parallel or 0,
     )
 
 
@@ -197,6 +204,7 @@ class _Transition:
     issues: tuple[ParseIssue, ...]
     switch_cases: tuple[tuple[object, str], ...] = ()
     condition: str | None = None
+    num_parallel: int | None = None  # num_parallel=: its literal value, 0 for an expression
 
 
 def _is_next_call(node: ast.AST) -> bool:
@@ -227,7 +235,23 @@ def _read_transition(fdef: ast.FunctionDef, offset: int) -> _Transition:
         return _Transition(call.lineno + offset, targets, None, tuple(issues + call_issues),
                            cases, condition)
     targets, foreach, call_issues = _read_next_arguments(call, offset)
-    return _Transition(call.lineno + offset, targets, foreach, tuple(issues + call_issues))
+    num_parallel = _num_parallel(call)
+    if num_parallel is not None:
+        foreach = PARALLEL_VAR
+    return _Transition(call.lineno + offset, targets, foreach, tuple(issues + call_issues),
+                       num_parallel=num_parallel)
+
+
+def _num_parallel(call: ast.Call) -> int | None:
+    """num_parallel= of a self.next call: its value when a literal, 0 for an expression (known
+    when the step runs), None without it."""
+    for kw in call.keywords:
+        if kw.arg == "num_parallel":
+            value = kw.value
+            if isinstance(value, ast.Constant) and isinstance(value.value, int):
+                return value.value
+            return 0
+    return None
 
 
 def _read_switch(call: ast.Call, offset: int):
@@ -280,6 +304,10 @@ def _read_next_arguments(call: ast.Call, offset: int):
             if foreach is None:
                 issues.append(ParseIssue(IssueKind.FOREACH_NOT_LITERAL, line,
                                          ast.unparse(kw.value)))
+        elif kw.arg == "num_parallel":
+            if any(k.arg == "foreach" for k in call.keywords):
+                issues.append(ParseIssue(IssueKind.NEXT_UNSUPPORTED_KEYWORD, line,
+                                         "num_parallel with foreach"))
         else:
             issues.append(ParseIssue(IssueKind.NEXT_UNSUPPORTED_KEYWORD, line,
                                      kw.arg or "**" + ast.unparse(kw.value)))

@@ -37,6 +37,8 @@ def node_text(node: StepNode, graph: FlowGraph) -> str:
         f"    num_args={node.num_args}",
         f"    has_tail_next={node.next_lineno is not None} (line {node.next_lineno})",
         f"    foreach_param={node.foreach_param}",
+        f"    parallel_foreach={node.parallel_foreach}",
+        f"    parallel_step={node.parallel_step}",
         f"    condition={node.condition}",
         f"    -> {_names(node.out_funcs)}"])
 

@@ -87,15 +87,20 @@ class FeasibilityWatch:
     @staticmethod
     def describe(batch, ray) -> str:
         demands = demands_of(batch.options)
-        nodes = alive_nodes(ray)
-        offered = "; ".join(
-            ", ".join(_amount(k, v) for k, v in sorted(n.get("Resources", {}).items())
-                      if not k.startswith("node:") and k != "object_store_memory")
-            for n in nodes) or "no alive nodes"
+        offered = describe_offers(alive_nodes(ray))
         wanted = ", ".join(_amount(k, v) for k, v in demands.items())
         return (f"Step {batch.step!r} asks for {wanted}, which no alive node of the Ray cluster "
                 f"offers (nodes offer: {offered}). Lower its @resources, or add a node that has "
                 f"them.")
+
+
+def describe_offers(nodes: list[dict]) -> str:
+    """What each alive node offers, in words (Ray's own bookkeeping resources left out)."""
+    return "; ".join(
+        ", ".join(_amount(k, v) for k, v in sorted(n.get("Resources", {}).items())
+                  if not k.startswith("node:") and k != "object_store_memory"
+                  and "_group_" not in k)
+        for n in nodes) or "no alive nodes"
 
 
 def _amount(name: str, value: float) -> str:

@@ -229,7 +229,8 @@ class RayExecutor(Executor):
         delivered = self._stage.get(gen, 0) >= 2
         self._forget(gen)
         error = self._task_error(gen, batch, exc)
-        if (error.kind is ErrorKind.SYSTEM and not delivered and
+        # A gang's member is never run again alone: its death fails the gang (gang.py).
+        if (error.kind is ErrorKind.SYSTEM and not delivered and batch.gang is None and
                 batch.system_attempts < self.system_retries and
                 not isinstance(exc, self._ray.exceptions.TaskCancelledError)):
             batch.system_attempts += 1

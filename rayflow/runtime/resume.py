@@ -162,14 +162,24 @@ class Cloner:
                 out.append(step)
         return out
 
-    def try_clone(self, task: ReadyTask) -> ClonedTask | None:
-        """Clone `task` from the origin run if it may be; None when it must run again."""
+    def can_clone(self, task: ReadyTask) -> bool:
+        """Whether `try_clone` would clone `task` (a gang is cloned only whole)."""
+        return self._reusable(task) is not None
+
+    def _reusable(self, task: ReadyTask):
         if task.step in self.rerun:
             return None
         if any(p.key not in self.cloned for p in task.parents):
             return None
         rec = self._origin_done(task.step).get(structural_key(task.stack, task.iteration))
         if rec is None or rec.status != "success" or not self._intact(rec):
+            return None
+        return rec
+
+    def try_clone(self, task: ReadyTask) -> ClonedTask | None:
+        """Clone `task` from the origin run if it may be; None when it must run again."""
+        rec = self._reusable(task)
+        if rec is None:
             return None
         self._write_clone(task, rec)
         self.cloned.add(task.key)

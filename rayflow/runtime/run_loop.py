@@ -13,7 +13,6 @@ written by `run_record.py`.
 from __future__ import annotations
 
 import dataclasses
-import heapq
 import json
 import os
 import time
@@ -33,6 +32,7 @@ from .batching import (
     BatchMaker,
     BatchResult,
     BatchSizer,
+    RetryQueue,
     check_width_fits_memory,
     chunking,
     starts_early,
@@ -42,6 +42,7 @@ from .deferred import executor_for, session_context
 from .errors import ErrorKind, TaskError
 from .executor import Executor
 from .flowfile import LoadedFlow, display_path, flow_code_hash, graph_of, step_code_hashes
+from .gang import GangRunner
 from .joins import JoinTable
 from .progress import Progress
 from .ray_session import RaySession
@@ -141,6 +142,7 @@ class RunLoop:
         self.session = RaySession()  # the Ray joined, once `executor_for` has joined one
         self.machine: dict | None = None  # the one machine's resources, on a local Ray
         self.clamped: set[str] = set()    # steps whose resources were cut to fit it
+        self.gangs = GangRunner(self)     # the @parallel steps' gangs
 
     def _build_decorators(self) -> None:
         """Each step's decorators, those that read configs built from this run's; a flow with
@@ -183,6 +185,7 @@ class RunLoop:
             self._enqueue(self.scheduler.start())
             self._loop()
         except BaseException:
+            self.gangs.close()
             self.executor.shutdown()
             self.executor.close()
             heartbeat.stop()
@@ -231,6 +234,7 @@ class RunLoop:
                               f"Branch: {self.project.branch_name}")
 
     def _finish(self, record, t0: float) -> RunSummary:
+        self.gangs.close()
         self.executor.close()
         self._flush_clones()
         status = "success" if self.scheduler.finished and not self.failures else "failed"
@@ -327,6 +331,7 @@ class RunLoop:
                 for task, attempt in self.retries.pop_due(time.time()):
                     self._submit([(task, attempt)], {})
                 self._submit_ready()
+            self.gangs.poll()
             if self.executor.in_flight == 0 and not self._has_pending_work():
                 break
             for result in self.executor.wait(timeout=0.2):
@@ -342,7 +347,7 @@ class RunLoop:
     def _has_pending_work(self) -> bool:
         if self.stopping:
             return False
-        return bool(self.queue) or bool(self.retries)
+        return bool(self.queue) or bool(self.retries) or self.gangs.busy
 
     def _enqueue(self, items) -> None:
         for item in items:
@@ -369,6 +374,8 @@ class RunLoop:
         flat_cache: dict[int, dict] = {}
         while self.queue and self.executor.in_flight < self.max_in_flight:
             item = self.queue.popleft()
+            if isinstance(item, Fanout) and self.gangs.takes(item):
+                continue
             if isinstance(item, Fanout):
                 decos = self.decos[item.step]
                 one_at_a_time = bool(decos.timeout_seconds) or item.shapes is not None
@@ -416,6 +423,8 @@ class RunLoop:
 
     # --------------------------------------------------------------------------- results
     def _on_result(self, result: BatchResult) -> None:
+        if result.batch.gang is not None:
+            return self.gangs.on_result(result)
         if result.phase == "delivered":
             # The steps ran; their values are in the object store and their checkpoints are
             # being written. The next steps may start now, except a join: a join's inputs
@@ -553,27 +562,3 @@ class RunLoop:
         failed.error = error
         self.failures.append(failed)
         self.stopping = True
-
-
-class RetryQueue:
-    """Tasks waiting out their @retry delay: a heap ordered by when each is due (ties in the
-    order they failed)."""
-
-    def __init__(self):
-        self._heap: list = []
-        self._seq = 0
-
-    def push(self, due: float, task: ReadyTask, attempt: int) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, task, attempt))
-
-    def pop_due(self, now: float) -> list[tuple[ReadyTask, int]]:
-        """(task, attempt) of every task due by `now`, earliest first."""
-        out = []
-        while self._heap and self._heap[0][0] <= now:
-            _, _, task, attempt = heapq.heappop(self._heap)
-            out.append((task, attempt))
-        return out
-
-    def __len__(self) -> int:
-        return len(self._heap)

@@ -90,6 +90,9 @@ class TaskSpec:
     # own record only once theirs are written, and takes from them the hashes of the
     # artifacts it was handed before they had one (PENDING_SHA).
     awaits: dict[str, str] | None = None
+    # A member of a @parallel step's gang (runtime/gang.py `member_info`): its node index, the
+    # gang's size, the control task and the environment torchrun would set.
+    gang: dict | None = None
 
     @property
     def is_join(self) -> bool:

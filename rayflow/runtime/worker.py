@@ -277,6 +277,7 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
     """Blobs first (one batch), then every record, then every DONE, then logs."""
     from ..datastore import TaskRecord
     from ..parameters import params_as_json
+    from .gang import gang_metadata
 
     ds.artifacts.save([enc for cap in captured for enc in cap.encoded])
     records = []
@@ -295,7 +296,8 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
             user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
             exception=o.error.to_json() if o.error else None, origin_pathspec=None,
             python_version=platform.python_version(), worker=o.worker, peak_rss=o.peak_rss,
-            caught=o.caught, environment=_environment(ctx, spec.step)))
+            caught=o.caught, environment=_environment(ctx, spec.step),
+            metadata=gang_metadata(spec.gang)))
     ds.write_tasks(records, bundle=len(records) > 1)
     for spec, cap in zip(specs, captured):
         for stream in ("stdout", "stderr"):

@@ -14,6 +14,7 @@ unaffected.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -89,6 +90,11 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                           started_at=time.time(), node=node)
     cap = CapturedTask(outcome)
     tctx = _task_context(ctx, wf, spec)
+    gang_env = contextlib.nullcontext()
+    if spec.gang is not None:
+        from .gang import member_context
+
+        gang_env = member_context(spec.gang, tctx)
     card_decos = decos.all_named("card")
     if card_decos:
         from ..cards.render import collector_for
@@ -97,8 +103,8 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
-    with captured_output(f"[{spec.step}/{spec.task_id}] ", sink, fdcap,
-                         ctx.max_log_bytes) as (out, err):
+    with gang_env, captured_output(f"[{spec.step}/{spec.task_id}] ", sink, fdcap,
+                                   ctx.max_log_bytes) as (out, err):
         current._set(tctx)
         reader_ns = _client_namespace(ctx.namespace)
         try:

@@ -87,7 +87,9 @@ def _call_next(flow, node, next_args, had_raised: bool) -> None:
             raise InvalidNextError(
                 f"Step {node.name!r} is a switch: to skip or replace it, give self.next's "
                 "arguments (e.g. skip_step = {'condition': 'var'}).", step=node.name)
-        if node.foreach_param:
+        if getattr(node, "parallel_foreach", False) and node.num_parallel:
+            flow.next(*targets, num_parallel=node.num_parallel)
+        elif node.foreach_param:
             flow.next(*targets, foreach=node.foreach_param)
         else:
             flow.next(*targets)
