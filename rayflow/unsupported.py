@@ -19,11 +19,6 @@ class UnsupportedFeature(RayflowException):
     headline = "Not supported by rayflow yet"
 
 
-# Step decorators that load but are refused by the lint: name -> (what it is, what to do).
-# None at present (the lint's check stays for the next one).
-REFUSED_STEP_DECORATORS: dict[str, tuple[str, str]] = {}
-
-
 def _refused_class(name: str, what: str, instead: str) -> type:
     def __init__(self, *args, **kwargs):
         raise UnsupportedFeature(f"{name}(...): {what}; rayflow does not support it yet. "

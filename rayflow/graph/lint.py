@@ -194,18 +194,6 @@ def check_parallel_steps(graph: FlowGraph) -> None:
                   graph=graph)
 
 
-def check_no_refused_decorators(graph: FlowGraph) -> None:
-    """Decorators rayflow imports but does not honour yet (rayflow.unsupported)."""
-    from rayflow.unsupported import REFUSED_STEP_DECORATORS
-
-    for node in graph:
-        for name in node.decorators:
-            if name in REFUSED_STEP_DECORATORS:
-                what, instead = REFUSED_STEP_DECORATORS[name]
-                _fail(node, None, f"Step *{node.name}* has @{name}: {what}. Remove @{name}. "
-                      f"{instead}", graph=graph)
-
-
 def check_switch_is_well_formed(graph: FlowGraph) -> None:
     for node in graph:
         for issue in node.parse_issues:
@@ -430,7 +418,6 @@ RULES: tuple[Callable[[FlowGraph], None], ...] = (
     check_switch_is_well_formed,
     check_next_arguments,
     check_next_keywords,
-    check_no_refused_decorators,
     check_parallel_steps,
     check_foreach_is_literal,
     check_targets_exist,

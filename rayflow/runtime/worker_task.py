@@ -90,11 +90,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                           started_at=time.time(), node=node)
     cap = CapturedTask(outcome)
     tctx = _task_context(ctx, wf, spec)
-    gang_env = contextlib.nullcontext()
-    if spec.gang is not None:
-        from .gang import member_context
-
-        gang_env = member_context(spec.gang, tctx)
+    gang_env = _gang_member(spec, tctx)
     card_decos = decos.all_named("card")
     if card_decos:
         from ..cards.render import collector_for
@@ -153,6 +149,15 @@ def _task_context(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec) -> TaskContex
     tctx.graph, tctx.flow_cls = wf.graph, wf.cls
     tctx._secrets = (ctx.secrets or {}).get(spec.step)  # @secrets read on the driver
     return tctx
+
+
+def _gang_member(spec: TaskSpec, tctx: TaskContext):
+    """A gang member's `current.parallel` and environment (runtime/gang.py), for the task."""
+    if spec.gang is None:
+        return contextlib.nullcontext()
+    from .gang import member_context
+
+    return member_context(spec.gang, tctx)
 
 
 def _client_namespace(ns, restore: bool = False):

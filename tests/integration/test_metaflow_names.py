@@ -1,6 +1,6 @@
 """Metaflow names a flow's import line uses that rayflow had lacked: @exit_hook (run by the
 driver), profile, metaflow_config, includefile, and the refusals of what rayflow does not
-support yet (@parallel, Deployer, unbounded foreach), each one message."""
+support yet (Deployer, unbounded foreach), each one message."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_unbounded_foreach_is_refused(run_flow):
         str(s.failures[0].error)
 
 
-def test_parallel_refused_at_flow_load_with_one_message(tmp_path):
+def test_parallel_step_without_num_parallel_is_one_message_at_flow_load(tmp_path):
     flow = tmp_path / "par.py"
     flow.write_text(
         "from rayflow import FlowSpec, step, parallel\n\n"
@@ -65,7 +65,8 @@ def test_parallel_refused_at_flow_load_with_one_message(tmp_path):
     proc = subprocess.run([sys.executable, str(flow), "run"], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "RAY_ADDRESS": ""})
     assert proc.returncode != 0
-    assert f"{flow}:10: Step *train* has @parallel" in proc.stderr, proc.stderr
+    assert f"{flow}:10: Step *train* has a @parallel decorator, but is not called with " \
+        "self.next(num_parallel=...)" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
 

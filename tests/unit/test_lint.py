@@ -42,8 +42,10 @@ CASES = {
     "NextWithString": ("start", "attribute of self"),
     "EmptyNext": ("start", "without a step"),
     "NextWithCondition": ("start", "switch that rayflow cannot read"),
-    "NextWithNumParallel": ("start", "self.next(num_parallel=...) starts a @parallel step"),
-    "ParallelStep": ("train", "has @parallel: @parallel (gang-scheduled tasks"),
+    "NextWithNumParallel": ("start", "but does not have a @parallel decorator"),
+    "NumParallelWithForeach": ("start", "both foreach= and num_parallel="),
+    "ParallelNotIntoJoin": ("train", "should be followed by a join step"),
+    "ParallelStep": ("train", "is not called with self.next(num_parallel=...)"),
     "SwitchWithOneTarget": ("start", "switch with 1 distinct next step"),
     "SwitchKeyNotLiteral": ("start", "switch that rayflow cannot read (key: self.a)"),
     "SwitchStraightIntoJoin": ("join", "reached straight from the switch *a*"),
@@ -105,15 +107,14 @@ def test_every_rule_is_exercised():
     assert fired == {rule.__name__ for rule in RULES}
 
 
-def test_num_parallel_message_says_unsupported():
+def test_num_parallel_into_a_step_without_parallel_says_what_to_add():
     msg = str(lint_error(bad.NextWithNumParallel))
-    assert "does not support yet" in msg and "foreach='workers'" in msg
+    assert "*end*" in msg and "Put @parallel above its @step" in msg
 
 
-def test_parallel_is_refused_with_what_to_do_instead():
+def test_parallel_step_reached_without_num_parallel_says_how_to_call_it():
     msg = str(lint_error(bad.ParallelStep))
-    assert "rayflow does not support yet" in msg and "Remove @parallel" in msg
-    assert "foreach='workers'" in msg
+    assert "self.next(self.train, num_parallel=N)" in msg
 
 
 def test_missing_next_teaches_the_fix():

@@ -545,6 +545,41 @@ class NextWithNumParallel:
         pass
 
 
+class NumParallelWithForeach:
+    @step
+    def start(self):
+        self.xs = [1, 2]
+        self.next(self.train, foreach="xs", num_parallel=2)  # expect: NumParallelWithForeach
+
+    @parallel
+    @step
+    def train(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+
+class ParallelNotIntoJoin:
+    @step
+    def start(self):
+        self.next(self.train, num_parallel=2)
+
+    @parallel
+    @step
+    def train(self):
+        self.next(self.end)  # expect: ParallelNotIntoJoin
+
+    @step
+    def end(self):
+        pass
+
+
 class SwitchWithOneTarget:
     @step
     def start(self):
