@@ -123,3 +123,12 @@ def test_resume_runs_an_unfinished_gang_again_whole(cli, datastore, tmp_path,
     run = _latest(datastore)
     assert run.successful
     assert not any(t.metadata_dict.get("origin-task-id") for t in run["train"])
+
+
+def test_distributed_training_example_matches_one_process(run_flow, datastore,
+                                                          global_namespace):
+    example = os.path.join(os.path.dirname(FLOWS), "..", "examples", "distributed_training.py")
+    s = run_flow(os.path.abspath(example), {"workers": 2, "epochs": 3, "samples": 512})
+    assert s.successful, s.failures
+    join = Run(s.pathspec, datastore=datastore)["join"].task.data
+    assert join.max_member_diff == 0.0 and join.max_diff < 1e-4
