@@ -108,6 +108,7 @@ class Gang:
     outstanding: int = 0
     done: dict = field(default_factory=dict)      # task id -> (task, outcome, payload ref)
     failure: tuple | None = None                  # (task, attempt, outcome, error), the first
+    handles: list = field(default_factory=list)   # the members' Ray task handles
     ran: list = field(default_factory=list)       # outcomes of members that ran, for the rows
 
 
@@ -120,6 +121,9 @@ class GangRunner:
         self.placing: list[Gang] = []
         self.waiting: list[tuple[float, list, int, bool]] = []   # @retry's delay
         self.running: dict[int, Gang] = {}
+        # Placement groups of gangs that succeeded, removed once their members' Ray tasks
+        # have returned (removing it kills the workers, which Ray reports as deaths).
+        self.retiring: list[tuple[Any, list, float]] = []
 
     @property
     def busy(self) -> bool:
@@ -184,6 +188,7 @@ class GangRunner:
         """Start the gangs whose placement groups are placed, fail those that waited too
         long, and launch again the gangs whose @retry delay is over."""
         now = time.time()
+        self._reap()
         for due, tasks, attempt, fallback in [w for w in self.waiting if w[0] <= now]:
             self.waiting.remove((due, tasks, attempt, fallback))
             if not self.loop.stopping:
@@ -250,11 +255,39 @@ class GangRunner:
             elif gang.failure is None:
                 gang.failure = (task, attempt, outcome, error or outcome.error)
                 self._stop_members(gang, result.batch)
+        gang.handles.append(result.batch.handle)
         gang.outstanding -= 1
         if gang.outstanding <= 0:
             self.running.pop(id(gang), None)
-            self._remove_group(gang)
+            if gang.failure is None:
+                self._retire(gang)
+            else:
+                self._remove_group(gang)
             self._finish(gang)
+
+    def _retire(self, gang: Gang) -> None:
+        if gang.pg is None:
+            return
+        done = [h.completed() for h in gang.handles if hasattr(h, "completed")]
+        self.retiring.append((gang.pg, done, time.time() + 30))
+        gang.pg = None
+
+    def _reap(self, wait: float = 0.0) -> None:
+        """Remove the retiring placement groups whose members' tasks have returned (or that
+        waited long enough)."""
+        if not self.retiring:
+            return
+        import ray
+
+        keep = []
+        for pg, refs, deadline in self.retiring:
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=wait) if refs else (
+                [], [])
+            if len(ready) == len(refs) or time.time() > deadline:
+                _remove(pg)
+            else:
+                keep.append((pg, refs, deadline))
+        self.retiring = keep
 
     def _stop_members(self, gang: Gang, failed_batch) -> None:
         self.loop.executor.cancel_where(
@@ -332,23 +365,33 @@ class GangRunner:
         return ray
 
     def _remove_group(self, gang: Gang) -> None:
-        if gang.pg is None:
-            return
-        try:
-            from ray.util import remove_placement_group
-
-            remove_placement_group(gang.pg)
-        except Exception:  # noqa: BLE001 - Ray may be going away with the run
-            pass
+        if gang.pg is not None:
+            _remove(gang.pg)
         gang.pg = None
 
     def close(self) -> None:
         """The run ends (or failed): no gang keeps a placement group."""
+        try:
+            self._reap(wait=2.0)
+        except Exception:  # noqa: BLE001 - Ray may be going away with the run
+            pass
+        for pg, _, _ in self.retiring:
+            _remove(pg)
+        self.retiring = []
         for gang in self.placing + list(self.running.values()):
             self._remove_group(gang)
         self.placing.clear()
         self.running.clear()
         self.waiting.clear()
+
+
+def _remove(pg) -> None:
+    try:
+        from ray.util import remove_placement_group
+
+        remove_placement_group(pg)
+    except Exception:  # noqa: BLE001 - Ray may be going away with the run
+        pass
 
 
 def bundle_of(options: dict) -> dict[str, float]:
