@@ -183,6 +183,10 @@ def check_parallel_steps(graph: FlowGraph) -> None:
                 _fail(node, None, f"Step *{node.name}* has a @parallel decorator, but is not "
                       f"called with self.next(num_parallel=...) from step *{parent}*. Call "
                       f"it as self.next(self.{node.name}, num_parallel=N).", graph=graph)
+        if "actor_pool" in node.decorators:
+            _fail(node, None, f"Step *{node.name}* has both @parallel and @actor_pool: a gang's "
+                  "members run as tasks of their own placement group, not on a pool. Remove "
+                  "one of them.", graph=graph)
         if node.is_switch:
             _fail(node, node.next_lineno, f"A @parallel step can not be a conditional switch "
                   f"step. Please add a join step after *{node.name}*.", graph=graph)
