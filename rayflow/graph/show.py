@@ -52,6 +52,9 @@ def _transition_text(node: StepNode) -> str:
     if node.is_switch:
         cases = ", ".join(f"{value!r} -> {step}" for value, step in node.switch_cases)
         return f"=> one of {targets} (switch on self.{node.condition}: {cases})"
+    if node.parallel_foreach:
+        size = node.num_parallel or "N"
+        return f"=> {targets} (a @parallel gang of {size}, num_parallel)"
     if node.foreach_param is not None:
         return f"=> {targets} (foreach over self.{node.foreach_param})"
     return f"=> {targets}"
@@ -101,7 +104,9 @@ def graph_to_dot(graph: FlowGraph) -> str:
             cases.setdefault(target, []).append(repr(value))
         for target in node.out_funcs:
             attrs = []
-            if node.foreach_param is not None:
+            if node.parallel_foreach:
+                attrs += ['style="dashed"', 'label="num_parallel"']
+            elif node.foreach_param is not None:
                 attrs += ['style="dashed"', f'label="foreach {node.foreach_param}"']
             elif target in cases:
                 attrs.append(f'label={_dot_id(", ".join(cases[target]))}')
