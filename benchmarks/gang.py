@@ -120,12 +120,23 @@ def ray_train_once(storage: str) -> dict:
     return {"gang_start": timings["joined_at"] - t0, "train": timings["train"]}
 
 
+def wait_for_free_cpus(ray, cpus: int, timeout: float = 120.0) -> None:
+    """Until Ray Train has given back its workers' CPUs (its controller lets them go a moment
+    after fit() returns), so the next rayflow run does not wait for them."""
+    deadline = time.time() + timeout
+    while ray.available_resources().get("CPU", 0) < cpus and time.time() < deadline:
+        time.sleep(0.5)
+
+
 def measure(reps: int, tmp: str) -> dict:
     import ray
 
     with SeaweedS3Server() as server:
         os.environ.update(server.env())
         cluster = start_cluster(tmp)
+        # Ray Train's controller polls the state API of "the" local Ray: name this one, or on
+        # a machine with other Rays it polls the latest started.
+        os.environ["RAY_ADDRESS"] = cluster.address
         try:
             sys.path.insert(0, os.path.dirname(EXAMPLE))
             out = {"rayflow": [], "ray_train": []}
@@ -133,6 +144,7 @@ def measure(reps: int, tmp: str) -> dict:
                 datastore = f"s3://{server.bucket}/gang-bench-{i}"
                 rf = rayflow_once(cluster, datastore)
                 rt = ray_train_once(os.path.join(tmp, "ray-train"))
+                wait_for_free_cpus(ray, 3)
                 log(f"rep {i}{' (warm-up)' if i == 0 else ''}: rayflow {rf}, Ray Train {rt}")
                 if i:
                     out["rayflow"].append(rf)
