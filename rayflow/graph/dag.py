@@ -9,8 +9,8 @@ attribute names (`name`, `type`, `in_funcs`, `out_funcs`, `split_parents`, `spli
 `is_inside_foreach`, `decorators`, `doc`, `func_lineno`, `source_file`, `num_args`,
 `has_tail_next`, `tail_next_lineno`, `condition`, `switch_cases`, ...). `type` is Metaflow's
 internal one: `foreach` and `split` where `_graph_info` says `split-foreach` and
-`split-static`. rayflow runs no @parallel step, so `parallel_step` and `parallel_foreach` are
-always False. This module never imports ray.
+`split-static` (a num_parallel split is a `foreach` with `parallel_foreach`, as in Metaflow).
+This module never imports ray.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ class DAGNode:
         self.invalid_tail_next = False
         self.tail_next_lineno = node.next_lineno or 0
         self.is_start_step, self.is_end_step = node.is_start, node.is_end
-        self.parallel_step = self.parallel_foreach = False
-        self.num_parallel = 0
+        self.parallel_step = node.parallel_step
+        self.parallel_foreach = node.parallel_foreach
+        self.num_parallel = node.num_parallel
         self.node_info: dict = {}
         # As Metaflow: under a foreach that this step does not join.
         self.is_inside_foreach = any(
