@@ -325,6 +325,10 @@ def _finish_transition(flow, gnode, outcome: TaskOutcome) -> None:
             raise RayflowException(f"Step {gnode.name!r} is the end step and must not call "
                                    f"self.next() ({gnode.source_file}).")
         return
+    if trans is None and gnode.parallel_step:
+        # As Metaflow: a @parallel step's transition is the graph's (its worker tasks may
+        # return early without self.next()).
+        trans = (tuple(gnode.out_funcs), None)
     if trans is None:
         raise RayflowException(
             f"Step {gnode.name!r} ({gnode.source_file}:{gnode.func_lineno}) finished without "
