@@ -1,12 +1,18 @@
 """What the run report needs of each task attempt, kept by the driver as the run goes, in
 flat arrays (about 40 bytes a task): building the report of a 100,000-task run then costs no
 second read of its records. The report falls back on the records (report.collect) for a run
-that failed, was resumed from a report-less run, or is rebuilt later."""
+that failed, was resumed from a report-less run, or is rebuilt later.
+
+A batch of foreach splits the driver was told about as a whole (runtime/fanout.py) is one
+row spanning the batch, and its splits' durations join a bounded sample per step
+(`SAMPLE`): a ten-million-split foreach keeps a few thousand rows, not ten million."""
 
 from __future__ import annotations
 
 import time
 from array import array
+
+SAMPLE = 100_000  # durations a step keeps for its statistics, at most (then every k-th)
 
 
 class TaskRows:
@@ -21,6 +27,9 @@ class TaskRows:
         self.node = array("H")
         self.ok = array("b")
         self.rss = array("q")
+        self.span = array("I")            # tasks a row stands for (a batch's row: several)
+        self._sample: dict[int, array] = {}   # step -> durations of batched splits
+        self._stride: dict[int, int] = {}     # step -> one batched split in this many kept
         self._nodes: list[str] = []
         self._node_index: dict[str, int] = {}
         n = len(self.steps)
@@ -70,6 +79,29 @@ class TaskRows:
         self.node.append(node)
         self.ok.append(1 if outcome.ok else 0)
         self.rss.append(int(outcome.peak_rss or 0))
+        self.span.append(1)
+
+    def batch(self, summary, first_task_id: int) -> None:
+        """A batch of splits that all succeeded, told as a whole (`fanout.BatchSummary`)."""
+        i = self._step(summary.step)
+        node = self._node_index.get(summary.node)
+        if node is None:
+            node = self._node_index[summary.node] = len(self._nodes)
+            self._nodes.append(summary.node)
+        for col, value in ((self.step, i), (self.task_id, first_task_id),
+                           (self.started, summary.started), (self.finished, summary.finished),
+                           (self.worker, int(summary.worker or 0)), (self.node, node),
+                           (self.ok, 1), (self.rss, int(summary.peak_rss or 0)),
+                           (self.span, summary.count)):
+            col.append(value)
+        self.tasks[i] += summary.count
+        self.done[i] += summary.count
+        stride = self._stride.get(i, 1)
+        sample = self._sample.setdefault(i, array("f"))
+        sample.extend(summary.duration_array()[::stride])
+        while len(sample) > SAMPLE:  # keep every other one, and take half as many from now
+            sample = self._sample[i] = sample[::2]
+            stride = self._stride[i] = stride * 2
 
     def final(self, step: str, attempt: int, ok: bool, cloned: bool = False) -> None:
         """A task's last word: finished (or cloned by resume), or failed for good."""
@@ -91,13 +123,13 @@ class TaskRows:
         peak = [0] * len(self.steps)
         for k in range(len(self.step)):
             i = self.step[k]
-            if self.ok[k]:
+            if self.ok[k] and self.span[k] == 1:
                 durs[i].append(self.finished[k] - self.started[k])
             if self.rss[k] > peak[i]:
                 peak[i] = self.rss[k]
         out = {}
         for i, s in enumerate(self.steps):
-            d = sorted(durs[i])
+            d = sorted(durs[i] + list(self._sample.get(i, ())))
             out[s] = {"tasks": self.tasks[i], "done": self.done[i], "failed": self.failed[i],
                       "retried": self.retried[i], "durations": d, "peak_rss": peak[i],
                       "cloned": self.cloned[i]}

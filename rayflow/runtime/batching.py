@@ -26,7 +26,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..exceptions import RayflowException
 from .errors import TaskError
 from .spec import ItemLoc, TaskOutcome, TaskSpec
 
@@ -49,6 +48,7 @@ class Batch:
     submitted_at: float = 0.0
     handle: Any = None
     payload_ref: Any = None
+    segment_ref: Any = None    # a batch of splits' join segment (runtime/fanout.py)
     system_attempts: int = 0   # runs again after its worker died before it delivered
     gang: Any = None           # a member of a @parallel step's gang (runtime/gang.py)
 
@@ -93,6 +93,11 @@ class BatchSizer:
         st.tasks += len(outcomes)
         st.seconds += max(o.finished_at for o in outcomes) - min(o.started_at for o in outcomes)
 
+    def record_span(self, step: str, tasks: int, seconds: float) -> None:
+        st = self._stats.setdefault(step, _StepStats())
+        st.tasks += tasks
+        st.seconds += seconds
+
     def size(self, step: str, remaining: int, one_at_a_time: bool = False) -> int:
         if one_at_a_time:
             return 1
@@ -127,6 +132,22 @@ class BatchMaker:
             options["runtime_env"] = decos.runtime_env
         return Batch(step, [t for t, _ in tasks_attempts], [a for _, a in tasks_attempts],
                      specs, options, timeout=decos.timeout_seconds)
+
+    def make_range(self, fan, start: int, count: int, decos, flat_cache: dict) -> Batch:
+        """The batch of splits `start` .. `start + count - 1` of `fan`, fresh (attempt 0):
+        its tasks and specs are an index range (`SplitRange`, `SplitSpecs`), made per split
+        only where they are read."""
+        first = fan.task_at(start)
+        one = self._spec_for(first, 0, flat_cache)
+        template = TaskSpec(one.step, "", 0, fan.stack, one.view, parents=one.parents,
+                            awaits=one.awaits)
+        c = fan.chunk
+        lo, hi = start // c, (start + count - 1) // c
+        specs = SplitSpecs(template, fan.split_step, fan.num_splits, fan.first_id, start,
+                           count, c, list(fan.chunk_refs[lo:hi + 1]), lo, fan.foreach_var,
+                           fan.var_sha)
+        return Batch(fan.step, SplitRange(fan, start, count), [0] * count, specs,
+                     self._options_for(first, decos), timeout=decos.timeout_seconds)
 
     def _options_for(self, task, decos) -> dict:
         fan = task.fanout
@@ -197,6 +218,78 @@ def starts_early(graph, outcome: TaskOutcome) -> bool:
         graph[s].type != "join" for s in outcome.next_steps)
 
 
+class SplitRange:
+    """`count` consecutive splits of a `Fanout`, from split `start`, as the batch's tasks: a
+    sequence of ReadyTasks made only when asked for (a retry, a failure), so a batch of
+    fresh splits costs the driver one object, not one per split."""
+
+    __slots__ = ("fan", "start", "count")
+
+    def __init__(self, fan, start: int, count: int):
+        self.fan, self.start, self.count = fan, start, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, k: int):
+        if not 0 <= k < self.count:
+            raise IndexError(k)
+        return self.fan.task_at(self.start + k)
+
+    def __iter__(self):
+        for k in range(self.count):
+            yield self.fan.task_at(self.start + k)
+
+
+class SplitSpecs:
+    """The TaskSpecs of a `SplitRange`, sent as one template and an index range: the worker
+    makes each split's spec from them (`__getitem__`, `__iter__`), so neither side pickles a
+    spec per split. The same sequence interface as a list of specs."""
+
+    def __init__(self, template: TaskSpec, split_step: str, num_splits: int, first_id: int,
+                 start: int, count: int, chunk: int, chunk_refs: list, first_chunk: int,
+                 var: str, sha: str):
+        self.template, self.split_step, self.num_splits = template, split_step, num_splits
+        self.first_id, self.start, self.count = first_id, start, count
+        self.chunk, self.chunk_refs, self.first_chunk = chunk, chunk_refs, first_chunk
+        self.var, self.sha = var, sha
+        self._made: list | None = None
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_made"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._made = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _spec(self, k: int) -> TaskSpec:
+        t, i = self.template, self.start + k
+        spec = TaskSpec(t.step, str(self.first_id + i), t.attempt,
+                        t.foreach_stack + ((self.split_step, i, self.num_splits),),
+                        t.view, parents=t.parents, awaits=t.awaits, fallback=t.fallback)
+        spec.item = ItemLoc(self.chunk_refs[i // self.chunk - self.first_chunk],
+                            i % self.chunk, self.var, self.sha, i)
+        return spec
+
+    def specs(self) -> list[TaskSpec]:
+        """Every spec, made once (in the worker, which runs them all)."""
+        if self._made is None:
+            self._made = [self._spec(k) for k in range(self.count)]
+        return self._made
+
+    def __getitem__(self, k: int) -> TaskSpec:
+        if not 0 <= k < self.count:
+            raise IndexError(k)
+        return self._made[k] if self._made is not None else self._spec(k)
+
+    def __iter__(self):
+        return iter(self.specs()) if self._made is not None else \
+            (self._spec(k) for k in range(self.count))
+
+
 class RetryQueue:
     """Tasks waiting out their @retry delay: a heap ordered by when each is due (ties in the
     order they failed)."""
@@ -219,24 +312,3 @@ class RetryQueue:
 
     def __len__(self) -> int:
         return len(self._heap)
-
-
-# Measured: the driver grew by 538 MiB over a 1,000,000-split foreach with one artifact a split
-# (its join table, the report's rows, and the join's spec as it is sent); splits that set
-# more artifacts cost about 60 bytes more for each.
-DRIVER_BYTES_PER_SPLIT = 640
-
-
-def check_width_fits_memory(step: str, num_splits: int) -> None:
-    """No fixed cap on a foreach: only the driver's memory bounds it, and this says so."""
-    import psutil
-
-    need = num_splits * DRIVER_BYTES_PER_SPLIT
-    have = psutil.virtual_memory().available
-    if need > 0.8 * have:
-        raise RayflowException(
-            f"Step {step!r} fans out into {num_splits:,} splits. rayflow has no cap on a "
-            f"foreach, but the driver keeps about {DRIVER_BYTES_PER_SPLIT:,} bytes per split, "
-            f"{need / 2**30:.1f} GiB here, and this machine has {have / 2**30:.1f} GiB "
-            f"available. Fan out over fewer, larger items (e.g. chunks of rows), or run the "
-            f"driver on a machine with more memory.", step=step)

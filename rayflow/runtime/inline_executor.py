@@ -39,7 +39,9 @@ class InlineExecutor(Executor):
 
     def submit(self, batch: Batch) -> None:
         batch.submitted_at = time.time()
-        outcomes, payload = execute_batch(self._ctx, batch.specs, capture_fds=False)
+        outcomes, payload, segment = execute_batch(self._ctx, batch.specs, capture_fds=False,
+                                                   summarize_splits=True)
+        batch.segment_ref = InlineRef(segment)
         self._done.append(BatchResult(batch, outcomes, InlineRef(payload)))
 
     def wait(self, timeout: float) -> list[BatchResult]:

@@ -32,6 +32,7 @@ _SHA_BYTES = HASH_BYTES
 _NO_SHA = bytes(_SHA_BYTES)
 _DRIVER_ONLY = ("_filled", "_base_scopes", "_base_ids", "_step_ix", "_name_ix", "_string_ix",
                 "_ref_ix")
+_EMPTY = {"step": "I", "task": "q", "base": "I", "first": "Q", "nown": "I"}
 
 
 def _plain_int(text) -> int | None:
@@ -74,11 +75,13 @@ class JoinTable:
         self.split_step = split_step
         self.count = 0
         self.steps: list[str] = []
-        self.step = array("I", bytes(4 * expected))
-        self.task = array("q", bytes(8 * expected))
-        self.base = array("I", bytes(4 * expected))
-        self.first = array("Q", bytes(8 * expected))
-        self.nown = array("I", bytes(4 * expected))
+        # Per input; made when the first input arrives alone (`_alloc`): a join whose inputs
+        # all arrive as segments keeps nothing per input in the driver.
+        for name, code in _EMPTY.items():
+            setattr(self, name, array(code))
+        # Inputs that arrived a batch at a time, still in the object store: (first slot,
+        # count, step index, first task id, base index, payload ref, segment ref).
+        self.segments: list[tuple] = []
         self.odd_task: dict[int, str] = {}       # slot -> a task id that is not a plain number
         self.removed: dict[int, frozenset] = {}  # slot -> inherited names it deleted
         self.bases: list[dict] = [{}]            # base 0: nothing inherited
@@ -98,7 +101,7 @@ class JoinTable:
         self.inline = bytearray()
         self.odd: dict[int, ArtifactLoc] = {}    # row -> a location kept whole
         # Driver only (not pickled).
-        self._filled = bytearray(expected)
+        self._filled: bytearray | None = None
         self._base_scopes: list = []
         self._base_ids: dict[int, int] = {}
         self._step_ix: dict[str, int] = {}
@@ -124,14 +127,34 @@ class JoinTable:
         """The join's parents, once full: the table itself (iterating it gives links)."""
         return self
 
+    def _alloc(self) -> None:
+        if len(self.step) != self.n:
+            for name, code in _EMPTY.items():
+                setattr(self, name, array(code, bytes(array(code).itemsize * self.n)))
+        if getattr(self, "_filled", None) is None:
+            self._filled = bytearray(self.n)
+
+    def add_segment(self, first_slot: int, count: int, step: str, first_task_id: int,
+                    base_scope, payload_ref, segment_ref) -> None:
+        """Inputs `first_slot` .. `first_slot + count - 1` arrived together: tasks of `step`
+        with task ids from `first_task_id` on, that inherit `base_scope`; their own locations
+        are in the segment behind `segment_ref` (a JoinTable of `count` inputs, made by the
+        worker, see runtime/fanout.py), their values in the payload behind `payload_ref`."""
+        self.segments.append((first_slot, count, self._intern(self._step_ix, self.steps, step),
+                              first_task_id, self._base_index(base_scope), payload_ref,
+                              segment_ref))
+        self.count += count
+
     def add(self, slot: int, link: ParentLink) -> None:
         """Input `slot` arrived: a finished task and its scope (see `collapse`)."""
+        self._alloc()
         if self._filled[slot]:
             raise RuntimeError(f"task {link.key} arrived twice at a join (input {slot})")
         own, removed, base = collapse(link.scope, self.split_step)
         self._put(slot, link.key.step, link.key.task_id, own, removed, self._base_index(base))
 
     def _put(self, slot: int, step: str, task_id: str, own: dict, removed, base: int) -> None:
+        self._alloc()
         self._filled[slot] = 1
         self.count += 1
         self.step[slot] = self._intern(self._step_ix, self.steps, step)
@@ -220,13 +243,19 @@ class JoinTable:
         return self.n
 
     def step_of(self, i: int) -> str:
+        if self.segments:
+            self._materialize()
         return self.steps[self.step[i]]
 
     def task_id_of(self, i: int) -> str:
+        if self.segments:
+            self._materialize()
         odd = self.odd_task.get(i)
         return odd if odd is not None else str(self.task[i])
 
     def step_names(self) -> list[str]:
+        if self.segments:
+            self._materialize()
         steps = self.steps
         return [steps[k] for k in self.step]
 
@@ -254,6 +283,8 @@ class JoinTable:
                            None if key < 0 else str(key), inline)
 
     def own(self, i: int) -> dict[str, ArtifactLoc]:
+        if self.segments:
+            self._materialize()
         first = self.first[i]
         locs = (self._loc(row) for row in range(first, first + self.nown[i]))
         return {loc.name: loc for loc in locs}
@@ -261,6 +292,8 @@ class JoinTable:
     def view(self, i: int, params: dict | None = None) -> dict[str, ArtifactLoc]:
         """Everything input `i` sees: the run's parameters, its base less what it deleted,
         and its own locations."""
+        if self.segments:
+            self._materialize()
         base = self.bases[self.base[i]]
         removed = self.removed.get(i)
         if removed:
@@ -271,8 +304,60 @@ class JoinTable:
         """Every location the table holds: the bases' and each input's own."""
         for base in self.bases:
             yield from base.values()
+        if self.segments:
+            self._materialize()
         for row in range(len(self.e_name)):
             yield self._loc(row)
+
+    # ---------------------------------------------------------------------------- segments
+    def _materialize(self) -> None:
+        """Bring every segment into the columns (in the join's worker, which reads them)."""
+        from .artifacts import InlineRef, resolve_ref
+
+        segments, self.segments = self.segments, []
+        refs = [seg[6] for seg in segments]
+        if refs and not isinstance(refs[0], InlineRef):
+            import ray
+
+            tables = ray.get(refs)
+        else:
+            tables = [resolve_ref(ref) for ref in refs]
+        self._alloc()
+        self._name_ix = {name: i for i, name in enumerate(self.names)}
+        self._string_ix = {value: i for i, value in enumerate(self.strings)}
+        self._ref_ix = {ref: i for i, ref in enumerate(self.refs) if i}
+        for seg, table in zip(segments, tables):
+            self._merge(seg, table)
+
+    def _merge(self, seg: tuple, table: "JoinTable") -> None:
+        first, count, step_ix, _task0, base_ix, payload_ref, _ = seg
+        row0, inline0 = len(self.e_name), len(self.inline)
+        end = first + count
+        self.step[first:end] = array("I", [step_ix]) * count
+        self.task[first:end] = table.task
+        self.base[first:end] = array("I", [base_ix]) * count
+        self.first[first:end] = array("Q", [row0 + f for f in table.first])
+        self.nown[first:end] = table.nown
+        for j, tid in table.odd_task.items():
+            self.odd_task[first + j] = tid
+        names = [self._intern(self._name_ix, self.names, n) for n in table.names]
+        strings = [self._intern(self._string_ix, self.strings, v) for v in table.strings]
+        ref = self._ref_ix.get(payload_ref)
+        if ref is None:
+            ref = self._ref_ix[payload_ref] = len(self.refs)
+            self.refs.append(payload_ref)
+        self.e_name.extend(names[k] for k in table.e_name)
+        self.e_sha += table.e_sha
+        self.e_enc.extend(strings[k] for k in table.e_enc)
+        self.e_type.extend(strings[k] for k in table.e_type)
+        self.e_size.extend(table.e_size)
+        self.e_ref.extend(array("I", [ref]) * len(table.e_name))
+        self.e_key.extend(table.e_key)
+        self.e_inline.extend(o + inline0 if o >= 0 else -1 for o in table.e_inline)
+        self.e_inline_len.extend(table.e_inline_len)
+        self.inline += table.inline
+        for row, loc in table.odd.items():
+            self.odd[row0 + row] = loc.at(payload_ref)
 
     # ---------------------------------------------------------------------------- pending
     def _pending_rows(self):

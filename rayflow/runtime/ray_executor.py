@@ -1,10 +1,12 @@
 """RayExecutor: each batch is one Ray task, a streaming generator, collected with ray.wait.
 
-A batch's Ray task yields three objects (`worker.stream_batch`): the payload of artifact
-values, the outcomes as soon as the steps have run, and the outcomes again once the
-checkpoint is durable. The payload stays in the object store, owned by the driver because it
-is a task return, so it outlives the worker that made it. So each batch comes back twice: a
-"delivered" result (the run loop may start the next steps on the payload) and a "durable" one.
+A batch's Ray task yields four objects (`worker.stream_batch`): the payload of artifact
+values, the outcomes as soon as the steps have run, a batch of splits' join segment (kept in
+the object store for the join, see runtime/fanout.py), and the outcomes again (or their
+summary) once the checkpoint is durable. The payload stays in the object store, owned by the
+driver because it is a task return, so it outlives the worker that made it. So each batch
+comes back twice: a "delivered" result (the run loop may start the next steps on the payload;
+not sent when no task of the batch may start early) and a "durable" one.
 The run context is put in the object store once and every batch reads it by reference.
 
 A worker that dies before its batch delivered is replaced: the batch runs again, up to
@@ -33,7 +35,7 @@ def _entry(ctx, specs):
     # Imported inside the worker; kept tiny so the pickled function is a reference.
     from .worker import stream_batch
 
-    yield from stream_batch(ctx, specs)
+    yield from stream_batch(ctx, specs, summarize_splits=True)
 
 
 def _warm(ctx):
@@ -198,14 +200,17 @@ class RayExecutor(Executor):
                 return out + self._failed(gen, batch, exc)
             if stage == 0:
                 batch.payload_ref = ref  # fetched by the tasks that read it, never here
+            elif stage == 2:
+                batch.segment_ref = ref  # fetched by the join's worker, never here
             else:
                 try:
                     outcomes = self._ray.get(ref)
                 except Exception as exc:  # noqa: BLE001 - the batch's error
                     return out + self._failed(gen, batch, exc)
                 if stage == 1:
-                    out.append(BatchResult(batch, outcomes, batch.payload_ref,
-                                           phase="delivered"))
+                    if any(o is not None for o in outcomes):
+                        out.append(BatchResult(batch, outcomes, batch.payload_ref,
+                                               phase="delivered"))
                 else:
                     self._forget(gen)
                     return out + [BatchResult(batch, outcomes, batch.payload_ref)]

@@ -33,7 +33,6 @@ from .batching import (
     BatchResult,
     BatchSizer,
     RetryQueue,
-    check_width_fits_memory,
     chunking,
     starts_early,
 )
@@ -41,6 +40,7 @@ from .crash import remove_run_spool
 from .deferred import executor_for, session_context
 from .errors import ErrorKind, TaskError
 from .executor import Executor
+from .fanout import BatchSummary, check_width_fits_memory
 from .flowfile import LoadedFlow, display_path, flow_code_hash, graph_of, step_code_hashes
 from .gang import GangRunner
 from .joins import JoinTable
@@ -379,7 +379,15 @@ class RunLoop:
             if isinstance(item, Fanout):
                 decos = self.decos[item.step]
                 one_at_a_time = bool(decos.timeout_seconds) or item.shapes is not None
-                tasks = item.take(self.sizer.size(item.step, item.remaining, one_at_a_time))
+                size = self.sizer.size(item.step, item.remaining, one_at_a_time)
+                if self.cloner is None:  # fresh splits: an index range, no object per split
+                    start, count = item.take_range(size)
+                    if item.remaining:
+                        self.queue.append(item)
+                    self._submit_batch(self.batches.make_range(item, start, count, decos,
+                                                               flat_cache))
+                    continue
+                tasks = item.take(size)
                 if item.remaining:
                     self.queue.append(item)  # round-robin with other ready steps
                 tasks = [t for t in tasks if not self._cloned(t)]
@@ -403,8 +411,10 @@ class RunLoop:
         return True
 
     def _submit(self, tasks_attempts: list, flat_cache: dict, fallback: bool = False) -> None:
-        batch = self.batches.make(tasks_attempts, self.decos[tasks_attempts[0][0].step],
-                                  flat_cache, fallback)
+        self._submit_batch(self.batches.make(
+            tasks_attempts, self.decos[tasks_attempts[0][0].step], flat_cache, fallback))
+
+    def _submit_batch(self, batch) -> None:
         if self.machine is not None:
             self._fit_machine(batch)
         self.executor.submit(batch)
@@ -433,6 +443,9 @@ class RunLoop:
                 if outcome is not None and starts_early(self.graph, outcome):
                     self._hand_on(task, outcome, result.payload_ref)
             return
+        if isinstance(result.outcomes, BatchSummary):
+            self._on_splits_joined(result.batch, result.outcomes)
+            return
         if result.outcomes is not None:
             self.sizer.record(result.batch.step, result.outcomes)
         for task, attempt, outcome, error in result.per_task():
@@ -443,6 +456,22 @@ class RunLoop:
                 self._on_success(task, outcome, result.payload_ref)
             else:
                 self._on_failure(task, attempt, error, outcome)
+
+    def _on_splits_joined(self, batch, summary: BatchSummary) -> None:
+        """A batch of splits that all went into their join (runtime/fanout.py): counted,
+        and handed to the join as one segment, with no object per split."""
+        self.sizer.record_span(batch.step, summary.count, summary.finished - summary.started)
+        self.rows.batch(summary, int(batch.specs.first_id) + batch.specs.start)
+        self.printed += summary.printed
+        self.done_count += summary.count
+        self.progress.finished(batch.step, summary.count, 0)
+        fan = batch.tasks.fan
+        ready = self.scheduler.segment_done(
+            fan.step, fan.stack, fan.num_splits, lambda table: table.add_segment(
+                batch.specs.start, summary.count, fan.step,
+                fan.first_id + batch.specs.start, fan.parent.scope, batch.payload_ref,
+                batch.segment_ref))
+        self._enqueue(ready)
 
     def _own_locs(self, outcome: TaskOutcome, payload_ref) -> dict:
         own = {n: loc.at(payload_ref) for n, loc in outcome.new.items()}

@@ -104,15 +104,20 @@ class Fanout:
     first_id: int = 0       # split i's task id is first_id + i
 
     def take(self, n: int) -> list[ReadyTask]:
-        out = []
-        end = min(self.num_splits, self.next_index + n)
-        for i in range(self.next_index, end):
-            frame = (self.split_step, i, self.num_splits)
-            out.append(ReadyTask(self.step, self.stack + (frame,), [self.parent],
-                                 split_parent=self.parent.key, foreach_var=self.foreach_var,
-                                 fanout=self, task_id=str(self.first_id + i)))
-        self.next_index = end
-        return out
+        start, count = self.take_range(n)
+        return [self.task_at(i) for i in range(start, start + count)]
+
+    def take_range(self, n: int) -> tuple[int, int]:
+        """The next `n` splits (fewer at the end), as (first index, count)."""
+        start = self.next_index
+        self.next_index = min(self.num_splits, start + n)
+        return start, self.next_index - start
+
+    def task_at(self, i: int) -> ReadyTask:
+        frame = (self.split_step, i, self.num_splits)
+        return ReadyTask(self.step, self.stack + (frame,), [self.parent],
+                         split_parent=self.parent.key, foreach_var=self.foreach_var,
+                         fanout=self, task_id=str(self.first_id + i))
 
     @property
     def remaining(self) -> int:
@@ -234,6 +239,21 @@ class Scheduler:
         if bucket is None:
             bucket = self._buckets[(target, outer)] = self._new_bucket(tnode, expected)
         bucket.add(slot, link)
+        if bucket.full:
+            del self._buckets[(target, outer)]
+            yield ReadyTask(target, outer, bucket.parents(), is_join=True,
+                            task_id=self._new_id())
+
+    def segment_done(self, step: str, outer: tuple, expected: int, add) -> Iterator[ReadyTask]:
+        """Splits of `step` (a foreach's splits, below the frames `outer`) finished together
+        into the join that closes their foreach: `add(bucket)` puts them into its bucket
+        (as one segment, runtime/fanout.py). Yields the join once its bucket is full."""
+        target = self.graph[step].out_funcs[0]
+        bucket = self._buckets.get((target, outer))
+        if bucket is None:
+            bucket = self._buckets[(target, outer)] = self._new_bucket(self.graph[target],
+                                                                       expected)
+        add(bucket)
         if bucket.full:
             del self._buckets[(target, outer)]
             yield ReadyTask(target, outer, bucket.parents(), is_join=True,

@@ -29,10 +29,11 @@ from ..config import apply_configs, config_values_of
 from ..decorators import StepDecorators, parse_with_spec
 from ..user_decorators.process import mutated_class
 from .artifacts import ArtifactLoader
-from .batching import starts_early
+from .batching import SplitSpecs, starts_early
 from .capture import FdCapture
 from .crash import BatchSpool, StepCrashed
 from .errors import TaskError
+from .fanout import summarize
 from .flowfile import file_version, find_flow_class, graph_of, import_flow_file
 from .isolation import TaskIsolation, module_baseline
 from .spec import RunContext, TaskSpec
@@ -120,20 +121,26 @@ def scoped_environ(env: dict[str, str], unset=()):
                 os.environ[key] = old
 
 
-def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = True):
-    """Run `specs` (all of one step) and persist them, as a generator of three items:
+def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = True,
+                 summarize_splits: bool = False):
+    """Run `specs` (all of one step) and persist them, as a generator of four items:
 
     1. the payload (task id -> new artifact values), for the object store;
     2. the outcomes, as soon as the steps have run: the run loop may start the next steps on
        the payload now, while this worker writes the checkpoint (None for a task whose next
        steps may not start early, see `starts_early`);
-    3. the outcomes again once blobs, records and logs are durable, with the hashes of the
-       values whose encoding waited (`task.finish_encoding`).
+    3. the batch's join segment (`fanout.summarize`), or None;
+    4. the outcomes again once blobs, records and logs are durable, with the hashes of the
+       values whose encoding waited (`task.finish_encoding`); a `BatchSummary` instead when
+       `summarize_splits` and the batch is a range of splits that all went into their join.
 
     The worker holds a batch's values until its checkpoint is written and takes no other
     task meanwhile: that bounds the checkpoints in progress by the workers running.
     `capture_fds`: catch what the tasks write to fds 1 and 2 too (a worker's process; not the
     driver's, whose other threads print progress meanwhile)."""
+    split_range = isinstance(specs, SplitSpecs)
+    if split_range:
+        specs = specs.specs()
     set_source_dir(ctx.source_dir)
     enter_run_folder(ctx)
     with scoped_environ(ctx.datastore_env, ctx.env_unset):
@@ -173,7 +180,10 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
         finally:
             spool.close(remove=True)
         render_cards(ds, ctx, wf, specs, captured)
-    yield [c.outcome for c in captured]
+    summary, segment = summarize(wf.graph, specs, captured) \
+        if summarize_splits and split_range else (None, None)
+    yield segment
+    yield summary if summary is not None else [c.outcome for c in captured]
 
 
 def _run_tasks(ctx: RunContext, wf, specs: list[TaskSpec], loader, ds, node: str,
@@ -206,10 +216,12 @@ def warm_worker(ctx: RunContext) -> int:
     return os.getpid()
 
 
-def execute_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = True) -> tuple:
-    """Run `specs` and persist them, all at once. Returns (outcomes, payload)."""
-    payload, _, outcomes = stream_batch(ctx, specs, capture_fds)
-    return outcomes, payload
+def execute_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = True,
+                  summarize_splits: bool = False) -> tuple:
+    """Run `specs` and persist them, all at once. Returns (outcomes, payload), and the
+    segment as a third item with `summarize_splits` (see `stream_batch`)."""
+    payload, _, segment, outcomes = stream_batch(ctx, specs, capture_fds, summarize_splits)
+    return (outcomes, payload, segment) if summarize_splits else (outcomes, payload)
 
 
 class AwaitedRecords:
