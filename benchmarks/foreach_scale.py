@@ -221,8 +221,15 @@ def main() -> None:
     group.add_argument("--data-path", action="store_true",
                        help="issue 13's targets: rayflow at N = 100,000 and 1,000,000 beside "
                             "raw Ray batched (raw unbatched at 1M takes ~15 minutes)")
+    group.add_argument("--vs-raw", type=int, nargs="+", metavar="N",
+                       help="issue 32: whole `rayflow run` processes against raw batched Ray "
+                            "on one running Ray, at these N (e.g. 100000 1000000)")
+    parser.add_argument("--reps", type=int, default=3, help="with --vs-raw: runs of each")
     parser.add_argument("--skip-metaflow", action="store_true")
     args = parser.parse_args()
+    if args.vs_raw:
+        vs_raw(args.vs_raw, args.reps)
+        return
     if args.data_path:
         data_path()
         return
@@ -341,6 +348,133 @@ def data_path() -> None:
     write_section("foreach_data_path", "foreach_data_path: 100,000 and 1,000,000 splits on a "
                   "warm Ray (issue 13)", notes + table + "\n\nTargets:\n\n" +
                   "\n".join(targets))
+
+
+# -- issue 32: whole processes on one running Ray, rayflow against raw batched Ray ----------
+RAW_ITEMS_PER_TASK = 1_000
+TARGET_RATIO = {100_000: 2.5, 1_000_000: 3.0}
+
+RAW_BATCHED_SCRIPT = '''
+import sys, ray
+
+def main(n, address):
+    ray.init(address=address, log_to_driver=False)
+
+    @ray.remote
+    def add_one(xs):
+        return [x + 1 for x in xs]
+
+    items = list(range(n))
+    refs = [add_one.remote(items[i:i + {per}]) for i in range(0, n, {per})]
+    total = 0
+    while refs:  # collected as they finish, so finished results are not all held at once
+        ready, refs = ray.wait(refs, num_returns=min(len(refs), 64))
+        total += sum(sum(part) for part in ray.get(ready))
+    assert total == n * (n + 1) // 2, (total, n)
+
+main(int(sys.argv[1]), sys.argv[2])
+'''
+
+
+def _child_run(cmd: list[str], env: dict, label: str) -> dict:
+    """Run `cmd` to its end; its wall time and peak RSS (sampled every 20 ms)."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    child, peak = psutil.Process(proc.pid), 0
+    while proc.poll() is None:
+        try:
+            peak = max(peak, child.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} exited {proc.returncode}:\n{out[-3000:]}")
+    log(f"{label}: {wall:.2f} s, peak RSS {mib(peak)}")
+    return {"wall": wall, "peak": peak}
+
+
+def vs_raw(ns: list[int], reps: int) -> None:
+    """`rayflow run` and a raw batched Ray script, each a whole process joining the same
+    running Ray, alternated, `reps` times each; medians."""
+    import statistics
+
+    from rayflow.datastore import FlowDataStore
+
+    folder = scratch_dir("vs-raw-")
+    flow = write_flow(folder, "rayflow_scale_flow.py", "rayflow")
+    raw = os.path.join(folder, "raw_batched.py")
+    with open(raw, "w") as fh:
+        fh.write(RAW_BATCHED_SCRIPT.format(per=RAW_ITEMS_PER_TASK))
+    ray = ray_init()
+    address = ray.get_runtime_context().gcs_address
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = BENCH_DIR
+    rayflow_bin = os.path.join(os.path.dirname(sys.executable), "rayflow")
+
+    def rayflow_cmd(n, ds):
+        return [rayflow_bin, "run", flow, "--n", str(n), "--address", address,
+                "--datastore", ds, "--quiet"]
+
+    log("warm-up: one small run of each (not counted)")
+    ds = scratch_dir("vs-raw-ds-")
+    _child_run(rayflow_cmd(1000, ds), env, "rayflow warm-up")
+    _child_run([sys.executable, raw, "1000", address], env, "raw warm-up")
+    rows, figures = [], {}
+    for n in ns:
+        got = {"rayflow": [], "raw": []}
+        for rep in range(reps):
+            ds = scratch_dir("vs-raw-ds-")
+            got["rayflow"].append(_child_run(rayflow_cmd(n, ds), env,
+                                             f"rayflow run N={n:,} #{rep + 1}"))
+            fds = FlowDataStore.from_url(ds, "ScaleFlow")
+            (run_id,) = fds.list_run_ids()
+            done = len(fds.done_task_ids(run_id, "work"))
+            if done != n:
+                raise SystemExit(f"rayflow N={n:,}: {done:,} DONE work tasks, not {n:,}")
+            shutil.rmtree(ds, ignore_errors=True)
+            got["raw"].append(_child_run([sys.executable, raw, str(n), address], env,
+                                         f"raw batched N={n:,} #{rep + 1}"))
+        med = {k: statistics.median(r["wall"] for r in v) for k, v in got.items()}
+        peak = {k: max(r["peak"] for r in v) for k, v in got.items()}
+        figures[n] = (med, peak, got)
+        ratio = med["rayflow"] / med["raw"]
+        walls = {k: ", ".join(f"{r['wall']:.1f}" for r in v) for k, v in got.items()}
+        rows.append(["`rayflow run` (durable record per split)", f"{n:,}",
+                     f"{med['rayflow']:.2f}", walls["rayflow"], f"{n / med['rayflow']:,.0f}",
+                     mib(peak["rayflow"]), f"{ratio:.2f}x"])
+        rows.append([f"raw Ray, batched ({RAW_ITEMS_PER_TASK:,} items a task, nothing "
+                     "recorded)", f"{n:,}", f"{med['raw']:.2f}", walls["raw"],
+                     f"{n / med['raw']:,.0f}", mib(peak["raw"]), "1.00x"])
+    ray.shutdown()
+    shutil.rmtree(folder, ignore_errors=True)
+    table = markdown_table(["system (whole process)", "N splits", "median wall s",
+                            "walls s", "splits/s", "peak RSS", "vs raw batched"], rows)
+    targets = []
+    for n, (med, peak, _) in figures.items():
+        ratio, want = med["rayflow"] / med["raw"], TARGET_RATIO.get(n)
+        if want:
+            targets.append(f"- {n:,} splits within {want}x of raw batched Ray: "
+                           f"{met(ratio <= want)} ({ratio:.2f}x)")
+        targets.append(f"- driver peak RSS at {n:,}: {mib(peak['rayflow'])} (under 1 GiB: "
+                       f"{met(peak['rayflow'] < TARGET_RSS_BYTES)})")
+    print(table)
+    print("\n".join(targets))
+    notes = (f"One Ray started by the script (`ray.init`, {os.cpu_count()} CPUs); each row "
+             "a whole process that joins it: `rayflow run flow.py --n N --address <it> "
+             "--datastore <fresh folder> --quiet` (the flow of foreach_scale; every run checked "
+             "for N DONE `work` tasks), and a raw Ray script written as a careful Ray user "
+             f"would: {RAW_ITEMS_PER_TASK:,} items a task, results collected with ray.wait, "
+             f"sum checked, nothing recorded. Alternated, {reps} of each, medians; one "
+             "uncounted warm-up of each first. Peak RSS: the process's, sampled every 20 ms "
+             "(the driver's, for rayflow).\n\n")
+    write_section("foreach_vs_raw", "foreach_vs_raw: whole processes on one running Ray, "
+                  "against raw batched Ray (issue 32)", notes + table + "\n\nTargets:\n\n"
+                  + "\n".join(targets))
 
 
 def target_lines(ns: list[int], results: dict, mf: dict) -> list[str]:

@@ -144,7 +144,7 @@ def to_columns(recs: Sequence[TaskRecord]) -> dict:
             continue
         values = [getattr(r, name) for r in recs]
         first = values[0]
-        if all(v == first for v in values):
+        if all(v is first or v == first for v in values):
             common[name] = first
         else:
             columns[name] = values
@@ -155,7 +155,7 @@ def to_columns(recs: Sequence[TaskRecord]) -> dict:
     for name in names:
         infos = [r.artifacts.get(name) for r in recs]
         first = infos[0]
-        if first is not None and all(i == first for i in infos):
+        if first is not None and all(i is first or i == first for i in infos):
             art_common[name] = first.to_json()
         else:
             art_columns[name] = [None if i is None else i.to_json() for i in infos]

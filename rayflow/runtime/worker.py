@@ -294,12 +294,22 @@ def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedT
     ds.artifacts.save([enc for cap in captured for enc in cap.encoded])
     records = []
     params = params_as_json(ctx.params)
+    # The inherited locations are the same objects in every task of the batch: one info
+    # each (the bundle then writes them once, see bundles.to_columns).
+    infos: dict[int, Any] = {}
+
+    def info(loc):
+        got = infos.get(id(loc))
+        if got is None:
+            got = infos[id(loc)] = loc.info()
+        return got
+
     for spec, cap in zip(specs, captured):
         o = cap.outcome
         records.append(TaskRecord(
             flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
             attempt=spec.attempt, status="success" if o.ok else "failed",
-            artifacts={n: loc.info() for n, loc in cap.record_artifacts.items()},
+            artifacts={n: info(loc) for n, loc in cap.record_artifacts.items()},
             foreach_stack=[list(f) for f in spec.foreach_stack], iteration=spec.iteration,
             foreach_num_splits=o.num_splits,
             transition={"steps": list(o.next_steps), "foreach": o.foreach},
