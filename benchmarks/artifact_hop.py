@@ -43,7 +43,7 @@ from s3server import SeaweedS3Server  # the test suite's own server helper
 MB = 1e6
 FULL_BYTES = 1_000_000_000   # 62.5M rows x 16 bytes
 S3_FULL_BYTES = 256_000_000
-TARGET_HOP_RATIO = 1.2
+TARGET_HOP_RATIO = 1.5   # against raw Ray's task-to-task hand-off (issue 32)
 TARGET_LOCAL_MBS = 1000.0
 TARGET_S3_RATIO = 1.0
 
@@ -325,11 +325,14 @@ def measure_hop(ray, table, reps: int) -> tuple[dict, dict, list, list, list]:
     flow_hop(loaded, rows)
     raw_put_get(ray, table)
     raw_task_to_task(ray, rows)
-    log("measured runs")
+    log("measured runs, alternated: rayflow hop, raw task -> task, raw put/get")
     empty = collect([flow_hop(loaded, 0) for _ in range(reps)])
-    hop = collect([flow_hop(loaded, rows) for _ in range(reps)])
-    raw = [raw_put_get(ray, table) for _ in range(reps)]
-    raw_tt = [raw_task_to_task(ray, rows) for _ in range(reps)]
+    hops, raw, raw_tt = [], [], []
+    for _ in range(reps):
+        hops.append(flow_hop(loaded, rows))
+        raw_tt.append(raw_task_to_task(ray, rows))
+        raw.append(raw_put_get(ray, table))
+    hop = collect(hops)
     in_worker = [ray.get(ray.remote(_serialize_in_worker).remote(rows)) for _ in range(reps)]
     shutil.rmtree(folder, ignore_errors=True)
     return empty, hop, raw, raw_tt, in_worker
@@ -343,7 +346,7 @@ def hop_rows(nbytes, empty, hop, raw, raw_tt, in_worker) -> list[list]:
          secs(empty["hop"], 3), "-", "-", ""],
         ["hop: rayflow start -> consume (end of start to num_rows read)", size,
          secs(hop["hop"]), mbs(nbytes, med(hop["hop"])), "-",
-         f"{med(hop['hop']) / med(raw):.1f}x raw"],
+         f"{med(hop['hop']) / med(raw_tt):.2f}x raw task -> task"],
         ["  part: capture in start (what changed; the table's encoding waits)", size,
          secs(hop["capture"], 3), "", "", ""],
         ["  part: Ray put of the payload + scheduling (checkpoint written beside)", size,
@@ -357,10 +360,10 @@ def hop_rows(nbytes, empty, hop, raw, raw_tt, in_worker) -> list[list]:
          mbs(nbytes, med(hash_w)), "", ""],
         ["hop flow: whole run, 3 tasks, until every checkpoint is durable", size,
          secs(hop["wall"]), "", "", ""],
-        ["hop: raw ray.put + task ray.get (baseline)", size, secs(raw, 3),
-         mbs(nbytes, med(raw)), "-", "1.0x"],
-        ["hop: raw task returns table -> task ray.get", size, secs(raw_tt, 3),
-         mbs(nbytes, med(raw_tt)), "-", f"{med(raw_tt) / med(raw):.1f}x raw"],
+        ["hop: raw task returns table -> task ray.get (baseline: the flow's shape)", size,
+         secs(raw_tt, 3), mbs(nbytes, med(raw_tt)), "-", "1.00x"],
+        ["hop: raw driver ray.put + task ray.get (for reference)", size, secs(raw, 3),
+         mbs(nbytes, med(raw)), "-", f"{med(raw) / med(raw_tt):.2f}x raw task -> task"],
     ]
 
 
@@ -461,7 +464,7 @@ def main() -> None:
     args = parser.parse_args()
     nbytes = FULL_BYTES // 4 if args.quick else FULL_BYTES
     s3_bytes = S3_FULL_BYTES // 4 if args.quick else S3_FULL_BYTES
-    reps = 1 if args.quick else 5
+    reps = 1 if args.quick else 3
     size, s3_size = f"{nbytes / MB:,.0f} MB", f"{s3_bytes / MB:,.0f} MB"
 
     log(f"building a {nbytes // 16:,}-row table ({size})")
@@ -478,13 +481,14 @@ def main() -> None:
 
     rows = (hop_rows(nbytes, empty, hop, raw, raw_tt, in_worker)
             + local_rows(nbytes, local, plain, synced, raw_ipc) + s3_rows(s3_bytes, s3, put, get))
-    hop_ratio = med(hop["hop"]) / med(raw)
+    hop_ratio = med(hop["hop"]) / med(raw_tt)
     local_mbs = nbytes / MB / med(local["save"])
     s3_ratio = med(put) / med(s3["save"])
     targets = [
-        (f"- {size} in-memory hop within {TARGET_HOP_RATIO}x of raw ray.put + task ray.get: "
-        f"{met(hop_ratio <= TARGET_HOP_RATIO)} ({hop_ratio:.1f}x: {med(hop['hop']):.2f} s vs "
-        f"{med(raw):.2f} s)"),
+        (f"- {size} in-memory hop within {TARGET_HOP_RATIO}x of raw Ray's task -> task hand-off "
+         f"(a task returns the table, the next task gets its ObjectRef): "
+         f"{met(hop_ratio <= TARGET_HOP_RATIO)} ({hop_ratio:.2f}x: {med(hop['hop']):.2f} s vs "
+         f"{med(raw_tt):.2f} s, medians of {reps}, alternated)"),
         (f"- local checkpoint >= {TARGET_LOCAL_MBS:.0f} MB/s: "
         f"{met(local_mbs >= TARGET_LOCAL_MBS)} ({local_mbs:,.0f} MB/s for {size})"),
         (f"- S3 checkpoint >= {TARGET_S3_RATIO}x raw s3fs: {met(s3_ratio >= TARGET_S3_RATIO)} "

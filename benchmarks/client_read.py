@@ -31,6 +31,7 @@ from _common import log, markdown_table, met, scratch_dir, write_section
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_LIST_S = 5.0
 TARGET_LOAD_S = 5.0
+TARGET_FLOOR_RATIO = 2.0
 LOADS = 1000
 
 FLOW = '''
@@ -80,6 +81,42 @@ print(json.dumps({"tasks": len(tasks), "list_s": listed, "load_s": loaded,
                   "loads": len(picked), "import_s": imported}))
 '''
 
+# The floor (issue 32): a plain script, no rayflow, that reads and parses the same files the
+# client reads to list the step (its bundles, and the record and DONE of any task kept alone),
+# and makes one small dict a task with its id, attempt and status.
+RAW_PARSE = '''
+import json, os, sys, time
+flow, run_id = sys.argv[1].split("/")
+t1 = time.perf_counter()
+step_dir = os.path.join(sys.argv[2], flow, run_id, "work")
+tasks = {}
+for name in os.listdir(step_dir):
+    path = os.path.join(step_dir, name)
+    if name == "_bundles":
+        for bundle in os.listdir(path):
+            with open(os.path.join(path, bundle), "rb") as fh:
+                doc = json.loads(fh.read())
+            common, cols = doc["common"], doc["columns"]
+            for i in range(doc["count"]):
+                rec = {k: (cols[k][i] if k in cols else common.get(k))
+                       for k in ("task_id", "attempt", "status")}
+                best = tasks.get(rec["task_id"])
+                if best is None or (rec["status"] == "success", rec["attempt"]) > \\
+                        (best["status"] == "success", best["attempt"]):
+                    tasks[rec["task_id"]] = rec
+    elif os.path.isdir(path):
+        files = os.listdir(path)
+        attempts = sorted(int(f[:-5]) for f in files if f.endswith(".json") and f[:-5].isdigit())
+        if attempts:
+            with open(os.path.join(path, f"{attempts[-1]}.json"), "rb") as fh:
+                rec = json.loads(fh.read())
+            tasks[name] = {"task_id": name, "attempt": rec["attempt"],
+                           "status": rec["status"] if "DONE" in files else "failed"}
+assert all(t["status"] == "success" for t in tasks.values())
+print(json.dumps({"tasks": len(tasks), "list_s": time.perf_counter() - t1, "load_s": 0.0,
+                  "loads": 0, "import_s": 0.0}))
+'''
+
 
 MAKER = '''
 import logging, sys, time
@@ -124,10 +161,13 @@ def unpack(rev: str) -> str:
     return folder
 
 
-def read(pathspec: str, ds: str, code_dir: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": code_dir}
-    out = subprocess.run([sys.executable, "-c", READER, pathspec, ds, str(LOADS)], env=env,
-                         cwd=code_dir, capture_output=True, text=True, check=True)
+def read(pathspec: str, ds: str, code_dir: str | None) -> dict:
+    """One fresh process reading the step: the client (`code_dir`: its rayflow), or, with
+    no `code_dir`, the raw-parse floor."""
+    env = {**os.environ, "PYTHONPATH": code_dir or ""}
+    script = [READER, pathspec, ds, str(LOADS)] if code_dir else [RAW_PARSE, pathspec, ds]
+    out = subprocess.run([sys.executable, "-c", *script], env=env, cwd=code_dir or ROOT,
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -140,19 +180,24 @@ def main() -> None:
                         help="rayflow revision that wrote a bundle as a list of records")
     parser.add_argument("--baseline", default="9623a3d",
                         help="rayflow revision to compare with (default: before the index)")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only the current client against the raw-parse floor, at N")
     args = parser.parse_args()
 
     ds = scratch_dir("client-read-ds-")
     current = unpack("HEAD")
-    before = unpack(args.before)
-    baseline = unpack(args.baseline)
     big = make_run(args.n, ds, current)
-    small = make_run(args.baseline_n, ds, current)
-    big_before = make_run(args.n, ds, before)
-    small_before = make_run(args.baseline_n, ds, before)
-    cases = [("current", current, big, args.n), ("current", current, small, args.baseline_n),
-             ("before", before, big_before, args.n),
-             ("baseline", baseline, small_before, args.baseline_n)]
+    cases = [("current", current, big, args.n), ("floor", None, big, args.n)]
+    before = baseline = None
+    if not args.floor_only:
+        before = unpack(args.before)
+        baseline = unpack(args.baseline)
+        small = make_run(args.baseline_n, ds, current)
+        big_before = make_run(args.n, ds, before)
+        small_before = make_run(args.baseline_n, ds, before)
+        cases += [("current", current, small, args.baseline_n),
+                  ("before", before, big_before, args.n),
+                  ("baseline", baseline, small_before, args.baseline_n)]
     results: dict[tuple, list[dict]] = {(c[0], c[3]): [] for c in cases}
     for r in range(args.repeat):
         for name, code, pathspec, n in cases:
@@ -161,6 +206,7 @@ def main() -> None:
             log(f"round {r + 1} {name} N={n:,}: {got['tasks']:,} tasks listed in "
                 f"{got['list_s']:.2f} s, {got['loads']} loads in {got['load_s']:.2f} s")
     labels = {"current": "rayflow (one-pass step index, columnar bundles)",
+              "floor": "raw-parse floor: a plain script parsing the same files (no rayflow)",
               "before": f"rayflow at {args.before} (bundles as lists of records)",
               "baseline": f"rayflow at {args.baseline} (per-task reads)"}
     rows = []
@@ -174,7 +220,13 @@ def main() -> None:
                      met(load_s <= TARGET_LOAD_S) if runs[0]["loads"] >= LOADS else "-"])
     table = markdown_table(["code", "tasks", "list s (median)", "tasks/s", "loads",
                             "loads s", "list of 100k <= 5 s", "1,000 loads <= 5 s"], rows)
+    floor = statistics.median(r["list_s"] for r in results[("floor", args.n)])
+    client = statistics.median(r["list_s"] for r in results[("current", args.n)])
+    target = (f"- listing {args.n:,} tasks within {TARGET_FLOOR_RATIO}x of the raw-parse "
+              f"floor: {met(client <= TARGET_FLOOR_RATIO * floor)} ({client / floor:.2f}x: "
+              f"{client:.2f} s vs {floor:.2f} s)")
     print(table)
+    print(target)
     notes = (f"Runs of {args.n:,} and {args.baseline_n:,} foreach splits (local datastore; "
              "splits batched, so most task records live in bundles), each made by the revision "
              "that reads it (so in its own bundle format). Each cell: a fresh Python "
@@ -182,10 +234,11 @@ def main() -> None:
              f"checked successful), then loads the small artifact `out` of up to {LOADS:,} of "
              f"them, checking each value. Median of {args.repeat} rounds, cases alternated, "
              "on the same datastore.\n\n")
-    write_section("client_read", "client_read: reading a big foreach step (issue 13)",
-                  notes + table)
+    write_section("client_read", "client_read: reading a big foreach step (issues 13, 32)",
+                  notes + table + "\n\nTargets:\n\n" + target)
     for folder in (ds, current, before, baseline):
-        shutil.rmtree(folder, ignore_errors=True)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
