@@ -194,8 +194,10 @@ class RayExecutor(Executor):
             try:
                 ref = next(gen)
             except StopIteration:
-                # It ended before its last item: its first ref holds the error.
-                return out + self._failed(gen, batch, self._error_of(batch.payload_ref))
+                # It ended before its last item: the last ref it yielded holds the error (the
+                # segment's place, when its checkpoint failed; else the payload's).
+                last = batch.segment_ref if stage == 3 else batch.payload_ref
+                return out + self._failed(gen, batch, self._error_of(last))
             except Exception as exc:  # noqa: BLE001 - the worker died, the task was cancelled
                 return out + self._failed(gen, batch, exc)
             if stage == 0:
