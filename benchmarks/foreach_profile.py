@@ -27,11 +27,13 @@ from foreach_scale import write_flow
 # phase -> (file suffix, function name) whose cumulative time is the phase's.
 DRIVER_PHASES = [
     ("spec (TaskSpec per split, BatchMaker)", "batching.py", "make"),
+    ("spec as an index range (BatchMaker.make_range)", "batching.py", "make_range"),
     ("split objects (Fanout.take)", "scheduler.py", "take"),
     ("slicing (driver side)", "run_loop.py", "_prepare_fanout"),
     ("scheduling: submit (Ray task + pickling the specs)", "ray_executor.py", "submit"),
     ("scheduling: wait + fetch outcomes", "ray_executor.py", "wait"),
     ("results: per-split hand-on / join table", "run_loop.py", "_on_result"),
+    ("  of which: batch summaries into the join", "run_loop.py", "_on_splits_joined"),
     ("report rows", "rows.py", "final"),
     ("report written", "run_loop.py", "_write_report"),
 ]
@@ -44,6 +46,8 @@ WORKER_PHASES = [
     ("hashing / encoding", "artifact_store.py", "encode"),
     ("task context / flow instance", "worker_task.py", "_task_context"),
     ("record (TaskRecord + bundle write)", "worker.py", "persist"),
+    ("summary + join segment", "fanout.py", "summarize"),
+    ("join: segments brought together", "joins.py", "_materialize"),
     ("whole task (run_task)", "worker_task.py", "run_task"),
     ("whole batch (stream_batch)", "worker.py", "stream_batch"),
 ]

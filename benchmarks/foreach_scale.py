@@ -472,8 +472,10 @@ def vs_raw(ns: list[int], reps: int) -> None:
              f"sum checked, nothing recorded. Alternated, {reps} of each, medians; one "
              "uncounted warm-up of each first. Peak RSS: the process's, sampled every 20 ms "
              "(the driver's, for rayflow).\n\n")
-    write_section("foreach_vs_raw", "foreach_vs_raw: whole processes on one running Ray, "
-                  "against raw batched Ray (issue 32)", notes + table + "\n\nTargets:\n\n"
+    at = ", ".join(f"{n:,}" for n in ns)
+    write_section("foreach_vs_raw_" + "_".join(str(n) for n in ns),
+                  f"foreach_vs_raw: whole processes on one running Ray, against raw batched "
+                  f"Ray, N = {at} (issue 32)", notes + table + "\n\nTargets:\n\n"
                   + "\n".join(targets))
 
 
