@@ -400,7 +400,8 @@ def _child_run(cmd: list[str], env: dict, label: str) -> dict:
 
 def vs_raw(ns: list[int], reps: int) -> None:
     """`rayflow run` and a raw batched Ray script, each a whole process joining the same
-    running Ray, alternated, `reps` times each; medians."""
+    running Ray (the warm Ray of `rayflow up`, which `rayflow run` joins as it is, with no
+    upload), alternated, `reps` times each; medians."""
     import statistics
 
     from rayflow.datastore import FlowDataStore
@@ -410,20 +411,40 @@ def vs_raw(ns: list[int], reps: int) -> None:
     raw = os.path.join(folder, "raw_batched.py")
     with open(raw, "w") as fh:
         fh.write(RAW_BATCHED_SCRIPT.format(per=RAW_ITEMS_PER_TASK))
-    ray = ray_init()
-    address = ray.get_runtime_context().gcs_address
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["PYTHONPATH"] = BENCH_DIR
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE", "RAYFLOW_NO_WARM_RAY")}
+    env["RAYFLOW_HOME"] = scratch_dir("vs-raw-home-")
     rayflow_bin = os.path.join(os.path.dirname(sys.executable), "rayflow")
+    up = subprocess.run([rayflow_bin, "up", "--idle-timeout", "3600"], env=env,
+                        capture_output=True, text=True, check=False)
+    if up.returncode != 0:
+        raise SystemExit(f"rayflow up failed:\n{up.stderr[-2000:]}")
+    os.environ["RAYFLOW_HOME"] = env["RAYFLOW_HOME"]
+    from rayflow.runtime import warm
+
+    local = warm.current()
+    address = local.address
+    # As rayflow joins it: its token, and Ray's single-machine mode (it serves 127.0.0.1).
+    raw_env = {**env, **local.join_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    try:
+        rows, figures = _vs_raw_rounds(ns, reps, flow, raw, address, env, raw_env, rayflow_bin,
+                                       FlowDataStore)
+    finally:
+        subprocess.run([rayflow_bin, "down"], env=env, capture_output=True, check=False)
+    _vs_raw_report(ns, reps, rows, figures, statistics)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _vs_raw_rounds(ns, reps, flow, raw, address, env, raw_env, rayflow_bin, FlowDataStore):
+    import statistics
 
     def rayflow_cmd(n, ds):
-        return [rayflow_bin, "run", flow, "--n", str(n), "--address", address,
-                "--datastore", ds, "--quiet"]
+        return [rayflow_bin, "run", flow, "--n", str(n), "--datastore", ds, "--quiet"]
 
     log("warm-up: one small run of each (not counted)")
     ds = scratch_dir("vs-raw-ds-")
     _child_run(rayflow_cmd(1000, ds), env, "rayflow warm-up")
-    _child_run([sys.executable, raw, "1000", address], env, "raw warm-up")
+    _child_run([sys.executable, raw, "1000", address], raw_env, "raw warm-up")
     rows, figures = [], {}
     for n in ns:
         got = {"rayflow": [], "raw": []}
@@ -437,7 +458,7 @@ def vs_raw(ns: list[int], reps: int) -> None:
             if done != n:
                 raise SystemExit(f"rayflow N={n:,}: {done:,} DONE work tasks, not {n:,}")
             shutil.rmtree(ds, ignore_errors=True)
-            got["raw"].append(_child_run([sys.executable, raw, str(n), address], env,
+            got["raw"].append(_child_run([sys.executable, raw, str(n), address], raw_env,
                                          f"raw batched N={n:,} #{rep + 1}"))
         med = {k: statistics.median(r["wall"] for r in v) for k, v in got.items()}
         peak = {k: max(r["peak"] for r in v) for k, v in got.items()}
@@ -450,8 +471,10 @@ def vs_raw(ns: list[int], reps: int) -> None:
         rows.append([f"raw Ray, batched ({RAW_ITEMS_PER_TASK:,} items a task, nothing "
                      "recorded)", f"{n:,}", f"{med['raw']:.2f}", walls["raw"],
                      f"{n / med['raw']:,.0f}", mib(peak["raw"]), "1.00x"])
-    ray.shutdown()
-    shutil.rmtree(folder, ignore_errors=True)
+    return rows, figures
+
+
+def _vs_raw_report(ns, reps, rows, figures, statistics) -> None:
     table = markdown_table(["system (whole process)", "N splits", "median wall s",
                             "walls s", "splits/s", "peak RSS", "vs raw batched"], rows)
     targets = []
@@ -464,9 +487,10 @@ def vs_raw(ns: list[int], reps: int) -> None:
                        f"{met(peak['rayflow'] < TARGET_RSS_BYTES)})")
     print(table)
     print("\n".join(targets))
-    notes = (f"One Ray started by the script (`ray.init`, {os.cpu_count()} CPUs); each row "
-             "a whole process that joins it: `rayflow run flow.py --n N --address <it> "
-             "--datastore <fresh folder> --quiet` (the flow of foreach_scale; every run checked "
+    notes = (f"One warm Ray ({os.cpu_count()} CPUs) started by `rayflow up` (private "
+             "RAYFLOW_HOME); each row a whole process that joins it: `rayflow run flow.py "
+             "--n N --datastore <fresh folder> --quiet` (the flow of foreach_scale; every run "
+             "checked "
              "for N DONE `work` tasks), and a raw Ray script written as a careful Ray user "
              f"would: {RAW_ITEMS_PER_TASK:,} items a task, results collected with ray.wait, "
              f"sum checked, nothing recorded. Alternated, {reps} of each, medians; one "
