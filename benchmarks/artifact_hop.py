@@ -461,10 +461,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="250 MB table in memory and on disk, 64 MB on S3, 1 repetition")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions of each row (default 3; 1 with --quick)")
     args = parser.parse_args()
     nbytes = FULL_BYTES // 4 if args.quick else FULL_BYTES
     s3_bytes = S3_FULL_BYTES // 4 if args.quick else S3_FULL_BYTES
-    reps = 1 if args.quick else 3
+    reps = args.reps or (1 if args.quick else 3)
     size, s3_size = f"{nbytes / MB:,.0f} MB", f"{s3_bytes / MB:,.0f} MB"
 
     log(f"building a {nbytes // 16:,}-row table ({size})")
