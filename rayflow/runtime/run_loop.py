@@ -40,7 +40,12 @@ from .crash import remove_run_spool
 from .deferred import executor_for, session_context
 from .errors import ErrorKind, TaskError
 from .executor import Executor
-from .fanout import BatchSummary, check_width_fits_memory
+from .fanout import (
+    DRIVER_BYTES_PER_SPLIT,
+    STREAMED_BYTES_PER_SPLIT,
+    BatchSummary,
+    check_width_fits_memory,
+)
 from .flowfile import LoadedFlow, display_path, flow_code_hash, graph_of, step_code_hashes
 from .gang import GangRunner
 from .joins import JoinTable
@@ -363,7 +368,8 @@ class RunLoop:
     def _prepare_fanout(self, fan: Fanout) -> None:
         """Cut the foreach variable into chunks in the object store, one slicer task."""
         n = fan.num_splits
-        check_width_fits_memory(fan.step, n)
+        check_width_fits_memory(fan.step, n, STREAMED_BYTES_PER_SPLIT if self.cloner is None
+                                else DRIVER_BYTES_PER_SPLIT)
         chunk, num_chunks = chunking(n)
         loc = fan.parent.scope.get(fan.foreach_var)
         fan.var_sha = loc.sha
