@@ -458,6 +458,8 @@ class Step(MetaflowObject):
         me = running_task(self._run._flow.id, self._run.id, self.id)
         if me is not None and me.task_id not in ids:
             ids = [*ids, me.task_id]
+        if all(i.isdigit() for i in ids):  # run-wide numeric ids: by value, quickly
+            return sorted(ids, key=int, reverse=True)
         return sorted(ids, key=natural_key, reverse=True)
 
     def _children(self) -> Iterator[Task]:

@@ -190,18 +190,21 @@ def records_of(data: dict, what: str) -> list[TaskRecord]:
     cols = {k: c for k, c in columns.items() if k in known}
     base["attempt"] = int(base.get("attempt", 0))
     stack = [tuple(frame) for frame in base.get("foreach_stack", [])]
+    stacks = cols.pop("foreach_stack", None)
+    attempts = cols.pop("attempt", None)
+    # Column by column into each record's fields: one pass over each column, not a lookup
+    # per record and field.
+    rows = [base.copy() for _ in range(count)]
+    for name, col in cols.items():
+        for fields, value in zip(rows, col):
+            fields[name] = value
     out = []
-    for i in range(count):
-        fields = base.copy()
-        for name, col in cols.items():
-            fields[name] = col[i]
+    for i, fields in enumerate(rows):
         fields["artifacts"] = _artifacts_at(i, art_common, art_columns)
-        if "foreach_stack" in cols:
-            fields["foreach_stack"] = [tuple(frame) for frame in fields["foreach_stack"]]
-        else:
-            fields["foreach_stack"] = list(stack)
-        if "attempt" in cols:
-            fields["attempt"] = int(fields["attempt"])
+        fields["foreach_stack"] = list(stack) if stacks is None else \
+            [tuple(frame) for frame in stacks[i]]
+        if attempts is not None:
+            fields["attempt"] = int(attempts[i])
         out.append(TaskRecord(**fields))
     return out
 

@@ -22,6 +22,8 @@ No Ray here: payload refs are opaque objects.
 
 from __future__ import annotations
 
+import pickle
+import zlib
 from array import array
 
 from ..datastore.cas import HASH_BYTES
@@ -322,6 +324,8 @@ class JoinTable:
             tables = ray.get(refs)
         else:
             tables = [resolve_ref(ref) for ref in refs]
+        tables = [pickle.loads(zlib.decompress(t)) if isinstance(t, bytes) else t
+                  for t in tables]
         self._alloc()
         self._name_ix = {name: i for i, name in enumerate(self.names)}
         self._string_ix = {value: i for i, value in enumerate(self.strings)}
