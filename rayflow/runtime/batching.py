@@ -127,11 +127,9 @@ class BatchMaker:
         specs = [self._spec_for(t, a, flat_cache) for t, a in tasks_attempts]
         for spec in specs:
             spec.fallback = fallback
-        options = self._options_for(tasks_attempts[0][0], decos)
-        if decos.runtime_env:  # @pypi/@conda: the step's packages (runtime/environments.py)
-            options["runtime_env"] = decos.runtime_env
         return Batch(step, [t for t, _ in tasks_attempts], [a for _, a in tasks_attempts],
-                     specs, options, timeout=decos.timeout_seconds)
+                     specs, self._options_for(tasks_attempts[0][0], decos),
+                     timeout=decos.timeout_seconds)
 
     def make_range(self, fan, start: int, count: int, decos, flat_cache: dict) -> Batch:
         """The batch of splits `start` .. `start + count - 1` of `fan`, fresh (attempt 0):
@@ -150,12 +148,18 @@ class BatchMaker:
                      self._options_for(first, decos), timeout=decos.timeout_seconds)
 
     def _options_for(self, task, decos) -> dict:
+        """The step's Ray options: @resources (per split where they depend on it) and the
+        @pypi/@conda environment (runtime/environments.py), for every way a batch is made."""
         fan = task.fanout
         if fan is not None and fan.shapes is not None:
             options, index = fan.shapes
-            return dict(options[index[task.split_index]])
-        res = decos.resources
-        return res.ray_options(None) if not res.is_dynamic else {"num_cpus": 1.0}
+            options = dict(options[index[task.split_index]])
+        else:
+            res = decos.resources
+            options = res.ray_options(None) if not res.is_dynamic else {"num_cpus": 1.0}
+        if decos.runtime_env:
+            options["runtime_env"] = decos.runtime_env
+        return options
 
     def _spec_for(self, task, attempt: int, flat_cache: dict) -> TaskSpec:
         if task.is_join:

@@ -166,14 +166,7 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
         ds = datastore_for(ctx.datastore_url, ctx.flow_name)
         spool = BatchSpool(ctx.flow_name, ctx.run_id, specs[0].step, specs[0].task_id,
                            specs[0].attempt)
-        crash = spool.previous_crash()
-        timed_out = spool.previous_timeout() if crash is None else None
-        for spec in specs:
-            spec.timed_out = spec.task_id == timed_out
-        if crash is not None:  # an earlier run of this batch died of the step's own crash
-            _record_crash(ds, ctx, specs, crash)
-            spool.close(remove=True)
-            raise StepCrashed(crash.describe(specs[0].step), crash.task_id, crash.signal_name)
+        _check_earlier_attempt(ds, ctx, specs, spool)
         awaited = AwaitedRecords(ds, ctx.run_id)
         for spec in specs:
             if spec.is_join and spec.awaits:  # merge_artifacts compares hashes
@@ -204,6 +197,19 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
             if summarize_splits and split_range else (None, None)
     yield segment
     yield summary if summary is not None else [c.outcome for c in captured]
+
+
+def _check_earlier_attempt(ds, ctx: RunContext, specs: list[TaskSpec], spool) -> None:
+    """What an earlier run of this batch left in its spool: a task that timed out is marked;
+    a crash of the step's own (a signal) is recorded and raised as the step's failure."""
+    crash = spool.previous_crash()
+    timed_out = spool.previous_timeout() if crash is None else None
+    for spec in specs:
+        spec.timed_out = spec.task_id == timed_out
+    if crash is not None:
+        _record_crash(ds, ctx, specs, crash)
+        spool.close(remove=True)
+        raise StepCrashed(crash.describe(specs[0].step), crash.task_id, crash.signal_name)
 
 
 def _run_tasks(ctx: RunContext, wf, specs: list[TaskSpec], loader, ds, node: str,
