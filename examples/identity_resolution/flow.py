@@ -41,10 +41,12 @@ from rayflow.cards import Markdown, Table, VegaChart
 from rayflow.exceptions import ParameterError
 
 try:  # imported from the repository root (tests, benchmarks)
+    from examples.identity_resolution import components as cc
     from examples.identity_resolution import generate as dataset
     from examples.identity_resolution import model as er
     from examples.identity_resolution import settings as cfg
 except ImportError:  # loaded by rayflow with this folder on sys.path (a cluster ships only it)
+    import components as cc
     import generate as dataset
     import model as er
     import settings as cfg
@@ -137,8 +139,12 @@ class IdentityResolutionFlow(FlowSpec):
         self.cut = self.threshold
         self.inputs = inputs
         files = [cfg.list_input_files(url) for url in inputs]
-        self.shards = [{"source": s, "url": f, "index": i} for i, (s, f) in enumerate(
-            (s, f) for s, fs in enumerate(files) for f in fs)]
+        self.id_type = _id_type(setup, files)
+        drops = [cfg.repeated_rows(fs, setup.unique_id) if setup.unique_id and
+                 setup.duplicate_ids == "keep_first" else [None] * len(fs) for fs in files]
+        self.shards = [{"source": s, "url": f, "index": i, "drop": d} for i, (s, f, d) in
+                       enumerate((s, f, d) for s, fs in enumerate(files)
+                                 for f, d in zip(fs, drops[s]))]
         # Partitions grow with the data, so a compare task's share stays the same size.
         self.n_partitions = self.partitions or setup.partitions or max(
             4, -(-sum(cfg.estimate_rows(sh["url"]) for sh in self.shards) // 60_000))
@@ -160,10 +166,11 @@ class IdentityResolutionFlow(FlowSpec):
         table = cfg.read_table(shard["url"])
         truth = None
         if self.truth_url and self.setup.unique_id:
-            truth = _read_truth(self.truth_url, table[self.setup.unique_id])
+            truth = er.truth_of_source(_read_truth(self.truth_url, table[self.setup.unique_id]),
+                                       shard["source"], self.setup.source_names)
         prepared = er.prepare_shard(table, self.setup, shard["source"], shard["index"],
                                     self.n_partitions, self.sample_per_shard, truth, self.seed,
-                                    len(self.shards))
+                                    len(self.shards), shard["drop"], self.id_type)
         for p, piece in enumerate(prepared.pieces):
             setattr(self, f"part_{p}", piece)
         self.ids = prepared.ids
@@ -187,6 +194,8 @@ class IdentityResolutionFlow(FlowSpec):
         self.sample = pa.concat_tables([inp.sample for inp in inputs])
         self.true_pairs = er.true_pair_count([inp.truth_counts for inp in inputs],
                                              setup.link_type)
+        self.truth_pairs = er.true_pair_count([inp.truth_counts for inp in inputs], "dedupe",
+                                              by_entity=True)
         self.prepared = [inp.task_path for inp in inputs]
         self.records_in = sum(inp.records_in for inp in inputs)
         per_source = [0] * len(self.inputs)
@@ -228,7 +237,7 @@ class IdentityResolutionFlow(FlowSpec):
         self.merge_artifacts(inputs, include=["started", "generate_seconds",
                                               "n_partitions", "cut", "truth_url", "inputs",
                                               "records_in", "true_pairs", "prepared",
-                                              "all_pairs"])
+                                              "all_pairs", "truth_pairs"])
         setup = self.setup
         if self.model:
             self.trained = er.load_model(self.model, setup)
@@ -258,9 +267,11 @@ class IdentityResolutionFlow(FlowSpec):
         pairs = read_artifact(self.compared[self.input], "pairs")
         scored = er.score_pairs(pairs, self.trained, self.setup)
         prob = scored["match_probability"]
-        self.kept = scored.filter(pc.greater_equal(prob, self.setup.keep_pairs_above))
+        kept = scored.filter(pc.greater_equal(prob, self.setup.keep_pairs_above))
+        self.kept = kept.select([c for c in kept.column_names if not c.startswith("__")])
         self.edges = scored.filter(pc.greater_equal(prob, self.cut)).select(
             ["__rid_l", "__rid_r"])
+        self.matched = self.edges.num_rows
         weight = np.clip(scored["match_weight"].to_numpy(), er.alg.SCORE_BINS[0],
                          er.alg.SCORE_BINS[-1] - 1e-9)
         self.score_hist = np.histogram(weight, bins=er.alg.SCORE_BINS)[0]
@@ -271,54 +282,74 @@ class IdentityResolutionFlow(FlowSpec):
         self.pr_counts = np.stack([np.histogram(prob, bins=PR_BINS)[0],
                                    np.histogram(prob[same], bins=PR_BINS)[0]])
         self.scored = (time.time(), scored.num_rows)
+        # The kept pair closest to the threshold, for the card's "closest call".
+        close = pc.abs(pc.subtract(self.kept["match_probability"], self.cut))
+        self.closest = self.kept.take(pc.sort_indices(close)[:1])
+        self.task_path = current.pathspec
         self.next(self.cluster)
 
     @step
     def cluster(self, inputs):
-        """Connected components of the matched pairs over every record's id."""
+        """Connected components of the matched pairs over every record's id, as Ray tasks
+        over hash partitions (components.py): this task hands over one score or prepare
+        task's table at a time and streams the clusters into clusters.parquet."""
         self.merge_artifacts(inputs, include=["started", "generate_seconds", "cut",
                                               "truth_url", "inputs", "records_in",
                                               "true_pairs", "prepared", "trained",
                                               "candidates", "rule_pairs", "rule_true",
-                                              "block_hist", "compare_seconds"])
+                                              "block_hist", "compare_seconds", "truth_pairs"])
+        self.score_tasks = [inp.task_path for inp in inputs]
+        self.matched_pairs = sum(inp.matched for inp in inputs)
         self.progress = sorted([*inputs[0].progress,
                                 *(("score", *inp.scored) for inp in inputs)])
         self.pr_counts = sum(inp.pr_counts for inp in inputs)
-        ids = er.concat_ids([read_artifact(path, "ids") for path in self.prepared])
-        self.clusters = er.cluster(ids, [inp.edges for inp in inputs])
-        self.pairs = pa.concat_tables([inp.kept for inp in inputs])
-        self.matched_pairs = sum(inp.edges.num_rows for inp in inputs)
         self.score_hist = sum(inp.score_hist for inp in inputs)
+        closest = [inp.closest for inp in inputs if inp.closest.num_rows]
+        self.closest = _closest(closest, self.cut)
+        jobs = cc.Components(cc.task_count(self.matched_pairs, self.records_in))
+        for path in self.score_tasks:
+            edges = read_artifact(path, "edges")
+            jobs.add_edges(edges["__rid_l"].to_numpy(), edges["__rid_r"].to_numpy())
+        for path in self.prepared:
+            jobs.add_records(read_artifact(path, "ids"))
+        out = self.output.rstrip("/")
+        fs, root = fsspec.core.url_to_fs(out)
+        fs.makedirs(root, exist_ok=True)
+        self.clusters_url = f"{out}/clusters.parquet"
+        totals = {"records": 0, "clusters": 0, "predicted_pairs": 0, "both_pairs": 0}
+        with ParquetStream(self.clusters_url) as sink:
+            for table, counts in jobs.clusters():
+                sink.write(named_sources(table, self.setup.source_names))
+                totals = {key: totals[key] + counts[key] for key in totals}
+        self.cluster_counts = totals
+        self.cluster_tasks, self.cluster_rounds = jobs.k, jobs.rounds
         self.next(self.end)
 
     @card(type="blank", id="results")
     @step
     def end(self):
-        """Write the outputs, score them against the truth if there is one, summarize."""
+        """Write the pairs (one score task's at a time), the model and the metrics; score the
+        clusters against the truth if there is one; summarize."""
         out = self.output.rstrip("/")
-        fs, root = fsspec.core.url_to_fs(out)
-        fs.makedirs(root, exist_ok=True)
         setup = self.setup
-        clusters = self.clusters
-        names = setup.source_names
-        self.clusters_url = dataset.write_parquet(named_sources(clusters.select(
-            ["source", "id", "cluster_id", "cluster_size"]), names), f"{out}/clusters.parquet")
-        self.pairs_url = dataset.write_parquet(named_sources(with_ids(self.pairs, clusters),
-                                                             names), f"{out}/pairs.parquet")
+        self.pairs_url = f"{out}/pairs.parquet"
+        with ParquetStream(self.pairs_url) as sink:
+            for path in self.score_tasks:
+                sink.write(named_sources(read_artifact(path, "kept"), setup.source_names))
         self.model_url = er.save_model(self.trained, f"{out}/model.json")
         seconds = time.time() - self.started
-        records = clusters.num_rows
+        counts = self.cluster_counts
+        records = counts["records"]
         self.metrics = {
-            "records": records,
-            "clusters": pc.count_distinct(clusters["cluster_id"]).as_py(),
+            "records": records, "clusters": counts["clusters"],
             "candidate_pairs": int(self.candidates), "matched_pairs": int(self.matched_pairs),
             "seconds": round(seconds, 3), "records_per_second": round(records / seconds),
             "match_probability_threshold": self.cut,
             "lambda": self.trained["lambda"],
         }
-        quality = er.metrics(clusters)
-        if quality is not None:
-            self.metrics.update({k: quality[k] for k in ("precision", "recall", "f1")})
+        if self.truth_pairs or counts["predicted_pairs"]:
+            self.metrics.update(cc.scores(self.truth_pairs, counts["predicted_pairs"],
+                                          counts["both_pairs"]))
         self.blocking_report = blocking_report(setup, self.rule_pairs, self.rule_true,
                                                self.true_pairs)
         self.metrics["blocking"] = self.blocking_report
@@ -326,10 +357,62 @@ class IdentityResolutionFlow(FlowSpec):
         with fsspec.open(self.metrics_url, "w") as fh:
             json.dump(self.metrics, fh, indent=2)
         results_card(current.card["results"], self.metrics, self.trained, setup,
-                     self.score_hist, self.block_hist, self.pairs, self.cut)
+                     self.score_hist, self.block_hist, self.closest, self.cut)
         progress_charts(current.card["results"], self.pr_counts, self.true_pairs,
                         self.progress, self.started, self.cut)
         print(summary(self.metrics, out))
+
+
+class ParquetStream:
+    """One Parquet file written a table at a time (local or s3://): what it holds at once is
+    one table. An empty stream writes nothing until closed; then an empty file if it must."""
+
+    def __init__(self, url: str):
+        self.url, self.writer, self.fh, self.schema = url, None, None, None
+
+    def write(self, table: pa.Table) -> None:
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.schema = table.schema
+            self.fh = fsspec.open(self.url, "wb").open()
+            self.writer = pq.ParquetWriter(self.fh, self.schema)
+        if table.schema != self.schema:
+            table = table.cast(self.schema)
+        if table.num_rows:
+            self.writer.write_table(table)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.fh.close()
+
+
+def _closest(tables: list, threshold: float) -> pa.Table | None:
+    """Of each score task's closest call, the closest (the first on a tie, in task order)."""
+    if not tables:
+        return None
+    both = pa.concat_tables(tables, promote_options="permissive")
+    close = pc.abs(pc.subtract(both["match_probability"], threshold))
+    return both.take(pc.sort_indices(close)[:1])
+
+
+def _id_type(setup, files: list[list[str]]):
+    """The one type the records' own ids take in the outputs: theirs when every input's is
+    the same, else strings (a CSV's ids are always strings)."""
+    if not setup.unique_id:
+        return pa.int64()
+    types = set()
+    for fs in files:
+        for f in fs[:1]:
+            typ = cfg.read_schema(f).field(setup.unique_id).type
+            if pa.types.is_dictionary(typ):
+                typ = typ.value_type
+            types.add(pa.string() if pa.types.is_large_string(typ) else typ)
+    return types.pop() if len(types) == 1 else pa.string()
 
 
 def _truth_beside(url: str) -> str:
@@ -365,20 +448,6 @@ def _read_truth(url: str, ids) -> pa.Table:
     return table.select([0, 1])
 
 
-def with_ids(pairs: pa.Table, clusters: pa.Table) -> pa.Table:
-    """Scored pairs with each side's source and own id in front of the internal ids."""
-    rid = clusters[er.RID].to_numpy()
-    out = {}
-    for side in ("l", "r"):
-        pos = np.searchsorted(rid, pairs[f"__rid_{side}"].to_numpy())
-        take = pa.array(pos)
-        out[f"source_{side}"] = clusters["source"].take(take)
-        out[f"id_{side}"] = clusters["id"].take(take)
-    rest = [c for c in pairs.column_names if not c.startswith("__")]
-    out.update({c: pairs[c] for c in rest})
-    return pa.table(out)
-
-
 def named_sources(table: pa.Table, names) -> pa.Table:
     """The source columns as the settings' source_names, when it gives them (else 0, 1...)."""
     if not names:
@@ -403,7 +472,7 @@ def blocking_report(setup, rule_pairs, rule_true, true_pairs: int) -> list[dict]
 
 
 def results_card(card_, m: dict, trained: dict, setup, score_hist, block_hist,
-                 pairs: pa.Table, threshold: float) -> None:
+                 closest: pa.Table | None, threshold: float) -> None:
     """The end step's card: metrics, the blocking report, the learned weights, a chart of
     match weights, and the evidence of the closest calls."""
     card_.append(Markdown(f"# Identity resolution\n{m['records']:,} records became "
@@ -443,9 +512,8 @@ def results_card(card_, m: dict, trained: dict, setup, score_hist, block_hist,
                                            for lab, c in zip(labels, block_hist)]},
         "mark": "bar", "encoding": {"x": {"field": "size", "type": "ordinal", "sort": labels},
                                     "y": {"field": "blocks", "type": "quantitative"}}}))
-    if pairs.num_rows:
-        close = pc.abs(pc.subtract(pairs["match_probability"], threshold))
-        row = pairs.take(pc.sort_indices(close)[:1]).to_pylist()[0]
+    if closest is not None and closest.num_rows:
+        row = closest.to_pylist()[0]
         card_.append(Markdown("## The closest call, field by field"))
         card_.append(Table([[r["field"], r["level"], f"{r['weight']:+.2f}"]
                             for r in er.explain(row, trained, setup)],

@@ -44,6 +44,7 @@ except ImportError:  # loaded with this folder on sys.path
 
 MISSING = alg.MISSING
 RID, SOURCE, BLOCK, RULE, TRUTH = "__rid", "__source", "__block", "__rule", "__truth"
+ID = "__id"
 NO_TRUTH = -1
 
 
@@ -219,15 +220,26 @@ class PreparedShard:
 
 def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
                   partitions: int, sample_size: int, truth: pa.Table | None = None,
-                  seed: int = 0, n_shards: int = 1) -> PreparedShard:
+                  seed: int = 0, n_shards: int = 1, drop_rows=None,
+                  id_type: pa.DataType | None = None) -> PreparedShard:
     """Raw records of one shard -> partition pieces and the shard's global contributions.
 
     `truth`, when given, is (id, entity) of the evaluation: its labels ride along as
-    `__truth` for the blocking report and the metrics; nothing uses them to match."""
+    `__truth` for the blocking report and the metrics; nothing uses them to match.
+    `drop_rows` are rows left out (an id's later records, with duplicate_ids: keep_first);
+    the others keep their row number in the internal id. Each row carries the record's own
+    id (`__id`, as `id_type` when given) so pairs name their records without a lookup."""
+    rows_kept = np.arange(table.num_rows, dtype=np.int64)
+    if drop_rows is not None and len(drop_rows):
+        rows_kept = np.setdiff1d(rows_kept, np.asarray(drop_rows, np.int64))
+        table = table.take(pa.array(rows_kept))
     n = table.num_rows
     norm = normalize(table, settings)
-    rid = (np.int64(shard) << np.int64(32)) + np.arange(n, dtype=np.int64)
-    cols = {RID: pa.array(rid), SOURCE: pa.array(np.full(n, source, np.int8))}
+    rid = (np.int64(shard) << np.int64(32)) + rows_kept
+    own_id = _chunk(table[settings.unique_id]) if settings.unique_id else pa.array(rid)
+    if id_type is not None and own_id.type != id_type:
+        own_id = _as_text(own_id) if pa.types.is_string(id_type) else own_id.cast(id_type)
+    cols = {RID: pa.array(rid), SOURCE: pa.array(np.full(n, source, np.int8)), ID: own_id}
     cols.update(norm)
     labels = np.full(n, NO_TRUTH, np.int64)
     if truth is not None and settings.unique_id:
@@ -250,9 +262,7 @@ def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
         for r in range(len(settings.blocking)):  # every rule's key: dedupe and training
             piece = piece.append_column(f"__key_{r}", pa.array(keys[row[cut], r]))
         pieces.append(piece)
-    ids = pa.table({RID: cols[RID], SOURCE: cols[SOURCE],
-                    "id": _chunk(table[settings.unique_id]) if settings.unique_id
-                    else cols[RID], TRUTH: cols[TRUTH]})  # no ids given: the internal ones
+    ids = pa.table({RID: cols[RID], SOURCE: cols[SOURCE], "id": own_id, TRUTH: cols[TRUTH]})
     tf_counts = {}
     for comp in settings.comparisons:
         if comp.term_frequency:
@@ -268,13 +278,25 @@ def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
     block_counts = block_counts.filter(pc.greater_equal(block_counts["count"], floor))
     rng = np.random.default_rng([seed, shard])
     take = np.sort(rng.choice(n, size=min(n, sample_size), replace=False)) if n else []
-    sample = narrow.take(pa.array(np.asarray(take, np.int64)))
+    sample = narrow.drop_columns([ID]).take(pa.array(np.asarray(take, np.int64)))
     truth_counts = None
     if (labels != NO_TRUTH).any():
         code = labels * 256 + source
         vals, counts = np.unique(code[labels != NO_TRUTH], return_counts=True)
         truth_counts = pa.table({"code": vals, "count": counts.astype(np.int64)})
     return PreparedShard(pieces, ids, tf_counts, block_counts, sample, truth_counts, n)
+
+
+def truth_of_source(truth: pa.Table, source: int, names=()) -> pa.Table:
+    """The (id, entity) rows of one input. A truth with a column named `source` says which
+    input each id is from (the settings' source_names, or 0, 1, ... in input order), so ids
+    may repeat across inputs; without one, its first two columns are id and entity."""
+    if "source" not in truth.column_names:
+        return truth.select([0, 1])
+    rest = [c for c in truth.column_names if c != "source"]
+    want = [str(source)] + ([str(names[source])] if source < len(names) else [])
+    mine = pc.is_in(_as_text(truth["source"]), value_set=pa.array(want))
+    return truth.filter(mine).select(rest[:2])
 
 
 def truth_labels(ids, truth: pa.Table) -> np.ndarray:
@@ -318,21 +340,22 @@ def giant_blocks(block_counts: list, max_block: int) -> np.ndarray:
     return np.sort(big["block"].to_numpy().astype(np.uint64))
 
 
-def true_pair_count(truth_counts: list, link_type: str) -> int:
-    """Pairs of records of one true entity that the link type would compare."""
+def true_pair_count(truth_counts: list, link_type: str, by_entity: bool = False) -> int:
+    """Pairs of records of one true entity that the link type would compare; with
+    `by_entity`, every pair of one entity's records, whatever their inputs (the metrics')."""
     tables = [t for t in truth_counts if t is not None]
     if not tables:
         return 0
     merged = merge_counts(tables, "code")
     code, count = merged["code"].to_numpy(), merged["count"].to_numpy()
     entity = code // 256  # the code is entity * 256 + source
-    if link_type == "dedupe":
+    if link_type == "dedupe" and not by_entity:
         return int((count * (count - 1) // 2).sum())
     _, ent = np.unique(entity, return_inverse=True)
     total = np.bincount(ent, weights=count).astype(np.int64)
     within = np.bincount(ent, weights=count * (count - 1) // 2).astype(np.int64)
     all_pairs = total * (total - 1) // 2
-    if link_type == "link":
+    if link_type == "link" and not by_entity:
         return int((all_pairs - within).sum())
     return int(all_pairs.sum())
 
@@ -358,15 +381,23 @@ def _neighbourhood_rank(part: pa.Table, rows: np.ndarray, settings: Settings) ->
 
 
 def candidate_pairs(part: pa.Table, giant: np.ndarray, settings: Settings):
-    """Row pairs of one partition to compare: each record pair once, across rules and
-    windows; same-source pairs dropped in link mode. Returns (left, right, rule)."""
+    """Row pairs of one partition to compare: each record pair once over the whole run,
+    across rules, windows and partitions; same-source pairs dropped in link mode. Returns
+    (left, right, rule), left the record of the smaller internal id (so of the earlier input).
+
+    A block is cut into windows exactly when it is in `giant` (the run's one list), so every
+    partition agrees on which rules compare a pair whole. A pair belongs to the first rule on
+    whose key it agrees and whose block is compared whole; failing that, to the first rule
+    whose (cut) block it shares. Only that rule's partition keeps it."""
     block = part[BLOCK].to_numpy()
     order = np.argsort(block, kind="stable")
     b = block[order]
     starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]]) if len(b) else np.zeros(0, np.int64)
     sizes = np.diff(np.r_[starts, len(b)])
     size = np.repeat(sizes, sizes)
-    split = size > settings.max_block
+    split = np.isin(b, giant)
+    size = np.where(split, np.maximum(size, settings.max_block + 1), np.minimum(
+        size, settings.max_block))
     if split.any():
         idx = order[split]
         sub = np.lexsort((_neighbourhood_rank(part, idx, settings), b[split]))
@@ -377,22 +408,36 @@ def candidate_pairs(part: pa.Table, giant: np.ndarray, settings: Settings):
     keep = ~(rows.in_overlap[i] & rows.in_overlap[j])
     left, right = rows.row[i[keep]], rows.row[j[keep]]
     rule = part[RULE].to_numpy()
-    keep = np.ones(len(left), bool)
-    for r in range(len(settings.blocking) - 1):
-        key = part[f"__key_{r}"].to_numpy()
-        usable = (key != MISSING) & ~np.isin(key, giant)
-        keep &= ~((rule[left] > r) & (key[left] == key[right]) & usable[left])
+    keep = _owned(part, left, right, rule[left], giant, len(settings.blocking))
     if settings.link_type == "link":
         src = part[SOURCE].to_numpy()
         keep &= src[left] != src[right]
     left, right = left[keep], right[keep]
-    _, dense = np.unique(part[RID].to_numpy(), return_inverse=True)
+    rid = part[RID].to_numpy()
+    swap = rid[left] > rid[right]
+    left, right = np.where(swap, right, left), np.where(swap, left, right)
+    _, dense = np.unique(rid, return_inverse=True)
     a, b2 = dense[left].astype(np.uint64), dense[right].astype(np.uint64)
-    pair_key = np.minimum(a, b2) << np.uint64(32) | np.maximum(a, b2)
+    pair_key = a << np.uint64(32) | b2
     pair_key[a == b2] = np.uint64(2**64 - 1)
     _, first = np.unique(pair_key, return_index=True)
     first = np.sort(first[pair_key[first] != np.uint64(2**64 - 1)])
     return left[first], right[first], rule[left[first]]
+
+
+def _owned(part: pa.Table, left, right, made_by, giant: np.ndarray, n_rules: int):
+    """Whether the rule that made each pair here owns it: the first rule whose key the pair
+    shares and whose block is compared whole, else the first rule whose key it shares."""
+    whole_owner = np.full(len(left), n_rules, np.int64)
+    any_owner = np.full(len(left), n_rules, np.int64)
+    for r in reversed(range(n_rules)):
+        key = part[f"__key_{r}"].to_numpy()
+        kl = key[left]
+        shared = (kl != MISSING) & (kl == key[right])
+        any_owner[shared] = r
+        whole_owner[shared & ~np.isin(kl, giant)] = r
+    owner = np.where(whole_owner < n_rules, whole_owner, any_owner)
+    return owner == made_by
 
 
 # --------------------------------------------------------------------------------------------
@@ -673,6 +718,10 @@ def compare_partition(part: pa.Table, giant: np.ndarray, settings: Settings, tf:
     truth = part[TRUTH].to_numpy()
     same = (truth[left] == truth[right]) & (truth[left] != NO_TRUTH)
     columns = {"__rid_l": rid[left], "__rid_r": rid[right]}
+    src, own = part[SOURCE].combine_chunks(), part[ID].combine_chunks()
+    lt, rt = pa.array(left), pa.array(right)
+    columns.update({"source_l": src.take(lt), "id_l": own.take(lt), "source_r": src.take(rt),
+                    "id_r": own.take(rt)})
     columns.update({f"g_{k}": gamma[:, k] for k in range(gamma.shape[1])})
     columns.update({f"tf_{k}": v for k, v in tfs.items()})
     columns["__truth_same"] = same
@@ -894,8 +943,9 @@ def score_pairs(pairs: pa.Table, model: dict, settings: Settings) -> pa.Table:
                      axis=1) if pairs.num_rows else np.zeros((0, len(settings.comparisons)))
     total = prior_weight(model) + combine(terms, settings)
     prob = 1.0 / (1.0 + np.exp2(-np.clip(total, -1000, 1000)))
-    cols = {"__rid_l": pairs["__rid_l"], "__rid_r": pairs["__rid_r"],
-            "match_weight": total.astype(np.float32), "match_probability": prob}
+    cols = {c: pairs[c] for c in ("__rid_l", "__rid_r", "source_l", "id_l", "source_r", "id_r")
+            if c in pairs.column_names}
+    cols.update({"match_weight": total.astype(np.float32), "match_probability": prob})
     cols.update({f"g_{comp.column}": pairs[f"g_{k}"]
                  for k, comp in enumerate(settings.comparisons)})
     cols.update(out)
@@ -905,7 +955,11 @@ def score_pairs(pairs: pa.Table, model: dict, settings: Settings) -> pa.Table:
 
 def explain(pair: dict, model: dict, settings: Settings) -> list[dict]:
     """One scored pair's evidence, field by field: the level it reached and its weight."""
-    rows = [{"field": "(prior: two records, any two, are a match)", "level": "",
+    rows = []
+    if "id_l" in pair:  # in link mode an id is only unique within its input: name both
+        rows.append({"field": "(records)", "level": f"{pair.get('source_l')}:{pair['id_l']} ~ "
+                     f"{pair.get('source_r')}:{pair['id_r']}", "weight": 0.0})
+    rows += [{"field": "(prior: two records, any two, are a match)", "level": "",
              "weight": round(prior_weight(model), 3)}]
     for comp in settings.comparisons:
         g = int(pair[f"g_{comp.column}"])
@@ -976,10 +1030,17 @@ def resolve_in_process(tables: list[pa.Table], settings: Settings, truth: pa.Tab
     shards, n_shards = [], sum(-(-max(t.num_rows, 1) // shard_rows) for t in tables)
     per_shard = -(-settings.u_sample_records // max(n_shards, 1))
     s = 0
+    id_type = None
+    if settings.unique_id:
+        types = {_chunk(t[settings.unique_id]).type for t in tables}
+        id_type = types.pop() if len(types) == 1 else pa.string()
     for source, table in enumerate(tables):
+        mine = truth_of_source(truth, source, settings.source_names) if truth is not None \
+            else None
         for start in range(0, max(table.num_rows, 1), shard_rows):
             shards.append(prepare_shard(table.slice(start, shard_rows), settings, source, s,
-                                        partitions, per_shard, truth, seed, n_shards))
+                                        partitions, per_shard, mine, seed, n_shards,
+                                        id_type=id_type))
             s += 1
     t1 = time.perf_counter()
     tf = term_frequencies([sh.tf_counts for sh in shards], settings)

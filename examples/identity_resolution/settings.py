@@ -30,6 +30,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 LINK_TYPES = ("dedupe", "link", "link_and_dedupe")
@@ -53,7 +54,9 @@ STRING_COMPARISONS = {"exact", "jaro_winkler", "levenshtein", "name", "phonetic"
 BLOCKING_FUNCTIONS = ("soundex", "prefix", "suffix", "year", "month")
 TOP_KEYS = ("link_type", "unique_id", "inputs", "source_names", "comparisons", "blocking",
             "threshold", "max_block", "partitions", "u_sample_records", "u_sample_pairs",
-            "em_iterations", "em_tolerance", "keep_pairs_above", "groups", "training")
+            "em_iterations", "em_tolerance", "keep_pairs_above", "groups", "training",
+            "duplicate_ids")
+DUPLICATE_IDS = ("error", "keep_first")
 COMPARISON_KEYS = ("column", "comparison", "levels", "term_frequency", "nicknames",
                    "swapped_with")
 DEFAULT_THRESHOLD = 0.9
@@ -142,6 +145,9 @@ class Settings:
     # The blocking rules whose pairs EM learns m from, as indexes into `blocking` (all of
     # them unless the settings say `training`).
     training: tuple = ()
+    # Records of one input that share a unique_id: "error" stops the run naming them;
+    # "keep_first" keeps each id's first record (in file order) and drops the others.
+    duplicate_ids: str = "error"
     where: str = "settings"
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -208,6 +214,10 @@ def parse_settings(text: str | dict, where: str = "settings") -> Settings:
     if not isinstance(inputs, list) or not all(isinstance(i, str) for i in inputs):
         raise SettingsError(f"{where}: inputs must be a path or a list of paths.")
     source_names = tuple(str(s) for s in data.get("source_names") or ())
+    duplicate_ids = data.get("duplicate_ids", "error")
+    if duplicate_ids not in DUPLICATE_IDS:
+        raise SettingsError(f"{where}: duplicate_ids {duplicate_ids!r} is not one of "
+                            f"{', '.join(DUPLICATE_IDS)}.{_suggest(duplicate_ids, DUPLICATE_IDS)}")
     groups = _parse_groups(data.get("groups") or [], comparisons, where)
     training = tuple(range(len(blocking)))
     if "training" in data:
@@ -246,7 +256,8 @@ def parse_settings(text: str | dict, where: str = "settings") -> Settings:
             numbers[key] = kind(value)
     settings = Settings(link_type=link_type, unique_id=unique_id, comparisons=comparisons,
                         blocking=blocking, inputs=tuple(inputs), source_names=source_names,
-                        groups=groups, training=training, where=where, raw=data, **numbers)
+                        groups=groups, training=training, duplicate_ids=duplicate_ids,
+                        where=where, raw=data, **numbers)
     if settings.inputs:
         check_input_count(settings, settings.inputs)
     return settings
@@ -584,7 +595,8 @@ def check_schema(settings: Settings, schema: pa.Schema, url: str) -> None:
 
 
 def check_inputs(settings: Settings, inputs) -> list[list[str]]:
-    """The data files of each input, after checking each file's schema against the settings."""
+    """The data files of each input, after checking each file's schema against the settings
+    and, unless the settings keep each id's first record, that no id repeats in one input."""
     check_input_count(settings, inputs)
     files = []
     for url in inputs:
@@ -592,4 +604,86 @@ def check_inputs(settings: Settings, inputs) -> list[list[str]]:
         for f in found:
             check_schema(settings, read_schema(f), f)
         files.append(found)
+    if settings.unique_id and settings.duplicate_ids == "error":
+        for url, found in zip(inputs, files):
+            check_unique_ids(settings, url, found)
     return files
+
+
+def id_hashes(url: str, column: str) -> np.ndarray:
+    """A 64-bit hash of each id of one data file (whole strings, not a prefix), reading
+    only the id column where the format allows."""
+    import pyarrow.compute as pc
+
+    ids = read_column(url, column)
+    if pa.types.is_integer(ids.type):
+        raw = pc.fill_null(ids, -(2**63)).to_numpy(zero_copy_only=False).astype(np.int64)
+        return _mix64(raw.view(np.uint64))
+    text = pc.fill_null(ids.cast(pa.string()), "").cast(pa.large_string())
+    _, offsets_buf, data_buf = text.buffers()
+    n = len(text)
+    offsets = np.frombuffer(offsets_buf, np.int64)[text.offset: text.offset + n + 1]
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    h = np.full(n, 0xCBF29CE484222325, np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(int(lengths.max()) if n else 0):
+            has = lengths > j
+            byte = data[starts[has] + j].astype(np.uint64)
+            h[has] = (h[has] ^ byte) * np.uint64(0x100000001B3)
+        return _mix64(h ^ lengths.astype(np.uint64))
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def read_column(url: str, column: str) -> pa.Array:
+    """One column of one data file as one array (a Parquet file reads only that column)."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    if is_csv(url):
+        col = read_table(url)[column]
+    else:
+        with fsspec.open(url, "rb") as fh:
+            col = pq.read_table(fh, columns=[column])[column]
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def repeated_rows(files: list[str], column: str) -> list[np.ndarray]:
+    """For each file of one input, its rows whose id an earlier row (this file or an earlier
+    one) already has: what keep_first drops. Holds 8 bytes an id while it runs."""
+    hashes = [id_hashes(f, column) for f in files]
+    whole = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    _, first = np.unique(whole, return_index=True)
+    repeat = np.ones(len(whole), bool)
+    repeat[first] = False
+    out, at = [], 0
+    for h in hashes:
+        out.append(np.flatnonzero(repeat[at:at + len(h)]))
+        at += len(h)
+    return out
+
+
+def check_unique_ids(settings: Settings, url: str, files: list[str]) -> None:
+    """SettingsError naming the input, the column and a few ids when an id repeats in it."""
+    column = settings.unique_id
+    repeats = repeated_rows(files, column)
+    if not any(len(r) for r in repeats):
+        return
+    found = []
+    for f, rows in zip(files, repeats):
+        if len(rows):
+            found += read_column(f, column).take(pa.array(rows)).to_pylist()
+    distinct = list(dict.fromkeys(found))
+    shown = ", ".join(repr(v) for v in distinct[:5]) + (", ..." if len(distinct) > 5 else "")
+    raise SettingsError(
+        f"Input {url!r}: column {column!r} (unique_id in {settings.where}) repeats "
+        f"{len(distinct):,} id{'s' if len(distinct) != 1 else ''}, {len(found):,} extra "
+        f"record{'s' if len(found) != 1 else ''} in all: {shown}. Give each record its own id, "
+        f"or add duplicate_ids: keep_first to the settings to keep each id's first record.")
