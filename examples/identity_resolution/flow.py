@@ -116,6 +116,9 @@ class IdentityResolutionFlow(FlowSpec):
     partitions = Parameter("partitions", default=0,
                            help="compare tasks (default: the settings' partitions, else one "
                                 "per 60,000 records)")
+    cluster_tasks = Parameter("cluster_tasks", default=0,
+                              help="tasks of the connected components (default: one per "
+                                   "400,000 matched pairs or 1,600,000 records)")
     # The settings' value is the default itself (not a -1 meaning "the settings'"): the
     # run's parameters, its report and `rayflow show` name the threshold the run used.
     threshold = Parameter("threshold", type=float, default=config_expr(
@@ -306,7 +309,8 @@ class IdentityResolutionFlow(FlowSpec):
         self.score_hist = sum(inp.score_hist for inp in inputs)
         closest = [inp.closest for inp in inputs if inp.closest.num_rows]
         self.closest = _closest(closest, self.cut)
-        jobs = cc.Components(cc.task_count(self.matched_pairs, self.records_in))
+        jobs = cc.Components(self.cluster_tasks or cc.task_count(self.matched_pairs,
+                                                                 self.records_in))
         for path in self.score_tasks:
             edges = read_artifact(path, "edges")
             jobs.add_edges(edges["__rid_l"].to_numpy(), edges["__rid_r"].to_numpy())
@@ -322,7 +326,7 @@ class IdentityResolutionFlow(FlowSpec):
                 sink.write(named_sources(table, self.setup.source_names))
                 totals = {key: totals[key] + counts[key] for key in totals}
         self.cluster_counts = totals
-        self.cluster_tasks, self.cluster_rounds = jobs.k, jobs.rounds
+        self.cc_tasks, self.cc_rounds = jobs.k, jobs.rounds
         self.next(self.end)
 
     @card(type="blank", id="results")

@@ -1,0 +1,222 @@
+"""Identity resolution at scale, without Ray: each candidate pair once in link mode, ids
+checked, a truth that names each id's input, and the partitioned connected components equal
+to the single-task union-find."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from examples.identity_resolution import algorithm as alg
+from examples.identity_resolution import components as cc
+from examples.identity_resolution import generate
+from examples.identity_resolution import model as er
+from examples.identity_resolution.settings import (
+    SettingsError,
+    check_inputs,
+    parse_settings,
+    repeated_rows,
+)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PEOPLE = os.path.join(ROOT, "examples", "identity_resolution", "settings_files", "people.yaml")
+
+
+def link_settings(max_block: int = 3, extra: str = "", link_type: str = "link"):
+    text = open(PEOPLE).read().replace("link_type: dedupe", f"link_type: {link_type}")
+    return parse_settings(text + f"\nmax_block: {max_block}\n{extra}")
+
+
+def febrl4_like(records: int = 3000, seed: int = 5):
+    """Two inputs in the manner of FEBRL4: each person's records split over both, and the
+    two inputs number their records 0, 1, 2, ... alike, so every id appears in both. The
+    truth says which input each id is from (its source column)."""
+    table, truth = generate.generate(records, seed)
+    entity = dict(zip(truth.column(0).to_pylist(), truth.column(1).to_pylist()))
+    side = np.arange(table.num_rows) % 2
+    inputs, rows = [], []
+    for s in (0, 1):
+        t = table.filter(pa.array(side == s))
+        old = t["record_id"].to_pylist()
+        t = t.set_column(0, "record_id", pa.array(np.arange(t.num_rows, dtype=np.int64)))
+        inputs.append(t)
+        rows += [(s, i, entity[o]) for i, o in enumerate(old)]
+    truth = pa.table({"source": [r[0] for r in rows], "id": [r[1] for r in rows],
+                      "entity": [r[2] for r in rows]})
+    return inputs, truth
+
+
+def all_pairs(result) -> pa.Table:
+    return pa.concat_tables([t.select(["__rid_l", "__rid_r", "source_l", "source_r"])
+                             for t in result["scored"]])
+
+
+def test_link_mode_makes_each_pair_once_in_one_order():
+    """Small blocks (max_block 3) make many giant blocks cut into windows, where two rules
+    could each make the same pair in different partitions: each pair still comes once, left
+    from the first input, and the blocking report counts distinct pairs."""
+    inputs, truth = febrl4_like()
+    settings = link_settings()
+    result = er.resolve_in_process(inputs, settings, truth, partitions=4, shard_rows=700)
+    pairs = all_pairs(result)
+    left, right = pairs["__rid_l"].to_numpy(), pairs["__rid_r"].to_numpy()
+    assert len(left) > 1000
+    assert (left < right).all()
+    assert pc.all(pc.less(pairs["source_l"], pairs["source_r"])).as_py()
+    unordered = np.unique(np.stack([np.minimum(left, right), np.maximum(left, right)]), axis=1)
+    assert unordered.shape[1] == len(left), "a pair came twice (maybe reversed)"
+    assert result["candidates"] == len(left)
+
+
+def test_link_mode_blocking_report_counts_distinct_pairs():
+    inputs, truth = febrl4_like()
+    settings = link_settings()
+    shards = []
+    for s, t in enumerate(inputs):
+        mine = er.truth_of_source(truth, s)
+        shards.append(er.prepare_shard(t, settings, s, s, 3, 500, mine, 0, 2))
+    giant = er.giant_blocks([sh.block_counts for sh in shards], settings.max_block)
+    assert len(giant), "the test needs giant blocks"
+    tf = er.term_frequencies([sh.tf_counts for sh in shards], settings)
+    sample = pa.concat_tables([sh.sample for sh in shards])
+    parts = [er.compare_partition(pa.concat_tables([sh.pieces[p] for sh in shards]), giant,
+                                  settings, tf, sample, 1000, p) for p in range(3)]
+    same = np.concatenate([c.pairs["__truth_same"].to_numpy() for c in parts])
+    true_pairs = er.true_pair_count([sh.truth_counts for sh in shards], "link")
+    assert sum(c.rule_pairs.sum() for c in parts) == len(same)
+    assert sum(c.rule_true.sum() for c in parts) == same.sum() <= true_pairs
+
+
+def test_truth_with_a_source_column_scores_ids_that_repeat_across_inputs():
+    inputs, truth = febrl4_like()
+    # link_and_dedupe: a person's two records in one input are a pair too, as in the truth.
+    result = er.resolve_in_process(inputs, link_settings(200, link_type="link_and_dedupe"),
+                                   truth, partitions=4)
+    clusters = result["clusters"]
+    # The labels came from (input, id), not from the id alone.
+    want = {(s, i): e for s, i, e in zip(*(truth[c].to_pylist() for c in truth.column_names))}
+    got = zip(clusters["source"].to_pylist(), clusters["id"].to_pylist(),
+              clusters[er.TRUTH].to_pylist())
+    entity_codes = {}
+    for s, i, label in got:  # one label per true entity, whatever its encoding
+        assert entity_codes.setdefault(want[(s, i)], label) == label
+    # F1 by hand, over (input, id) keys.
+    pred = {}
+    for s, i, c in zip(*(clusters[c].to_pylist() for c in ("source", "id", "cluster_id"))):
+        pred[(s, i)] = c
+    keys = list(want)
+    both = predicted = actual = 0
+    from collections import Counter
+    pc_, tc, jc = Counter(pred[k] for k in keys), Counter(want[k] for k in keys), Counter(
+        (pred[k], want[k]) for k in keys)
+    predicted = sum(n * (n - 1) // 2 for n in pc_.values())
+    actual = sum(n * (n - 1) // 2 for n in tc.values())
+    both = sum(n * (n - 1) // 2 for n in jc.values())
+    expected = cc.scores(actual, predicted, both)
+    assert result["metrics"]["f1"] == pytest.approx(expected["f1"], abs=1e-12)
+    assert expected["f1"] > 0.9, expected
+
+
+def _write_input(folder, tables):
+    os.makedirs(folder, exist_ok=True)
+    for i, t in enumerate(tables):
+        pq.write_table(t, os.path.join(folder, f"part-{i:05d}.parquet"))
+    return str(folder)
+
+
+def test_reused_ids_are_refused_naming_the_input_the_column_and_the_ids(tmp_path):
+    table, _ = generate.generate(2000, seed=2)
+    first, second = table.slice(0, 1000), table.slice(1000)
+    # Ten of the second file's ids repeat ids of the first: a reused id across files.
+    ids = second["record_id"].to_numpy().copy()
+    ids[:10] = first["record_id"].to_numpy()[100:110]
+    second = second.set_column(0, "record_id", pa.array(ids))
+    folder = _write_input(tmp_path / "people", [first, second])
+    settings = parse_settings(open(PEOPLE).read())
+    with pytest.raises(SettingsError) as err:
+        check_inputs(settings, [folder])
+    message = str(err.value)
+    assert f"Input {folder!r}: column 'record_id'" in message
+    assert "repeats 10 ids" in message and "duplicate_ids: keep_first" in message
+    for rid in first["record_id"].to_pylist()[100:105]:
+        assert repr(rid) in message
+    # With keep_first the check lets it through, and exactly the later copies are dropped.
+    keeping = parse_settings(open(PEOPLE).read() + "\nduplicate_ids: keep_first\n")
+    files = check_inputs(keeping, [folder])[0]
+    drops = repeated_rows(files, "record_id")
+    assert len(drops[0]) == 0 and drops[1].tolist() == list(range(10))
+
+
+def test_keep_first_leaves_each_id_once_in_the_clusters():
+    table, _ = generate.generate(1500, seed=4)
+    ids = table["record_id"].to_numpy().copy()
+    ids[1000:1020] = ids[0:20]
+    table = table.set_column(0, "record_id", pa.array(ids))
+    settings = parse_settings(open(PEOPLE).read() + "\nduplicate_ids: keep_first\n")
+    drop = np.flatnonzero(pd_duplicated(ids))
+    shard = er.prepare_shard(table, settings, 0, 0, 2, 100, drop_rows=drop)
+    assert shard.records == 1480
+    assert pc.count_distinct(shard.ids["id"]).as_py() == 1480
+
+
+def pd_duplicated(values: np.ndarray) -> np.ndarray:
+    _, first = np.unique(values, return_index=True)
+    out = np.ones(len(values), bool)
+    out[first] = False
+    return out
+
+
+@pytest.mark.parametrize("k", [1, 3, 7])
+def test_partitioned_components_equal_the_single_task_union_find(k):
+    rng = np.random.default_rng(k)
+    for trial in range(12):
+        n = int(rng.integers(2, 2500))
+        ids = np.sort(rng.choice(2**40, n, replace=False)).astype(np.int64)
+        if trial % 3 == 0:  # one long chain in random order: many rounds
+            a = rng.permutation(n - 1)
+            b = a + 1
+        else:
+            m = int(rng.integers(0, 3 * n))
+            a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+        want = ids[alg.connected_components(n, a, b)]
+        labels, _ = cc.labels_in_process(ids[a], ids[b], k)
+        got = ids.copy()
+        for piece in labels:
+            got[np.searchsorted(ids, piece[0])] = piece[1]
+        assert np.array_equal(got, want), (k, trial)
+
+
+def test_partitioned_clusters_equal_the_single_task_result_on_generated_data():
+    """The whole cluster stage (labels, the records' join, sizes, metric counts) against
+    model.cluster and model.metrics, on the matched pairs of a real run."""
+    table, truth = generate.generate(5000, seed=9)
+    settings = parse_settings(open(PEOPLE).read())
+    result = er.resolve_in_process([table], settings, truth, partitions=4, shard_rows=1200)
+    single = result["clusters"]
+    edges = pa.concat_tables([t.filter(pc.greater_equal(t["match_probability"],
+                                                        settings.threshold))
+                              for t in result["scored"]])
+    ids = single.select([er.RID, "source", "id", er.TRUTH]).rename_columns(
+        [er.RID, er.SOURCE, "id", er.TRUTH])
+    k = 4
+    labels, _ = cc.labels_in_process(edges["__rid_l"].to_numpy(), edges["__rid_r"].to_numpy(),
+                                     k)
+    shards = [ids.slice(i, 1300) for i in range(0, ids.num_rows, 1300)]
+    per_q = [[cc.route_table(s, s[er.RID].to_numpy(), k)[q] for s in shards] for q in range(k)]
+    routed = [cc.label_records(labels[q], k, *per_q[q]) for q in range(k)]
+    finals = [cc.finish_clusters(*[routed[s][q] for s in range(k)]) for q in range(k)]
+    got = pa.concat_tables([f[0] for f in finals])
+    cols = ["source", "id", "cluster_id", "cluster_size"]
+    order = [("id", "ascending")]
+    assert got.select(cols).sort_by(order).equals(single.select(cols).sort_by(order))
+    counts = {key: sum(f[1][key] for f in finals) for key in finals[0][1]}
+    assert counts["clusters"] == pc.count_distinct(single["cluster_id"]).as_py()
+    metrics = er.metrics(single)
+    true_pairs = metrics["true_pairs"]
+    assert cc.scores(true_pairs, counts["predicted_pairs"], counts["both_pairs"])["f1"] == \
+        metrics["f1"]
