@@ -107,7 +107,8 @@ class IdentityResolutionFlow(FlowSpec):
                      help="inputs, comma-separated: Parquet or CSV files or folders, local or "
                           "s3:// (default: the settings' inputs; none: generate --records)")
     truth = Parameter("truth", default="",
-                      help="Parquet or CSV of (id, entity) for the metrics; default: "
+                      help="Parquet or CSV of (id, entity) for the metrics, with a column "
+                           "named source when ids repeat across inputs; default: "
                            "truth.parquet beside the first input, if there is one")
     model = Parameter("model", default="",
                       help="a model.json to score with instead of learning one")
@@ -428,28 +429,33 @@ def _truth_beside(url: str) -> str:
 
 
 def _read_truth(url: str, ids) -> pa.Table:
-    """The truth's (id, entity) rows of these ids. A Parquet truth is scanned with a filter,
-    so a shard's task does not hold the whole truth of a large dataset."""
+    """The truth's (id, entity) rows of these ids, with the `source` column too when it has
+    one. A Parquet truth is scanned with a filter, so a shard's task does not hold the whole
+    truth of a large dataset."""
     if not cfg.is_csv(url):
         import pyarrow.dataset as pds
 
         fs, path = fsspec.core.url_to_fs(url)
         data = pds.dataset(path, filesystem=fs, format="parquet")
-        if len(data.schema.names) < 2:
-            raise ValueError(f"The truth file {url!r} needs two columns: id and entity.")
-        id_col, entity_col = data.schema.names[:2]
+        names = data.schema.names
+        rest = [n for n in names if n != "source"]
+        if len(rest) < 2:
+            raise ValueError(f"The truth file {url!r} needs two columns: id and entity "
+                             f"(and optionally source).")
+        id_col, entity_col = rest[:2]
+        columns = (["source"] if "source" in names else []) + [id_col, entity_col]
         try:
             wanted = pc.cast(ids, data.schema.field(id_col).type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             wanted = None  # ids of another type than the truth's: read it all
         if wanted is not None:
-            return data.to_table(columns=[id_col, entity_col],
-                                 filter=pc.field(id_col).isin(wanted))
-        return data.to_table(columns=[id_col, entity_col])
+            return data.to_table(columns=columns, filter=pc.field(id_col).isin(wanted))
+        return data.to_table(columns=columns)
     table = cfg.read_table(url)
-    if table.num_columns < 2:
-        raise ValueError(f"The truth file {url!r} needs two columns: id and entity.")
-    return table.select([0, 1])
+    if len([n for n in table.column_names if n != "source"]) < 2:
+        raise ValueError(f"The truth file {url!r} needs two columns: id and entity "
+                         f"(and optionally source).")
+    return table
 
 
 def named_sources(table: pa.Table, names) -> pa.Table:

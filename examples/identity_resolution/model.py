@@ -292,7 +292,7 @@ def truth_of_source(truth: pa.Table, source: int, names=()) -> pa.Table:
     input each id is from (the settings' source_names, or 0, 1, ... in input order), so ids
     may repeat across inputs; without one, its first two columns are id and entity."""
     if "source" not in truth.column_names:
-        return truth.select([0, 1])
+        return truth.select([0, 1]) if truth.num_columns > 2 else truth
     rest = [c for c in truth.column_names if c != "source"]
     want = [str(source)] + ([str(names[source])] if source < len(names) else [])
     mine = pc.is_in(_as_text(truth["source"]), value_set=pa.array(want))

@@ -140,3 +140,104 @@ def test_bad_settings_and_bad_input_stop_before_any_step(records_dir, tmp_path):
     assert p.returncode != 0, out
     assert f"Input '{other}' has no column 'dob'" in out and "birth_date" in out, out
     assert "Traceback" not in out and "Starting an embedded Ray" not in out, out
+
+
+def _single_task_clusters(run) -> pa.Table:
+    """Today's single-task result on the run's own records and matched pairs: model.cluster
+    over every prepare task's ids and every score task's edges."""
+    from examples.identity_resolution import model as er
+
+    ids = er.concat_ids([t.data.ids for t in run["prepare"]])
+    return er.cluster(ids, [t.data.edges for t in run["score"]])
+
+
+def _canonical(table: pa.Table) -> pa.Table:
+    cols = ["source", "id", "cluster_id", "cluster_size"]
+    return table.select(cols).sort_by([("source", "ascending"), ("id", "ascending")])
+
+
+def test_partitioned_clusters_equal_the_single_task_result(run_flow, datastore, records_dir,
+                                                           tmp_path):
+    """Five tasks for the components (more than the data needs): the clusters and the F1
+    are those of the single-task union-find, bit for bit."""
+    from examples.identity_resolution import model as er
+
+    namespace(None)
+    out = str(tmp_path / "out")
+    s = run_flow(FLOW, {"data": records_dir, "partitions": 3, "cluster_tasks": 5,
+                        "output": out})
+    assert s.successful, s.failures
+    run = Run(s.pathspec, datastore=datastore)
+    single = _single_task_clusters(run)
+    got = pq.read_table(f"{out}/clusters.parquet")
+    assert got.schema.field("source").type == pa.int8()
+    assert _canonical(got).equals(_canonical(single))
+    assert run["cluster"].task.data.cc_tasks == 5
+    metrics = run.data.metrics
+    assert metrics["f1"] == er.metrics(single)["f1"]
+    assert metrics["clusters"] == pc.count_distinct(single["cluster_id"]).as_py()
+
+
+def test_link_mode_with_reused_ids_across_inputs(run_flow, datastore, tmp_path, monkeypatch):
+    """FEBRL4-like: two inputs numbering their records alike, a truth with a source column,
+    small blocks (many cut into windows): each pair once, left from the first input; the
+    clusters are the single-task result; the F1 is the one counted over (input, id)."""
+    from collections import Counter
+
+    from examples.identity_resolution import components as cc
+    from tests.unit.test_identity_scale import febrl4_like
+
+    namespace(None)
+    inputs, truth = febrl4_like(2400, seed=11)
+    paths = []
+    for i, t in enumerate(inputs):
+        paths.append(str(tmp_path / f"in{i}.parquet"))
+        pq.write_table(t, paths[-1])
+    names = ["crm", "shop"]
+    truth = truth.set_column(0, "source", pa.array([names[s] for s in
+                                                    truth["source"].to_pylist()]))
+    pq.write_table(truth, str(tmp_path / "truth.parquet"))
+    text = open(SETTINGS).read().replace("link_type: dedupe", "link_type: link_and_dedupe")
+    linked = tmp_path / "link.yaml"
+    linked.write_text(text + "\nsource_names: [crm, shop]\nmax_block: 3\n")
+    monkeypatch.setenv("METAFLOW_FLOW_CONFIG", json.dumps({"settings": str(linked)}))
+    out = str(tmp_path / "out")
+    s = run_flow(FLOW, {"data": ",".join(paths), "truth": str(tmp_path / "truth.parquet"),
+                        "partitions": 3, "cluster_tasks": 2, "output": out})
+    assert s.successful, s.failures
+    pairs = pq.read_table(f"{out}/pairs.parquet").to_pylist()
+    keys = [((p["source_l"], p["id_l"]), (p["source_r"], p["id_r"])) for p in pairs]
+    assert len(pairs) > 500 and len(set(keys)) == len(keys)
+    assert not {(b, a) for a, b in keys} & set(keys)
+    assert all(p["source_l"] <= p["source_r"] for p in pairs)
+    run = Run(s.pathspec, datastore=datastore)
+    got = pq.read_table(f"{out}/clusters.parquet")
+    single = _single_task_clusters(run)
+    single = single.set_column(0, "source", pa.array([names[i] for i in
+                                                      single["source"].to_pylist()]))
+    assert _canonical(got).equals(_canonical(single))
+    want = {(s_, i): e for s_, i, e in zip(*(truth[c].to_pylist() for c in truth.column_names))}
+    pred = {(r["source"], r["id"]): r["cluster_id"] for r in got.to_pylist()}
+    count = Counter
+    pairs_of = lambda c: sum(n * (n - 1) // 2 for n in c.values())  # noqa: E731
+    expected = cc.scores(pairs_of(count(want.values())), pairs_of(count(pred.values())),
+                         pairs_of(count((pred[k], want[k]) for k in want)))
+    assert run.data.metrics["f1"] == pytest.approx(expected["f1"], abs=1e-12)
+    assert expected["f1"] > 0.9
+
+
+def test_reused_ids_stop_the_run_with_one_message(records_dir, tmp_path):
+    table = pq.read_table(os.path.join(records_dir, "part-00000.parquet"))
+    ids = table["record_id"].to_numpy().copy()
+    ids[500:510] = ids[0:10]
+    folder = tmp_path / "reused"
+    folder.mkdir()
+    pq.write_table(table.set_column(0, "record_id", pa.array(ids)),
+                   str(folder / "part-00000.parquet"))
+    p = _cli(["--data", str(folder)], tmp_path)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0, out
+    assert f"Input '{folder}': column 'record_id' (unique_id in the settings) repeats 10 " \
+           f"ids" in out, out
+    assert repr(int(ids[0])) in out and "duplicate_ids: keep_first" in out, out
+    assert "Traceback" not in out and "Starting an embedded Ray" not in out, out
