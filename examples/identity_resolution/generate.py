@@ -425,6 +425,39 @@ def write_dataset(table: pa.Table, truth: pa.Table, out: str,
     return paths
 
 
+def write_dataset_chunked(records: int, seed: int, out: str, chunk: int = 1_000_000,
+                          shard_rows: int = SHARD_ROWS) -> list[str]:
+    """`records` records written `chunk` at a time, so a large dataset never sits in memory
+    whole: each chunk is generate(chunk, seed') with its own people (record and entity ids
+    offset to stay unique); the first chunk is exactly generate(chunk, seed)'s."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(out)
+    fs.makedirs(root, exist_ok=True)
+    for stale in fs.glob(f"{root}/part-*.parquet"):
+        fs.rm(stale)
+    paths, writer, n_shard, entity_base = [], None, 0, 0
+    with fs.open(f"{root}/truth.parquet", "wb") as fh:
+        for c, start in enumerate(range(0, max(records, 1), chunk)):
+            table, truth = generate(min(chunk, records - start), seed if c == 0 else
+                                    seed * 1_000_003 + c)
+            ids = pa.array(np.arange(start, start + table.num_rows, dtype=np.int64))
+            table = table.set_column(0, "record_id", ids)
+            entity = truth["entity_id"].to_numpy() + entity_base
+            entity_base = int(entity.max()) + 1
+            truth = pa.table({"record_id": ids, "entity_id": pa.array(entity)})
+            for i in range(0, table.num_rows, shard_rows):
+                path = f"{root}/part-{n_shard:05d}.parquet"
+                pq.write_table(table.slice(i, shard_rows), path, filesystem=fs)
+                paths.append(path)
+                n_shard += 1
+            writer = writer or pq.ParquetWriter(fh, truth.schema)
+            writer.write_table(truth)
+        if writer is not None:
+            writer.close()
+    return paths
+
+
 # Reading back: the flow and the tests go through these, so local folders and s3:// URLs are
 # handled in one place.
 
