@@ -22,8 +22,11 @@ people records (generate.py) and uses settings_files/people.yaml.
 - train: u from the random pairs, m and the share of matches by EM over the counted vectors of
   all partitions (or a saved model: --model). Writes model.json.
 - score: match weight, probability and per-field weights of each of its partition's pairs.
-- cluster: connected components of the pairs at or above the threshold.
-- end: writes clusters.parquet, pairs.parquet, model.json and metrics.json, with a card.
+- cluster: connected components of the pairs at or above the threshold, as Ray tasks over
+  hash partitions of the ids (components.py), streamed into clusters.parquet: no task holds
+  more than one partition.
+- end: streams pairs.parquet one score task's pairs at a time; writes model.json and
+  metrics.json, with a card.
 """
 
 import json
