@@ -28,6 +28,9 @@ class TaskRows:
         self.ok = array("b")
         self.rss = array("q")
         self.span = array("I")            # tasks a row stands for (a batch's row: several)
+        # 1: the row is one attempt, whose duration counts; 0: a batch's row, whose splits'
+        # durations are in the sample (a batch of one split too: not counted twice)
+        self.single = array("b")
         self._sample: dict[int, array] = {}   # step -> durations of batched splits
         self._stride: dict[int, int] = {}     # step -> one batched split in this many kept
         self._nodes: list[str] = []
@@ -80,6 +83,7 @@ class TaskRows:
         self.ok.append(1 if outcome.ok else 0)
         self.rss.append(int(outcome.peak_rss or 0))
         self.span.append(1)
+        self.single.append(1)
 
     def batch(self, summary, first_task_id: int) -> None:
         """A batch of splits that all succeeded, told as a whole (`fanout.BatchSummary`)."""
@@ -92,7 +96,7 @@ class TaskRows:
                            (self.started, summary.started), (self.finished, summary.finished),
                            (self.worker, int(summary.worker or 0)), (self.node, node),
                            (self.ok, 1), (self.rss, int(summary.peak_rss or 0)),
-                           (self.span, summary.count)):
+                           (self.span, summary.count), (self.single, 0)):
             col.append(value)
         self.tasks[i] += summary.count
         self.done[i] += summary.count
@@ -123,7 +127,7 @@ class TaskRows:
         peak = [0] * len(self.steps)
         for k in range(len(self.step)):
             i = self.step[k]
-            if self.ok[k] and self.span[k] == 1:
+            if self.ok[k] and self.single[k]:
                 durs[i].append(self.finished[k] - self.started[k])
             if self.rss[k] > peak[i]:
                 peak[i] = self.rss[k]

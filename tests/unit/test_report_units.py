@@ -118,3 +118,23 @@ def test_resume_command_names_what_it_needs(tmp_path, monkeypatch):
     assert plain == "rayflow resume 'my flow.py' --origin-run-id 17"
     other = resume_command(str(tmp_path / "my flow.py"), "17", "s3://b/p", "ray://h:1")
     assert other.endswith("--datastore s3://b/p --address ray://h:1")
+
+
+def test_a_batch_of_one_split_counts_its_duration_once():
+    from array import array
+    from types import SimpleNamespace
+
+    from rayflow.report.rows import TaskRows
+
+    rows = TaskRows(["body"])
+    one = SimpleNamespace(step="body", task_id="1", started_at=10.0, finished_at=10.3, node="n",
+                          worker=1, ok=True, peak_rss=0)
+    rows.attempt(one)
+    rows.final("body", 0, True)
+    for count, durs in ((1, [0.5]), (2, [0.1, 0.2])):   # a batch of one split, then of two
+        rows.batch(SimpleNamespace(step="body", count=count, started=11.0, finished=11.5,
+                                   node="n", worker=1, peak_rss=0,
+                                   duration_array=lambda d=durs: array("f", d)), 2)
+    got = rows.per_step()["body"]
+    assert got["tasks"] == 4
+    assert got["durations"] == pytest.approx([0.1, 0.2, 0.3, 0.5])
