@@ -10,47 +10,20 @@ this session already holds a Ray of its own.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
-import sys
-
 import pytest
+
+from tests.multinode.cluster_run import run_cluster_script
 
 pytestmark = pytest.mark.integration
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(ROOT, "tests", "multinode", "gang_scenarios.py")
 GANG_START_TIMEOUT_S = 5
 
 
 @pytest.fixture(scope="module")
 def report(s3_server, tmp_path_factory) -> dict:
-    tmp = str(tmp_path_factory.mktemp("gang"))  # short: Ray's socket paths live under it
-    out = os.path.join(tmp, "report.json")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(s3_server.env())
-    env.update({
-        "RAYFLOW_GANG_START_TIMEOUT": str(GANG_START_TIMEOUT_S),
-        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_TMPDIR": tmp,
-        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")])),
-    })
-    datastore = f"s3://{s3_server.bucket}/gang-{secrets.token_hex(4)}"
-    try:
-        proc = subprocess.run(
-            [sys.executable, SCRIPT, "--tmp", tmp, "--datastore", datastore, "--out", out],
-            check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=420)
-        log = f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    except subprocess.TimeoutExpired as exc:
-        log = f"timed out after {exc.timeout} s\n{exc.stdout!r:.3000}\n{exc.stderr!r:.6000}"
-    if not os.path.exists(out):
-        pytest.fail(f"gang_scenarios.py wrote no report: {log}")
-    with open(out) as fh:
-        data = json.load(fh)
-    data["_log"] = log
-    return data
+    return run_cluster_script(
+        "gang_scenarios.py", s3_server, str(tmp_path_factory.mktemp("gang")), "gang",
+        timeout=420, env={"RAYFLOW_GANG_START_TIMEOUT": str(GANG_START_TIMEOUT_S)})
 
 
 def scenario(report: dict, name: str) -> dict:

@@ -10,58 +10,21 @@ and writes a JSON report; each test below checks one scenario of that report.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
-import subprocess
-import sys
-
 import pytest
+
+from tests.multinode.cluster_run import run_cluster_script
 
 pytestmark = pytest.mark.integration
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(ROOT, "tests", "multinode", "scenarios.py")
 UNSCHEDULABLE_TIMEOUT_S = 5
 
 
 @pytest.fixture(scope="module")
 def report(s3_server, tmp_path_factory) -> dict:
-    # A short folder: Ray's unix sockets live under temp_dir, and their paths must stay
-    # below ~107 characters.
-    tmp = str(tmp_path_factory.mktemp("mn"))
-    out = os.path.join(tmp, "report.json")
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env.update(s3_server.env())
-    env.update({
-        "RAYFLOW_UNSCHEDULABLE_TIMEOUT": str(UNSCHEDULABLE_TIMEOUT_S),
-        # Token auth with this test's own token: every process of that cluster agrees on it.
-        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        # Ray's default temp folder (and its "current cluster" file) stays in this test's tmp.
-        "RAY_TMPDIR": tmp,
-        "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")])),
-    })
-    datastore = f"s3://{s3_server.bucket}/multinode-{secrets.token_hex(4)}"
-    try:
-        proc = subprocess.run(
-            [sys.executable, SCRIPT, "--tmp", tmp, "--datastore", datastore, "--out", out],
-            check=False, env=env, cwd=ROOT, capture_output=True, text=True, timeout=280)
-        log = f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    except subprocess.TimeoutExpired as exc:  # run() killed it; the report has what finished
-        log = f"timed out after {exc.timeout} s\n{_text(exc.stdout)}\n{_text(exc.stderr)}"
-    if not os.path.exists(out):
-        pytest.fail(f"scenarios.py wrote no report: {log}")
-    with open(out) as fh:
-        data = json.load(fh)
-    data["_log"] = log
-    data["_datastore"] = datastore
-    return data
+    return run_cluster_script(
+        "scenarios.py", s3_server, str(tmp_path_factory.mktemp("mn")), "multinode",
+        timeout=280, env={"RAYFLOW_UNSCHEDULABLE_TIMEOUT": str(UNSCHEDULABLE_TIMEOUT_S)})
 
-
-def _text(output) -> str:
-    if isinstance(output, bytes):
-        output = output.decode(errors="replace")
-    return (output or "")[-6000:]
 
 
 def scenario(report: dict, name: str) -> dict:
