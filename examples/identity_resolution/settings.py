@@ -123,6 +123,9 @@ class BlockingKey:
         return f"{self.function}({self.column}{f', {self.arg}' if self.arg else ''})"
 
 
+NO_CUT = 2**40  # max_block: none -- no block is cut into windows
+
+
 @dataclass(frozen=True)
 class Settings:
     link_type: str
@@ -132,7 +135,7 @@ class Settings:
     inputs: tuple[str, ...] = ()
     source_names: tuple[str, ...] = ()
     threshold: float = DEFAULT_THRESHOLD
-    max_block: int = 200
+    max_block: int = 200  # NO_CUT: none ("max_block: none")
     partitions: int = 0  # 0: one per 60,000 records
     u_sample_records: int = 20_000
     u_sample_pairs: int = 1_000_000
@@ -238,6 +241,8 @@ def parse_settings(text: str | dict, where: str = "settings") -> Settings:
             chosen.append(blocking.index(keys))
         training = tuple(dict.fromkeys(chosen))
     numbers = {}
+    if "max_block" in data and data["max_block"] in (None, "none"):
+        numbers["max_block"] = NO_CUT  # compare every block whole
     for key, kind, low, high in (("threshold", float, 0.0, 1.0), ("max_block", int, 2, 10**7),
                                  ("partitions", int, 1, 100_000),
                                  ("u_sample_records", int, 10, 10**8),
@@ -245,14 +250,15 @@ def parse_settings(text: str | dict, where: str = "settings") -> Settings:
                                  ("em_iterations", int, 0, 10_000),
                                  ("em_tolerance", float, 0.0, 1.0),
                                  ("keep_pairs_above", float, 0.0, 1.0)):
-        if key in data:
+        if key in data and key not in numbers:
             value = data[key]
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
                 kind is float or float(value).is_integer())
             if not ok or not low <= value <= high:
                 what = "an integer" if kind is int else "a number"
-                raise SettingsError(f"{where}: {key} must be {what} from {low:g} to {high:g}, "
-                                    f"not {value!r}.")
+                extra = " (or none: no block cut)" if key == "max_block" else ""
+                raise SettingsError(f"{where}: {key} must be {what} from {low:g} to {high:g}"
+                                    f"{extra}, not {value!r}.")
             numbers[key] = kind(value)
     settings = Settings(link_type=link_type, unique_id=unique_id, comparisons=comparisons,
                         blocking=blocking, inputs=tuple(inputs), source_names=source_names,
