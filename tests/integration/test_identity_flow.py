@@ -241,3 +241,45 @@ def test_reused_ids_stop_the_run_with_one_message(records_dir, tmp_path):
            f"ids" in out, out
     assert repr(int(ids[0])) in out and "duplicate_ids: keep_first" in out, out
     assert "Traceback" not in out and "Starting an embedded Ray" not in out, out
+
+
+@pytest.mark.parametrize("name", ["febrl1", "febrl4"])
+def test_flow_on_febrl(run_flow, datastore, febrl_dir, tmp_path, monkeypatch, name):
+    """The public FEBRL sets through the flow with settings_files/febrl.yaml (FEBRL1
+    deduplicated, FEBRL4's two files linked): the partitioned clusters are the single-task
+    union-find's bit for bit, each pair comes once in canonical order, the candidate pairs
+    and those the cut blocks left out are the in-process job's, and the F1 is high."""
+    from examples.identity_resolution import febrl
+    from examples.identity_resolution import model as er
+    from examples.identity_resolution.settings import read_table
+    from tests.unit.test_identity_febrl import F1_FLOOR, FEBRL_YAML, febrl_settings
+
+    namespace(None)
+    files = febrl.files(name, febrl_dir)
+    tables = [read_table(f) for f in files]
+    truth = febrl.truth(tables)
+    pq.write_table(truth, str(tmp_path / "truth.parquet"))
+    settings = tmp_path / "febrl.yaml"
+    settings.write_text(open(FEBRL_YAML).read().replace(
+        "link_type: dedupe", f"link_type: {'link' if len(files) > 1 else 'dedupe'}"))
+    monkeypatch.setenv("METAFLOW_FLOW_CONFIG", json.dumps({"settings": str(settings)}))
+    out = str(tmp_path / "out")
+    s = run_flow(FLOW, {"data": ",".join(files), "truth": str(tmp_path / "truth.parquet"),
+                        "partitions": 3, "cluster_tasks": 3, "output": out})
+    assert s.successful, s.failures
+    run = Run(s.pathspec, datastore=datastore)
+    got = pq.read_table(f"{out}/clusters.parquet")
+    assert got.num_rows == sum(t.num_rows for t in tables)
+    assert _canonical(got).equals(_canonical(_single_task_clusters(run)))
+    pairs = pq.read_table(f"{out}/pairs.parquet").to_pylist()
+    keys = [((p["source_l"], p["id_l"]), (p["source_r"], p["id_r"])) for p in pairs]
+    assert len(set(keys)) == len(keys) and not {(b, a) for a, b in keys} & set(keys)
+    if len(files) > 1:
+        assert all(p["source_l"] < p["source_r"] for p in pairs)
+    metrics = run.data.metrics
+    alone = er.resolve_in_process(tables, febrl_settings(len(files) > 1), truth,
+                                  partitions=5, shard_rows=3000)
+    assert metrics["candidate_pairs"] == alone["candidates"]
+    assert metrics["pairs_not_compared_cut"] == int(alone["rule_cut"].sum())
+    assert [r["not_compared_cut"] for r in metrics["blocking"]] == alone["rule_cut"].tolist()
+    assert metrics["f1"] >= F1_FLOOR, metrics

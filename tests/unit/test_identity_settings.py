@@ -238,3 +238,15 @@ groups:
     terms = np.array([[1.0, 2.0, 5.0, 4.0], [0.0, 0.0, -4.0, -4.0]])
     # tel + zip count at most +-3 bits together; the names add as they are
     assert er.combine(terms, s).tolist() == [6.0, -3.0]
+
+
+def test_max_block_none_cuts_no_block():
+    from examples.identity_resolution.settings import NO_CUT
+
+    for value in ("none", "null"):
+        assert parse_settings(USER_SETTINGS + f"\nmax_block: {value}\n").max_block == NO_CUT
+    assert parse_settings(USER_SETTINGS + "\nmax_block: 50\n").max_block == 50
+    with pytest.raises(SettingsError) as err:
+        parse_settings(USER_SETTINGS + "\nmax_block: all\n", where="my.yaml")
+    assert "max_block must be an integer from 2 to 1e+07 (or none: no block cut), not 'all'" \
+        in str(err.value)
