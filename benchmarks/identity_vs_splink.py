@@ -94,14 +94,18 @@ def report(records: int, repeat: int, results: list) -> None:
             rows.append([name, label, each, "-" if s["median"] is None else
                          f"{s['median']:.1f}", "-" if s["f1"] is None else f"{s['f1']:.4f}"])
         ours, theirs = res["rayflow"], res["splink"]
-        if ours["median"] and theirs["median"]:
-            ratio = ours["median"] / theirs["median"]
-            better = ours["f1"] is not None and theirs["f1"] is not None and \
-                ours["f1"] > theirs["f1"]
+        if not (ours["median"] and theirs["median"] and ours["f1"] and theirs["f1"]):
+            continue
+        ratio = ours["median"] / theirs["median"]
+        figures = (f"({ours['median']:.1f} s against {theirs['median']:.1f} s, {ratio:.2f}x; "
+                   f"F1 {ours['f1']:.4f} against {theirs['f1']:.4f})")
+        if name.startswith("generated"):
+            ok = ratio <= TARGET_RATIO and ours["f1"] > theirs["f1"]
             targets.append(f"- {name}: median whole process at most {TARGET_RATIO}x Splink's "
-                           f"with a higher F1: {met(ratio <= TARGET_RATIO and better)} "
-                           f"({ours['median']:.1f} s against {theirs['median']:.1f} s, "
-                           f"{ratio:.2f}x; F1 {ours['f1']:.4f} against {theirs['f1']:.4f})")
+                           f"with a higher F1: {met(ok)} {figures}")
+        else:
+            targets.append(f"- {name}: F1 at least Splink's: "
+                           f"{met(ours['f1'] >= theirs['f1'])} {figures}")
     notes = (f"Each data set: the two tools in turn, {repeat} times, who goes first "
              "alternating (rayflow first in runs 1 and 3). Whole process = wall time of the "
              "command (Python start, imports, Ray start for rayflow, reading the files, "
