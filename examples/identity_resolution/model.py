@@ -10,7 +10,8 @@ nothing imports Ray. The flow calls one function per step:
 2. ``compare_partition``: one partition's candidate pairs (every rule, each pair once, giant
    blocks cut into sorted windows), their comparison vector (gamma, one small int per
    comparison), the counts of each distinct vector (what EM needs), and u counts from random
-   pairs of the sample.
+   pairs of the sample, and per rule the pairs its cut blocks describe that the windows left
+   out.
 3. ``train``: u from the random pairs; m and the share of matches by expectation maximisation
    over the distinct comparison vectors of all blocked pairs (exact: EM over counted patterns
    is EM over the pairs).
@@ -389,7 +390,8 @@ def candidate_pairs(part: pa.Table, giant: np.ndarray, settings: Settings):
     A block is cut into windows exactly when it is in `giant` (the run's one list), so every
     partition agrees on which rules compare a pair whole. A pair belongs to the first rule on
     whose key it agrees and whose block is compared whole; failing that, to the first rule
-    whose (cut) block it shares. Only that rule's partition keeps it."""
+    whose (cut) block it shares, compared if that block's windows hold it (the pairs they
+    do not hold are counted by `cut_described_pairs`). Only that rule's partition keeps it."""
     block = part[BLOCK].to_numpy()
     order = np.argsort(block, kind="stable")
     b = block[order]
