@@ -608,6 +608,9 @@ def summary(m: dict, out: str) -> str:
         cut = f", {r['not_compared_cut']:,} left out by max_block" if r["not_compared_cut"] \
             else ""
         lines.append(f"blocking rule      {r['rule']}: {r['pairs']:,} pairs{cut}{recall}")
+    if m.get("pairs_not_compared_cut"):
+        lines.append(f"max_block          {m['pairs_not_compared_cut']:,} pairs of cut blocks "
+                     f"not compared (max_block: none compares them)")
     lines.append(f"written            {out}/clusters.parquet, pairs.parquet, model.json, "
                  f"metrics.json")
     return "\n".join(lines)
