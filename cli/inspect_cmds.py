@@ -233,7 +233,7 @@ def spin(file: str, pathspec: str, settings, artifacts_module: str | None,
             f"of its run, so spin takes no flow parameters. Give configs with --config NAME "
             f"FILE or --config-value NAME JSON.")
     url = _datastore(settings.datastore)
-    print(f"Spinning {pathspec} of {loaded.name} in this process (datastore {url})",
+    print(f"Spinning {pathspec} of {loaded.name} (datastore {url})",
           file=sys.stderr, flush=True)
     result = spin_task(loaded, pathspec, url, SpinOptions(
         artifacts_module=artifacts_module, skip_decorators=skip_decorators, persist=persist,

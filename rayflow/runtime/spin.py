@@ -1,5 +1,6 @@
 """`rayflow spin`: run one past task again, in this process, from the inputs it had, without
-touching its run (Metaflow's `spin`).
+touching its run (Metaflow's `spin`). A step with @pypi/@conda runs in its environment, in a
+process of its own (spin_env.py).
 
 The task's record names its parents; their records give the artifacts it saw (and a foreach
 split's own item, by index into its parent's foreach variable). The task runs again under a
@@ -272,32 +273,13 @@ def _write_spin_files(opts: SpinOptions, ctx, step: str, task_id: str) -> None:
             write_run_id_file(path, text)
 
 
-def _say_environment(wf, step: str) -> None:
-    """A spun task runs in this process, not in its step's @pypi/@conda environment: one line
-    says so rather than running it without a word."""
-    import sys
-
-    from .environments import requirement, step_requests
-
-    request = step_requests(wf.cls, wf.graph, wf.decorators).get(step)
-    if request is not None:
-        print(f"rayflow spin: step {step!r} runs here, in this process's environment, not in "
-              f"its @{request[0]} environment "
-              f"({', '.join(requirement(n, v) for n, v in request[1].items()) or 'python'}).",
-              file=sys.stderr)
-
-
 def spin(loaded, pathspec: str, datastore_url: str, opts: SpinOptions | None = None
          ) -> SpinResult:
     from ..datastore import FlowDataStore, RunRecord
-    from ..decorators import StepDecorators
     from ..parameters import params_as_json
-    from .artifacts import ArtifactLoader
     from .resume import origin_parameters
     from .run_record import username
-    from .worker import node_name, render_cards, worker_flow
-    from .worker import persist as persist_batch
-    from .worker_task import WorkerFlow, run_task
+    from .spin_env import run_in_environment, run_spun_task
 
     opts = opts or SpinOptions()
     origin = FlowDataStore.from_url(datastore_url, loaded.name)
@@ -322,17 +304,33 @@ def spin(loaded, pathspec: str, datastore_url: str, opts: SpinOptions | None = N
     if opts.persist:
         target.write_run(record)
     _write_spin_files(opts, ctx, step, task_id)
-    wf = worker_flow(ctx)
-    if opts.skip_decorators:
-        wf = WorkerFlow(wf.cls, wf.graph, {**wf.decorators, step: StepDecorators([])})
-    _say_environment(wf, step)
-    cap = run_task(ctx, wf, spec, ArtifactLoader(lambda: target, consumers=1), target,
-                   node_name())
+    env = _environment(ctx, step, opts.skip_decorators)
+    if env is not None and env.path is not None:
+        outcome = run_in_environment(env, ctx, spec, opts.skip_decorators, opts.persist)
+    else:
+        outcome = run_spun_task(ctx, spec, opts.skip_decorators, opts.persist)
     if opts.persist:
-        persist_batch(target, ctx, [spec], [cap])
-        render_cards(target, ctx, wf, [spec], [cap])
-        record.status = "success" if cap.outcome.ok else "failed"
+        record.status = "success" if outcome.ok else "failed"
         record.finished_at = time.time()
         target.write_run(record)
     return SpinResult(rec.pathspec, f"{loaded.name}/{ctx.run_id}/{step}/{task_id}",
-                      target.url if opts.persist else None, cap.outcome.ok, cap.outcome.error)
+                      target.url if opts.persist else None, outcome.ok, outcome.error)
+
+
+def _environment(ctx, step: str, skip_decorators: bool):
+    """The @pypi/@conda environment the spun task runs in (spin_env.py), built now if it is
+    not yet; None for a step without one. Its task record keeps it, as a run's does."""
+    import sys
+
+    from ..decorators import StepDecorators
+    from .spin_env import spin_environment
+    from .worker import worker_flow
+    from .worker_task import WorkerFlow
+
+    wf = worker_flow(ctx)
+    if skip_decorators:
+        wf = WorkerFlow(wf.cls, wf.graph, {**wf.decorators, step: StepDecorators([])})
+    env = spin_environment(wf, step, lambda text: print(text, file=sys.stderr, flush=True))
+    if env is not None:
+        ctx.environments = {step: env.lineage()}
+    return env
