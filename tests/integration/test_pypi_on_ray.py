@@ -111,3 +111,34 @@ def test_pypi_base_reaches_every_step(run_flow, datastore, wheel_options):
         wheel_options.add(prefix)
     # @pypi(disabled=True) on a step: rayflow's own venv.
     assert run["middle"].task.data.at_middle[0] == VENV_VERSION
+
+
+def test_spin_runs_a_pypi_step_in_its_environment(run_flow, datastore, wheel_options, cli,
+                                                   tmp_path):
+    """`rayflow spin` of a @pypi step (and of one split of a @pypi foreach) sees the pinned
+    version, as its run did; a step without @pypi, the venv's; the second spin reuses the
+    environment the first one installed."""
+    namespace(None)
+    s = run_flow("pypi_flow.py", {"width": 2})
+    assert s.successful, s.failures
+    flow = os.path.join(os.path.dirname(os.path.dirname(__file__)), "flows", "pypi_flow.py")
+    env = {"RAYFLOW_HOME": str(tmp_path / "home")}
+    spin_ds = os.path.join(datastore, "_spin")
+
+    def spin(pathspec: str, attr: str):
+        proc = cli("spin", flow, pathspec, env=env, check=0)
+        done = [ln for ln in proc.stderr.splitlines() if ln.startswith("Spun ")]
+        spun = done[0].split(" again as ")[1].split(".")[0]
+        return proc, getattr(Run("/".join(spun.split("/")[:2]), datastore=spin_ds)[
+            spun.split("/")[2]][spun.split("/")[3]].data, attr)
+
+    first, seen_pinned = spin(f"{s.run_id}/pinned", "at_pinned")
+    assert seen_pinned[:2] == (PINNED, PINNED), first.stderr
+    assert "installing step 'pinned'" in first.stderr
+    split = Run(s.pathspec, datastore=datastore)["each"].tasks()
+    task_id = next(iter(split)).id
+    second, seen_each = spin(f"{s.run_id}/each/{task_id}", "at_each")
+    assert seen_each[:2] == (PINNED, PINNED), second.stderr
+    assert "installing" not in second.stderr  # the same requirements: built once
+    _, seen_plain = spin(f"{s.run_id}/plain", "at_plain")
+    assert seen_plain[:2] == (VENV_VERSION, VENV_VERSION)
