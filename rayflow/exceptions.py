@@ -23,6 +23,11 @@ class RayflowException(Exception):
 
     headline = "Error"
     exit_code = 1  # of the command that fails with it
+    # Raised inside a task, rayflow's exceptions are its findings about the step: running it
+    # again cannot help, so @retry and @catch leave them alone. A class that is a failure of
+    # the task itself instead (as Metaflow's task_pre_step failures are: a secrets backend
+    # that does not answer) sets this: @retry runs the task again, @catch catches it.
+    task_failure = False
 
     def __init__(self, msg: str = "", lineno: int | None = None,
                  source_file: str | None = None, *, step: str | None = None,

@@ -117,8 +117,10 @@ def raise_for_failures(summary) -> None:
             f"Step {first.step!r} failed in task {pathspec} (attempt {first.attempt}){more}: "
             f"{err.message} ({err.type})\nNothing of that task was recorded as done. Continue "
             f"the run with: {resume}", step=first.step)
-    if err.kind is ErrorKind.USER and not err.retryable and not err.traceback:
-        # rayflow's own finding about the step: its message already says what to change.
+    if err.kind is ErrorKind.USER and not err.traceback and (
+            not err.retryable or err.type.startswith("rayflow.")):
+        # rayflow's own finding about the step, or a failure of its task that rayflow worded
+        # (a secrets source that could not be read): its message already says what to do.
         raise StepFailed(
             f"Step {first.step!r} failed in task {pathspec} (attempt {first.attempt}){more}: "
             f"{err.message}\nThen continue the run with: {resume}", step=first.step)

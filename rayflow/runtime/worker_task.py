@@ -431,8 +431,8 @@ def _handle_failure(flow, gnode, spec, decos, tctx, outcome: TaskOutcome, exc) -
     catch = decos.get("catch")
     # A mistake rayflow found (raised from its own code) fails at once; an exception the
     # step's code raised, a MetaflowException included, is the step's own.
-    found_by_rayflow = isinstance(exc, RayflowException) and _raised_by_rayflow(exc) and \
-        not isinstance(exc, FailureHandledByCatch)
+    found_by_rayflow = isinstance(exc, RayflowException) and not exc.task_failure and \
+        _raised_by_rayflow(exc) and not isinstance(exc, FailureHandledByCatch)
     # @catch is refused on a foreach or a switch step (check_catch_placement), as Metaflow
     # refuses it: a caught step goes on to its one next step.
     if last_attempt and catch is not None and not found_by_rayflow:

@@ -67,6 +67,19 @@ def test_failure_is_a_typed_task_error(tmp_path):
         raise_for_failures(s)
 
 
+def test_a_secrets_provider_failing_in_the_task_is_retried_and_caught(tmp_path):
+    """As Metaflow reads @secrets in task_pre_step: a provider's failure there fails the task
+    like the step's own exception, so @retry runs it again and @catch catches it."""
+    ds = str(tmp_path / "ds")
+    s = run("secrets_flaky_flow.py", ds)
+    assert s.successful, s.failures and s.failures[0].error.describe()
+    run_ = Run(s.pathspec, datastore=ds)
+    retried = run_["retried"].task
+    assert retried.data.seen == "read on attempt 1" and retried.current_attempt == 1
+    caught = run_["caught_step"].task
+    assert "reached" not in caught and "backend for other timed out" in str(caught.data.failure)
+
+
 def test_resume_clones_what_finished_and_reruns_the_rest(tmp_path):
     ds = str(tmp_path / "ds")
     markers = tmp_path / "markers"

@@ -21,6 +21,9 @@ ENTRY_POINT_GROUP = "rayflow.secrets_providers"
 
 class SecretsError(RayflowException):
     headline = "Secrets"
+    # Read in a task (task_pre_step), a source that fails fails the task, as in Metaflow:
+    # @retry reads it again, @catch catches it.
+    task_failure = True
 
 
 @dataclass(frozen=True)
