@@ -147,7 +147,8 @@ PYPI_OPTIONS = Setting(
     "them, e.g. `--index-url URL` or `--find-links DIR --no-index`.")
 HOME = Setting(
     "RAYFLOW_HOME", "path", "~/.rayflow",
-    "Where the warm local Ray's state is kept (a folder of this user's own, mode 0700).")
+    "Where the warm local Ray's state is kept (a folder of this user's own, mode 0700), and "
+    "the packages `rayflow spin` installs for @pypi/@conda steps (spin-envs/).")
 NO_REPORT = Setting(
     "RAYFLOW_NO_REPORT", "flag", False,
     "1: write no run report when a run ends (`rayflow card Flow/run` builds it later).")

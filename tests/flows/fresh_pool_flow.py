@@ -8,6 +8,18 @@ import sys
 from rayflow import FlowSpec, Parameter, actor_pool, resources, step
 
 counter = 0
+SEEN = []  # changed in place by every task: each must find it empty, as imported
+TABLE = {"calls": 0}
+
+
+class Box:
+    """A module-level object whose attribute a task sets."""
+
+    def __init__(self):
+        self.count = 0
+
+
+BOX = Box()
 MODEL = None
 
 
@@ -15,20 +27,25 @@ def load_model():
     """The pool's setup, once per actor: what it binds stays for the actor's tasks."""
     global MODEL
     MODEL = "loaded"
+    TABLE["setup"] = "done"  # changed in place by the setup: kept for the actor's tasks
     return {}
 
 
 def found(flow_name: str) -> dict:
-    return {"counter": counter, "env": os.environ.get("SET_BY_CODE"),
+    return {"counter": counter, "env": os.environ.get("SET_BY_CODE"), "seen": list(SEEN),
+            "calls": TABLE["calls"], "box": BOX.count,
             "cwd": os.getcwd(), "added": "ADDED_BY_TASK" in globals(),
             "argv0": os.path.basename(sys.argv[0]), "flow": flow_name, "pid": os.getpid(),
-            "model": MODEL}
+            "model": MODEL, "setup": TABLE.get("setup")}
 
 
 def trample() -> None:
     global counter, ADDED_BY_TASK
     counter += 9
     ADDED_BY_TASK = 1
+    SEEN.append(os.getpid())
+    TABLE["calls"] += 1
+    BOX.count += 1
     os.environ["SET_BY_CODE"] = "yes"
     os.chdir("/")
 

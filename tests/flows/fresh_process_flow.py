@@ -15,6 +15,18 @@ import sys
 from rayflow import FlowSpec, Parameter, step
 
 counter = 0
+SEEN = []  # changed in place by every task: each must find it empty, as imported
+TABLE = {"calls": 0}
+
+
+class Box:
+    """A module-level object whose attribute a task sets."""
+
+    def __init__(self):
+        self.count = 0
+
+
+BOX = Box()
 ADDED_LATER = "ADDED_LATER"
 BIG = 300_000  # bytes one subprocess writes: more than a pipe's buffer
 
@@ -31,7 +43,8 @@ def helper():
 
 
 def found(flow_name: str) -> dict:
-    return {"counter": counter, "env": os.environ.get("SET_BY_CODE"),
+    return {"counter": counter, "env": os.environ.get("SET_BY_CODE"), "seen": list(SEEN),
+            "calls": TABLE["calls"], "box": BOX.count,
             "cwd": os.getcwd(), "added": "ADDED_BY_TASK" in globals(),
             "argv0": os.path.basename(sys.argv[0]), "flow": flow_name, "pid": os.getpid()}
 
@@ -40,6 +53,9 @@ def trample() -> None:
     global counter, ADDED_BY_TASK
     counter += 9
     ADDED_BY_TASK = 1
+    SEEN.append(os.getpid())
+    TABLE["calls"] += 1
+    BOX.count += 1
     os.environ["SET_BY_CODE"] = "yes"
     os.chdir("/")
 

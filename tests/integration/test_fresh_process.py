@@ -16,6 +16,8 @@ WIDTH = 40
 
 def _fresh(found: dict, first: dict) -> None:
     assert found["counter"] == 0 and found["env"] is None and not found["added"], found
+    # Module globals changed in place (a list appended to, a dict's entry, an attribute).
+    assert found["seen"] == [] and found["calls"] == 0 and found["box"] == 0, found
     assert found["cwd"] == first["cwd"], found
     assert found["argv0"] in ("fresh_process_flow.py", "fresh_pool_flow.py"), found
 
@@ -65,6 +67,7 @@ def test_an_actor_pool_gives_each_task_a_fresh_state_and_its_fd_output(run_flow,
     assert len(pids) == 1, pids  # one actor served every split
     # What the pool's setup bound in the flow module stays for every task of the actor.
     assert {saw["model"] for saw in run["join"].task.data.saws} == {"loaded"}
+    assert {saw["setup"] for saw in run["join"].task.data.saws} == {"done"}
 
 
 def test_private_names_functions_and_del_as_in_metaflow(run_flow, datastore):
