@@ -20,7 +20,8 @@ back, around every task of a batch:
   SPLIT_CHECK_LIMIT bytes leaves the change to the later splits of its batch (the next batch
   starts from the snapshot). Not put back at all: globals bigger than SNAPSHOT_LIMIT (a model
   or table loaded at import: copying it per task would cost what loading it does), values
-  that cannot be pickled (locks, open files, clients, connections), random generators (a
+  that cannot be pickled (locks, open files, clients, connections), objects of torch,
+  tensorflow, keras or jax (models, tensors), random generators (a
   fresh process would seed them anew: putting them back would repeat their numbers in every
   task), and the globals of modules other than the flow's;
 - os.environ, the working directory and sys.argv as the batch started, restored after each
@@ -105,15 +106,25 @@ _NOT_DATA = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionTy
              type(None), range, type(Ellipsis))
 
 
+# rayflow's own objects (`current`, parameters); models and tensors of the deep-learning
+# libraries, whose pickling copies all their weights before a size limit can stop it.
+_LEFT_ALONE = ("rayflow", "metaflow", "ray", "torch", "tensorflow", "keras", "jax", "jaxlib")
+
+
 def _is_data(name: str, value) -> bool:
     """A global whose value a task may change in place and a fresh process would not see."""
     if name.startswith("__") and name.endswith("__") or isinstance(value, _NOT_DATA):
         return False
     cls = type(value)
-    if cls.__module__.partition(".")[0] in ("rayflow", "metaflow", "ray"):
+    if cls.__module__.partition(".")[0] in _LEFT_ALONE:
         return False
     if _is_random_generator(value):
         return False
+    try:  # arrays and frames that say their size: none pickled only to find it too big
+        if int(getattr(value, "nbytes", 0) or 0) > SNAPSHOT_LIMIT:
+            return False
+    except Exception:  # noqa: BLE001 - an nbytes of another meaning
+        pass
     if isinstance(value, (tuple, frozenset)):
         try:
             hash(value)
