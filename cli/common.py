@@ -100,7 +100,7 @@ def _leave_ray_at_exit() -> None:
 
 
 class ForwardedLines:
-    """Counts the task lines (those with a `[step/task] ` prefix) that reach this process's
+    """Counts the task lines (those with a `[run/step/task] ` prefix) that reach this process's
     stdout and stderr while the block runs: Ray's log thread prints each forwarded line with
     one write."""
 

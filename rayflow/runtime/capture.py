@@ -1,7 +1,7 @@
 """The stdout/stderr tee of a task, in the worker: while a step runs, `sys.stdout` and
 `sys.stderr` are `Tee`s that keep every line with the time it was written (the task's log in
-the datastore) and copy it to the real stream with the task's `[step/task] ` prefix (what Ray
-forwards to the driver's console).
+the datastore) and copy it to the real stream with the task's `[run/step/task] ` prefix (what
+Ray forwards to the driver's console; held first while the task is young, see console.py).
 
 Output that bypasses sys.stdout (`os.system`, a subprocess, `os.write(1, ...)`, a C library's
 printf) is caught at the file-descriptor level by `FdCapture`: while a batch runs, fds 1 and 2
@@ -29,7 +29,7 @@ TRUNCATED = "[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]\n"
 
 class Tee(io.TextIOBase):
     """A task's sys.stdout or sys.stderr: keeps every line with the time it was written (for
-    the datastore) and copies it to the real stream with a [step/task] prefix. It is a text
+    the datastore) and copies it to the real stream with a [run/step/task] prefix. It is a text
     stream like the real one, with an `encoding` and a binary `buffer`."""
 
     def __init__(self, real, prefix: str, sink=None, limit: int | None = None):
@@ -45,6 +45,7 @@ class Tee(io.TextIOBase):
         # console still gets every line), as Metaflow's runtime truncates a task's log.
         self._room = limit
         self._unprinted = 0  # lines kept in the log only (log_only), not on the console
+        self.hold = None  # the task's ConsoleHold (console.py): the console copy waits there
 
     @property
     def buffer(self) -> "TeeBuffer":
@@ -89,10 +90,13 @@ class Tee(io.TextIOBase):
             if self._sink is not None:
                 self._sink(piece)
         if self.real is not None and out:
-            try:
-                self.real.write("".join(out))
-            except (ValueError, OSError):
-                pass
+            if self.hold is not None:
+                self.hold.emit(self.fd_index, "".join(out), self.real)
+            else:
+                try:
+                    self.real.write("".join(out))
+                except (ValueError, OSError):
+                    pass
         return len(text)
 
     def log_only(self, text: str) -> None:
@@ -171,8 +175,13 @@ class captured_output:
     block goes to the same Tees."""
 
     def __init__(self, prefix: str, sink=None, fdcap: FdCapture | None = None,
-                 limit: int | None = None):
+                 limit: int | None = None, hold: bool = False):
         self.prefix, self.sink, self.fdcap, self.limit = prefix, sink, fdcap, limit
+        self.hold = None
+        if hold:  # the console copy waits in a ConsoleHold (console.py) for the task's end
+            from .console import ConsoleHold
+
+            self.hold = ConsoleHold()
 
     def __enter__(self):
         sink, cap, limit = self.sink, self.fdcap, self.limit
@@ -180,6 +189,8 @@ class captured_output:
         real = cap.console if cap is not None else self.old
         out = Tee(real[0], self.prefix, sink and (lambda text: sink("stdout", text)), limit)
         err = Tee(real[1], self.prefix, sink and (lambda text: sink("stderr", text)), limit)
+        err.fd_index = 1
+        out.hold = err.hold = self.hold
         sys.stdout, sys.stderr = self.tees = out, err
         if cap is not None:
             cap.attach(out, err)

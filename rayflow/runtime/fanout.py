@@ -43,6 +43,7 @@ class BatchSummary:
     worker: int
     peak_rss: int
     printed: int
+    console: tuple = ()     # the splits' held console pieces, in split order (console.py)
 
     def duration_array(self) -> array:
         out = array("f")
@@ -78,7 +79,8 @@ def summarize(graph, specs, captured) -> tuple[BatchSummary | None, object]:
         specs[0].step, len(captured), min(c.outcome.started_at for c in captured),
         max(c.outcome.finished_at for c in captured), durations.tobytes(), first.node,
         first.worker, max(c.outcome.peak_rss for c in captured),
-        sum(c.outcome.printed for c in captured))
+        sum(c.outcome.printed for c in captured),
+        tuple(p for c in captured if c.outcome.console for p in c.outcome.console))
     return summary, segment
 
 

@@ -141,7 +141,7 @@ def _wait_for_early_join(say) -> None:
 def _prepare_environment(address: str | None, target, warm: bool, say):
     """The environment Ray must find when it is imported: (the warm local Ray to join, if
     any, whether Ray's single-machine mode applies)."""
-    # Task output already carries rayflow's "[step/task] " prefix: Ray's own "(name pid=...)"
+    # Task output already carries rayflow's "[run/step/task] " prefix: Ray's own "(name pid=...)"
     # prefix, coloured even when the output is not a terminal, would double it.
     os.environ.setdefault("RAY_DISABLE_WORKER_LOG_PREFIX", "1")
     local = _warm_to_join(address, target, warm, say)
@@ -297,7 +297,7 @@ def _single_machine_mode() -> None:
 
 def _no_log_dedup() -> None:
     """Ray merges lines from different workers that differ only in their numbers into one
-    "[repeated Nx across cluster]" line. Task lines differ in their [step/task] prefix, and
+    "[repeated Nx across cluster]" line. Task lines differ in their [run/step/task] prefix, and
     each must reach the console as printed. Ray reads RAY_DEDUP_LOGS when it is imported: one
     imported earlier is told through the value its log module keeps."""
     if os.environ.get("RAY_DEDUP_LOGS", "0").lower() not in ("0", "false"):

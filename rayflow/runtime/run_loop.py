@@ -1,13 +1,12 @@
 """The run loop, in the driver: drives one run of a flow from start to end on an executor.
 
-`RunLoop` (not to be confused with `rayflow.Runner`, Metaflow's Runner API, which starts a
-`rayflow run` subprocess) owns the run's lifetime: the run record, the RunContext sent to
-workers, the loop that feeds ready tasks to the executor in bounded windows and hands finished
-ones to the scheduler, retries with their delays, and the final status. It holds artifact
-*locations* (refs and hashes), never artifact bytes. How many splits go into one submission is
-`batching.py`'s decision; resuming is `resume.py`'s; where a batch runs is the executor's;
-joining Ray is `ray_session.py`'s; the final status, heartbeat, report and run-id files are
-written by `run_record.py`.
+`RunLoop` (not `rayflow.Runner`, Metaflow's Runner API, which starts a `rayflow run`
+subprocess) owns the run's lifetime: the run record, the RunContext sent to workers, the loop
+that feeds ready tasks to the executor in bounded windows and hands finished ones to the
+scheduler, retries with their delays, the tasks' held console lines (console.py), and the
+final status. It holds artifact *locations* (refs and hashes), never artifact bytes. Batch
+sizes are `batching.py`'s; resuming, `resume.py`'s; where a batch runs, the executor's; joining
+Ray, `ray_session.py`'s; the final status, heartbeat, report and run-id files, `run_record.py`'s.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from .batching import (
     chunking,
     starts_early,
 )
+from .console import show as show_console
 from .crash import remove_run_spool
 from .deferred import executor_for, session_context
 from .errors import ErrorKind, TaskError
@@ -103,7 +103,7 @@ class RunSummary:
     report: str | None = None  # where the run report is (a file path, or a URL)
     # An actor-pool run: (time, pool, actors) at every change of a pool's size.
     pool_history: list | None = None
-    printed: int = 0  # lines the tasks wrote to the console, each with its [step/task] prefix
+    printed: int = 0  # lines the tasks wrote to the console, each with its [run/step/task] prefix
 
     @property
     def pathspec(self) -> str:
@@ -350,9 +350,7 @@ class RunLoop:
         return [i.step for i in self.queue] + [t.step for _, _, t, _ in self.retries._heap]
 
     def _has_pending_work(self) -> bool:
-        if self.stopping:
-            return False
-        return bool(self.queue) or bool(self.retries) or self.gangs.busy
+        return not self.stopping and (bool(self.queue) or bool(self.retries) or self.gangs.busy)
 
     def _enqueue(self, items) -> None:
         for item in items:
@@ -465,9 +463,10 @@ class RunLoop:
 
     def _on_splits_joined(self, batch, summary: BatchSummary) -> None:
         """A batch of splits that all went into their join (runtime/fanout.py): counted,
-        and handed to the join as one segment, with no object per split."""
+        shown, and handed to the join as one segment, with no object per split."""
         self.sizer.record_span(batch.step, summary.count, summary.finished - summary.started)
         self.rows.batch(summary, int(batch.specs.first_id) + batch.specs.start)
+        show_console(summary.console)
         self.printed += summary.printed
         self.done_count += summary.count
         self.progress.finished(batch.step, summary.count, 0)
@@ -486,6 +485,7 @@ class RunLoop:
 
     def _hand_on(self, task: ReadyTask, outcome: TaskOutcome, payload_ref) -> None:
         """Start the next steps of a task whose checkpoint is still being written."""
+        show_console(outcome.console)  # before anything its next steps print
         own = self._own_locs(outcome, payload_ref)
         self.undurable[task.task_id] = (task.step, own)
         self.complete(task, outcome.next_steps, outcome.foreach, outcome.num_splits, own,
@@ -499,7 +499,7 @@ class RunLoop:
                 held = own.get(name)
                 if held is not None and held.pending:  # its hash, now that it is known
                     own[name] = dataclasses.replace(loc, ref=held.ref)
-            self._attempted(outcome)
+            self._attempted(outcome, shown=True)
             self.rows.final(task.step, outcome.attempt, True)
             self.done_count += 1
             self.progress.finished(task.step, 1, 0)
@@ -511,7 +511,7 @@ class RunLoop:
             f"the step finished, but its checkpoint could not be written, so the task is not "
             f"done: {cause.message}"))
         if outcome is not None:
-            self._attempted(outcome)
+            self._attempted(outcome, shown=True)
         self.progress.finished(task.step, 0, 1)
         failed = outcome or TaskOutcome(task.step, task.task_id, attempt, ok=False)
         failed.ok, failed.error = False, err
@@ -522,8 +522,9 @@ class RunLoop:
         self.executor.cancel_where(
             lambda b: any(spec.awaits and tid in spec.awaits for spec in b.specs))
 
-    def _attempted(self, outcome: TaskOutcome) -> None:
-        """An attempt that ran: the report's row, and the lines it printed."""
+    def _attempted(self, outcome: TaskOutcome, shown: bool = False) -> None:
+        """An attempt that ran: the report's row, and its lines (shown now unless `shown`)."""
+        show_console(None if shown else outcome.console)
         self.rows.attempt(outcome)
         self.printed += outcome.printed
 

@@ -129,3 +129,6 @@ class TaskOutcome:
     # A merge in a join can point at artifacts of its inputs; those keep their own location.
     adopted: dict[str, ArtifactLoc] = field(default_factory=dict)
     caught: bool = False   # the step failed and @catch caught it: finished, not successful
+    # What the task printed, held for the driver to show in order (console.py): (0 stdout or
+    # 1 stderr, text) pieces as written; None when it printed nothing or went live.
+    console: tuple | None = None

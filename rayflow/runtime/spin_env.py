@@ -155,6 +155,7 @@ def run_spun_task(ctx, spec, skip_decorators: bool, persist: bool):
     from ..datastore import FlowDataStore
     from ..decorators import StepDecorators
     from .artifacts import ArtifactLoader
+    from .console import show
     from .worker import node_name, render_cards, worker_flow
     from .worker import persist as persist_batch
     from .worker_task import WorkerFlow, run_task
@@ -165,6 +166,8 @@ def run_spun_task(ctx, spec, skip_decorators: bool, persist: bool):
         wf = WorkerFlow(wf.cls, wf.graph, {**wf.decorators, spec.step: StepDecorators([])})
     cap = run_task(ctx, wf, spec, ArtifactLoader(lambda: target, consumers=1), target,
                    node_name())
+    show(cap.outcome.console)  # what the task printed and still held (console.py)
+    cap.outcome.console = None
     if persist:
         persist_batch(target, ctx, [spec], [cap])
         render_cards(target, ctx, wf, [spec], [cap])

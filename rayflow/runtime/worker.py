@@ -45,6 +45,7 @@ from .worker_task import (
     is_ndarray,
     run_task,
     set_source_dir,
+    task_prefix,
 )
 
 _DATASTORES: dict[tuple[str, str], Any] = {}
@@ -366,7 +367,7 @@ def render_cards(ds, ctx: RunContext, wf, specs: list[TaskSpec],
 
     for spec, cap in todo:
         pathspec = f"{ctx.flow_name}/{ctx.run_id}/{spec.step}/{spec.task_id}"
-        with _prefixed_stderr(f"[{spec.step}/{spec.task_id}] "):
+        with _prefixed_stderr(task_prefix(ctx, spec)):
             render_final(ds, pathspec, ctx.datastore_url, spec.attempt, cap.cards,
                          graph=_graph_info(wf.graph))
 

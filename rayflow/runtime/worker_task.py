@@ -99,8 +99,8 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
-    with gang_env, captured_output(f"[{spec.step}/{spec.task_id}] ", sink, fdcap,
-                                   ctx.max_log_bytes) as (out, err):
+    console = captured_output(task_prefix(ctx, spec), sink, fdcap, ctx.max_log_bytes, hold=True)
+    with gang_env, console as (out, err):
         current._set(tctx)
         reader_ns = _client_namespace(ctx.namespace)
         try:
@@ -131,9 +131,15 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
                 _handle_failure(flow, gnode, spec, decos, tctx, outcome, exc)
     cap.stdout, cap.stderr = out.stored(), err.stored()
     outcome.printed = out.printed + err.printed
+    outcome.console = console.hold.take() or None
     outcome.finished_at = time.time()
     outcome.worker, outcome.peak_rss = os.getpid(), _peak_rss()
     return cap
+
+
+def task_prefix(ctx: RunContext, spec: TaskSpec) -> str:
+    """What each of the task's console lines starts with, as in Metaflow: `[run/step/task] `."""
+    return f"[{ctx.run_id}/{spec.step}/{spec.task_id}] "
 
 
 def _task_context(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec) -> TaskContext:
