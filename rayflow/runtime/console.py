@@ -10,10 +10,10 @@ the stdout lines it wrote first.
 So a task's console copy is held (`ConsoleHold`, in the worker) while the task is young, and
 goes back to the driver with its outcome (`TaskOutcome.console`: (stream, text) pieces, in the
 order written), where the run loop shows it (`show`) before it hands the task's values on: in
-order, and before anything a later task prints. A task that runs longer than LIVE_AFTER_S, or
-holds more than HOLD_BYTES, goes live: what it held is written out, then each line as it is
-written, through Ray's forwarding, so a long step's progress shows as it happens (those lines
-may then reach the console a moment after a quick next task's).
+order, and before anything a later task prints. A task still running LIVE_AFTER_S after its
+first line, or holding more than HOLD_BYTES, goes live: what it held is written out, then
+each line as it is written, through Ray's forwarding, so a long step's progress shows as it
+happens (those lines may then reach the console a moment after a quick next task's).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 
-LIVE_AFTER_S = 1.0
+LIVE_AFTER_S = 2.0
 HOLD_BYTES = 64 << 10
 _POLL_S = 0.25
 
@@ -36,7 +36,7 @@ class ConsoleHold:
         self.size = 0
         self.live = False
         self.reals: list = [None, None]
-        self.started = time.monotonic()
+        self.first_line: float | None = None  # when the task first wrote (monotonic)
         self.lock = threading.Lock()
         _watch(self)
 
@@ -46,6 +46,8 @@ class ConsoleHold:
                 _write(real, text)
                 return
             self.reals[index] = real
+            if self.first_line is None:
+                self.first_line = time.monotonic()
             self.pieces.append((index, text))
             self.size += len(text)
             if self.size > HOLD_BYTES:
@@ -90,8 +92,8 @@ _WATCHER: list = [None]
 
 
 def _watch(hold: ConsoleHold) -> None:
-    """Make `hold` the running task's: one thread per process lets it go live once it has
-    run LIVE_AFTER_S."""
+    """Make `hold` the running task's: one thread per process lets it go live LIVE_AFTER_S
+    after its first line."""
     _CURRENT[0] = hold
     if _WATCHER[0] is None:
         thread = threading.Thread(target=_watcher, name="rayflow-console", daemon=True)
@@ -103,8 +105,8 @@ def _watcher() -> None:
     while True:
         time.sleep(_POLL_S)
         hold = _CURRENT[0]
-        if hold is not None and not hold.live and \
-                time.monotonic() - hold.started >= LIVE_AFTER_S:
+        first = hold.first_line if hold is not None else None
+        if first is not None and not hold.live and time.monotonic() - first >= LIVE_AFTER_S:
             hold.go_live()
 
 

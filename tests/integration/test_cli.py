@@ -177,6 +177,7 @@ def test_every_task_line_reaches_the_console_as_printed(cli):
     one "[repeated Nx across cluster]" line; each task's line is its own."""
     proc = cli("run", "tests/flows/chatty_flow.py", check=0)
     lines = [ln for ln in proc.stdout.splitlines() if "says 42 times hello" in ln]
-    assert sorted(lines) == sorted(f"[talk/{1 + i}] split {i} says 42 times hello"
+    run_id = proc.stderr.split("Done: ChattyFlow/")[1].split()[0]
+    assert sorted(lines) == sorted(f"[{run_id}/talk/{1 + i}] split {i} says 42 times hello"
                                    for i in range(8)), proc.stdout
     assert "repeated" not in proc.stdout + proc.stderr

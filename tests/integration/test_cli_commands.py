@@ -158,6 +158,8 @@ def test_project_branches_current_and_tags(tmp_path):
 def test_task_output_has_one_prefix_and_no_colour_codes(cli):
     proc = cli("run", os.path.join(ROOT, "examples", "hello.py"), check=0)
     lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "Hello, world!" in ln]
-    assert sorted(ln.split("] ")[0] for ln in lines) == ["[end/2", "[hello/1"], lines
+    run_id = proc.stderr.split("Done: HelloFlow/")[1].split()[0]
+    assert sorted(ln.split("] ")[0] for ln in lines) == [f"[{run_id}/end/2",
+                                                         f"[{run_id}/hello/1"], lines
     assert all(ln.startswith("[") for ln in lines), lines
     assert "\x1b[" not in proc.stdout + proc.stderr and "pid=" not in proc.stdout

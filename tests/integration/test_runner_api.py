@@ -57,7 +57,7 @@ def test_async_run_streams_the_logs_while_the_run_goes_on(datastore, tmp_path):
     running, lines = asyncio.run(go())
     assert running.status == "successful"
     assert [ln for ln in lines if "working on" in ln] == \
-        [f"[work/{i + 1}] working on {i}" for i in range(4)]  # split i is task i + 1
+        [f"[{running.run.id}/work/{i + 1}] working on {i}" for i in range(4)]  # split i: task i+1
 
 
 def test_wait_with_a_timeout_ends_the_run(datastore, tmp_path):
