@@ -70,8 +70,13 @@ def test_failure_is_a_typed_task_error(tmp_path):
 def test_a_secrets_provider_failing_in_the_task_is_retried_and_caught(tmp_path):
     """As Metaflow reads @secrets in task_pre_step: a provider's failure there fails the task
     like the step's own exception, so @retry runs it again and @catch catches it."""
+    from rayflow.plugins.secrets import spec
+
     ds = str(tmp_path / "ds")
-    s = run("secrets_flaky_flow.py", ds)
+    try:
+        s = run("secrets_flaky_flow.py", ds)
+    finally:  # the flow registered its provider in this process: other tests list them
+        spec._PROVIDERS.pop("flaky", None)
     assert s.successful, s.failures and s.failures[0].error.describe()
     run_ = Run(s.pathspec, datastore=ds)
     retried = run_["retried"].task
