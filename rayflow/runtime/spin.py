@@ -295,6 +295,7 @@ def spin(loaded, pathspec: str, datastore_url: str, opts: SpinOptions | None = N
                 (list(spec.join.locations()) if spec.join else []))
     user = opts.user or username()
     ctx = _spin_context(loaded, target, run_id, params, opts, user)
+    env = _environment(ctx, step, opts.skip_decorators)  # before the run record: may refuse
     record = RunRecord(flow=loaded.name, run_id=ctx.run_id, user=user,
                        params=params_as_json(params), tags=[],
                        sys_tags=[f"user:{user}", "runtime:rayflow", "spin",
@@ -304,7 +305,6 @@ def spin(loaded, pathspec: str, datastore_url: str, opts: SpinOptions | None = N
     if opts.persist:
         target.write_run(record)
     _write_spin_files(opts, ctx, step, task_id)
-    env = _environment(ctx, step, opts.skip_decorators)
     if env is not None and env.path is not None:
         outcome = run_in_environment(env, ctx, spec, opts.skip_decorators, opts.persist)
     else:

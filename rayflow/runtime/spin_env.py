@@ -181,8 +181,10 @@ def run_in_environment(env: SpinEnvironment, ctx, spec, skip_decorators: bool,
     with tempfile.TemporaryDirectory(prefix="rayflow-spin-") as tmp:
         job, result = os.path.join(tmp, "job.pickle"), os.path.join(tmp, "outcome.pickle")
         with open(job, "wb") as fh:
-            # The context first: the child imports the flow before it reads the spec, whose
-            # foreach item may be an instance of a class of the flow's module.
+            # The flow file first: the child imports it before it reads the context and the
+            # spec, which may hold instances of the flow module's classes (a parameter's
+            # value, a foreach item).
+            pickle.dump((ctx.flow_file, ctx.module_name), fh)
             pickle.dump((ctx, skip_decorators, persist), fh)
             pickle.dump(spec, fh)
         env_vars = dict(os.environ)
@@ -203,11 +205,11 @@ def run_in_environment(env: SpinEnvironment, ctx, spec, skip_decorators: bool,
 
 
 def _child(job: str, result: str) -> None:
-    from .worker import worker_flow
+    from .flowfile import import_flow_file
 
     with open(job, "rb") as fh:
+        import_flow_file(*pickle.load(fh))  # kept for worker_flow, which imports it once
         ctx, skip_decorators, persist = pickle.load(fh)
-        worker_flow(ctx)  # the flow's module, before the spec that may need its classes
         spec = pickle.load(fh)
     outcome = run_spun_task(ctx, spec, skip_decorators, persist)
     with open(result, "wb") as fh:
