@@ -219,6 +219,9 @@ class _FdSpool:
     def read_new(self, chunk: int = 1 << 20):
         """The text written since the last call, in pieces of at most `chunk` bytes."""
         size = os.fstat(self.file).st_size
+        return self._pieces(size, chunk) if size > self.offset else ()
+
+    def _pieces(self, size: int, chunk: int):
         while size > self.offset:
             data = os.pread(self.file, min(chunk, size - self.offset), self.offset)
             if not data:
@@ -249,6 +252,7 @@ class FdCapture:
         self._tees: tuple | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._just_detached = False
 
     def __enter__(self) -> FdCapture:
         _LIVE.add(self)
@@ -285,7 +289,9 @@ class FdCapture:
         if not self.active:
             return
         with self.lock:
-            self.drain()  # what came before the task is not the task's
+            if not self._just_detached:  # (after a task's detach: drained a moment ago)
+                self.drain()  # what came before the task is not the task's
+            self._just_detached = False
             self._tees = (out, err)
             out.fdcap = err.fdcap = self
             err.fd_index = 1
@@ -302,6 +308,7 @@ class FdCapture:
             self._tees = None
             for spool in self._spools:
                 spool.empty()
+            self._just_detached = True
 
     def drain(self, only: int | None = None) -> None:
         """Hand what the fds (or fd `only`: 0 or 1) got since the last call to the task's

@@ -23,6 +23,7 @@ which is what Ray's retries are for. A batch that finishes removes its spool.
 from __future__ import annotations
 
 import faulthandler
+import mmap
 import os
 import re
 import sys
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 from ..exceptions import RayflowException
 
+TASK_SLOT = 64  # bytes of a task id the spool's mapped first line holds
 _FATAL = re.compile(r"^Fatal Python error: (.+?)\s*$", re.M)
 SIGNALS = {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS",
            "Floating-point exception": "SIGFPE", "Floating point exception": "SIGFPE",
@@ -77,6 +79,7 @@ class BatchSpool:
         folder = os.path.join(spool_root(), flow, run_id, step)
         self.path = os.path.join(folder, f"{first_task}.{attempt}.spool")
         self._file = None
+        self._slot = None  # the mapped `task|` line: which task runs (see task_started)
         self._faulthandler_was_on = False
 
     def previous_crash(self) -> Crash | None:
@@ -94,7 +97,7 @@ class BatchSpool:
         for line in text[:fatal.start()].splitlines():
             kind, _, rest = line.partition("|")
             if kind == "task":
-                task_id = rest
+                task_id = rest.rstrip()
             elif kind in ("stdout", "stderr"):
                 tid, _, body = rest.partition("|")
                 (out if kind == "stdout" else err).setdefault(tid, []).append(body)
@@ -106,13 +109,26 @@ class BatchSpool:
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
-        except OSError:
-            return  # no spool (a full /tmp, say): the batch runs as it would without one
+            self._file.write("task|" + " " * TASK_SLOT + "\n")
+            self._file.flush()
+            self._slot = mmap.mmap(self._file.fileno(), 5 + TASK_SLOT)
+        except (OSError, ValueError):
+            self._slot = None
+            if self._file is None:
+                return  # no spool (a full /tmp, say): the batch runs as it would without one
         self._faulthandler_was_on = faulthandler.is_enabled()
         faulthandler.enable(file=self._file, all_threads=False)
 
     def task_started(self, task_id: str) -> None:
-        self._write(f"task|{task_id}\n")
+        """Which task runs now, for the report of a crash: written into the spool's first
+        line, mapped in memory (a page of the file: what the process wrote there survives
+        its death), so a split costs no system call."""
+        slot = self._slot
+        raw = task_id.encode()
+        if slot is not None and len(raw) <= TASK_SLOT:
+            slot[5:] = raw.ljust(TASK_SLOT)
+        else:
+            self._write(f"task|{task_id}\n")
 
     def timed_out(self, task_id: str) -> None:
         """The @timeout watchdog is about to end this process: say which task ran over."""
@@ -139,6 +155,9 @@ class BatchSpool:
                 self._file = None  # a full disk must not fail the step
 
     def close(self, remove: bool) -> None:
+        if self._slot is not None:
+            self._slot.close()
+            self._slot = None
         if self._file is not None:
             faulthandler.disable()
             if self._faulthandler_was_on:  # Ray's worker had it on, to its own stderr

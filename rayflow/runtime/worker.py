@@ -158,6 +158,7 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
     `capture_fds`: catch what the tasks write to fds 1 and 2 too (a worker's process; not the
     driver's, whose other threads print progress meanwhile)."""
     split_range = isinstance(specs, SplitSpecs)
+    chunk_refs = specs.chunk_refs if split_range else ()
     if split_range:
         specs = specs.specs()
     set_source_dir(ctx.source_dir)
@@ -175,6 +176,7 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
         # A join reads many inputs that share what they inherited: count it as several.
         consumers = len(specs) + sum(1 for spec in specs if spec.is_join)
         loader = ArtifactLoader(lambda: ds, consumers=consumers)
+        loader.prefetch(chunk_refs)
         node = node_name()
         spool.open()
         try:

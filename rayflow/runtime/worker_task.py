@@ -57,6 +57,18 @@ class WorkerFlow:
     decorators: dict[str, StepDecorators]
     module: Any = None
     baseline: dict | None = None  # the module's globals right after import (isolation.py)
+    _facts: dict = field(default_factory=dict)
+
+    def facts(self, step: str) -> tuple:
+        """(@timeout seconds, @card decorators, `task_succeeded` hooks) of `step`: looked up
+        once per worker, not once per split."""
+        got = self._facts.get(step)
+        if got is None:
+            decos = self.decorators[step]
+            got = self._facts[step] = (
+                decos.timeout_seconds, decos.all_named("card"),
+                [h for h in (getattr(d, "task_succeeded", None) for d in decos.all) if h])
+        return got
 
 
 @dataclass
@@ -91,7 +103,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     cap = CapturedTask(outcome)
     tctx = _task_context(ctx, wf, spec)
     gang_env = _gang_member(spec, tctx)
-    card_decos = decos.all_named("card")
+    seconds, card_decos, succeeded = wf.facts(spec.step)
     if card_decos:
         from ..cards.render import collector_for
 
@@ -109,7 +121,8 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
             if spec.timed_out:  # an earlier run of this attempt was ended by the watchdog
                 raise TimeoutException(timeout_message(spec.step, decos.timeout_seconds))
             hard = (lambda: spool.timed_out(spec.task_id)) if spool is not None else None
-            _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs, wf.graph, hard)
+            _run_with_hooks(flow, spec, decos, tctx, loader, ctx.param_locs, wf.graph, hard,
+                            seconds, succeeded)
             _finish_transition(flow, gnode, outcome)
             if outcome.foreach:
                 outcome.split_shapes = _split_shapes(wf, gnode, flow, outcome)
@@ -170,14 +183,17 @@ def _client_namespace(ns, restore: bool = False):
     """The client's namespace in the step: the one `run --namespace` gave ("" the global one),
     as Metaflow's step command sets it. Returns the one before, for `restore=True` to put back
     (a Ray worker goes on to other runs' tasks)."""
-    from ..client import namespaces
-
+    namespaces = _NAMESPACES[0] if _NAMESPACES else None
+    if namespaces is None:
+        from ..client import namespaces
+        _NAMESPACES.append(namespaces)
     before = namespaces._current_namespace
     if restore or ns is not None:
         namespaces._current_namespace = ns if restore else (ns or None)
     return before
 
 
+_NAMESPACES: list = []  # the client's namespaces module, imported once
 _PEAK = [0.0, 0]  # (when read, the process's peak RSS then)
 PEAK_RSS_FRESH_S = 0.01
 
@@ -228,7 +244,8 @@ def _foreach_vars(graph, stack) -> list:
 
 
 def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
-                    param_locs: dict, graph, hard_timeout=None) -> None:
+                    param_locs: dict, graph, hard_timeout=None, seconds=None,
+                    succeeded=()) -> None:
     for d in decos.all:
         d.task_pre_step(flow, tctx)
     try:
@@ -242,7 +259,6 @@ def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
         else:
             def call():
                 func(*args)
-        seconds = decos.timeout_seconds
         if not seconds:
             call()
         else:
@@ -251,10 +267,8 @@ def _run_with_hooks(flow, spec: TaskSpec, decos: StepDecorators, tctx, loader,
     finally:
         for d in reversed(decos.all):
             d.task_post_step(flow, tctx)
-    for d in decos.all:
-        succeeded = getattr(d, "task_succeeded", None)
-        if succeeded is not None:
-            succeeded(flow, tctx)
+    for hook in succeeded:
+        hook(flow, tctx)
 
 
 MAX_JOIN_READS = 10_000  # lineage entries a join records for what it read from its inputs
