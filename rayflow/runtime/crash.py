@@ -108,7 +108,8 @@ class BatchSpool:
     def open(self) -> None:
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+            # Read and write: the first line is mapped (task_started).
+            self._file = open(self.path, "w+", encoding="utf-8", buffering=1)  # noqa: SIM115
             self._file.write("task|" + " " * TASK_SLOT + "\n")
             self._file.flush()
             self._slot = mmap.mmap(self._file.fileno(), 5 + TASK_SLOT)
