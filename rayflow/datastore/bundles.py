@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from operator import attrgetter
 
 from rayflow.datastore.records import (
     RECORD_VERSION,
@@ -142,9 +143,10 @@ def to_columns(recs: Sequence[TaskRecord]) -> dict:
     for name in field_order(TaskRecord):
         if name in _SPECIAL:
             continue
-        values = [getattr(r, name) for r in recs]
+        values = list(map(attrgetter(name), recs))
         first = values[0]
-        if all(v is first or v == first for v in values):
+        # list.count compares by identity first, then ==, in C.
+        if values.count(first) == len(values):
             common[name] = first
         else:
             columns[name] = values
@@ -155,7 +157,7 @@ def to_columns(recs: Sequence[TaskRecord]) -> dict:
     for name in names:
         infos = [r.artifacts.get(name) for r in recs]
         first = infos[0]
-        if first is not None and all(i is first or i == first for i in infos):
+        if first is not None and infos.count(first) == len(infos):
             art_common[name] = first.to_json()
         else:
             art_columns[name] = [None if i is None else i.to_json() for i in infos]

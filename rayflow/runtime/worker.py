@@ -316,45 +316,74 @@ class AwaitedRecords:
 
 def persist(ds, ctx: RunContext, specs: list[TaskSpec], captured: list[CapturedTask]) -> None:
     """Blobs first (one batch), then every record, then every DONE, then logs."""
-    from ..datastore import TaskRecord
-    from ..parameters import params_as_json
-    from .gang import gang_metadata
-
     ds.artifacts.save([enc for cap in captured for enc in cap.encoded])
-    records = []
-    params = params_as_json(ctx.params)
-    # The inherited locations are the same objects in every task of the batch: one info
-    # each (the bundle then writes them once, see bundles.to_columns).
-    infos: dict[int, Any] = {}
-
-    def info(loc):
-        got = infos.get(id(loc))
-        if got is None:
-            got = infos[id(loc)] = loc.info()
-        return got
-
-    for spec, cap in zip(specs, captured):
-        o = cap.outcome
-        records.append(TaskRecord(
-            flow=ctx.flow_name, run_id=ctx.run_id, step=spec.step, task_id=spec.task_id,
-            attempt=spec.attempt, status="success" if o.ok else "failed",
-            artifacts={n: info(loc) for n, loc in cap.record_artifacts.items()},
-            foreach_stack=[list(f) for f in spec.foreach_stack], iteration=spec.iteration,
-            foreach_num_splits=o.num_splits,
-            transition={"steps": list(o.next_steps), "foreach": o.foreach},
-            parents=spec.parent_pathspecs(ctx.flow_name, ctx.run_id), inputs=cap.inputs_read,
-            code_hash=ctx.code_hashes.get(spec.step, ""), params=params,
-            user=ctx.user, node=o.node, started_at=o.started_at, finished_at=o.finished_at,
-            exception=o.error.to_json() if o.error else None, origin_pathspec=None,
-            python_version=platform.python_version(), worker=o.worker, peak_rss=o.peak_rss,
-            caught=o.caught, environment=_environment(ctx, spec.step),
-            metadata=gang_metadata(spec.gang)))
+    records = _BatchRecords(ctx).records(specs, captured)
     ds.write_tasks(records, bundle=len(records) > 1)
     for spec, cap in zip(specs, captured):
         for stream in ("stdout", "stderr"):
             text = getattr(cap, stream)
             if text:
                 ds.save_log(ctx.run_id, spec.step, spec.task_id, spec.attempt, stream, text)
+
+
+class _BatchRecords:
+    """The TaskRecords of a batch. What its tasks share (inherited locations, parents,
+    transition, environment) is made once and the same object in each record: a batch may
+    be 2,000 splits, and the bundle writes a value every record has once, comparing by
+    identity first (bundles.to_columns)."""
+
+    def __init__(self, ctx: RunContext):
+        from ..parameters import params_as_json
+
+        self.ctx, self.params = ctx, params_as_json(ctx.params)
+        self.python_version = platform.python_version()
+        self._shared: dict = {}
+
+    def _once(self, key, make, *args):
+        got = self._shared.get(key)
+        if got is None:
+            got = self._shared[key] = make(*args)
+        return got
+
+    def _info(self, loc):
+        return self._once(id(loc), loc.info)
+
+    def _transition(self, next_steps, foreach) -> dict:
+        return {"steps": list(next_steps), "foreach": foreach}
+
+    def records(self, specs: list[TaskSpec], captured: list[CapturedTask]) -> list:
+        from ..datastore import TaskRecord
+        from .gang import gang_metadata
+
+        ctx, once, info = self.ctx, self._once, self._info
+        out = []
+        for spec, cap in zip(specs, captured):
+            o, step = cap.outcome, spec.step
+            parents = once(("p", id(spec.parents)), spec.parent_pathspecs, ctx.flow_name,
+                           ctx.run_id) if spec.parents else \
+                spec.parent_pathspecs(ctx.flow_name, ctx.run_id)
+            out.append(TaskRecord(
+                flow=ctx.flow_name, run_id=ctx.run_id, step=step, task_id=spec.task_id,
+                attempt=spec.attempt, status="success" if o.ok else "failed",
+                artifacts={n: info(loc) for n, loc in cap.record_artifacts.items()},
+                foreach_stack=[list(f) for f in spec.foreach_stack],
+                iteration=spec.iteration, foreach_num_splits=o.num_splits,
+                transition=once(("t", tuple(o.next_steps), o.foreach), self._transition,
+                                o.next_steps, o.foreach),
+                parents=parents, inputs=cap.inputs_read,
+                code_hash=ctx.code_hashes.get(step, ""), params=self.params,
+                user=ctx.user, node=o.node, started_at=o.started_at,
+                finished_at=o.finished_at,
+                exception=o.error.to_json() if o.error else None, origin_pathspec=None,
+                python_version=self.python_version, worker=o.worker, peak_rss=o.peak_rss,
+                caught=o.caught,
+                environment=once(("e", step), _environment_or_false, ctx, step) or None,
+                metadata=gang_metadata(spec.gang) if spec.gang is not None else None))
+        return out
+
+
+def _environment_or_false(ctx: RunContext, step: str):
+    return _environment(ctx, step) or False
 
 
 def render_cards(ds, ctx: RunContext, wf, specs: list[TaskSpec],
