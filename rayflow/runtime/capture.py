@@ -250,8 +250,6 @@ class FdCapture:
         self.console: tuple = (None, None)
         self._spools: list[_FdSpool] = []
         self._tees: tuple | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._just_detached = False
 
     def __enter__(self) -> FdCapture:
@@ -267,15 +265,13 @@ class FdCapture:
             return self
         self.console = tuple(open(s.saved, "w", encoding="utf-8", errors="replace",  # noqa: SIM115
                                   buffering=1, closefd=False) for s in self._spools)
-        self._thread = threading.Thread(target=self._poll, name="rayflow-fd-capture",
-                                        daemon=True)
-        self._thread.start()
+        _ACTIVE.add(self)
+        _start_poller()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        with self.lock:  # the poller drains a capture only while it is in _ACTIVE
+            _ACTIVE.discard(self)
         _flush_stdio()
         with self.lock:
             self.drain()
@@ -313,9 +309,10 @@ class FdCapture:
     def drain(self, only: int | None = None) -> None:
         """Hand what the fds (or fd `only`: 0 or 1) got since the last call to the task's
         Tees (the caller holds `lock`)."""
+        fstat = os.fstat
         for i, spool in enumerate(self._spools):
-            if only is not None and i != only:
-                continue
+            if only is not None and i != only or fstat(spool.file).st_size <= spool.offset:
+                continue  # (most tasks write nothing at the fd level: one system call)
             wrote = False
             for text in spool.read_new():
                 wrote = True
@@ -329,9 +326,10 @@ class FdCapture:
                 except (OSError, ValueError):
                     pass
 
-    def _poll(self) -> None:
-        while not self._stop.wait(self.POLL_S):
-            with self.lock:
+    def poll(self) -> None:
+        """Hand on what the fds got, while a task runs (the poller's call, every POLL_S)."""
+        with self.lock:
+            if self in _ACTIVE:
                 try:
                     self.drain()
                 except (OSError, ValueError):
@@ -371,6 +369,26 @@ def _spool_file(fd: int) -> int:
 
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
+_ACTIVE: set = set()   # the captures of the batches running now (the poller reads them)
+_POLLER: list = []     # the process's one poller thread, once started
+
+
+def _start_poller() -> None:
+    """One thread per process reads the running batch's fds every POLL_S, so a long task's
+    output reaches the console as it is written. Started once and kept: starting a thread a
+    batch costs more than a batch of tiny splits on a loaded machine."""
+    if _POLLER and _POLLER[0].is_alive():
+        return
+    thread = threading.Thread(target=_poll_forever, name="rayflow-fd-capture", daemon=True)
+    _POLLER[:] = [thread]
+    thread.start()
+
+
+def _poll_forever() -> None:
+    while True:
+        time.sleep(FdCapture.POLL_S)
+        for cap in list(_ACTIVE):
+            cap.poll()
 
 
 def _in_forked_child() -> None:
@@ -379,7 +397,7 @@ def _in_forked_child() -> None:
     taken by a thread that does not exist in it."""
     for cap in list(_LIVE):
         cap.lock = threading.RLock()
-        cap._thread = None
+        _POLLER.clear()
         tees, cap._tees = cap._tees, None
         if tees is None:
             continue
