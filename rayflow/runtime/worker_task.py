@@ -41,6 +41,7 @@ from ..user_decorators.wrapping import run_wrapped
 from .artifacts import PENDING_SHA, ArtifactLoader, ArtifactLoc
 from .capture import Tee, captured_output
 from .errors import TaskError
+from .process_stats import peak_rss, process_id
 from .spec import RunContext, TaskOutcome, TaskSpec
 
 # Values whose identity means "unchanged": they cannot be mutated in place.
@@ -146,7 +147,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     outcome.printed = out.printed + err.printed
     outcome.console = console.hold.take() or None
     outcome.finished_at = time.time()
-    outcome.worker, outcome.peak_rss = os.getpid(), _peak_rss()
+    outcome.worker, outcome.peak_rss = process_id(), peak_rss()
     return cap
 
 
@@ -194,27 +195,6 @@ def _client_namespace(ns, restore: bool = False):
 
 
 _NAMESPACES: list = []  # the client's namespaces module, imported once
-_PEAK = [0.0, 0]  # (when read, the process's peak RSS then)
-PEAK_RSS_FRESH_S = 0.01
-
-
-def _peak_rss() -> int:
-    """The process's peak resident memory so far. It only grows, and getrusage costs a
-    system call that a loaded machine makes slow (a sixth of a trivial split's time,
-    measured): read at most every PEAK_RSS_FRESH_S, a split of a batch may report the
-    peak as it was a few milliseconds before it ended."""
-    now = time.monotonic()
-    if now - _PEAK[0] < PEAK_RSS_FRESH_S:
-        return _PEAK[1]
-    try:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peak = int(peak if sys.platform == "darwin" else peak * 1024)
-    except (ImportError, OSError, ValueError):
-        peak = 0
-    _PEAK[0], _PEAK[1] = now, peak
-    return peak
 
 
 def _input_loader(spec: TaskSpec, loader: ArtifactLoader):
