@@ -10,6 +10,8 @@ It owns the layout under the datastore root and the commit protocol:
     <Flow>/<run_id>/<step>/<task_id>/DONE            written last; holds the attempt number
     <Flow>/<run_id>/<step>/_bundles/<a>~<b>~<n>~<attempt>.json   records of a batch of splits
                                                      (bundles.py); the write is their DONE
+    <Flow>/<run_id>/<step>/_segments/<a>~<n>~<attempt>.seg    a batch's join inputs, for the
+                                                     join's worker (runtime/fanout.py)
 
 Small artifacts live inline in their task record rather than in a blob (artifact_store.py).
 

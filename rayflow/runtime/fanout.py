@@ -8,12 +8,17 @@ that closes its foreach, the worker returns:
 - a `BatchSummary`: what the driver needs of the batch as a whole (how many, when, where,
   the durations for the report's statistics), instead of a `TaskOutcome` per split;
 - a *segment*: the splits' own artifact locations as a small `JoinTable` (columns, pickled and
-  compressed), yielded
-  as a task return of its own so that it stays in the object store, owned by the driver,
-  and is fetched only by the join's worker (`JoinTable.add_segment`, `_materialize`).
+  compressed), written by the worker to the datastore beside the batch's bundle
+  (`<step>/_segments/`, a folder no reader lists) and read only by the join's worker
+  (`JoinTable.add_segment`, `_materialize`). The summary names it.
 
-So the driver keeps a few objects per batch and nothing per split: its memory does not grow
-with the foreach's width. Any other batch (a failure, a retry, a @catch, a split that deleted
+The driver keeps a constant-size record per batch (a few numbers and the segment's name) and
+nothing per split, and holds no Ray object of a finished batch: when every value the batch
+made is small enough to live in its record (inline), the join reads them from the segment and
+the batch's payload is let go at once. Only a batch with a bigger value keeps its payload for
+the join (the value in Ray's object store, which a small payload would put in the driver's own
+memory). So the driver's memory does not grow with the foreach's width: measured by
+`tests/integration/test_streaming_fanout.py` (Python objects and the process's RSS). Any other batch (a failure, a retry, a @catch, a split that deleted
 or adopted artifacts, a foreach inside the split, a resume) takes the per-split path, with
 the same records and lineage either way: only what the driver is told differs.
 """
@@ -44,6 +49,8 @@ class BatchSummary:
     peak_rss: int
     printed: int
     console: tuple = ()     # the splits' held console pieces, in split order (console.py)
+    segment: str = ""        # the batch's join segment in the datastore ("": sent as a return)
+    needs_payload: bool = True  # a value of the batch is not inline: the join reads the payload
 
     def duration_array(self) -> array:
         out = array("f")
@@ -51,10 +58,16 @@ class BatchSummary:
         return out
 
 
-def summarize(graph, specs, captured) -> tuple[BatchSummary | None, object]:
+SEGMENT_DIR = "_segments"
+
+
+def summarize(graph, specs, captured, ds=None, run_id: str = "") -> tuple[BatchSummary | None,
+                                                                          object]:
     """(summary, segment) of a batch whose splits may skip the per-split path, else
     (None, None). `specs`: the batch's TaskSpecs (of a SplitSpecs), `captured` their
-    CapturedTasks, persisted."""
+    CapturedTasks, persisted. With `ds` (the run's FlowDataStore, and the run's id) the
+    segment is written there and the summary names it (the segment returned is then None);
+    a segment that cannot be written sends the batch the per-split way instead."""
     if not captured:
         return None, None
     first = captured[0].outcome
@@ -70,18 +83,46 @@ def summarize(graph, specs, captured) -> tuple[BatchSummary | None, object]:
         rows.append((spec.step, spec.task_id, o.new))
     from .joins import JoinTable
 
-    # Compressed: a small task return stays in the driver's own memory until the join
-    # (Ray keeps objects under 100 KB with their owner), and a segment's columns repeat
-    # (one name, one type, consecutive ids): about 220 bytes a split pickled, 57 compressed.
+    # Compressed: a segment's columns repeat (one name, one type, consecutive ids): about
+    # 220 bytes a split pickled, 57 compressed.
     segment = zlib.compress(pickle.dumps(JoinTable.of(rows), protocol=5), 1)
+    needs_payload = any(loc.inline is None for row in rows for loc in row[2].values())
+    path = ""
+    if ds is not None:
+        path = _write_segment(ds, run_id, specs[0], len(specs), segment)
+        if path is None:
+            return None, None
+        segment = None
     durations = array("f", [c.outcome.finished_at - c.outcome.started_at for c in captured])
     summary = BatchSummary(
         specs[0].step, len(captured), min(c.outcome.started_at for c in captured),
         max(c.outcome.finished_at for c in captured), durations.tobytes(), first.node,
         first.worker, max(c.outcome.peak_rss for c in captured),
         sum(c.outcome.printed for c in captured),
-        tuple(p for c in captured if c.outcome.console for p in c.outcome.console))
+        tuple(p for c in captured if c.outcome.console for p in c.outcome.console), path,
+        needs_payload)
     return summary, segment
+
+
+def _write_segment(ds, run_id: str, head, count: int, segment: bytes) -> str | None:
+    """Where the segment was written; None when it could not be (the per-split way then still
+    joins every split). Named by the batch's task range and attempt, as its bundle is: a rerun
+    of the batch writes the same name again."""
+    path = (f"{ds.step_path(run_id, head.step)}/{SEGMENT_DIR}/"
+            f"{head.task_id}~{count}~{int(head.attempt)}.seg")
+    try:
+        ds.storage.put(path, segment)
+    except Exception:  # noqa: BLE001 - see above
+        return None
+    return path
+
+
+def read_segments(store: tuple, paths: list[str]) -> list[bytes]:
+    """The segments `paths` of the datastore `store` (its url and the flow's name), read in
+    one parallel batch (in the join's worker)."""
+    from .worker import datastore_for
+
+    return datastore_for(*store).storage.get_many(paths)
 
 
 def _join_of(graph, spec, next_steps) -> str | None:

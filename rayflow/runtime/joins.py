@@ -314,18 +314,8 @@ class JoinTable:
     # ---------------------------------------------------------------------------- segments
     def _materialize(self) -> None:
         """Bring every segment into the columns (in the join's worker, which reads them)."""
-        from .artifacts import InlineRef, resolve_ref
-
         segments, self.segments = self.segments, []
-        refs = [seg[6] for seg in segments]
-        if refs and not isinstance(refs[0], InlineRef):
-            import ray
-
-            tables = ray.get(refs)
-        else:
-            tables = [resolve_ref(ref) for ref in refs]
-        tables = [pickle.loads(zlib.decompress(t)) if isinstance(t, bytes) else t
-                  for t in tables]
+        tables = _segment_tables([seg[6] for seg in segments])
         self._alloc()
         self._name_ix = {name: i for i, name in enumerate(self.names)}
         self._string_ix = {value: i for i, value in enumerate(self.strings)}
@@ -346,8 +336,8 @@ class JoinTable:
             self.odd_task[first + j] = tid
         names = [self._intern(self._name_ix, self.names, n) for n in table.names]
         strings = [self._intern(self._string_ix, self.strings, v) for v in table.strings]
-        ref = self._ref_ix.get(payload_ref)
-        if ref is None:
+        ref = 0 if payload_ref is None else self._ref_ix.get(payload_ref)
+        if ref is None:  # (none: every value is inline in the segment)
             ref = self._ref_ix[payload_ref] = len(self.refs)
             self.refs.append(payload_ref)
         self.e_name.extend(names[k] for k in table.e_name)
@@ -395,6 +385,35 @@ class JoinTable:
             self.odd[row] = final(self._loc(row))
         self.bases = [{n: final(loc) if loc.pending else loc for n, loc in base.items()}
                       for base in self.bases]
+
+
+def _segment_tables(refs: list) -> list["JoinTable"]:
+    """The JoinTables behind segment refs: (datastore url, flow, path) of a segment written
+    to the datastore, an ObjectRef, or an InlineRef (in-process)."""
+    from .artifacts import InlineRef, resolve_ref
+
+    raw: list = [None] * len(refs)
+    stored: dict[tuple, list[int]] = {}
+    remote: list[int] = []
+    for i, ref in enumerate(refs):
+        if isinstance(ref, tuple):
+            stored.setdefault(ref[:2], []).append(i)
+        elif isinstance(ref, InlineRef):
+            raw[i] = resolve_ref(ref)
+        else:
+            remote.append(i)
+    if remote:
+        import ray
+
+        for i, value in zip(remote, ray.get([refs[i] for i in remote])):
+            raw[i] = value
+    if stored:
+        from .fanout import read_segments
+
+        for store, slots in stored.items():
+            for i, value in zip(slots, read_segments(store, [refs[i][2] for i in slots])):
+                raw[i] = value
+    return [pickle.loads(zlib.decompress(t)) if isinstance(t, bytes) else t for t in raw]
 
 
 def _sha_bytes(sha: str) -> bytes | None:

@@ -471,11 +471,16 @@ class RunLoop:
         self.done_count += summary.count
         self.progress.finished(batch.step, summary.count, 0)
         fan = batch.tasks.fan
+        # A segment in the datastore: the driver keeps its name, and the batch's payload only
+        # when the join must read a value from it (one not inline in the segment).
+        segment = (self.ds.url, self.flow.name, summary.segment) if summary.segment else \
+            batch.segment_ref
+        payload = batch.payload_ref if summary.needs_payload else None
+        batch.payload_ref = batch.segment_ref = None
         ready = self.scheduler.segment_done(
             fan.step, fan.stack, fan.num_splits, lambda table: table.add_segment(
                 batch.specs.start, summary.count, fan.step,
-                fan.first_id + batch.specs.start, fan.parent.scope, batch.payload_ref,
-                batch.segment_ref))
+                fan.first_id + batch.specs.start, fan.parent.scope, payload, segment))
         self._enqueue(ready)
 
     def _own_locs(self, outcome: TaskOutcome, payload_ref) -> dict:

@@ -196,7 +196,7 @@ def stream_batch(ctx: RunContext, specs: list[TaskSpec], capture_fds: bool = Tru
             spool.close(remove=True)
         render_cards(ds, ctx, wf, specs, captured)
     with collector_paused():
-        summary, segment = summarize(wf.graph, specs, captured) \
+        summary, segment = summarize(wf.graph, specs, captured, ds, ctx.run_id) \
             if summarize_splits and split_range else (None, None)
     yield segment
     yield summary if summary is not None else [c.outcome for c in captured]
