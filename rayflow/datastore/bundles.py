@@ -25,6 +25,7 @@ This half of batching lives in the datastore because the client reads bundles wi
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from operator import attrgetter
@@ -173,42 +174,126 @@ def records_of(data: dict, what: str) -> list[TaskRecord]:
         count = int(data["count"])
         common, columns = dict(data["common"]), data["columns"]
         arts = data["artifacts"]
-        art_common = {n: ArtifactInfo.from_json(j) for n, j in arts["common"].items()}
-        art_columns = {n: [None if j is None else ArtifactInfo.from_json(j) for j in col]
-                       for n, col in arts["columns"].items()}
+        art_common, art_columns = dict(arts["common"]), dict(arts["columns"])
         if any(len(col) != count for col in (*columns.values(), *art_columns.values())):
             raise ValueError("a column's length is not the bundle's count")
+        if "iteration" not in common and "iteration" not in columns:
+            # Not written by this version: the record's own rules (ids like "3.2") apply.
+            return [record_from_fields({**common, **{k: c[i] for k, c in columns.items()}},
+                                       _artifacts_at(i, _infos(art_common),
+                                                     _infos(art_columns)))
+                    for i in range(count)]
+        src = _Columns(common, columns, art_common, art_columns, field_names(TaskRecord), what)
+        ids = src.column("task_id", count)
+        attempts = [int(a) for a in src.column("attempt", count, 0)]
+        statuses = src.column("status", count)
+        caught = src.column("caught", count, False)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DamagedRecordError(f"The stored {what} is not a whole bundle ({exc}); the file "
                                  "is damaged. `rayflow resume` runs the tasks it recorded "
                                  "again.") from None
-    known = field_names(TaskRecord)
-    if "iteration" not in common and "iteration" not in columns:
-        # Not written by this version: the record's own rules (ids like "3.2") apply.
-        return [record_from_fields({**common, **{k: c[i] for k, c in columns.items()}},
-                                   _artifacts_at(i, art_common, art_columns))
-                for i in range(count)]
-    base = {k: v for k, v in common.items() if k in known}
-    cols = {k: c for k, c in columns.items() if k in known}
-    base["attempt"] = int(base.get("attempt", 0))
-    stack = [tuple(frame) for frame in base.get("foreach_stack", [])]
-    stacks = cols.pop("foreach_stack", None)
-    attempts = cols.pop("attempt", None)
-    # Column by column into each record's fields: one pass over each column, not a lookup
-    # per record and field.
-    rows = [base.copy() for _ in range(count)]
-    for name, col in cols.items():
-        for fields, value in zip(rows, col):
-            fields[name] = value
-    out = []
-    for i, fields in enumerate(rows):
-        fields["artifacts"] = _artifacts_at(i, art_common, art_columns)
-        fields["foreach_stack"] = list(stack) if stacks is None else \
+    # One small object a task, made whole only when a field other than these is read: a
+    # reader listing 100,000 tasks builds no record it does not look into.
+    return [BundledRecord(t, a, st, c, src, i)
+            for i, (t, a, st, c) in enumerate(zip(ids, attempts, statuses, caught))]
+
+
+def _infos(arts: dict) -> dict:
+    """Artifact infos of a bundle, decoded: {name: info} or {name: [info or None, ...]}."""
+    return {n: (ArtifactInfo.from_json(j) if isinstance(j, dict) else
+                [None if x is None else ArtifactInfo.from_json(x) for x in j])
+            for n, j in arts.items()}
+
+
+class _Columns:
+    """The columns of one bundle, shared by its `BundledRecord`s."""
+
+    __slots__ = ("base", "cols", "art_common", "art_columns", "stack", "what")
+
+    def __init__(self, common: dict, columns: dict, art_common: dict, art_columns: dict,
+                 known: frozenset, what: str):
+        self.what = what
+        self.base = {k: v for k, v in common.items() if k in known}
+        self.cols = {k: c for k, c in columns.items() if k in known}
+        self.art_common = _infos(art_common)
+        self.art_columns = art_columns   # JSON, decoded a record at a time
+        self.stack = [tuple(frame) for frame in self.base.get("foreach_stack", [])]
+
+    def column(self, name: str, count: int, default=None) -> list:
+        col = self.cols.get(name)
+        return col if col is not None else [self.base.get(name, default)] * count
+
+    def record(self, i: int) -> TaskRecord:
+        try:
+            return self._record(i)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise DamagedRecordError(
+                f"The stored {self.what} is not a whole bundle ({exc!r}); the file is "
+                "damaged. `rayflow resume` runs the tasks it recorded again.") from None
+
+    def _record(self, i: int) -> TaskRecord:
+        fields = self.base.copy()
+        for name, col in self.cols.items():
+            fields[name] = col[i]
+        own = dict(self.art_common)
+        for name, col in self.art_columns.items():
+            info = col[i]
+            if info is not None:
+                own[name] = ArtifactInfo.from_json(info)
+        fields["artifacts"] = own
+        stacks = self.cols.get("foreach_stack")
+        fields["foreach_stack"] = list(self.stack) if stacks is None else \
             [tuple(frame) for frame in stacks[i]]
-        if attempts is not None:
-            fields["attempt"] = int(attempts[i])
-        out.append(TaskRecord(**fields))
-    return out
+        fields["attempt"] = int(fields.get("attempt", 0))
+        return TaskRecord(**fields)
+
+
+class BundledRecord:
+    """A TaskRecord kept in a bundle: its id, attempt, status and whether @catch caught it at
+    hand (what listing a step reads), every other field
+    read from the bundle's columns the first time one is asked for (then the whole record,
+    a `TaskRecord`, answers). Reads as a TaskRecord does."""
+
+    __slots__ = ("task_id", "attempt", "status", "caught", "_src", "_i", "_whole")
+
+    def __init__(self, task_id: str, attempt: int, status: str, caught, src: _Columns,
+                 i: int):
+        self.task_id, self.attempt, self.status, self.caught = task_id, attempt, status, caught
+        self._src, self._i, self._whole = src, i, None
+
+    def whole(self) -> TaskRecord:
+        whole = self._whole
+        if whole is None:
+            whole = self._whole = self._src.record(self._i)
+        return whole
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name in BundledRecord.__slots__:
+            raise AttributeError(name)
+        return getattr(self.whole(), name)
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, BundledRecord):
+            other = other.whole()
+        return self.whole() == other
+
+    __hash__ = None
+
+    def __reduce_ex__(self, protocol):
+        return _same, (self.whole(),)  # pickled as the TaskRecord it stands for
+
+    def __copy__(self) -> TaskRecord:
+        return copy.copy(self.whole())
+
+    def __deepcopy__(self, memo) -> TaskRecord:
+        return copy.deepcopy(self.whole(), memo)
+
+    def __repr__(self) -> str:
+        return repr(self.whole())
+
+
+def _same(value):
+    return value
 
 
 def _artifacts_at(i: int, common: dict, columns: dict) -> dict:
