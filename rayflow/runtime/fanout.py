@@ -17,10 +17,14 @@ nothing per split, and holds no Ray object of a finished batch: when every value
 made is small enough to live in its record (inline), the join reads them from the segment and
 the batch's payload is let go at once. Only a batch with a bigger value keeps its payload for
 the join (the value in Ray's object store, which a small payload would put in the driver's own
-memory). So the driver's memory does not grow with the foreach's width: measured by
-`tests/integration/test_streaming_fanout.py` (Python objects and the process's RSS). Any other batch (a failure, a retry, a @catch, a split that deleted
-or adopted artifacts, a foreach inside the split, a resume) takes the per-split path, with
-the same records and lineage either way: only what the driver is told differs.
+memory). The chunks of the foreach variable's items go too, each once all its splits have
+come back this way. So the driver's memory does not grow with the foreach's width: measured
+by `tests/integration/test_streaming_fanout.py` (Python objects, and what the driver holds in
+Ray), and by benchmarks/foreach_scale.py (its peak RSS up to 10,000,000 splits).
+
+Any other batch (a failure, a retry, a @catch, a split that deleted or adopted artifacts, a
+foreach inside the split, a resume) takes the per-split path, with the same records and
+lineage either way: only what the driver is told differs.
 """
 
 from __future__ import annotations
@@ -102,6 +106,19 @@ def summarize(graph, specs, captured, ds=None, run_id: str = "") -> tuple[BatchS
         tuple(p for c in captured if c.outcome.console for p in c.outcome.console), path,
         needs_payload)
     return summary, segment
+
+
+def join_inputs(batch, summary: BatchSummary, store: tuple) -> tuple:
+    """(payload ref, segment) of a finished batch, as its join's table keeps them: a segment
+    in the datastore by its name (`store`: the datastore's url and the flow's name), and the
+    batch's payload only when the join must read a value from it (one not inline). The batch
+    lets go of both, and its fan-out of the chunks of its items that no split still needs, so
+    Ray frees what the join does not need."""
+    batch.tasks.fan.splits_done(batch.specs.start, summary.count)
+    segment = (*store, summary.segment) if summary.segment else batch.segment_ref
+    payload = batch.payload_ref if summary.needs_payload else None
+    batch.payload_ref = batch.segment_ref = None
+    return payload, segment
 
 
 def _write_segment(ds, run_id: str, head, count: int, segment: bytes) -> str | None:

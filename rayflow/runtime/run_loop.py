@@ -45,6 +45,7 @@ from .fanout import (
     STREAMED_BYTES_PER_SPLIT,
     BatchSummary,
     check_width_fits_memory,
+    join_inputs,
 )
 from .flowfile import LoadedFlow, display_path, flow_code_hash, graph_of, step_code_hashes
 from .gang import GangRunner
@@ -471,12 +472,7 @@ class RunLoop:
         self.done_count += summary.count
         self.progress.finished(batch.step, summary.count, 0)
         fan = batch.tasks.fan
-        # A segment in the datastore: the driver keeps its name, and the batch's payload only
-        # when the join must read a value from it (one not inline in the segment).
-        segment = (self.ds.url, self.flow.name, summary.segment) if summary.segment else \
-            batch.segment_ref
-        payload = batch.payload_ref if summary.needs_payload else None
-        batch.payload_ref = batch.segment_ref = None
+        payload, segment = join_inputs(batch, summary, (self.ds.url, self.flow.name))
         ready = self.scheduler.segment_done(
             fan.step, fan.stack, fan.num_splits, lambda table: table.add_segment(
                 batch.specs.start, summary.count, fan.step,

@@ -33,6 +33,7 @@ else is kept per task, so memory falls as tasks finish.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -102,6 +103,27 @@ class Fanout:
     var_sha: str = ""       # the foreach variable's hash, for each split's lineage
     shapes: Any = None      # per-split Ray options, when resources depend on the item
     first_id: int = 0       # split i's task id is first_id + i
+    chunk_left: Any = None  # per chunk, its splits not yet streamed into the join
+
+    def splits_done(self, start: int, count: int) -> None:
+        """Splits `start` .. `start + count - 1` finished and went into their join as a batch
+        (runtime/fanout.py): a chunk of the foreach variable all of whose splits did is let
+        go (none of them runs again in this run), so the driver does not keep the variable's
+        items, in Ray's memory store, until the end of the foreach."""
+        refs, left, c = self.chunk_refs, self.chunk_left, self.chunk
+        if refs is None or not isinstance(refs, list):
+            return
+        if left is None:
+            left = self.chunk_left = array("I", [c]) * len(refs)
+            left[-1] = self.num_splits - c * (len(refs) - 1)
+        i, end = start, start + count
+        while i < end:
+            k = i // c
+            step = min(end, (k + 1) * c) - i
+            left[k] -= step
+            if left[k] == 0:
+                refs[k] = None
+            i += step
 
     def take(self, n: int) -> list[ReadyTask]:
         start, count = self.take_range(n)

@@ -11,6 +11,7 @@ class FanoutFlow(FlowSpec):
     flaky_at = Parameter("flaky_at", default=-1)  # this split fails its first attempt
     fail_at = Parameter("fail_at", default=-1)    # this split fails while the marker exists
     marker = Parameter("marker", default="")
+    blob = Parameter("blob", default=0)           # bytes of a value too big to be inline
 
     @step
     def start(self):
@@ -31,6 +32,8 @@ class FanoutFlow(FlowSpec):
         self.index_seen = i
         self.out = i * 3
         self.label = f"{self.input}:{self.shared[:3]}"
+        if self.blob:
+            self.big = bytes([i % 256]) * self.blob
         self.next(self.join)
 
     @step
@@ -38,6 +41,8 @@ class FanoutFlow(FlowSpec):
         self.seen = [(inp.index_seen, inp.out, inp.label, inp.input) for inp in inputs]
         self.total = sum(inp.out for inp in inputs)
         self.shared_seen = {inp.shared for inp in inputs}
+        if self.blob:
+            self.big_seen = [(len(inp.big), inp.big[:1]) for inp in inputs]
         self.next(self.end)
 
     @step

@@ -33,6 +33,23 @@ class ProbedRun(RunLoop):
         super()._submit_batch(batch)
 
 
+class RayProbedRun(RunLoop):
+    """A run that notes, when its join is submitted, what the driver holds in Ray: the bytes
+    and objects of its own in-process memory store (where Ray keeps a small task return, with
+    its owner) and the object refs it holds."""
+
+    at_join: tuple | None = None
+
+    def _submit_batch(self, batch) -> None:
+        if batch.step == "join" and self.at_join is None:
+            import ray
+
+            core = ray._private.worker.global_worker.core_worker
+            self.at_join = (core.get_local_memory_store_bytes_used(),
+                            core.get_memory_store_size(), len(core.get_all_reference_counts()))
+        super()._submit_batch(batch)
+
+
 def _run(datastore, params, cls=RunLoop, **opts):
     loaded = load_flow(FLOW)
     values = resolve_parameters(loaded.cls, {k: str(v) for k, v in params.items()})
@@ -77,6 +94,33 @@ def test_driver_memory_does_not_grow_with_the_width(ray_session, datastore):
     # hundred bytes, whatever its size.
     extra = growth[20_000] - growth[2_000]
     assert extra < 18_000 * 40, growth
+
+
+def test_the_driver_holds_no_ray_object_per_finished_batch(ray_session, datastore):
+    """Each finished batch's join segment is in the datastore and its payload let go (every
+    value is inline): what the driver holds in Ray at the join does not grow with the width
+    (it kept a payload and a segment a batch, about 170 bytes a split, in its memory store)."""
+    held = {}
+    for width in (2_000, 20_000):
+        loop, s = _run(f"{datastore}-ray-{width}", {"width": width}, cls=RayProbedRun)
+        assert s.successful, s.failures
+        held[width] = loop.at_join
+        run = Run(s.pathspec, datastore=f"{datastore}-ray-{width}")
+        assert [tuple(x) for x in run["join"].task.data.seen] == _expected(width)
+    (bytes_small, objects_small, refs_small), (bytes_big, objects_big, refs_big) = \
+        held[2_000], held[20_000]
+    assert bytes_big - bytes_small < 50_000, held
+    assert objects_big - objects_small < 20, held
+    assert refs_big - refs_small < 20, held
+
+
+def test_a_join_reads_values_too_big_to_be_inline_from_the_kept_payload(ray_session,
+                                                                       datastore):
+    _, s = _run(datastore, {"width": 600, "blob": 4096})
+    assert s.successful, s.failures
+    join = Run(s.pathspec, datastore=datastore)["join"].task
+    assert join.data.big_seen == [(4096, bytes([i % 256])) for i in range(600)]
+    assert [tuple(x) for x in join.data.seen] == _expected(600)
 
 
 def test_resume_after_a_failed_split_clones_the_finished_ones(ray_session, datastore,
