@@ -169,16 +169,27 @@ def raw_put_get(ray, table) -> float:
     return t_read - t0
 
 
-def raw_task_to_task(ray, rows: int) -> float:
-    """A task returns the table, another task gets it: the flow's own shape, without rayflow."""
+def _read_arg(table):
+    return time.time(), table.num_rows
+
+
+def raw_task_to_task(ray, rows: int, waiting: bool = False) -> float:
+    """A task returns the table, another task gets it: the flow's own shape, without rayflow.
+    Timed as the flow's hop is, between the same two lines of user code: from the producer's
+    last line (the table built) to num_rows read in the consumer. The consumer takes the
+    table's ref as its argument, so Ray starts it once the table is stored, as rayflow starts
+    `consume` once `start` handed its payload on. `waiting`: the consumer is given the ref in
+    a list instead, so it starts at once and waits in ray.get (for reference)."""
     producer = ray.remote(num_returns=2)(_produce)
-    reader = ray.remote(_read_rows)
     t_ref, table_ref = producer.remote(rows)
-    _, t_read, got = ray.get(reader.remote([table_ref]))
+    if waiting:
+        _, t_read, got = ray.get(ray.remote(_read_rows).remote([table_ref]))
+    else:
+        t_read, got = ray.get(ray.remote(_read_arg).remote(table_ref))
     t_made = ray.get(t_ref)
     assert got == rows
     del table_ref
-    log(f"raw task -> task: {t_read - t_made:.3f} s")
+    log(f"raw task -> task{' (consumer waiting)' if waiting else ''}: {t_read - t_made:.3f} s")
     return t_read - t_made
 
 
@@ -325,14 +336,20 @@ def measure_hop(ray, table, reps: int) -> tuple[dict, dict, list, list, list]:
     flow_hop(loaded, rows)
     raw_put_get(ray, table)
     raw_task_to_task(ray, rows)
-    log("measured runs, alternated: rayflow hop, raw task -> task, raw put/get")
+    raw_task_to_task(ray, rows, waiting=True)
+    log("measured runs, alternated (the order turning each round): rayflow hop, raw task -> "
+        "task, raw task -> waiting task, raw put/get")
     empty = collect([flow_hop(loaded, 0) for _ in range(reps)])
-    hops, raw, raw_tt = [], [], []
-    for _ in range(reps):
-        hops.append(flow_hop(loaded, rows))
-        raw_tt.append(raw_task_to_task(ray, rows))
-        raw.append(raw_put_get(ray, table))
+    hops, raw, raw_tt, raw_wait = [], [], [], []
+    cases = [lambda: hops.append(flow_hop(loaded, rows)),
+             lambda: raw_tt.append(raw_task_to_task(ray, rows)),
+             lambda: raw_wait.append(raw_task_to_task(ray, rows, waiting=True)),
+             lambda: raw.append(raw_put_get(ray, table))]
+    for r in range(reps):
+        for case in cases[r % 4:] + cases[:r % 4]:
+            case()
     hop = collect(hops)
+    hop["raw_wait"] = raw_wait
     in_worker = [ray.get(ray.remote(_serialize_in_worker).remote(rows)) for _ in range(reps)]
     shutil.rmtree(folder, ignore_errors=True)
     return empty, hop, raw, raw_tt, in_worker
@@ -353,6 +370,9 @@ def hop_rows(nbytes, empty, hop, raw, raw_tt, in_worker) -> list[list]:
          secs(hop["between"]), "", "", ""],
         ["  part: load in consume (ray.get) + num_rows", size, secs(hop["load"], 3), "", "",
          ""],
+        ["hop: raw task returns table -> task started waiting in ray.get (for reference)", size,
+         secs(hop["raw_wait"], 3), mbs(nbytes, med(hop["raw_wait"])), "-",
+         f"{med(hop['raw_wait']) / med(raw_tt):.2f}x raw task -> task"],
         [f"  for reference: serialize ({encoding_label(True)}) in a Ray worker", size,
          secs(ser_w),
          mbs(nbytes, med(ser_w)), "", ""],
@@ -457,13 +477,52 @@ def s3_rows(nbytes, s3, put, get) -> list[list]:
     ]
 
 
+HOP_NOTES = (
+    "Both sides are timed between the same two lines of user code, on the same running Ray "
+    "(2 CPUs, started by the script), alternated with the order turning each round: from the "
+    "producer's last line (`time.time()` once the table is built) to `num_rows` read in the "
+    "consumer. rayflow: `start -> consume` of a flow, the stamps stored as artifacts. Raw: a "
+    "task returns the table (`num_returns=2`: the stamp and the table) and a second task takes "
+    "its ref as an argument, so Ray starts it once the table is stored, as rayflow starts "
+    "`consume` once `start` handed its payload on; for reference, the consumer given the ref "
+    "in a list (it starts at once and waits in `ray.get`). Both hand the table over the same "
+    "way: Ray stores the producer's return (one copy of the table into the object store) and "
+    "the consumer maps it without a copy. One uncounted warm-up of each first.\n\n")
+
+
+def hop_only(nbytes: int, reps: int) -> None:
+    size = f"{nbytes / MB:,.0f} MB"
+    log(f"building a {nbytes // 16:,}-row table ({size})")
+    table = make_table(nbytes // 16)
+    ray = ray_init()
+    empty, hop, raw, raw_tt, in_worker = measure_hop(ray, table, reps)
+    ray.shutdown()
+    rows = hop_rows(nbytes, empty, hop, raw, raw_tt, in_worker)
+    ratio = med(hop["hop"]) / med(raw_tt)
+    target = (f"- {size} in-memory hop within {TARGET_HOP_RATIO}x of raw Ray's task -> task "
+              f"hand-off: {met(ratio <= TARGET_HOP_RATIO)} ({ratio:.2f}x: "
+              f"{med(hop['hop']):.3f} s vs {med(raw_tt):.3f} s, medians of {reps}, "
+              f"alternated)")
+    table_md = markdown_table(["what", "size", "seconds: median (min-max)",
+                               "MB/s (table size / s)", "stored", "ratio"], rows)
+    print(table_md)
+    print(target)
+    write_section("artifact_hop_vs_raw", "artifact_hop: the in-memory hop against raw Ray's "
+                  "task-to-task hand-off, timed alike (issue 32)",
+                  HOP_NOTES + table_md + "\n\nTarget:\n\n" + target)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="250 MB table in memory and on disk, 64 MB on S3, 1 repetition")
     parser.add_argument("--reps", type=int, default=None,
                         help="repetitions of each row (default 3; 1 with --quick)")
+    parser.add_argument("--hop-only", action="store_true",
+                        help="only the in-memory hop against raw Ray (its own section)")
     args = parser.parse_args()
+    if args.hop_only:
+        return hop_only(FULL_BYTES // 4 if args.quick else FULL_BYTES, args.reps or 3)
     nbytes = FULL_BYTES // 4 if args.quick else FULL_BYTES
     s3_bytes = S3_FULL_BYTES // 4 if args.quick else S3_FULL_BYTES
     reps = args.reps or (1 if args.quick else 3)
