@@ -224,11 +224,17 @@ def main() -> None:
     group.add_argument("--vs-raw", type=int, nargs="+", metavar="N",
                        help="issue 32: whole `rayflow run` processes against raw batched Ray "
                             "on one running Ray, at these N (e.g. 100000 1000000)")
+    group.add_argument("--memory", type=int, nargs="+", metavar="N",
+                       help="issue 32: the driver's peak RSS of one whole `rayflow run` at "
+                            "each N on a warm Ray (e.g. 1000000 3000000 10000000)")
     parser.add_argument("--reps", type=int, default=3, help="with --vs-raw: runs of each")
     parser.add_argument("--skip-metaflow", action="store_true")
     args = parser.parse_args()
     if args.vs_raw:
         vs_raw(args.vs_raw, args.reps)
+        return
+    if args.memory:
+        memory(args.memory)
         return
     if args.data_path:
         data_path()
@@ -472,6 +478,84 @@ def _vs_raw_rounds(ns, reps, flow, raw, address, env, raw_env, rayflow_bin, Flow
                      "recorded)", f"{n:,}", f"{med['raw']:.2f}", walls["raw"],
                      f"{n / med['raw']:,.0f}", mib(peak["raw"]), "1.00x"])
     return rows, figures
+
+
+def _warm_ray(env: dict, rayflow_bin: str) -> None:
+    up = subprocess.run([rayflow_bin, "up", "--idle-timeout", "3600"], env=env,
+                        capture_output=True, text=True, check=False)
+    if up.returncode != 0:
+        raise SystemExit(f"rayflow up failed:\n{up.stderr[-2000:]}")
+
+
+def _rss_run(cmd: list[str], env: dict, label: str) -> dict:
+    """Run `cmd` to its end: its wall time, its peak RSS (sampled every 20 ms) and its RSS
+    every 15 s (logged, for the slope)."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    child, peak, trace, last = psutil.Process(proc.pid), 0, [], 0.0
+    while proc.poll() is None:
+        try:
+            rss = child.memory_info().rss
+        except psutil.Error:
+            rss = 0
+        peak = max(peak, rss)
+        now = time.perf_counter() - t0
+        if now - last >= 15:
+            trace.append((round(now), rss))
+            last = now
+            log(f"{label}: {now:.0f} s, RSS {mib(rss)}, peak {mib(peak)}")
+        time.sleep(0.02)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{label} exited {proc.returncode}")
+    log(f"{label}: {wall:.1f} s, peak RSS {mib(peak)}")
+    return {"wall": wall, "peak": peak, "trace": trace}
+
+
+def memory(ns: list[int]) -> None:
+    """The driver's peak RSS of one whole `rayflow run` at each N, on the warm Ray of
+    `rayflow up` (the flow of foreach_scale); each run checked for N DONE `work` tasks."""
+    from rayflow.datastore import FlowDataStore
+
+    folder = scratch_dir("memory-")
+    flow = write_flow(folder, "rayflow_scale_flow.py", "rayflow")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "RAYFLOW_DATASTORE", "RAYFLOW_NO_WARM_RAY")}
+    env["RAYFLOW_HOME"] = scratch_dir("memory-home-")
+    rayflow_bin = os.path.join(os.path.dirname(sys.executable), "rayflow")
+    _warm_ray(env, rayflow_bin)
+    rows = []
+    try:
+        for n in [1000, *ns]:
+            ds = scratch_dir("memory-ds-")
+            got = _rss_run([rayflow_bin, "run", flow, "--n", str(n), "--datastore", ds,
+                            "--quiet"], env, f"rayflow run N={n:,}")
+            fds = FlowDataStore.from_url(ds, "ScaleFlow")
+            (run_id,) = fds.list_run_ids()
+            done = len(fds.done_task_ids(run_id, "work"))
+            shutil.rmtree(ds, ignore_errors=True)
+            if done != n:
+                raise SystemExit(f"rayflow N={n:,}: {done:,} DONE work tasks, not {n:,}")
+            rows.append([f"{n:,}", f"{got['wall']:.1f}", f"{n / got['wall']:,.0f}",
+                         mib(got["peak"]), f"{done:,} DONE", "warm-up" if n == 1000 else ""])
+            log(f"N={n:,} RSS trace (s, MiB): "
+                f"{[(t, round(r / 2**20)) for t, r in got['trace']]}")
+    finally:
+        subprocess.run([rayflow_bin, "down"], env=env, capture_output=True, check=False)
+        shutil.rmtree(folder, ignore_errors=True)
+    table = markdown_table(["N splits", "wall s", "splits/s", "driver peak RSS",
+                            "durable records", ""], rows)
+    print(table)
+    notes = ("One warm Ray (2 CPUs) started by `rayflow up` (private RAYFLOW_HOME); each row "
+             "one whole process `rayflow run flow.py --n N --datastore <fresh folder> --quiet` "
+             "(the flow of foreach_scale: every split a real task with its durable record; "
+             "the join sums N inputs; each run checked for N DONE `work` tasks). Peak RSS: "
+             "the driver process's, sampled every 20 ms.\n\n")
+    write_section("foreach_memory", "foreach_memory: the driver's peak RSS as the foreach "
+                  "widens (issue 32)", notes + table)
 
 
 def _vs_raw_report(ns, reps, rows, figures, statistics) -> None:
