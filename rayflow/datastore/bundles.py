@@ -121,7 +121,7 @@ class TaskBundles:
             for rec in self.read(run_id, step, name):
                 if rec.task_id == task_id and better(rec, best):
                     best = rec
-        return best
+        return whole(best)
 
     def best_all(self, run_id: str, step: str) -> dict[str, TaskRecord]:
         """The best bundled record of every bundled task of a step."""
@@ -290,6 +290,12 @@ class BundledRecord:
 
     def __repr__(self) -> str:
         return repr(self.whole())
+
+
+def whole(rec):
+    """`rec` as a plain TaskRecord (a BundledRecord made whole), for code that copies or
+    changes a record; None stays None."""
+    return rec.whole() if isinstance(rec, BundledRecord) else rec
 
 
 def _same(value):

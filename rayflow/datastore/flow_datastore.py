@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rayflow.datastore.artifact_store import ArtifactStore
-from rayflow.datastore.bundles import BUNDLE_DIR, TaskBundles
+from rayflow.datastore.bundles import BUNDLE_DIR, TaskBundles, whole
 from rayflow.datastore.cas import DATA_DIR, ContentAddressedStore
 from rayflow.datastore.lease import driver_gone
 from rayflow.datastore.records import (
@@ -415,8 +415,8 @@ class FlowDataStore:
         return out
 
     def done_records(self, run_id: str, step: str) -> dict[str, TaskRecord]:
-        """Every finished task of a step with its record (what resume clones from)."""
-        out = {t: rec for t, rec in self.bundles.best_all(run_id, step).items()
+        """Every finished task of a step with its whole record (what resume clones from)."""
+        out = {t: whole(rec) for t, rec in self.bundles.best_all(run_id, step).items()
                if rec.status == "success"}
         for task_id in self._task_dirs(run_id, step):
             try:
