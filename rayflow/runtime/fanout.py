@@ -108,17 +108,19 @@ def summarize(graph, specs, captured, ds=None, run_id: str = "") -> tuple[BatchS
     return summary, segment
 
 
-def join_inputs(batch, summary: BatchSummary, store: tuple) -> tuple:
-    """(payload ref, segment) of a finished batch, as its join's table keeps them: a segment
-    in the datastore by its name (`store`: the datastore's url and the flow's name), and the
-    batch's payload only when the join must read a value from it (one not inline). The batch
-    lets go of both, and its fan-out of the chunks of its items that no split still needs, so
-    Ray frees what the join does not need."""
-    batch.tasks.fan.splits_done(batch.specs.start, summary.count)
+def join_adder(batch, summary: BatchSummary, store: tuple):
+    """What puts a finished batch into its join's table (`scheduler.segment_done`'s `add`):
+    its segment in the datastore by name (`store`: the datastore's url and the flow's name),
+    and the batch's payload only when the join must read a value from it (one not inline).
+    The batch lets go of both, and its fan-out of the chunks of its items that no split still
+    needs, so Ray frees what the join does not need."""
+    fan, start = batch.tasks.fan, batch.specs.start
+    fan.splits_done(start, summary.count)
     segment = (*store, summary.segment) if summary.segment else batch.segment_ref
     payload = batch.payload_ref if summary.needs_payload else None
     batch.payload_ref = batch.segment_ref = None
-    return payload, segment
+    return lambda table: table.add_segment(start, summary.count, fan.step, fan.first_id + start,
+                                           fan.parent.scope, payload, segment)
 
 
 def _write_segment(ds, run_id: str, head, count: int, segment: bytes) -> str | None:

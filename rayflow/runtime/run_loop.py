@@ -45,7 +45,7 @@ from .fanout import (
     STREAMED_BYTES_PER_SPLIT,
     BatchSummary,
     check_width_fits_memory,
-    join_inputs,
+    join_adder,
 )
 from .flowfile import LoadedFlow, display_path, flow_code_hash, graph_of, step_code_hashes
 from .gang import GangRunner
@@ -472,11 +472,8 @@ class RunLoop:
         self.done_count += summary.count
         self.progress.finished(batch.step, summary.count, 0)
         fan = batch.tasks.fan
-        payload, segment = join_inputs(batch, summary, (self.ds.url, self.flow.name))
-        ready = self.scheduler.segment_done(
-            fan.step, fan.stack, fan.num_splits, lambda table: table.add_segment(
-                batch.specs.start, summary.count, fan.step,
-                fan.first_id + batch.specs.start, fan.parent.scope, payload, segment))
+        ready = self.scheduler.segment_done(fan.step, fan.stack, fan.num_splits, join_adder(
+            batch, summary, (self.ds.url, self.flow.name)))
         self._enqueue(ready)
 
     def _own_locs(self, outcome: TaskOutcome, payload_ref) -> dict:
