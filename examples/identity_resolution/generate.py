@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 SHARD_ROWS = 50_000
@@ -146,6 +147,77 @@ def zipf_choice(rng: np.random.Generator, pool_size: int, n: int, offset: float)
     return rng.choice(pool_size, size=n, p=weights / weights.sum())
 
 
+# A population grows by covering more places, and each place brings its own names, towns, zip
+# codes and area codes: that is why a real file of ten million people has far more distinct
+# surnames than one of a million, and why "same surname, same initial, same birth year" stays
+# a small group in both. So people live in regions of REGION_PEOPLE each (a county's worth).
+# A region draws a share of its names from the national lists above (the same everywhere) and
+# the rest from its own vocabulary, synthesized from syllables and fixed by the region's
+# number, whatever the seed. Ten times the records is ten times the regions, and ten times the
+# vocabulary.
+REGION_PEOPLE = 50_000
+NATIONAL_FIRST = 0.6     # share of first names from FIRST_NAMES (shared across the country)
+NATIONAL_LAST = 0.35     # share of surnames from build_surname_pool()
+REGION_FIRST_NAMES = 400
+REGION_SURNAMES = 3_000
+REGION_CITIES = 3
+REGION_ZIPS = 1_000      # 5-digit zips: 90 regions before the range wraps
+ONSETS = words("b br c ch cl d dr f fl g gr h j k kr l m n p pr r s sh st t tr v w z")
+VOWELS = words("a e i o u ai ea oo y ou")
+CODAS = ["", *words("n r l s m th nd rk lt x")]
+FIRST_ENDINGS = words("a o en ia el in ie us ette an")
+SURNAME_ENDINGS = words("son sen ez ov ski ton man berg ley er ing ani elli ova ic ford")
+CITY_SUFFIXES = ("", "ville", " springs", " heights", "port", " falls", " city", "burg")
+
+
+def _syllable(rng: np.random.Generator, n: int) -> np.ndarray:
+    parts = [np.array(x, object)[rng.integers(0, len(x), n)] for x in (ONSETS, VOWELS, CODAS)]
+    return parts[0] + parts[1] + parts[2]
+
+
+def region_vocabulary(region: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first names, surnames) of one region, most common first; the same for every seed."""
+    rng = np.random.default_rng([0x1D, region])
+    first = _syllable(rng, 3 * REGION_FIRST_NAMES) + np.array(FIRST_ENDINGS, object)[
+        rng.integers(0, len(FIRST_ENDINGS), 3 * REGION_FIRST_NAMES)]
+    ends = np.array(SURNAME_ENDINGS, object)[rng.choice(len(SURNAME_ENDINGS), 4, replace=False)]
+    last = _syllable(rng, 3 * REGION_SURNAMES) + np.where(
+        rng.random(3 * REGION_SURNAMES) < 0.5, _syllable(rng, 3 * REGION_SURNAMES), "") + \
+        ends[rng.integers(0, 4, 3 * REGION_SURNAMES)]
+    return _distinct(first)[:REGION_FIRST_NAMES], _distinct(last)[:REGION_SURNAMES]
+
+
+def _distinct(names: np.ndarray) -> np.ndarray:
+    _, first_seen = np.unique(names, return_index=True)
+    return names[np.sort(first_seen)]
+
+
+def region_city(region: int, j: int) -> str:
+    """The j-th town of a region: the real-sounding list first, then its variants."""
+    k = region * REGION_CITIES + j
+    return CITIES[k % len(CITIES)] + CITY_SUFFIXES[(k // len(CITIES)) % len(CITY_SUFFIXES)]
+
+
+def draw_names(rng: np.random.Generator, region: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First name and surname of each person: national or their region's, Zipf-like."""
+    n = len(region)
+    national = list(FIRST_NAMES)
+    first = np.array(national, object)[zipf_choice(rng, len(national), n, 8.0)]
+    surnames = build_surname_pool()
+    last = np.array(surnames, object)[zipf_choice(rng, len(surnames), n, 20.0)]
+    local_first = rng.random(n) >= NATIONAL_FIRST
+    local_last = rng.random(n) >= NATIONAL_LAST
+    pick_first = zipf_choice(rng, REGION_FIRST_NAMES, n, 8.0)
+    pick_last = zipf_choice(rng, REGION_SURNAMES, n, 10.0)
+    for r in np.unique(region):
+        firsts, lasts = region_vocabulary(int(r))
+        here = region == r
+        f, lst = here & local_first, here & local_last
+        first[f] = firsts[pick_first[f] % len(firsts)]
+        last[lst] = lasts[pick_last[lst] % len(lasts)]
+    return first, last
+
+
 @dataclass
 class People:
     """The true attributes of each person (one row per person), before any record noise."""
@@ -158,6 +230,7 @@ class People:
     phone: np.ndarray  # int64, 10 digits
     email: np.ndarray  # object array of unique addresses
     address: Addresses
+    region: np.ndarray  # int64: where the person lives (see REGION_PEOPLE)
 
 
 @dataclass
@@ -168,30 +241,38 @@ class Addresses:
     street: np.ndarray  # index into STREETS
     kind: np.ndarray  # index into STREET_TYPES
     apt: np.ndarray  # 0 = no apartment
-    city: np.ndarray  # index into CITIES
+    city: np.ndarray  # region * REGION_CITIES + the town's number in its region
     zip: np.ndarray
 
     def take(self, idx: np.ndarray) -> Addresses:
         return Addresses(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
 
-def random_addresses(rng: np.random.Generator, n: int) -> Addresses:
-    city = rng.integers(0, len(CITIES), n)
+def random_addresses(rng: np.random.Generator, region: np.ndarray) -> Addresses:
+    """An address in each person's region: one of its towns, one of that town's zips."""
+    n = len(region)
+    town = rng.integers(0, REGION_CITIES, n)
+    per_town = REGION_ZIPS // REGION_CITIES
+    zips = (region * REGION_ZIPS + town * per_town + rng.integers(0, per_town, n)) % 90_000
     return Addresses(
         house=rng.integers(1, 9999, n), street=zipf_choice(rng, len(STREETS), n, 5.0),
         kind=rng.integers(0, len(STREET_TYPES), n),
         apt=np.where(rng.random(n) < 0.25, rng.integers(1, 400, n), 0),
-        city=city, zip=10_000 + city * 1_700 + rng.integers(0, 1_700, n),
+        city=region * REGION_CITIES + town, zip=10_000 + zips,
     )
 
 
-def random_phones(rng: np.random.Generator, n: int) -> np.ndarray:
-    area = AREA_CODES[rng.integers(0, len(AREA_CODES), n)]
-    return area * 10_000_000 + rng.integers(2_000_000, 9_999_999, n)
+def random_phones(rng: np.random.Generator, region: np.ndarray) -> np.ndarray:
+    """Ten digits: one of the region's two area codes (the first regions' are real big-city
+    codes), then seven digits."""
+    k = region * 2 + rng.integers(0, 2, len(region))
+    area = np.where(k < len(AREA_CODES), AREA_CODES[np.minimum(k, len(AREA_CODES) - 1)],
+                    201 + (k * 37) % 790)
+    return area * 10_000_000 + rng.integers(2_000_000, 9_999_999, len(region))
 
 
 def make_emails(rng: np.random.Generator, first, last, year, domain_pick,
-                taken: np.ndarray | None = None) -> np.ndarray:
+                taken: pa.Array | np.ndarray | None = None) -> np.ndarray:
     """Emails built from the name the way people pick them; unique, and none in `taken`."""
     pattern = rng.integers(0, 7, len(first))
     number = rng.integers(1, 999, len(first))
@@ -202,12 +283,13 @@ def make_emails(rng: np.random.Generator, first, last, year, domain_pick,
     ]
     emails = np.array([f"{loc}@{DOMAINS[d]}" for loc, d in zip(locals_, domain_pick)], object)
     # Two people never share a mailbox; suffix the later ones until every address is unique.
-    taken = set() if taken is None else set(taken.tolist())
+    taken = pa.array([], pa.string()) if taken is None else pa.array(taken, pa.string())
     for _ in range(10):
         _, first_seen = np.unique(emails, return_index=True)
         dup = np.ones(len(emails), bool)
         dup[first_seen] = False
-        dup |= np.fromiter((e in taken for e in emails), bool, len(emails))  # isin: O(n*m) here
+        dup |= pc.is_in(pa.array(emails, pa.string()), value_set=taken).to_numpy(
+            zero_copy_only=False)
         if not dup.any():
             break
         for i in np.flatnonzero(dup):
@@ -216,22 +298,27 @@ def make_emails(rng: np.random.Generator, first, last, year, domain_pick,
     return emails
 
 
-def make_people(rng: np.random.Generator, n: int, rates: NoiseRates) -> People:
-    """Draw n people; a share of them live in the household of the person drawn before them."""
-    names = list(FIRST_NAMES)
-    first = np.array(names, object)[zipf_choice(rng, len(names), n, 8.0)]
-    surnames = build_surname_pool()
-    last = np.array(surnames, object)[zipf_choice(rng, len(surnames), n, 20.0)]
-    address, phone = random_addresses(rng, n), random_phones(rng, n)
+def make_people(rng: np.random.Generator, n: int, rates: NoiseRates, region_base: int = 0,
+                taken: pa.Array | None = None) -> People:
+    """Draw n people, REGION_PEOPLE to a region (numbered from region_base); a share of them
+    live in the household of the person drawn before them. No email is one in `taken`."""
+    region = region_base + np.arange(n) * regions_for(n) // max(n, 1)
+    first, last = draw_names(rng, region)
+    address, phone = random_addresses(rng, region), random_phones(rng, region)
     # Household members copy surname, address and phone from the nearest earlier non-member.
     member = rng.random(n) < rates.household
     member[0] = False
     head = np.maximum.accumulate(np.where(member, -1, np.arange(n)))
     last, phone, address = last[head], phone[head], address.take(head)
     year = rng.integers(1940, 2006, n)
-    emails = make_emails(rng, first, last, year, rng.integers(0, len(DOMAINS), n))
+    emails = make_emails(rng, first, last, year, rng.integers(0, len(DOMAINS), n), taken)
     return People(first=first, last=last, year=year, month=rng.integers(1, 13, n),
-                  day=rng.integers(1, 29, n), phone=phone, email=emails, address=address)
+                  day=rng.integers(1, 29, n), phone=phone, email=emails, address=address,
+                  region=region)
+
+
+def regions_for(people: int) -> int:
+    return max(1, round(people / REGION_PEOPLE))
 
 
 def typo(text: str, r: random.Random) -> str:
@@ -275,7 +362,7 @@ def record_names(people: People, who: np.ndarray, rng, rates: NoiseRates):
     nick = np.flatnonzero(rng.random(len(who)) < rates.nickname)
     picks = rng.integers(0, 3, len(nick))
     for i, k in zip(nick, picks):
-        options = FIRST_NAMES[first[i]]
+        options = FIRST_NAMES.get(first[i], ())
         if options:
             first[i] = options[k % len(options)]
     first = with_typos(first, rates.typo_first, rng)
@@ -307,7 +394,7 @@ PHONE_FORMATS = ("({a}) {b}-{c}", "{a}-{b}-{c}", "+1 {a} {b} {c}", "{a}{b}{c}", 
 def record_phones(people: People, who: np.ndarray, rng, rates: NoiseRates) -> np.ndarray:
     phone = people.phone[who].copy()
     changed = rng.random(len(who)) < rates.new_phone
-    phone[changed] = random_phones(rng, int(changed.sum()))
+    phone[changed] = random_phones(rng, people.region[who[changed]])
     style = rng.integers(0, len(PHONE_FORMATS), len(who))
     text = np.array([
         PHONE_FORMATS[s].format(a=p // 10_000_000, b=(p // 10_000) % 1000, c=f"{p % 10_000:04d}")
@@ -324,7 +411,7 @@ def record_addresses(people: People, who: np.ndarray, rng, rates: NoiseRates):
     """Street address, city and zip per record; a mover's record carries the new address."""
     addr = people.address.take(who)
     moved = np.flatnonzero(rng.random(len(who)) < rates.moved)
-    fresh = random_addresses(rng, len(moved))
+    fresh = random_addresses(rng, people.region[who[moved]])  # a move within the region
     for name in addr.__dataclass_fields__:
         getattr(addr, name)[moved] = getattr(fresh, name)
     streets = with_typos(np.array(STREETS, object)[addr.street], rates.typo_street, rng)
@@ -336,7 +423,10 @@ def record_addresses(people: People, who: np.ndarray, rng, rates: NoiseRates):
         for h, s, k, st, a, ap in zip(addr.house.tolist(), streets, addr.kind.tolist(),
                                       style.tolist(), addr.apt.tolist(), apt_style.tolist())]
     line = vary_case(np.array(line, object), rng)
-    city = vary_case(np.array(CITIES, object)[addr.city], rng, p=(0.7, 0.2, 0.1))
+    town, code = np.unique(addr.city, return_inverse=True)
+    names = np.array([region_city(int(t) // REGION_CITIES, int(t) % REGION_CITIES)
+                      for t in town], object)
+    city = vary_case(names[code.reshape(-1)], rng, p=(0.7, 0.2, 0.1))
     plus4 = rng.random(len(who)) < 0.1
     zips = np.array([f"{z:05d}-{e:04d}" if p else f"{z:05d}" for z, p, e in
                      zip(addr.zip.tolist(), plus4.tolist(), rng.integers(0, 9999, len(who)))],
@@ -390,9 +480,17 @@ def assign_records(rng: np.random.Generator, n_records: int) -> np.ndarray:
 
 def generate(records: int, seed: int = 0, rates: NoiseRates = NoiseRates()):
     """Return (records_table, truth_table); truth maps record_id -> entity_id."""
+    table, truth, _ = generate_people(records, seed, rates)
+    return table, truth
+
+
+def generate_people(records: int, seed: int = 0, rates: NoiseRates = NoiseRates(),
+                    region_base: int = 0, taken: pa.Array | None = None):
+    """(records, truth, people): people in regions from region_base on, none of them with an
+    email in `taken` (the addresses of people generated before, elsewhere)."""
     rng = np.random.default_rng(seed)
     who = assign_records(rng, records)
-    people = make_people(rng, int(who.max()) + 1, rates)
+    people = make_people(rng, int(who.max()) + 1, rates, region_base, taken)
     first, last = record_names(people, who, rng, rates)
     email = record_emails(people, who, rng, rates)
     phone = record_phones(people, who, rng, rates)
@@ -404,7 +502,7 @@ def generate(records: int, seed: int = 0, rates: NoiseRates = NoiseRates()):
     table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v, pa.string())
                       for k, v in columns.items()})
     truth = pa.table({"record_id": record_id, "entity_id": pa.array(who.astype(np.int64))})
-    return table, truth
+    return table, truth, people
 
 
 def write_dataset(table: pa.Table, truth: pa.Table, out: str,
@@ -428,19 +526,25 @@ def write_dataset(table: pa.Table, truth: pa.Table, out: str,
 def write_dataset_chunked(records: int, seed: int, out: str, chunk: int = 1_000_000,
                           shard_rows: int = SHARD_ROWS) -> list[str]:
     """`records` records written `chunk` at a time, so a large dataset never sits in memory
-    whole: each chunk is generate(chunk, seed') with its own people (record and entity ids
-    offset to stay unique); the first chunk is exactly generate(chunk, seed)'s."""
+    whole: each chunk is generate(chunk, seed') with its own people in regions of its own
+    (record and entity ids offset to stay unique, emails unique across chunks); the first
+    chunk is exactly generate(chunk, seed)'s."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(out)
     fs.makedirs(root, exist_ok=True)
     for stale in fs.glob(f"{root}/part-*.parquet"):
         fs.rm(stale)
-    paths, writer, n_shard, entity_base = [], None, 0, 0
+    paths, writer, n_shard, entity_base, region_base = [], None, 0, 0, 0
+    taken = []  # every chunk's people's emails: two people never share a mailbox
     with fs.open(f"{root}/truth.parquet", "wb") as fh:
         for c, start in enumerate(range(0, max(records, 1), chunk)):
-            table, truth = generate(min(chunk, records - start), seed if c == 0 else
-                                    seed * 1_000_003 + c)
+            table, truth, people = generate_people(
+                min(chunk, records - start), seed if c == 0 else seed * 1_000_003 + c,
+                region_base=region_base, taken=pa.chunked_array(taken, pa.string()).combine_chunks()
+                if taken else None)
+            region_base = int(people.region.max()) + 1  # each chunk its own places
+            taken.append(pa.array(people.email, pa.string()))
             ids = pa.array(np.arange(start, start + table.num_rows, dtype=np.int64))
             table = table.set_column(0, "record_id", ids)
             entity = truth["entity_id"].to_numpy() + entity_base
