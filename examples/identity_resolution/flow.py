@@ -102,6 +102,30 @@ def read_artifact(pathspec: str, name: str):
 _STEPS: dict = {}
 
 
+def gather_counts(prepared: list[str], setup: cfg.Settings, groups: int):
+    """The run's giant blocks (over max_block rows in all) and term frequencies, merged by
+    `groups` Ray tasks that each take one hash group of every shard's counts: this task
+    holds one shard's counts at a time, and no task all of them. What comes back is small:
+    the giant blocks, and the values two records or more share."""
+    import ray
+
+    merge = ray.remote(num_cpus=1, max_retries=3)(er.gather_group)
+    pieces: list[list] = [[] for _ in range(groups * 3)]
+    for path in prepared:
+        cuts = (er.block_groups(read_artifact(path, "block_counts"), groups),
+                er.tf_groups(read_artifact(path, "tf_counts"), groups),
+                er.truth_groups(read_artifact(path, "truth_counts"), groups))
+        for kind, cut in enumerate(cuts):
+            for g, piece in enumerate(cut):
+                pieces[g * 3 + kind].append(ray.put(piece))
+    found = ray.get([merge.remote(setup.max_block, setup.link_type, len(prepared),
+                                  *pieces[g * 3], *pieces[g * 3 + 1], *pieces[g * 3 + 2])
+                     for g in range(groups)])
+    giant = np.sort(np.concatenate([np.zeros(0, np.uint64), *(f[0] for f in found)]))
+    return (giant, er.tf_finish([f[1] for f in found], setup), sum(f[2] for f in found),
+            sum(f[3] for f in found))
+
+
 class IdentityResolutionFlow(FlowSpec):
     """Block, compare, learn, score and cluster records as a settings file says."""
 
@@ -196,15 +220,12 @@ class IdentityResolutionFlow(FlowSpec):
         self.merge_artifacts(inputs, include=["started", "generate_seconds",
                                               "n_partitions", "cut", "truth_url", "inputs"])
         setup = self.setup
-        self.tf = er.term_frequencies([inp.tf_counts for inp in inputs], setup)
-        self.giant = er.giant_blocks([inp.block_counts for inp in inputs], setup.max_block)
-        self.sample = pa.concat_tables([inp.sample for inp in inputs])
-        self.true_pairs = er.true_pair_count([inp.truth_counts for inp in inputs],
-                                             setup.link_type)
-        self.truth_pairs = er.true_pair_count([inp.truth_counts for inp in inputs], "dedupe",
-                                              by_entity=True)
-        self.prepared = [inp.task_path for inp in inputs]
         self.records_in = sum(inp.records_in for inp in inputs)
+        self.giant, self.tf, self.true_pairs, self.truth_pairs = gather_counts(
+            [inp.task_path for inp in inputs], setup,
+            er.block_group_count(self.records_in * len(setup.blocking)))
+        self.sample = pa.concat_tables([inp.sample for inp in inputs])
+        self.prepared = [inp.task_path for inp in inputs]
         per_source = [0] * len(self.inputs)
         for inp in inputs:
             per_source[inp.source] += inp.records_in

@@ -208,6 +208,8 @@ def rule_keys(norm: dict, settings: Settings, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # The map side: one shard
 
+GROUP_ROWS = 2_000_000  # (record, rule) rows whose block counts one giant-block task merges
+
 
 @dataclass
 class PreparedShard:
@@ -271,13 +273,7 @@ def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
             vc = pc.value_counts(pc.drop_null(norm[comp.column]))
             tf_counts[comp.column] = pa.table({"value": vc.field("values"),
                                                "count": pc.cast(vc.field("counts"), pa.int64())})
-    bc = pc.value_counts(pa.array(block))
-    block_counts = pa.table({"block": bc.field("values"),
-                             "count": pc.cast(bc.field("counts"), pa.int64())})
-    # A block is giant when its rows over every shard exceed max_block, so it has more than
-    # max_block / n_shards rows in one shard at least: the others need not travel.
-    floor = -(-(settings.max_block + 1) // max(n_shards, 1))
-    block_counts = block_counts.filter(pc.greater_equal(block_counts["count"], floor))
+    block_counts = count_blocks(block)
     rng = np.random.default_rng([seed, shard])
     take = np.sort(rng.choice(n, size=min(n, sample_size), replace=False)) if n else []
     sample = narrow.drop_columns([ID]).take(pa.array(np.asarray(take, np.int64)))
@@ -322,24 +318,105 @@ def merge_counts(tables: list, key: str) -> pa.Table:
 
 
 def term_frequencies(shard_counts: list[dict], settings: Settings) -> dict:
-    """column -> table(value, tf): the share of the column's non-null values that are value."""
+    """column -> table(value, tf): the share of the column's non-null values that are value,
+    for the values two records or more share (only those can agree exactly in a pair)."""
+    return tf_finish([tf_merge(shard_counts)], settings)
+
+
+def tf_merge(shard_counts: list[dict]) -> dict:
+    """column -> (table(value, count) of the values seen twice or more, count of all
+    values): the shards' counts of one group of values, or of all."""
     out = {}
-    for comp in settings.comparisons:
-        if not comp.term_frequency:
-            continue
-        merged = merge_counts([c[comp.column].rename_columns(["value", "count"])
-                               for c in shard_counts if comp.column in c], "value")
-        total = max(int(pc.sum(merged["count"]).as_py() or 0), 1)
-        out[comp.column] = pa.table({"value": merged["value"],
-                                     "tf": pc.divide(pc.cast(merged["count"], pa.float64()),
-                                                     total)})
+    for column in sorted({c for counts in shard_counts for c in counts}):
+        merged = merge_counts([c[column].rename_columns(["value", "count"])
+                               for c in shard_counts if column in c], "value")
+        total = int(pc.sum(merged["count"]).as_py() or 0)
+        out[column] = (merged.filter(pc.greater_equal(merged["count"], 2)), total)
     return out
 
 
+def tf_finish(merged: list[dict], settings: Settings) -> dict:
+    """The term-frequency tables from tf_merge's groups."""
+    out = {}
+    for comp in settings.comparisons:
+        parts = [m[comp.column] for m in merged if comp.column in m]
+        if not comp.term_frequency or not parts:
+            continue
+        total = max(sum(t for _, t in parts), 1)
+        counts = pa.concat_tables([t for t, _ in parts])
+        out[comp.column] = pa.table({"value": counts["value"], "tf": pc.divide(
+            pc.cast(counts["count"], pa.float64()), total)})
+    return out
+
+
+def tf_groups(tf_counts: dict, groups: int) -> list[dict]:
+    """A shard's term-frequency counts cut by the hash of the value into `groups`."""
+    out: list[dict] = [{} for _ in range(groups)]
+    for column, table in tf_counts.items():
+        g = _hash_values(_chunk(table.column(0))) % np.uint64(groups)
+        order = np.argsort(g, kind="stable")
+        bounds = np.searchsorted(g[order], np.arange(groups + 1, dtype=np.uint64))
+        for q, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+            out[q][column] = table.take(pa.array(order[lo:hi]))
+    return out
+
+
+def count_blocks(block: np.ndarray) -> pa.Table:
+    """(block, count) of one shard's rows: every block however small, since a block may
+    have one row in each of many shards."""
+    values, counts = np.unique(block, return_counts=True)
+    return pa.table({"block": values, "count": counts.astype(np.int32)})
+
+
+def block_groups(counts: pa.Table, groups: int) -> list[pa.Table]:
+    """A shard's block counts cut by block % groups: group g of every shard holds all the
+    counts of its blocks, so each group finds its giant blocks alone (giant_blocks)."""
+    block = counts["block"].to_numpy()
+    g = block % np.uint64(groups)
+    order = np.argsort(g, kind="stable")
+    bounds = np.searchsorted(g[order], np.arange(groups + 1, dtype=np.uint64))
+    return [counts.take(pa.array(order[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
 def giant_blocks(block_counts: list, max_block: int) -> np.ndarray:
-    merged = merge_counts(block_counts, "block")
-    big = merged.filter(pc.greater(merged["count"], max_block))
-    return np.sort(big["block"].to_numpy().astype(np.uint64))
+    """The blocks with more than max_block rows over all the counts given (one group's, or
+    all), sorted."""
+    tables = [t for t in block_counts if t is not None and t.num_rows]
+    if not tables:
+        return np.zeros(0, np.uint64)
+    block = np.concatenate([t["block"].to_numpy() for t in tables])
+    count = np.concatenate([t["count"].to_numpy() for t in tables]).astype(np.int64)
+    values, where = np.unique(block, return_inverse=True)
+    total = np.bincount(where.reshape(-1), weights=count, minlength=len(values))
+    return values[total > max_block].astype(np.uint64)
+
+
+def gather_group(max_block: int, link_type: str, shards: int, *pieces) -> tuple:
+    """One group's giant blocks, term-frequency counts and true pair counts (the link
+    type's, and every pair of one entity's records), from its pieces of every shard's
+    block counts, tf counts and truth counts (`shards` pieces of each): a Ray task."""
+    blocks, tfs, truth = pieces[:shards], pieces[shards:2 * shards], pieces[2 * shards:]
+    return (giant_blocks(list(blocks), max_block), tf_merge(list(tfs)),
+            true_pair_count(list(truth), link_type),
+            true_pair_count(list(truth), "dedupe", by_entity=True))
+
+
+def truth_groups(truth_counts: pa.Table | None, groups: int) -> list:
+    """A shard's truth counts cut by the hash of the entity (code // 256), so that all of
+    an entity's counts meet in one group."""
+    if truth_counts is None:
+        return [None] * groups
+    entity = truth_counts["code"].to_numpy() // 256
+    g = alg.mix64(entity.astype(np.int64).view(np.uint64)) % np.uint64(groups)
+    order = np.argsort(g, kind="stable")
+    bounds = np.searchsorted(g[order], np.arange(groups + 1, dtype=np.uint64))
+    return [truth_counts.take(pa.array(order[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def block_group_count(rows: int) -> int:
+    """Groups the giant-block count is cut into: one per GROUP_ROWS (record, rule) rows, so
+    that each merges about the same number of counts whatever the data's size."""
+    return max(1, -(-rows // GROUP_ROWS))
 
 
 def true_pair_count(truth_counts: list, link_type: str, by_entity: bool = False) -> int:

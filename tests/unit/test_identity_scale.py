@@ -283,3 +283,53 @@ def test_candidates_are_the_pairs_the_rules_describe(link_type, max_block):
     else:
         assert cut > 0, "the test needs pairs the windows leave out"
         assert len(want) - len(got) == cut
+
+
+def test_giant_blocks_by_group_equal_the_whole_merge_and_hold_one_group_each():
+    """The gather step finds giant blocks in groups (block hash mod G), each merging only its
+    group's counts of every shard: the same blocks as one merge of all counts, including a
+    block with a single row in each of max_block + 1 shards, which no shard sees as big."""
+    max_block, shards = 20, 30
+    rng = np.random.default_rng(3)
+    spread = np.uint64(2**40 + 7)  # one row in every shard: 30 rows in all, giant
+    counts = []
+    for _ in range(shards):
+        blocks = rng.integers(1, 2**62, 4000, dtype=np.int64).view(np.uint64)
+        hot = np.full(int(rng.integers(0, 3)), np.uint64(99))  # 0-2 rows a shard, ~30 in all
+        counts.append(er.count_blocks(np.concatenate([blocks, blocks[:50], hot, [spread]])))
+    whole = er.giant_blocks(counts, max_block)
+    assert spread in whole and np.uint64(99) in whole
+    for groups in (1, 3, 7):
+        pieces = [er.block_groups(c, groups) for c in counts]
+        per_group = [er.giant_blocks([p[g] for p in pieces], max_block) for g in range(groups)]
+        assert np.array_equal(np.sort(np.concatenate(per_group)), whole)
+        held = [sum(p[g].num_rows for p in pieces) for g in range(groups)]
+        assert max(held) < 1.2 * sum(c.num_rows for c in counts) / groups
+    assert er.block_group_count(10 * er.GROUP_ROWS) == 10
+
+
+def test_gather_by_groups_gives_the_whole_merge():
+    """Giant blocks, term frequencies and true pair counts merged group by group (the gather
+    step's Ray tasks) equal the ones merged from every shard at once."""
+    settings = link_settings(max_block=4, link_type="dedupe")
+    table, truth = generate.generate(4000, seed=6)
+    shards = [er.prepare_shard(table.slice(i, 1000), settings, 0, i // 1000, 3, 100, truth,
+                               0, 4) for i in range(0, 4000, 1000)]
+    whole_tf = er.term_frequencies([sh.tf_counts for sh in shards], settings)
+    whole_giant = er.giant_blocks([sh.block_counts for sh in shards], settings.max_block)
+    truths = [sh.truth_counts for sh in shards]
+    assert len(whole_giant)
+    for groups in (1, 5):
+        cut = [(er.block_groups(sh.block_counts, groups), er.tf_groups(sh.tf_counts, groups),
+                er.truth_groups(sh.truth_counts, groups)) for sh in shards]
+        found = [er.gather_group(settings.max_block, "dedupe", len(shards),
+                                 *[c[0][g] for c in cut], *[c[1][g] for c in cut],
+                                 *[c[2][g] for c in cut]) for g in range(groups)]
+        assert np.array_equal(np.sort(np.concatenate([f[0] for f in found])), whole_giant)
+        assert sum(f[2] for f in found) == er.true_pair_count(truths, "dedupe")
+        assert sum(f[3] for f in found) == er.true_pair_count(truths, "dedupe", by_entity=True)
+        tf = er.tf_finish([f[1] for f in found], settings)
+        for column, expected in whole_tf.items():
+            got = tf[column].sort_by("value")
+            assert got.equals(expected.sort_by("value"))
+            assert pc.min(got["tf"]).as_py() * 2 <= pc.max(got["tf"]).as_py()
