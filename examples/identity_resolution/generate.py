@@ -519,7 +519,8 @@ def write_dataset(table: pa.Table, truth: pa.Table, out: str,
         path = f"{root}/part-{i:05d}.parquet"
         pq.write_table(table.slice(start, shard_rows), path, filesystem=fs)
         paths.append(path)
-    pq.write_table(truth, f"{root}/truth.parquet", filesystem=fs)
+    # Row groups of a shard's size: a reader that wants one shard's ids skips the others.
+    pq.write_table(truth, f"{root}/truth.parquet", filesystem=fs, row_group_size=shard_rows)
     return paths
 
 
@@ -556,7 +557,7 @@ def write_dataset_chunked(records: int, seed: int, out: str, chunk: int = 1_000_
                 paths.append(path)
                 n_shard += 1
             writer = writer or pq.ParquetWriter(fh, truth.schema)
-            writer.write_table(truth)
+            writer.write_table(truth, row_group_size=shard_rows)
         if writer is not None:
             writer.close()
     return paths

@@ -333,3 +333,20 @@ def test_gather_by_groups_gives_the_whole_merge():
             got = tf[column].sort_by("value")
             assert got.equals(expected.sort_by("value"))
             assert pc.min(got["tf"]).as_py() * 2 <= pc.max(got["tf"]).as_py()
+
+
+def test_a_shards_truth_is_read_by_range_and_ids(tmp_path):
+    """A shard's task reads the truth rows of its ids: the scan's range lets it skip the
+    other row groups of a large truth, and still finds ids of any order and type."""
+    from examples.identity_resolution.flow import _read_truth
+
+    path = str(tmp_path / "truth.parquet")
+    ids = np.arange(10_000, dtype=np.int64)
+    pq.write_table(pa.table({"record_id": ids, "entity_id": ids // 3}), path,
+                   row_group_size=1000)
+    wanted = pa.array([4200, 4001, 4999, 77, 123456], pa.int64())
+    got = _read_truth(path, wanted).sort_by("record_id")
+    assert got["record_id"].to_pylist() == [77, 4001, 4200, 4999]
+    assert got["entity_id"].to_pylist() == [25, 1333, 1400, 1666]
+    assert _read_truth(path, pa.array(["5", "9999"])).num_rows == 2  # text ids, int truth
+    assert _read_truth(path, pa.nulls(3, pa.int64())).num_rows == 0
