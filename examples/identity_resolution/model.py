@@ -208,7 +208,7 @@ def rule_keys(norm: dict, settings: Settings, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # The map side: one shard
 
-GROUP_ROWS = 2_000_000  # (record, rule) rows whose block counts one giant-block task merges
+GROUP_ROWS = 1_500_000  # (record, rule) rows whose block counts one giant-block task merges
 
 
 @dataclass
@@ -416,7 +416,7 @@ def truth_groups(truth_counts: pa.Table | None, groups: int) -> list:
 def block_group_count(rows: int) -> int:
     """Groups the giant-block count is cut into: one per GROUP_ROWS (record, rule) rows, so
     that each merges about the same number of counts whatever the data's size."""
-    return max(1, -(-rows // GROUP_ROWS))
+    return max(1, round(rows / GROUP_ROWS))
 
 
 def true_pair_count(truth_counts: list, link_type: str, by_entity: bool = False) -> int:

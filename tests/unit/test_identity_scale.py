@@ -305,7 +305,8 @@ def test_giant_blocks_by_group_equal_the_whole_merge_and_hold_one_group_each():
         assert np.array_equal(np.sort(np.concatenate(per_group)), whole)
         held = [sum(p[g].num_rows for p in pieces) for g in range(groups)]
         assert max(held) < 1.2 * sum(c.num_rows for c in counts) / groups
-    assert er.block_group_count(10 * er.GROUP_ROWS) == 10
+    rows = er.GROUP_ROWS
+    assert er.block_group_count(10 * rows) == 10 == er.block_group_count(10.4 * rows)
 
 
 def test_gather_by_groups_gives_the_whole_merge():
