@@ -577,14 +577,20 @@ class Columns:
         self._codes = {}
 
     def codes(self, column: str, transform=None, tag: str = ""):
+        """(code of each row, -1 for null; the distinct values). A transform runs on the
+        column's distinct values, not on its rows, which repeat (a row a record and rule)."""
         key = (column, tag)
         if key not in self._codes:
-            col = _chunk(self.table[column])
-            if transform is not None:
-                col = transform(col)
-            enc = pc.dictionary_encode(col)
-            self._codes[key] = (pc.fill_null(enc.indices, -1).to_numpy(
-                zero_copy_only=False).astype(np.int64), enc.dictionary)
+            if transform is None:
+                enc = pc.dictionary_encode(_chunk(self.table[column]))
+                self._codes[key] = (pc.fill_null(enc.indices, -1).to_numpy(
+                    zero_copy_only=False).astype(np.int64), enc.dictionary)
+            else:
+                base, words = self.codes(column)
+                enc = pc.dictionary_encode(transform(words))
+                remap = np.append(pc.fill_null(enc.indices, -1).to_numpy(
+                    zero_copy_only=False).astype(np.int64), -1)
+                self._codes[key] = (remap[base], enc.dictionary)  # base -1 -> remap[-1]
         return self._codes[key]
 
     def ints(self, column: str, fill: int = -1) -> np.ndarray:
