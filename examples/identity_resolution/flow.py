@@ -16,7 +16,8 @@ people records (generate.py) and uses settings_files/people.yaml.
   partition its block hashes to: one artifact per partition (part_<p>), so a compare task
   reads only its own partition's pieces.
 - gather: the global tables, all small: term frequencies, the giant blocks, a random sample of
-  records for u, the truth's pair count. No records pass through it.
+  records for u, the truth's pair count. No records pass through it, and the counts behind
+  the tables are merged by Ray tasks over hash groups of their keys (gather_counts).
 - compare: the partition's candidate pairs and their comparison vectors; the counts of each
   distinct vector (what EM needs), and u counts from random pairs of the sample.
 - train: u from the random pairs, m and the share of matches by EM over the counted vectors of

@@ -229,3 +229,24 @@ def test_flow_graph_lints():
                                              "cluster", "end"]
     assert graph["start"].type == graph["split_compare"].type == "split-foreach"
     assert graph["gather"].type == graph["train"].type == graph["cluster"].type == "join"
+
+
+def test_generated_vocabulary_grows_with_the_population():
+    """Ten times the people live in ten times the regions, with ten times the surnames and
+    towns, so a block of surname and zip stays about the same size (fixed name pools made
+    every block grow 10x, and 10M records 237M candidate pairs)."""
+    rng = np.random.default_rng(1)
+
+    def people(n):
+        region = np.arange(n) * G.regions_for(n) // n
+        first, last = G.draw_names(rng, region)
+        zips = G.random_addresses(rng, region).zip
+        _, per_block = np.unique(np.stack([np.unique(last, return_inverse=True)[1].ravel(),
+                                           zips]), axis=1, return_counts=True)
+        return len(set(last)), per_block.max(), float((per_block ** 2).sum() / n)
+
+    small, big = people(50_000), people(500_000)
+    assert big[0] > 6 * small[0]              # distinct surnames
+    assert big[2] < 1.5 * small[2]            # the block a person is in, on average
+    assert G.region_vocabulary(7)[1][:5].tolist() == G.region_vocabulary(7)[1][:5].tolist()
+    assert G.region_city(0, 0) != G.region_city(40, 0)
