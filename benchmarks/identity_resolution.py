@@ -198,8 +198,9 @@ def run_cli(data: str, settings: str, out_dir: str, truth: str = "",
             shutil.rmtree(ray_tmp, ignore_errors=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        log(f"`rayflow run` exited {proc.returncode}: "
-            f"{(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        # The failing task's step and message come a few lines before the last one.
+        tail = "\n    ".join(proc.stderr.strip().splitlines()[-8:]) or "?"
+        log(f"`rayflow run` exited {proc.returncode} after {wall:.0f} s:\n    {tail}")
         return None
     with open(os.path.join(out_dir, "metrics.json")) as fh:
         m = json.load(fh)
