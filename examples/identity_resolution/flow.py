@@ -13,8 +13,8 @@ people records (generate.py) and uses settings_files/people.yaml.
           -> train -> split_score -> score (foreach partition) -> cluster -> end
 
 - prepare: normalizes one shard, and puts one row per (record, blocking rule) into the
-  partition its block hashes to: one artifact per partition (part_<p>), so a compare task
-  reads only its own partition's pieces.
+  partition its block hashes to: one Arrow IPC file per task, its batches by partition
+  (shuffle.py), so a compare task reads only its own partition's batches.
 - gather: the global tables, all small: term frequencies, the giant blocks, a random sample of
   records for u, the truth's pair count. No records pass through it, and the counts behind
   the tables are merged by Ray tasks over hash groups of their keys (gather_counts).
@@ -27,7 +27,7 @@ people records (generate.py) and uses settings_files/people.yaml.
   hash partitions of the ids (components.py), streamed into clusters.parquet: no task holds
   more than one partition.
 - end: streams pairs.parquet one score task's pairs at a time; writes model.json and
-  metrics.json, with a card.
+  metrics.json, with a card; removes the shuffle's files.
 """
 
 import json
@@ -49,11 +49,13 @@ try:  # imported from the repository root (tests, benchmarks)
     from examples.identity_resolution import generate as dataset
     from examples.identity_resolution import model as er
     from examples.identity_resolution import settings as cfg
+    from examples.identity_resolution import shuffle as sh
 except ImportError:  # loaded by rayflow with this folder on sys.path (a cluster ships only it)
     import components as cc
     import generate as dataset
     import model as er
     import settings as cfg
+    import shuffle as sh
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEOPLE_SETTINGS = os.path.join(HERE, "settings_files", "people.yaml")
@@ -203,8 +205,10 @@ class IdentityResolutionFlow(FlowSpec):
         prepared = er.prepare_shard(table, self.setup, shard["source"], shard["index"],
                                     self.n_partitions, self.sample_per_shard, truth, self.seed,
                                     len(self.shards), shard["drop"], self.id_type)
-        for p, piece in enumerate(prepared.pieces):
-            setattr(self, f"part_{p}", piece)
+        # One file a task, its batches by partition (shuffle.py): not one artifact a piece.
+        self.shuffle = sh.write_pieces(
+            prepared.pieces, f"{sh.shuffle_folder(self.output, current.run_id)}/"
+                             f"shard-{shard['index']:05d}.arrow")
         self.ids = prepared.ids
         self.tf_counts = prepared.tf_counts
         self.block_counts = prepared.block_counts
@@ -227,6 +231,7 @@ class IdentityResolutionFlow(FlowSpec):
             er.block_group_count(self.records_in * len(setup.blocking)))
         self.sample = pa.concat_tables([inp.sample for inp in inputs])
         self.prepared = [inp.task_path for inp in inputs]
+        self.shuffles = [inp.shuffle for inp in inputs]
         per_source = [0] * len(self.inputs)
         for inp in inputs:
             per_source[inp.source] += inp.records_in
@@ -243,8 +248,7 @@ class IdentityResolutionFlow(FlowSpec):
     def compare(self):
         """Candidate pairs of one partition and their comparison vectors."""
         p = self.input
-        pieces = [read_artifact(path, f"part_{p}") for path in self.prepared]
-        part = pa.concat_tables(pieces)
+        part = sh.read_partition(self.shuffles, p)
         result = er.compare_partition(part, self.giant, self.setup, self.tf, self.sample,
                                       self.setup.u_sample_pairs // self.n_partitions,
                                       (self.seed, p))
@@ -370,6 +374,7 @@ class IdentityResolutionFlow(FlowSpec):
             for path in self.score_tasks:
                 sink.write(named_sources(read_artifact(path, "kept"), setup.source_names))
         self.model_url = er.save_model(self.trained, f"{out}/model.json")
+        sh.remove(self.output, current.run_id)
         seconds = time.time() - self.started
         counts = self.cluster_counts
         records = counts["records"]

@@ -213,7 +213,7 @@ GROUP_ROWS = 1_500_000  # (record, rule) rows whose block counts one giant-block
 
 @dataclass
 class PreparedShard:
-    pieces: list          # one Arrow table per partition
+    pieces: list          # one Arrow table per partition (slices of one table)
     ids: pa.Table         # __rid, __source, id (the input's own ids), __truth
     tf_counts: dict       # column -> table(value, count)
     block_counts: pa.Table  # block, count (every rule's blocks)
@@ -257,15 +257,16 @@ def prepare_shard(table: pa.Table, settings: Settings, source: int, shard: int,
     order = np.argsort(part_of, kind="stable")
     bounds = np.searchsorted(part_of[order], np.arange(partitions + 1, dtype=np.uint64))
     row, rule, block = row[order], rule[order].astype(np.int8), block[order]
-    pieces = []
-    for p in range(partitions):
-        cut = slice(bounds[p], bounds[p + 1])
-        piece = narrow.take(pa.array(row[cut]))
-        piece = piece.append_column(BLOCK, pa.array(block[cut]))
-        piece = piece.append_column(RULE, pa.array(rule[cut]))
-        for r in range(len(settings.blocking)):  # every rule's key: dedupe and training
-            piece = piece.append_column(f"__key_{r}", pa.array(keys[row[cut], r]))
-        pieces.append(piece)
+    # One take of every row in partition order, then a slice a partition: the work does not
+    # grow with the number of partitions. (The flow writes the slices to Parquet, which
+    # writes a slice's rows only; nothing pickles them.)
+    ordered = narrow.take(pa.array(row))
+    ordered = ordered.append_column(BLOCK, pa.array(block))
+    ordered = ordered.append_column(RULE, pa.array(rule))
+    for r in range(len(settings.blocking)):  # every rule's key: dedupe and training
+        ordered = ordered.append_column(f"__key_{r}", pa.array(keys[row, r]))
+    ordered = ordered.combine_chunks()
+    pieces = [ordered.slice(bounds[p], bounds[p + 1] - bounds[p]) for p in range(partitions)]
     ids = pa.table({RID: cols[RID], SOURCE: cols[SOURCE], "id": own_id, TRUTH: cols[TRUTH]})
     tf_counts = {}
     for comp in settings.comparisons:

@@ -75,10 +75,13 @@ def test_identity_resolution_flow(run_flow, datastore, records_dir, tmp_path, st
     # A pair's weight is the prior plus its fields' weights (no group cap reached here).
     model = json.loads(open(f"{output}/model.json").read())
     assert model["format"] == "rayflow-identity-model/1" and len(model["m"]) == 7
-    # The shuffle kept partitions apart: 3 shards x 4 partition pieces, 4 compare tasks.
+    # The shuffle kept partitions apart: 3 shards, each one file of its 4 partitions' batches
+    # (not 4 artifacts), 4 compare tasks; the end step removed the files.
     assert len(list(run["prepare"])) == 3 and len(list(run["compare"])) == 4
     prepare = next(iter(run["prepare"]))
-    assert {"part_0", "part_3"} <= {a.id for a in prepare}
+    assert not any(a.id.startswith("part_") for a in prepare)
+    assert len(prepare["shuffle"].data["batches"]) == 4
+    assert not os.path.exists(os.path.join(output, ".shuffle", run.id))
 
 
 def test_link_a_csv_with_a_saved_model(run_flow, datastore, records_dir, tmp_path,
