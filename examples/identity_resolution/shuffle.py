@@ -71,3 +71,6 @@ def remove(output: str, run_id: str) -> None:
     fs, path = fsspec.core.url_to_fs(shuffle_folder(output, run_id))
     if fs.exists(path):
         fs.rm(path, recursive=True)
+    parent = path.rsplit("/", 1)[0]
+    if isinstance(fs, LocalFileSystem) and fs.isdir(parent) and not fs.ls(parent):
+        fs.rmdir(parent)  # the last run's: leave the output as the run wrote it

@@ -50,3 +50,5 @@ def test_remove_deletes_only_this_runs_files(tmp_path):
     sh.remove(out, "7")
     sh.remove(out, "9")  # nothing there: no error
     assert sorted(os.listdir(os.path.join(out, ".shuffle"))) == ["8"]
+    sh.remove(out, "8")
+    assert not os.path.exists(os.path.join(out, ".shuffle"))
