@@ -374,7 +374,7 @@ class IdentityResolutionFlow(FlowSpec):
             for path in self.score_tasks:
                 sink.write(named_sources(read_artifact(path, "kept"), setup.source_names))
         self.model_url = er.save_model(self.trained, f"{out}/model.json")
-        sh.remove(self.output, current.run_id)
+        sh.remove([read_artifact(path, "shuffle") for path in self.prepared])
         seconds = time.time() - self.started
         counts = self.cluster_counts
         records = counts["records"]

@@ -52,10 +52,7 @@ def read_partition(shuffles: list[dict], p: int) -> pa.Table:
         if not count and schema is not None:
             continue
         fs, path = fsspec.core.url_to_fs(written["url"])
-        if isinstance(fs, LocalFileSystem):
-            source = pa.memory_map(path, "r")
-        else:
-            source = fs.open(path, "rb")
+        source = _open(fs, path, written["url"])
         with source:
             reader = pa.ipc.open_file(source)
             schema = reader.schema
@@ -66,11 +63,29 @@ def read_partition(shuffles: list[dict], p: int) -> pa.Table:
     return pa.Table.from_batches(got, schema)
 
 
-def remove(output: str, run_id: str) -> None:
-    """Remove this run's shuffle files (nothing reads them after compare)."""
-    fs, path = fsspec.core.url_to_fs(shuffle_folder(output, run_id))
-    if fs.exists(path):
-        fs.rm(path, recursive=True)
-    parent = path.rsplit("/", 1)[0]
-    if isinstance(fs, LocalFileSystem) and fs.isdir(parent) and not fs.ls(parent):
-        fs.rmdir(parent)  # the last run's: leave the output as the run wrote it
+def _open(fs, path: str, url: str):
+    try:
+        if isinstance(fs, LocalFileSystem):
+            return pa.memory_map(path, "r")
+        return fs.open(path, "rb")
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"The shuffle file {url}, written by a prepare task, is gone: a run's end step "
+            "removes the shuffle files it read. Resume from 'prepare' (rayflow resume "
+            "prepare ...) to write them again.") from None
+
+
+def remove(shuffles: list[dict]) -> None:
+    """Remove the shuffle files this run read (its own, or those of the run it resumed and
+    cloned prepare from), then their folders once empty: nothing reads them after compare."""
+    folders = {}
+    for written in shuffles:
+        fs, path = fsspec.core.url_to_fs(written["url"])
+        if fs.exists(path):
+            fs.rm(path)
+        folders[path.rsplit("/", 1)[0]] = fs
+    for folder, fs in folders.items():
+        parent = folder.rsplit("/", 1)[0]  # .shuffle: the last run's goes too
+        for path in (folder, parent):
+            if isinstance(fs, LocalFileSystem) and fs.isdir(path) and not fs.ls(path):
+                fs.rmdir(path)

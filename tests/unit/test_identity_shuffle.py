@@ -42,13 +42,26 @@ def test_each_partition_reads_back_the_pieces_of_every_shard_exactly(tmp_path):
     assert sh.read_partition(empty, 0).num_rows == 0
 
 
-def test_remove_deletes_only_this_runs_files(tmp_path):
+def test_remove_deletes_only_the_files_read_and_their_folders_once_empty(tmp_path):
     out = str(tmp_path / "out")
     piece = pa.table({"a": [1, 2]})
-    for run in ("7", "8"):
-        sh.write_pieces([piece], f"{sh.shuffle_folder(out, run)}/shard-00000.arrow")
-    sh.remove(out, "7")
-    sh.remove(out, "9")  # nothing there: no error
+    written = {run: sh.write_pieces([piece], f"{sh.shuffle_folder(out, run)}/shard-00000.arrow")
+               for run in ("7", "8")}
+    sh.remove([written["7"]])
+    sh.remove([written["7"]])  # already gone: no error
     assert sorted(os.listdir(os.path.join(out, ".shuffle"))) == ["8"]
-    sh.remove(out, "8")
+    sh.remove([written["8"]])
     assert not os.path.exists(os.path.join(out, ".shuffle"))
+
+
+def test_a_removed_shuffle_file_is_one_message_naming_it_and_what_to_do(tmp_path):
+    out = str(tmp_path / "out")
+    written = sh.write_pieces([pa.table({"a": [1]})], f"{sh.shuffle_folder(out, '5')}/s.arrow")
+    sh.remove([written])
+    try:
+        sh.read_partition([written], 0)
+    except FileNotFoundError as exc:
+        assert written["url"] in str(exc) and "Resume from 'prepare'" in str(exc)
+        assert exc.__cause__ is None and exc.__suppress_context__
+    else:
+        raise AssertionError("reading a removed shuffle file did not fail")
