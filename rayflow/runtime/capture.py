@@ -23,6 +23,7 @@ import time
 import weakref
 
 from ..datastore.logs import encode_timed_log
+from .console import ConsoleHold
 
 TRUNCATED = "[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]\n"
 
@@ -33,19 +34,24 @@ class Tee(io.TextIOBase):
     stream like the real one, with an `encoding` and a binary `buffer`."""
 
     def __init__(self, real, prefix: str, sink=None, limit: int | None = None):
+        self._buffer = None
+        self.fdcap: FdCapture | None = None  # the batch's fd-level capture, read first
+        self.fd_index = 0  # which of its fds is this stream's (0: fd 1, 1: fd 2)
+        self.rearm(real, prefix, sink, limit, None)
+
+    def rearm(self, real, prefix: str, sink, limit: int | None, hold) -> None:
+        """Start a task's log afresh in this Tee: a batch's tasks reuse one pair of Tees
+        (`captured_output.rearm`), each task's lines kept, prefixed and held as its own."""
         self.real = real
         self.prefix = prefix
         self._sink = sink  # also gets every piece of text, as it is written
         self._lines: list[list] = []   # [time, text] per line, the last one maybe unfinished
         self._at_line_start = True
-        self._buffer = None
-        self.fdcap: FdCapture | None = None  # the batch's fd-level capture, read first
-        self.fd_index = 0  # which of its fds is this stream's (0: fd 1, 1: fd 2)
         # run --max-log-size: the log keeps this many characters, then says it stopped (the
         # console still gets every line), as Metaflow's runtime truncates a task's log.
         self._room = limit
         self._unprinted = 0  # lines kept in the log only (log_only), not on the console
-        self.hold = None  # the task's ConsoleHold (console.py): the console copy waits there
+        self.hold = hold  # the task's ConsoleHold (console.py): the console copy waits there
 
     @property
     def buffer(self) -> "TeeBuffer":
@@ -172,26 +178,38 @@ class TeeBuffer(io.RawIOBase):
 class captured_output:
     """sys.stdout and sys.stderr as `Tee`s for the block (a class, not a generator: it runs
     twice for every task of a 100,000-split foreach); with `fdcap`, the fd-level output of the
-    block goes to the same Tees."""
+    block goes to the same Tees. A batch's tasks use one, `rearm`ed for each: its two Tees
+    are made once and started afresh per task (prefix, log, --max-log-size room, console
+    hold), so a split does not pay for making them."""
 
     def __init__(self, prefix: str, sink=None, fdcap: FdCapture | None = None,
                  limit: int | None = None, hold: bool = False):
-        self.prefix, self.sink, self.fdcap, self.limit = prefix, sink, fdcap, limit
-        self.hold = None
-        if hold:  # the console copy waits in a ConsoleHold (console.py) for the task's end
-            from .console import ConsoleHold
+        self.fdcap, self.limit = fdcap, limit
+        self.tees: tuple | None = None
+        self.rearm(prefix, sink, hold)
 
-            self.hold = ConsoleHold()
+    def rearm(self, prefix: str, sink=None, hold: bool = False) -> captured_output:
+        """The same capture for the next task: its prefix, its sink and (with `hold`) its
+        own ConsoleHold, in which its console copy waits for the task's end."""
+        self.prefix, self.sink = prefix, sink
+        self.hold = ConsoleHold() if hold else None
+        return self
 
     def __enter__(self):
         sink, cap, limit = self.sink, self.fdcap, self.limit
         self.old = sys.stdout, sys.stderr
         real = cap.console if cap is not None else self.old
-        out = Tee(real[0], self.prefix, sink and (lambda text: sink("stdout", text)), limit)
-        err = Tee(real[1], self.prefix, sink and (lambda text: sink("stderr", text)), limit)
-        err.fd_index = 1
-        out.hold = err.hold = self.hold
-        sys.stdout, sys.stderr = self.tees = out, err
+        out_sink = sink and (lambda text: sink("stdout", text))
+        err_sink = sink and (lambda text: sink("stderr", text))
+        if self.tees is None:
+            out = Tee(real[0], self.prefix, out_sink, limit)
+            err = Tee(real[1], self.prefix, err_sink, limit)
+            err.fd_index = 1
+            self.tees = out, err
+        out, err = self.tees
+        out.rearm(real[0], self.prefix, out_sink, limit, self.hold)
+        err.rearm(real[1], self.prefix, err_sink, limit, self.hold)
+        sys.stdout, sys.stderr = out, err
         if cap is not None:
             cap.attach(out, err)
         return out, err

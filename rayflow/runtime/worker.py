@@ -31,7 +31,7 @@ from ..decorators import StepDecorators, parse_with_spec
 from ..user_decorators.process import mutated_class
 from .artifacts import ArtifactLoader
 from .batching import SplitSpecs, starts_early
-from .capture import FdCapture
+from .capture import FdCapture, captured_output
 from .crash import BatchSpool, StepCrashed
 from .errors import TaskError
 from .fanout import summarize
@@ -220,11 +220,13 @@ def _run_tasks(ctx: RunContext, wf, specs: list[TaskSpec], loader, ds, node: str
     """Run the batch's tasks one after the other, each from the process state a fresh process
     would give it (Metaflow runs each task in its own process)."""
     iso = TaskIsolation(wf.module, wf.baseline)
+    # One stdout/stderr capture for the batch, re-armed per task (each keeps its own log).
+    output = captured_output("", None, fdcap, ctx.max_log_bytes)
     captured = []
     for spec in specs:
         iso.before_task()
         try:
-            captured.append(run_task(ctx, wf, spec, loader, ds, node, spool, fdcap))
+            captured.append(run_task(ctx, wf, spec, loader, ds, node, spool, fdcap, output))
         finally:
             iso.after_task()
     return captured

@@ -90,7 +90,7 @@ class CapturedTask:
 
 
 def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLoader, ds,
-             node: str, spool=None, fdcap=None) -> CapturedTask:
+             node: str, spool=None, fdcap=None, output=None) -> CapturedTask:
     gnode = wf.graph[spec.step]
     decos = wf.decorators[spec.step]
     flow = wf.cls.__new__(wf.cls)
@@ -112,7 +112,7 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     if spool is not None:
         spool.task_started(spec.task_id)
     sink = (lambda stream, text: spool.line(stream, spec.task_id, text)) if spool else None
-    console = captured_output(task_prefix(ctx, spec), sink, fdcap, ctx.max_log_bytes, hold=True)
+    console = _task_output(ctx, spec, sink, fdcap, output)
     with gang_env, console as (out, err):
         current._set(tctx)
         reader_ns = _client_namespace(ctx.namespace)
@@ -149,6 +149,15 @@ def run_task(ctx: RunContext, wf: WorkerFlow, spec: TaskSpec, loader: ArtifactLo
     outcome.finished_at = time.time()
     outcome.worker, outcome.peak_rss = process_id(), peak_rss()
     return cap
+
+
+def _task_output(ctx: RunContext, spec: TaskSpec, sink, fdcap, output) -> captured_output:
+    """The task's stdout/stderr capture: `output`, the batch's, re-armed for this task, or
+    one made for it alone (a task run on its own: spin)."""
+    prefix = task_prefix(ctx, spec)
+    if output is not None:
+        return output.rearm(prefix, sink, hold=True)
+    return captured_output(prefix, sink, fdcap, ctx.max_log_bytes, hold=True)
 
 
 def task_prefix(ctx: RunContext, spec: TaskSpec) -> str:

@@ -3,7 +3,9 @@ for (a system call, a thread, a type check) still gives the same result. No Ray.
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import threading
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from rayflow.datastore.artifact_store import ArtifactStore
 from rayflow.datastore.cas import blob_hash
 from rayflow.datastore.serializers import serialize
-from rayflow.runtime import crash
+from rayflow.runtime import console, crash
 from rayflow.runtime.capture import FdCapture, captured_output
 from rayflow.runtime.crash import BatchSpool
 from rayflow.runtime.process_stats import process_id
@@ -92,3 +94,35 @@ def test_a_forked_child_reports_its_own_pid():
     child = int(os.read(read, 64))
     os.waitpid(pid, 0)
     assert child == pid != os.getpid()
+
+
+def test_a_batch_reuses_one_capture_and_each_task_keeps_its_own_log():
+    """One pair of Tees serves a batch's tasks (made once, re-armed per task): each task's log,
+    prefix, --max-log-size room, console hold and fd-level output stay its own."""
+    sunk, logs, tees = [], [], None
+    with FdCapture() as cap:
+        output = captured_output("", None, cap, limit=20)
+        for task in ("1", "2"):
+            def sink(stream, text, task=task):
+                sunk.append((task, stream, text))
+
+            with output.rearm(f"[r/s/{task}] ", sink, hold=True) as (out, err):
+                print(f"task {task}")
+                print("x" * 40)  # past the room the log has left: the log stops here
+                print(f"err {task}", file=sys.stderr)
+                os.write(1, f"fd {task}\n".encode())
+            tees = tees or (out, err)
+            assert (out, err) == tees  # the same Tees, not a new pair per task
+            shown = io.StringIO(), io.StringIO()
+            console.show(output.hold.take(), *shown)
+            logs.append((out.getvalue(), err.getvalue(), shown[0].getvalue(),
+                         shown[1].getvalue()))
+    for task, (log_out, log_err, shown_out, shown_err) in zip(("1", "2"), logs):
+        # each task had the whole --max-log-size room, and only its own lines
+        assert log_out == f"task {task}\n[TRUNCATED - MAXIMUM LOG FILE SIZE REACHED]\n"
+        assert log_err == f"err {task}\n"
+        p = f"[r/s/{task}] "
+        assert shown_out == f"{p}task {task}\n{p}{'x' * 40}\n{p}fd {task}\n"
+        assert shown_err == f"{p}err {task}\n"
+    assert {(t, s) for t, s, _ in sunk} == {("1", "stdout"), ("1", "stderr"),
+                                            ("2", "stdout"), ("2", "stderr")}
